@@ -1,0 +1,582 @@
+//! The genesis document's types and the validated, indexed view of it (`Network`).
+//!
+//! A `GenesisDocument` is plain data as read from JSON. A `Network` exists only after
+//! every structural rule below held, and answers the questions verification and block
+//! validation ask (which department owns this key, may it issue this type, does this
+//! region recognise licences of that type from that region) in O(1).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Hash32, KeyId, PublicKey};
+use crate::ids::{DepartmentId, LicenceType, RegionCode};
+
+/// Upper bounds on a genesis document, so a hostile file cannot exhaust memory.
+pub const REGIONS_MAX: usize = 64;
+pub const DEPARTMENTS_MAX: usize = 4096;
+pub const LICENCE_TYPES_MAX: usize = 512;
+pub const HOLDER_FIELDS_MAX: usize = 16;
+pub const NAME_CHARS_MAX: usize = 128;
+pub const GENESIS_JSON_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub code: RegionCode,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceTypeDef {
+    pub code: LicenceType,
+    /// Chinese name, e.g. 机动车驾驶证.
+    pub name: String,
+    /// English name, e.g. Motor vehicle driving licence.
+    pub name_en: String,
+    /// Holder fields every credential of this type must carry (e.g. name, id_number).
+    pub holder_fields: Vec<String>,
+    /// The longest validity period an issuer may grant, in days.
+    pub validity_days_max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    pub id: DepartmentId,
+    pub name: String,
+    pub region: RegionCode,
+    /// Licence types this department may issue.
+    pub grants: Vec<LicenceType>,
+    pub issuer_key: PublicKey,
+    /// The libp2p peer id of the department's node (base58), checked by the node layer.
+    pub node_peer_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observer {
+    pub name: String,
+    pub region: RegionCode,
+    pub node_peer_id: String,
+}
+
+/// One recognition rule: verifiers in `region` accept `licence_type` issued in any of
+/// `from` (`"*"` for every region). A region always recognises its own licences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognitionRule {
+    pub region: RegionCode,
+    pub licence_type: LicenceType,
+    pub from: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Governance {
+    /// How many departments must sign a governance record (future use; validated now).
+    pub quorum: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisDocument {
+    pub network: String,
+    /// Unix seconds at which the network was founded.
+    pub created_at: i64,
+    pub regions: Vec<Region>,
+    pub licence_types: Vec<LicenceTypeDef>,
+    pub departments: Vec<Department>,
+    #[serde(default)]
+    pub observers: Vec<Observer>,
+    pub recognition: Vec<RecognitionRule>,
+    pub governance: Governance,
+}
+
+impl GenesisDocument {
+    /// Canonical bytes: compact JSON of the typed document. Field order is the struct's
+    /// declaration order and lists keep the template's order, so the same document always
+    /// gives the same bytes and hash.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a genesis document always serialises to JSON")
+    }
+
+    pub fn hash(&self) -> Hash32 {
+        Hash32::digest_parts(&[b"huren/genesis/v1\n", &self.canonical_bytes()])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("network name must be 1-{NAME_CHARS_MAX} characters")]
+    NetworkName,
+    #[error("{what}: {count} entries, at most {max} allowed")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("{what} {name:?} is empty or longer than {NAME_CHARS_MAX} characters")]
+    BadName { what: &'static str, name: String },
+    #[error("region {0} is defined twice")]
+    DuplicateRegion(RegionCode),
+    #[error("licence type {0} is defined twice")]
+    DuplicateLicenceType(LicenceType),
+    #[error("department {0} is defined twice")]
+    DuplicateDepartment(DepartmentId),
+    #[error("department {department} is in region {region}, which is not defined in regions")]
+    UnknownRegion {
+        department: String,
+        region: RegionCode,
+    },
+    #[error("department {department} is granted licence type {licence_type}, which is not defined in licence_types")]
+    UndefinedGrant {
+        department: DepartmentId,
+        licence_type: LicenceType,
+    },
+    #[error("licence type {licence_type}: holder field {field:?} must be 1-32 characters of a-z, 0-9 and '_'")]
+    BadHolderField {
+        licence_type: LicenceType,
+        field: String,
+    },
+    #[error("licence type {0}: validity_days_max must be between 1 and 36500")]
+    BadValidity(LicenceType),
+    #[error("departments {0} and {1} use issuer keys with the same key id; generate a new key for one of them")]
+    DuplicateKey(DepartmentId, DepartmentId),
+    #[error("peer id {0} is named by two nodes in genesis")]
+    DuplicatePeer(String),
+    #[error("recognition rule for region {region} and type {licence_type}: {problem}")]
+    BadRecognition {
+        region: RegionCode,
+        licence_type: LicenceType,
+        problem: String,
+    },
+    #[error("governance quorum {quorum} must be between 1 and the number of departments ({departments})")]
+    BadQuorum { quorum: u32, departments: usize },
+}
+
+fn is_field_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= NAME_CHARS_MAX
+}
+
+/// Which issuing regions a verifying region accepts for one licence type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionSet {
+    All,
+    Only(HashSet<RegionCode>),
+}
+
+/// A validated, indexed genesis document.
+#[derive(Debug, Clone)]
+pub struct Network {
+    doc: GenesisDocument,
+    hash: Hash32,
+    departments: HashMap<DepartmentId, usize>,
+    keys: HashMap<KeyId, usize>,
+    types: HashMap<LicenceType, usize>,
+    regions: HashMap<RegionCode, usize>,
+    recognition: HashMap<(RegionCode, LicenceType), RegionSet>,
+}
+
+/// Where a recognition decision came from, so verdicts can name the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recognition {
+    SameRegion,
+    Rule { from_all: bool },
+    NotRecognised,
+}
+
+impl Network {
+    pub fn from_document(doc: GenesisDocument) -> Result<Self, GenesisError> {
+        if !name_ok(&doc.network) {
+            return Err(GenesisError::NetworkName);
+        }
+        let limit = |what, count, max| {
+            if count > max {
+                Err(GenesisError::TooMany { what, count, max })
+            } else {
+                Ok(())
+            }
+        };
+        limit("regions", doc.regions.len(), REGIONS_MAX)?;
+        limit("departments", doc.departments.len(), DEPARTMENTS_MAX)?;
+        limit("licence_types", doc.licence_types.len(), LICENCE_TYPES_MAX)?;
+        limit("observers", doc.observers.len(), DEPARTMENTS_MAX)?;
+        limit(
+            "recognition",
+            doc.recognition.len(),
+            REGIONS_MAX * LICENCE_TYPES_MAX,
+        )?;
+
+        let mut regions = HashMap::new();
+        for (i, r) in doc.regions.iter().enumerate() {
+            if !name_ok(&r.name) {
+                return Err(GenesisError::BadName {
+                    what: "region",
+                    name: r.name.clone(),
+                });
+            }
+            if regions.insert(r.code.clone(), i).is_some() {
+                return Err(GenesisError::DuplicateRegion(r.code.clone()));
+            }
+        }
+        let mut types = HashMap::new();
+        for (i, t) in doc.licence_types.iter().enumerate() {
+            for name in [&t.name, &t.name_en] {
+                if !name_ok(name) {
+                    return Err(GenesisError::BadName {
+                        what: "licence type",
+                        name: name.clone(),
+                    });
+                }
+            }
+            limit("holder_fields", t.holder_fields.len(), HOLDER_FIELDS_MAX)?;
+            if let Some(f) = t.holder_fields.iter().find(|f| !is_field_name(f)) {
+                return Err(GenesisError::BadHolderField {
+                    licence_type: t.code.clone(),
+                    field: f.clone(),
+                });
+            }
+            if !(1..=36500).contains(&t.validity_days_max) {
+                return Err(GenesisError::BadValidity(t.code.clone()));
+            }
+            if types.insert(t.code.clone(), i).is_some() {
+                return Err(GenesisError::DuplicateLicenceType(t.code.clone()));
+            }
+        }
+        let mut departments = HashMap::new();
+        let mut keys: HashMap<KeyId, usize> = HashMap::new();
+        let mut peers = HashSet::new();
+        for (i, d) in doc.departments.iter().enumerate() {
+            if !name_ok(&d.name) {
+                return Err(GenesisError::BadName {
+                    what: "department",
+                    name: d.name.clone(),
+                });
+            }
+            if !regions.contains_key(&d.region) {
+                return Err(GenesisError::UnknownRegion {
+                    department: d.id.to_string(),
+                    region: d.region.clone(),
+                });
+            }
+            if let Some(t) = d.grants.iter().find(|t| !types.contains_key(*t)) {
+                return Err(GenesisError::UndefinedGrant {
+                    department: d.id.clone(),
+                    licence_type: t.clone(),
+                });
+            }
+            if departments.insert(d.id.clone(), i).is_some() {
+                return Err(GenesisError::DuplicateDepartment(d.id.clone()));
+            }
+            if let Some(j) = keys.insert(d.issuer_key.key_id(), i) {
+                return Err(GenesisError::DuplicateKey(
+                    doc.departments[j].id.clone(),
+                    d.id.clone(),
+                ));
+            }
+            if !peers.insert(d.node_peer_id.clone()) {
+                return Err(GenesisError::DuplicatePeer(d.node_peer_id.clone()));
+            }
+        }
+        for o in &doc.observers {
+            if !regions.contains_key(&o.region) {
+                return Err(GenesisError::UnknownRegion {
+                    department: format!("observer {}", o.name),
+                    region: o.region.clone(),
+                });
+            }
+            if !peers.insert(o.node_peer_id.clone()) {
+                return Err(GenesisError::DuplicatePeer(o.node_peer_id.clone()));
+            }
+        }
+        let mut recognition = HashMap::new();
+        for rule in &doc.recognition {
+            let bad = |problem: String| GenesisError::BadRecognition {
+                region: rule.region.clone(),
+                licence_type: rule.licence_type.clone(),
+                problem,
+            };
+            if !regions.contains_key(&rule.region) {
+                return Err(bad("the verifying region is not defined".into()));
+            }
+            if !types.contains_key(&rule.licence_type) {
+                return Err(bad("the licence type is not defined".into()));
+            }
+            let set = if rule.from.iter().any(|f| f == "*") {
+                RegionSet::All
+            } else {
+                let mut only = HashSet::new();
+                for f in &rule.from {
+                    let code = RegionCode::parse(f).map_err(|e| bad(e.to_string()))?;
+                    if !regions.contains_key(&code) {
+                        return Err(bad(format!("issuing region {code} is not defined")));
+                    }
+                    only.insert(code);
+                }
+                RegionSet::Only(only)
+            };
+            if recognition
+                .insert((rule.region.clone(), rule.licence_type.clone()), set)
+                .is_some()
+            {
+                return Err(bad("the rule is given twice".into()));
+            }
+        }
+        let n = doc.departments.len();
+        if doc.governance.quorum == 0 || doc.governance.quorum as usize > n.max(1) {
+            return Err(GenesisError::BadQuorum {
+                quorum: doc.governance.quorum,
+                departments: n,
+            });
+        }
+        let hash = doc.hash();
+        Ok(Self {
+            doc,
+            hash,
+            departments,
+            keys,
+            types,
+            regions,
+            recognition,
+        })
+    }
+
+    pub fn document(&self) -> &GenesisDocument {
+        &self.doc
+    }
+
+    pub fn hash(&self) -> Hash32 {
+        self.hash
+    }
+
+    pub fn department(&self, id: &DepartmentId) -> Option<&Department> {
+        self.departments.get(id).map(|&i| &self.doc.departments[i])
+    }
+
+    pub fn department_by_key(&self, kid: &KeyId) -> Option<&Department> {
+        self.keys.get(kid).map(|&i| &self.doc.departments[i])
+    }
+
+    pub fn departments(&self) -> &[Department] {
+        &self.doc.departments
+    }
+
+    pub fn licence_type(&self, t: &LicenceType) -> Option<&LicenceTypeDef> {
+        self.types.get(t).map(|&i| &self.doc.licence_types[i])
+    }
+
+    pub fn region(&self, code: &RegionCode) -> Option<&Region> {
+        self.regions.get(code).map(|&i| &self.doc.regions[i])
+    }
+
+    pub fn is_granted(&self, dept: &DepartmentId, t: &LicenceType) -> bool {
+        self.department(dept).is_some_and(|d| d.grants.contains(t))
+    }
+
+    /// Does a verifier in `verifier` recognise a licence of type `t` issued in `issuer`?
+    pub fn recognition(
+        &self,
+        verifier: &RegionCode,
+        t: &LicenceType,
+        issuer: &RegionCode,
+    ) -> Recognition {
+        if verifier == issuer {
+            return Recognition::SameRegion;
+        }
+        match self.recognition.get(&(verifier.clone(), t.clone())) {
+            Some(RegionSet::All) => Recognition::Rule { from_all: true },
+            Some(RegionSet::Only(set)) if set.contains(issuer) => {
+                Recognition::Rule { from_all: false }
+            }
+            _ => Recognition::NotRecognised,
+        }
+    }
+
+    /// Every peer id genesis names (departments' nodes and observers), with what it is.
+    pub fn peers(&self) -> BTreeMap<String, PeerRole> {
+        let mut out = BTreeMap::new();
+        for d in &self.doc.departments {
+            out.insert(d.node_peer_id.clone(), PeerRole::Department(d.id.clone()));
+        }
+        for o in &self.doc.observers {
+            out.insert(o.node_peer_id.clone(), PeerRole::Observer(o.name.clone()));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerRole {
+    Department(DepartmentId),
+    Observer(String),
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+
+    /// A small network for tests: two regions, three departments, two types.
+    pub(crate) fn sample() -> (GenesisDocument, Vec<(DepartmentId, SecretKey)>) {
+        let r = |s: &str| RegionCode::parse(s).expect("region");
+        let t = |s: &str| LicenceType::parse(s).expect("type");
+        let mut keys = Vec::new();
+        let mut dept = |id: &str, region: &str, grants: &[&str], seed: u8| {
+            let key = SecretKey::from_seed(&[seed; 32]);
+            let id = DepartmentId::parse(id).expect("dept");
+            keys.push((id.clone(), key.clone()));
+            Department {
+                id,
+                name: format!("dept {seed}"),
+                region: r(region),
+                grants: grants.iter().map(|g| t(g)).collect(),
+                issuer_key: key.public(),
+                node_peer_id: format!("peer-{seed}"),
+            }
+        };
+        let departments = vec![
+            dept("gd.transport", "440000", &["mvdl"], 1),
+            dept("gd.market", "440000", &["food"], 2),
+            dept("sh.transport", "310000", &["mvdl"], 3),
+        ];
+        let doc = GenesisDocument {
+            network: "test".into(),
+            created_at: 1_700_000_000,
+            regions: vec![
+                Region {
+                    code: r("440000"),
+                    name: "广东省".into(),
+                },
+                Region {
+                    code: r("310000"),
+                    name: "上海市".into(),
+                },
+            ],
+            licence_types: vec![
+                LicenceTypeDef {
+                    code: t("mvdl"),
+                    name: "机动车驾驶证".into(),
+                    name_en: "Motor vehicle driving licence".into(),
+                    holder_fields: vec!["name".into(), "id_number".into(), "class".into()],
+                    validity_days_max: 3660,
+                },
+                LicenceTypeDef {
+                    code: t("food"),
+                    name: "食品经营许可证".into(),
+                    name_en: "Food business licence".into(),
+                    holder_fields: vec!["entity".into()],
+                    validity_days_max: 1830,
+                },
+            ],
+            departments,
+            observers: vec![],
+            recognition: vec![RecognitionRule {
+                region: r("310000"),
+                licence_type: t("mvdl"),
+                from: vec!["*".into()],
+            }],
+            governance: Governance { quorum: 2 },
+        };
+        (doc, keys)
+    }
+
+    #[test]
+    fn sample_is_valid_and_indexed() {
+        let (doc, keys) = sample();
+        let net = Network::from_document(doc).expect("valid");
+        let gd = &keys[0].0;
+        assert!(net.is_granted(gd, &LicenceType::parse("mvdl").expect("t")));
+        assert!(!net.is_granted(gd, &LicenceType::parse("food").expect("t")));
+        assert_eq!(
+            net.department_by_key(&keys[1].1.public().key_id())
+                .map(|d| &d.id),
+            Some(&keys[1].0)
+        );
+        let (sh, gdr) = (
+            RegionCode::parse("310000").expect("r"),
+            RegionCode::parse("440000").expect("r"),
+        );
+        let mvdl = LicenceType::parse("mvdl").expect("t");
+        let food = LicenceType::parse("food").expect("t");
+        assert_eq!(
+            net.recognition(&sh, &mvdl, &gdr),
+            Recognition::Rule { from_all: true }
+        );
+        assert_eq!(
+            net.recognition(&sh, &food, &gdr),
+            Recognition::NotRecognised
+        );
+        assert_eq!(net.recognition(&gdr, &food, &gdr), Recognition::SameRegion);
+    }
+
+    fn check(mutate: impl FnOnce(&mut GenesisDocument), expected: &str) {
+        let (mut doc, _) = sample();
+        mutate(&mut doc);
+        let err = Network::from_document(doc).expect_err("must be refused");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} does not contain {expected}"
+        );
+    }
+
+    #[test]
+    fn structural_rules() {
+        check(|d| d.regions.push(d.regions[0].clone()), "defined twice");
+        check(
+            |d| d.departments.push(d.departments[0].clone()),
+            "defined twice",
+        );
+        check(
+            |d| d.departments[0].region = RegionCode::parse("110000").expect("r"),
+            "not defined in regions",
+        );
+        check(
+            |d| {
+                d.departments[0]
+                    .grants
+                    .push(LicenceType::parse("nope").expect("t"))
+            },
+            "not defined in licence_types",
+        );
+        check(
+            |d| d.departments[1].issuer_key = d.departments[0].issuer_key,
+            "same key id",
+        );
+        check(
+            |d| d.departments[1].node_peer_id = d.departments[0].node_peer_id.clone(),
+            "named by two nodes",
+        );
+        check(|d| d.governance.quorum = 0, "quorum");
+        check(|d| d.governance.quorum = 9, "quorum");
+        check(
+            |d| d.licence_types[0].holder_fields.push("Bad Field".into()),
+            "holder field",
+        );
+        check(|d| d.licence_types[0].validity_days_max = 0, "validity");
+        check(
+            |d| d.recognition[0].from = vec!["999999".into()],
+            "not defined",
+        );
+        check(|d| d.recognition.push(d.recognition[0].clone()), "twice");
+        check(|d| d.network = String::new(), "network name");
+    }
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let (doc, _) = sample();
+        let h = doc.hash();
+        assert_eq!(h, doc.clone().hash());
+        let mut other = doc;
+        other.network.push('x');
+        assert_ne!(h, other.hash());
+    }
+}

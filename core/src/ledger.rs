@@ -1,0 +1,654 @@
+//! Ledger types and their canonical encoding.
+//!
+//! Every record and block has exactly one byte encoding: deterministic CBOR (RFC 8949
+//! §4.2.1) built only from arrays, unsigned/negative integers in shortest form, text and
+//! byte strings of definite length. No maps appear, so key ordering never arises. The
+//! decoder re-encodes what it parsed and refuses input that is not byte-identical, so a
+//! block has one hash however it travelled. docs/credential-format.md spells this out.
+//!
+//! ```text
+//! record   = [0, licence_id, valid_from, valid_until, commitment(32), officer]   ; issue
+//!          / [1, licence_id, suspend_reason, officer]                            ; suspend
+//!          / [2, licence_id, officer]                                            ; reinstate
+//!          / [3, licence_id, revoke_reason, officer]                             ; revoke
+//! header   = ["huren-block/1", genesis(32), department, height, prev(32), time_ms, [record…]]
+//! block    = [header, signature(64)]
+//! hash     = SHA-256(cbor(header))         signature = Ed25519(issuer key, hash)
+//! ```
+
+use std::fmt;
+
+use ciborium::value::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Hash32, PublicKey, SecretKey, Signature};
+use crate::ids::{DepartmentId, LicenceId};
+
+/// Protocol upper bound on records in one block; nodes may configure a lower one.
+pub const BLOCK_RECORDS_MAX: usize = 8192;
+/// Protocol upper bound on an encoded block.
+pub const BLOCK_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub const OFFICER_CHARS_MAX: usize = 64;
+const BLOCK_TAG: &str = "huren-block/1";
+
+/// A department officer's staff code: who acted, without personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OfficerId(String);
+
+impl OfficerId {
+    pub fn parse(s: &str) -> Result<Self, CodecError> {
+        let ok = (1..=OFFICER_CHARS_MAX).contains(&s.len())
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(CodecError::Field(
+                "officer id: 1-64 characters of a-z, 0-9, '.', '_', '-'",
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OfficerId {
+    type Error = CodecError;
+    fn try_from(s: String) -> Result<Self, CodecError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<OfficerId> for String {
+    fn from(o: OfficerId) -> String {
+        o.0
+    }
+}
+
+impl fmt::Display for OfficerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a licence was suspended (暂扣). A code, not free text: the ledger carries no
+/// personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuspendReason {
+    /// Administrative penalty (行政处罚暂扣).
+    Penalty,
+    /// Under investigation (调查中).
+    Investigation,
+    /// Other, documented in the department's own files.
+    Other,
+}
+
+/// Why a licence was revoked. Revocation is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    /// 撤销: the licence should not have been granted.
+    Withdrawn,
+    /// 注销: cancelled (holder's request, death, entity dissolved, expiry of need).
+    Cancelled,
+    /// 吊销: revoked as a penalty.
+    Penalty,
+}
+
+impl SuspendReason {
+    fn code(self) -> u64 {
+        match self {
+            Self::Penalty => 0,
+            Self::Investigation => 1,
+            Self::Other => 2,
+        }
+    }
+    fn from_code(c: u64) -> Option<Self> {
+        [Self::Penalty, Self::Investigation, Self::Other]
+            .into_iter()
+            .find(|r| r.code() == c)
+    }
+}
+
+impl RevokeReason {
+    fn code(self) -> u64 {
+        match self {
+            Self::Withdrawn => 0,
+            Self::Cancelled => 1,
+            Self::Penalty => 2,
+        }
+    }
+    fn from_code(c: u64) -> Option<Self> {
+        [Self::Withdrawn, Self::Cancelled, Self::Penalty]
+            .into_iter()
+            .find(|r| r.code() == c)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Withdrawn => "撤销",
+            Self::Cancelled => "注销",
+            Self::Penalty => "吊销",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub licence_id: LicenceId,
+    /// Unix seconds, as in the credential's `nbf` and `exp`.
+    pub valid_from: i64,
+    pub valid_until: i64,
+    /// SHA-256 of the credential's COSE bytes.
+    pub commitment: Hash32,
+    pub officer: OfficerId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Issue(Issue),
+    Suspend {
+        licence_id: LicenceId,
+        reason: SuspendReason,
+        officer: OfficerId,
+    },
+    Reinstate {
+        licence_id: LicenceId,
+        officer: OfficerId,
+    },
+    Revoke {
+        licence_id: LicenceId,
+        reason: RevokeReason,
+        officer: OfficerId,
+    },
+}
+
+impl Record {
+    pub fn licence_id(&self) -> &LicenceId {
+        match self {
+            Record::Issue(i) => &i.licence_id,
+            Record::Suspend { licence_id, .. }
+            | Record::Reinstate { licence_id, .. }
+            | Record::Revoke { licence_id, .. } => licence_id,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Issue(_) => "issue",
+            Record::Suspend { .. } => "suspend",
+            Record::Reinstate { .. } => "reinstate",
+            Record::Revoke { .. } => "revoke",
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        let text = |s: String| Value::Text(s);
+        let uint = |n: u64| Value::Integer(n.into());
+        match self {
+            Record::Issue(i) => Value::Array(vec![
+                uint(0),
+                text(i.licence_id.to_string()),
+                Value::Integer(i.valid_from.into()),
+                Value::Integer(i.valid_until.into()),
+                Value::Bytes(i.commitment.0.to_vec()),
+                text(i.officer.to_string()),
+            ]),
+            Record::Suspend {
+                licence_id,
+                reason,
+                officer,
+            } => Value::Array(vec![
+                uint(1),
+                text(licence_id.to_string()),
+                uint(reason.code()),
+                text(officer.to_string()),
+            ]),
+            Record::Reinstate {
+                licence_id,
+                officer,
+            } => Value::Array(vec![
+                uint(2),
+                text(licence_id.to_string()),
+                text(officer.to_string()),
+            ]),
+            Record::Revoke {
+                licence_id,
+                reason,
+                officer,
+            } => Value::Array(vec![
+                uint(3),
+                text(licence_id.to_string()),
+                uint(reason.code()),
+                text(officer.to_string()),
+            ]),
+        }
+    }
+
+    fn from_value(v: Value) -> Result<Self, CodecError> {
+        let mut items = array(v, "record")?.into_iter();
+        let mut next = || items.next().ok_or(CodecError::Shape("record is too short"));
+        let kind = uint(next()?, "record kind")?;
+        let licence_id = LicenceId::parse(&text(next()?, "licence id")?)
+            .map_err(|_| CodecError::Field("licence id"))?;
+        let record = match kind {
+            0 => {
+                let valid_from = int(next()?, "valid_from")?;
+                let valid_until = int(next()?, "valid_until")?;
+                let commitment = Hash32(bytes_n(next()?, "commitment")?);
+                let officer = OfficerId::parse(&text(next()?, "officer")?)?;
+                Record::Issue(Issue {
+                    licence_id,
+                    valid_from,
+                    valid_until,
+                    commitment,
+                    officer,
+                })
+            }
+            1 => Record::Suspend {
+                licence_id,
+                reason: SuspendReason::from_code(uint(next()?, "suspend reason")?)
+                    .ok_or(CodecError::Field("suspend reason"))?,
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            2 => Record::Reinstate {
+                licence_id,
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            3 => Record::Revoke {
+                licence_id,
+                reason: RevokeReason::from_code(uint(next()?, "revoke reason")?)
+                    .ok_or(CodecError::Field("revoke reason"))?,
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            _ => return Err(CodecError::Field("record kind")),
+        };
+        if next().is_ok() {
+            return Err(CodecError::Shape("record is too long"));
+        }
+        Ok(record)
+    }
+}
+
+/// A block's signed content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// The network this block belongs to: a block cannot be replayed into another network.
+    pub genesis: Hash32,
+    pub department: DepartmentId,
+    /// 1 for a department's first block.
+    pub height: u64,
+    /// The previous block's hash, or the genesis hash for height 1.
+    pub prev: Hash32,
+    /// Unix milliseconds when the block was cut.
+    pub time_ms: u64,
+    pub records: Vec<Record>,
+}
+
+impl BlockHeader {
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            Value::Text(BLOCK_TAG.into()),
+            Value::Bytes(self.genesis.0.to_vec()),
+            Value::Text(self.department.to_string()),
+            Value::Integer(self.height.into()),
+            Value::Bytes(self.prev.0.to_vec()),
+            Value::Integer(self.time_ms.into()),
+            Value::Array(self.records.iter().map(Record::to_value).collect()),
+        ])
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        to_bytes(&self.to_value())
+    }
+
+    pub fn hash(&self) -> Hash32 {
+        Hash32::digest(&self.encode())
+    }
+
+    /// Signs the header with the department's issuer key.
+    pub fn sign(self, key: &SecretKey) -> Block {
+        let hash = self.hash();
+        let signature = key.sign(&signing_message(&hash));
+        Block {
+            header: self,
+            signature,
+            hash,
+        }
+    }
+}
+
+fn signing_message(hash: &Hash32) -> [u8; 48] {
+    let mut m = [0u8; 48];
+    m[..16].copy_from_slice(b"huren/block/v1\0\0");
+    m[16..].copy_from_slice(&hash.0);
+    m
+}
+
+/// A signed block. The hash is computed once, at construction or decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub header: BlockHeader,
+    pub signature: Signature,
+    hash: Hash32,
+}
+
+impl Block {
+    pub fn hash(&self) -> Hash32 {
+        self.hash
+    }
+
+    pub fn department(&self) -> &DepartmentId {
+        &self.header.department
+    }
+
+    pub fn height(&self) -> u64 {
+        self.header.height
+    }
+
+    pub fn signature_valid(&self, key: &PublicKey) -> bool {
+        key.verify(&signing_message(&self.hash), &self.signature)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        to_bytes(&Value::Array(vec![
+            self.header.to_value(),
+            Value::Bytes(self.signature.to_bytes().to_vec()),
+        ]))
+    }
+
+    /// Decodes a block, refusing anything over `BLOCK_BYTES_MAX` or `BLOCK_RECORDS_MAX`
+    /// and anything that is not in canonical form.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        if bytes.len() > BLOCK_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                bytes: bytes.len(),
+                max: BLOCK_BYTES_MAX,
+            });
+        }
+        let v: Value =
+            ciborium::de::from_reader(bytes).map_err(|e| CodecError::Cbor(e.to_string()))?;
+        let mut outer = array(v, "block")?.into_iter();
+        let (Some(header), Some(sig), None) = (outer.next(), outer.next(), outer.next()) else {
+            return Err(CodecError::Shape("block must be [header, signature]"));
+        };
+        let signature = Signature::from_bytes(&bytes_n::<64>(sig, "signature")?);
+        let mut h = array(header, "header")?.into_iter();
+        let mut next = || h.next().ok_or(CodecError::Shape("header is too short"));
+        if text(next()?, "tag")? != BLOCK_TAG {
+            return Err(CodecError::Field("block tag (expected huren-block/1)"));
+        }
+        let genesis = Hash32(bytes_n(next()?, "genesis")?);
+        let department = DepartmentId::parse(&text(next()?, "department")?)
+            .map_err(|_| CodecError::Field("department"))?;
+        let height = uint(next()?, "height")?;
+        let prev = Hash32(bytes_n(next()?, "prev")?);
+        let time_ms = uint(next()?, "time_ms")?;
+        let records = array(next()?, "records")?;
+        if next().is_ok() {
+            return Err(CodecError::Shape("header is too long"));
+        }
+        if records.len() > BLOCK_RECORDS_MAX {
+            return Err(CodecError::TooManyRecords {
+                records: records.len(),
+                max: BLOCK_RECORDS_MAX,
+            });
+        }
+        let records = records
+            .into_iter()
+            .map(Record::from_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        let header = BlockHeader {
+            genesis,
+            department,
+            height,
+            prev,
+            time_ms,
+            records,
+        };
+        let block = Block {
+            hash: header.hash(),
+            header,
+            signature,
+        };
+        if block.encode() != bytes {
+            return Err(CodecError::NotCanonical);
+        }
+        Ok(block)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("not valid CBOR: {0}")]
+    Cbor(String),
+    #[error("{bytes} bytes, at most {max}")]
+    TooLarge { bytes: usize, max: usize },
+    #[error("{records} records in one block, at most {max}")]
+    TooManyRecords { records: usize, max: usize },
+    #[error("wrong structure: {0}")]
+    Shape(&'static str),
+    #[error("bad field: {0}")]
+    Field(&'static str),
+    #[error("not in canonical form (re-encoding gives different bytes)")]
+    NotCanonical,
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(v, &mut out).expect("writing CBOR to a Vec cannot fail");
+    out
+}
+
+fn array(v: Value, what: &'static str) -> Result<Vec<Value>, CodecError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        _ => Err(CodecError::Field(what)),
+    }
+}
+
+fn text(v: Value, what: &'static str) -> Result<String, CodecError> {
+    match v {
+        Value::Text(s) => Ok(s),
+        _ => Err(CodecError::Field(what)),
+    }
+}
+
+fn uint(v: Value, what: &'static str) -> Result<u64, CodecError> {
+    match v {
+        Value::Integer(i) => u64::try_from(i).map_err(|_| CodecError::Field(what)),
+        _ => Err(CodecError::Field(what)),
+    }
+}
+
+fn int(v: Value, what: &'static str) -> Result<i64, CodecError> {
+    match v {
+        Value::Integer(i) => i64::try_from(i).map_err(|_| CodecError::Field(what)),
+        _ => Err(CodecError::Field(what)),
+    }
+}
+
+fn bytes_n<const N: usize>(v: Value, what: &'static str) -> Result<[u8; N], CodecError> {
+    match v {
+        Value::Bytes(b) => b.try_into().map_err(|_| CodecError::Field(what)),
+        _ => Err(CodecError::Field(what)),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ids::LicenceType;
+    use proptest::prelude::*;
+
+    pub(crate) fn lid(dept: &str, t: &str, n: u64) -> LicenceId {
+        LicenceId::new(
+            DepartmentId::parse(dept).expect("dept"),
+            LicenceType::parse(t).expect("type"),
+            n,
+        )
+    }
+
+    pub(crate) fn officer() -> OfficerId {
+        OfficerId::parse("officer-7").expect("officer")
+    }
+
+    pub(crate) fn issue(dept: &str, t: &str, n: u64) -> Record {
+        Record::Issue(Issue {
+            licence_id: lid(dept, t, n),
+            valid_from: 1_750_000_000,
+            valid_until: 1_850_000_000,
+            commitment: Hash32::digest(&n.to_be_bytes()),
+            officer: officer(),
+        })
+    }
+
+    fn sample_block() -> Block {
+        BlockHeader {
+            genesis: Hash32::digest(b"g"),
+            department: DepartmentId::parse("gd.transport").expect("dept"),
+            height: 1,
+            prev: Hash32::digest(b"g"),
+            time_ms: 1_750_000_000_000,
+            records: vec![
+                issue("gd.transport", "mvdl", 1),
+                Record::Suspend {
+                    licence_id: lid("gd.transport", "mvdl", 1),
+                    reason: SuspendReason::Investigation,
+                    officer: officer(),
+                },
+                Record::Reinstate {
+                    licence_id: lid("gd.transport", "mvdl", 1),
+                    officer: officer(),
+                },
+                Record::Revoke {
+                    licence_id: lid("gd.transport", "mvdl", 1),
+                    reason: RevokeReason::Penalty,
+                    officer: officer(),
+                },
+            ],
+        }
+        .sign(&SecretKey::from_seed(&[1; 32]))
+    }
+
+    #[test]
+    fn block_round_trip_and_signature() {
+        let b = sample_block();
+        let bytes = b.encode();
+        let back = Block::decode(&bytes).expect("decode");
+        assert_eq!(back, b);
+        assert_eq!(back.hash(), b.hash());
+        assert!(back.signature_valid(&SecretKey::from_seed(&[1; 32]).public()));
+        assert!(!back.signature_valid(&SecretKey::from_seed(&[2; 32]).public()));
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        let b = sample_block();
+        let bytes = b.encode();
+        // Append a trailing byte.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Block::decode(&longer).is_err());
+        // Re-encode the height (1) in a non-shortest form: 0x18 0x01 instead of 0x01.
+        let v: Value = ciborium::de::from_reader(&bytes[..]).expect("cbor");
+        let Value::Array(outer) = v else { panic!() };
+        let Value::Array(header) = &outer[0] else {
+            panic!()
+        };
+        let mut prefix = Vec::new();
+        // header array head, tag, genesis, department
+        prefix.push(0x87);
+        for item in &header[..3] {
+            ciborium::ser::into_writer(item, &mut prefix).expect("ser");
+        }
+        let mut non_canonical = vec![0x82];
+        non_canonical.extend_from_slice(&prefix);
+        non_canonical.extend_from_slice(&[0x18, 0x01]);
+        for item in &header[4..] {
+            ciborium::ser::into_writer(item, &mut non_canonical).expect("ser");
+        }
+        ciborium::ser::into_writer(&outer[1], &mut non_canonical).expect("ser");
+        assert_eq!(Block::decode(&non_canonical), Err(CodecError::NotCanonical));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        assert!(matches!(
+            Block::decode(&vec![0u8; BLOCK_BYTES_MAX + 1]),
+            Err(CodecError::TooLarge { .. })
+        ));
+        let mut b = sample_block();
+        b.header.records = (0..BLOCK_RECORDS_MAX as u64 + 1)
+            .map(|n| issue("gd.transport", "mvdl", n))
+            .collect();
+        let big = b.header.sign(&SecretKey::from_seed(&[1; 32]));
+        assert!(matches!(
+            Block::decode(&big.encode()),
+            Err(CodecError::TooManyRecords { .. })
+        ));
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        let id = (0u64..1000).prop_map(|n| lid("gd.transport", "mvdl", n));
+        prop_oneof![
+            (id.clone(), any::<i64>(), any::<i64>(), any::<[u8; 32]>()).prop_map(
+                |(licence_id, a, b, c)| Record::Issue(Issue {
+                    licence_id,
+                    valid_from: a,
+                    valid_until: b,
+                    commitment: Hash32(c),
+                    officer: officer(),
+                })
+            ),
+            (id.clone(), 0u64..3).prop_map(|(licence_id, r)| Record::Suspend {
+                licence_id,
+                reason: SuspendReason::from_code(r).expect("code"),
+                officer: officer(),
+            }),
+            id.clone().prop_map(|licence_id| Record::Reinstate {
+                licence_id,
+                officer: officer()
+            }),
+            (id, 0u64..3).prop_map(|(licence_id, r)| Record::Revoke {
+                licence_id,
+                reason: RevokeReason::from_code(r).expect("code"),
+                officer: officer(),
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(records in proptest::collection::vec(arb_record(), 0..20),
+                                    height in any::<u64>(), time_ms in any::<u64>()) {
+            let block = BlockHeader {
+                genesis: Hash32::digest(b"g"),
+                department: DepartmentId::parse("gd.transport").expect("dept"),
+                height,
+                prev: Hash32::digest(b"p"),
+                time_ms,
+                records,
+            }.sign(&SecretKey::from_seed(&[4; 32]));
+            let back = Block::decode(&block.encode()).expect("decode");
+            prop_assert_eq!(back, block);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Block::decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_blocks_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = sample_block().encode();
+            let i = pos.index(bytes.len());
+            bytes[i] = byte;
+            let _ = Block::decode(&bytes);
+        }
+    }
+}

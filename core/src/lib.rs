@@ -1,0 +1,29 @@
+//! huren-core: the Huren protocol as pure functions.
+//!
+//! Ids, keys and signatures, the credential codec (COSE/CWT and `HZ1:` QR text), ledger
+//! types with their canonical encoding, genesis types, block validation and credential
+//! verification.
+//!
+//! Architecture Invariant: this crate does no I/O. No files, sockets, clocks, threads or
+//! async runtimes: callers pass the time in. Everything here can be tested and fuzzed
+//! without a network or a disk.
+
+pub mod credential;
+pub mod crypto;
+pub mod genesis;
+pub mod ids;
+pub mod ledger;
+pub mod validate;
+pub mod verify;
+
+pub use credential::{
+    Credential, DecodeError, SignedCredential, UnverifiedCredential, VerifiedCredential,
+};
+pub use crypto::{Hash32, KeyId, PublicKey, SecretKey, Signature};
+pub use genesis::{GenesisDocument, Network};
+pub use ids::{DepartmentId, LicenceId, LicenceType, RegionCode};
+pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, SuspendReason};
+pub use validate::{
+    BlockError, ChainView, Disposition, Head, LicenceState, LicenceStatus, ValidatedBlock,
+};
+pub use verify::{LedgerFacts, Report, Verdict, VerifyContext};

@@ -1,0 +1,821 @@
+//! Pure admission rules for blocks: may this block extend this department's chain?
+//!
+//! `validate_block` takes the network (genesis), a read-only view of the chain state so
+//! far and the current time, and either returns a `ValidatedBlock` (the only thing the
+//! store accepts) or a `BlockError` naming the first rule that failed. Each error knows
+//! whether the sender misbehaved (`Disposition::Reject`, penalise) or the block is merely
+//! early, late or already known (`Disposition::Ignore`). Nothing here does I/O.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Hash32;
+use crate::genesis::Network;
+use crate::ids::{DepartmentId, LicenceId, LicenceType};
+use crate::ledger::{Block, Record, RevokeReason, SuspendReason};
+
+/// The tip of one department's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub height: u64,
+    pub hash: Hash32,
+    pub time_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum LicenceStatus {
+    Active,
+    Suspended(SuspendReason),
+    Revoked(RevokeReason),
+}
+
+/// What the ledger knows of one licence: no personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceState {
+    pub status: LicenceStatus,
+    pub commitment: Hash32,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    /// Height of the block that issued it.
+    pub issued_height: u64,
+    /// Height of the block that last changed it.
+    pub updated_height: u64,
+}
+
+/// Read access to the chain state that validation needs. The node's store implements
+/// it; tests implement it over a `HashMap`.
+pub trait ChainView {
+    fn head(&self, department: &DepartmentId) -> Option<Head>;
+    fn licence(&self, id: &LicenceId) -> Option<LicenceState>;
+}
+
+/// How far ahead of this node's clock a block's time may be (clock skew between nodes).
+pub const FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1000;
+
+/// What to do with the sender of a block that failed validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The block is invalid by construction: drop it and penalise whoever sent it.
+    Reject,
+    /// The block may be fine but does not fit now (already known, early, clock skew).
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block {department}#{height} belongs to another network (genesis {found}, expected {expected})")]
+    WrongNetwork {
+        department: DepartmentId,
+        height: u64,
+        found: String,
+        expected: String,
+    },
+    #[error("block from {0}, which genesis does not name")]
+    UnknownDepartment(DepartmentId),
+    #[error("block {department}#{height}: signature is not by the department's issuer key")]
+    BadSignature {
+        department: DepartmentId,
+        height: u64,
+    },
+    #[error("block {department}#{height}: already have the chain up to height {head}")]
+    AlreadyHave {
+        department: DepartmentId,
+        height: u64,
+        head: u64,
+    },
+    #[error("block {department}#{height}: chain is only at height {head}, blocks in between are missing")]
+    Gap {
+        department: DepartmentId,
+        height: u64,
+        head: u64,
+    },
+    #[error("block {department}#{height}: previous hash {prev} does not match head {head}")]
+    Fork {
+        department: DepartmentId,
+        height: u64,
+        prev: String,
+        head: String,
+    },
+    #[error("block {department}#{height} has no records")]
+    Empty {
+        department: DepartmentId,
+        height: u64,
+    },
+    #[error("block {department}#{height} has {records} records, at most {max}")]
+    TooManyRecords {
+        department: DepartmentId,
+        height: u64,
+        records: usize,
+        max: usize,
+    },
+    #[error("block {department}#{height}: time {time_ms} is before its parent's {parent_ms}")]
+    TimeBeforeParent {
+        department: DepartmentId,
+        height: u64,
+        time_ms: u64,
+        parent_ms: u64,
+    },
+    #[error("block {department}#{height}: time {time_ms} is more than {FUTURE_SKEW_MS_MAX} ms ahead of now ({now_ms})")]
+    FromFuture {
+        department: DepartmentId,
+        height: u64,
+        time_ms: u64,
+        now_ms: u64,
+    },
+    #[error("block {department}#{height}: record {index} concerns {licence}, which belongs to another department")]
+    ForeignLicence {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence: LicenceId,
+    },
+    #[error("block {department}#{height}: record {index} issues {licence_type}, which genesis does not grant to {department}")]
+    TypeNotGranted {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence_type: LicenceType,
+    },
+    #[error(
+        "block {department}#{height}: record {index} issues {licence}, which was already issued"
+    )]
+    DuplicateIssue {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence: LicenceId,
+    },
+    #[error("block {department}#{height}: record {index}: validity of {licence} is {problem}")]
+    BadValidity {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence: LicenceId,
+        problem: String,
+    },
+    #[error("block {department}#{height}: record {index} ({kind}) concerns {licence}, which was never issued")]
+    UnknownLicence {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        kind: &'static str,
+        licence: LicenceId,
+    },
+    #[error("block {department}#{height}: record {index} ({kind}) concerns {licence}, which is revoked for good")]
+    AlreadyRevoked {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        kind: &'static str,
+        licence: LicenceId,
+    },
+    #[error("block {department}#{height}: record {index} ({kind}) does not apply to {licence} in state {status:?}")]
+    WrongStatus {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        kind: &'static str,
+        licence: LicenceId,
+        status: LicenceStatus,
+    },
+}
+
+impl BlockError {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            BlockError::AlreadyHave { .. }
+            | BlockError::Gap { .. }
+            | BlockError::FromFuture { .. } => Disposition::Ignore,
+            _ => Disposition::Reject,
+        }
+    }
+
+    /// A short stable code for metrics labels and API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BlockError::WrongNetwork { .. } => "wrong_network",
+            BlockError::UnknownDepartment(_) => "unknown_department",
+            BlockError::BadSignature { .. } => "bad_signature",
+            BlockError::AlreadyHave { .. } => "already_have",
+            BlockError::Gap { .. } => "gap",
+            BlockError::Fork { .. } => "fork",
+            BlockError::Empty { .. } => "empty",
+            BlockError::TooManyRecords { .. } => "too_many_records",
+            BlockError::TimeBeforeParent { .. } => "time_before_parent",
+            BlockError::FromFuture { .. } => "from_future",
+            BlockError::ForeignLicence { .. } => "foreign_licence",
+            BlockError::TypeNotGranted { .. } => "type_not_granted",
+            BlockError::DuplicateIssue { .. } => "duplicate_issue",
+            BlockError::BadValidity { .. } => "bad_validity",
+            BlockError::UnknownLicence { .. } => "unknown_licence",
+            BlockError::AlreadyRevoked { .. } => "already_revoked",
+            BlockError::WrongStatus { .. } => "wrong_status",
+        }
+    }
+}
+
+/// A block that passed every rule against the chain state it was validated with, plus
+/// the resulting state of every licence it touched. The store applies exactly this.
+#[derive(Debug, Clone)]
+pub struct ValidatedBlock {
+    block: Block,
+    changes: Vec<(LicenceId, LicenceState)>,
+}
+
+impl ValidatedBlock {
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+    pub fn into_block(self) -> Block {
+        self.block
+    }
+    /// Final state of each licence the block touched, in first-touched order.
+    pub fn changes(&self) -> &[(LicenceId, LicenceState)] {
+        &self.changes
+    }
+    pub fn head(&self) -> Head {
+        Head {
+            height: self.block.height(),
+            hash: self.block.hash(),
+            time_ms: self.block.header.time_ms,
+        }
+    }
+}
+
+/// Checks everything except the signature; `validate_block` adds that. Split so that a
+/// node producing its own block (which it just signed) does not verify its own signature.
+fn check_structure(
+    net: &Network,
+    view: &impl ChainView,
+    block: &Block,
+    now_ms: u64,
+    records_max: usize,
+) -> Result<Vec<(LicenceId, LicenceState)>, BlockError> {
+    let h = &block.header;
+    let department = h.department.clone();
+    let height = h.height;
+    let head = view.head(&department);
+    let head_height = head.map_or(0, |hd| hd.height);
+    if height <= head_height {
+        return Err(BlockError::AlreadyHave {
+            department,
+            height,
+            head: head_height,
+        });
+    }
+    if Some(height) != head_height.checked_add(1) {
+        return Err(BlockError::Gap {
+            department,
+            height,
+            head: head_height,
+        });
+    }
+    let expected_prev = head.map_or(net.hash(), |hd| hd.hash);
+    if h.prev != expected_prev {
+        return Err(BlockError::Fork {
+            department,
+            height,
+            prev: h.prev.short(),
+            head: expected_prev.short(),
+        });
+    }
+    if h.records.is_empty() {
+        return Err(BlockError::Empty { department, height });
+    }
+    if h.records.len() > records_max {
+        return Err(BlockError::TooManyRecords {
+            department,
+            height,
+            records: h.records.len(),
+            max: records_max,
+        });
+    }
+    if let Some(parent) = head {
+        if h.time_ms < parent.time_ms {
+            return Err(BlockError::TimeBeforeParent {
+                department,
+                height,
+                time_ms: h.time_ms,
+                parent_ms: parent.time_ms,
+            });
+        }
+    }
+    if h.time_ms > now_ms.saturating_add(FUTURE_SKEW_MS_MAX) {
+        return Err(BlockError::FromFuture {
+            department,
+            height,
+            time_ms: h.time_ms,
+            now_ms,
+        });
+    }
+
+    // Licence changes within this block, layered over the view.
+    let mut overlay: HashMap<&LicenceId, LicenceState> = HashMap::new();
+    let mut order: Vec<&LicenceId> = Vec::new();
+    for (index, record) in h.records.iter().enumerate() {
+        let licence = record.licence_id();
+        if licence.department() != &department {
+            return Err(BlockError::ForeignLicence {
+                department,
+                height,
+                index,
+                licence: licence.clone(),
+            });
+        }
+        let current = match overlay.get(licence) {
+            Some(s) => Some(*s),
+            None => view.licence(licence),
+        };
+        let kind = record.kind();
+        let next = match (record, current) {
+            (Record::Issue(issue), None) => {
+                let t = licence.licence_type();
+                if !net.is_granted(&department, t) {
+                    return Err(BlockError::TypeNotGranted {
+                        department,
+                        height,
+                        index,
+                        licence_type: t.clone(),
+                    });
+                }
+                let max_days = net
+                    .licence_type(t)
+                    .map_or(0, |d| i64::from(d.validity_days_max));
+                let span = issue.valid_until.checked_sub(issue.valid_from);
+                let problem = match span {
+                    None => Some("out of range".to_owned()),
+                    Some(s) if s <= 0 => Some("empty (valid_until is not after valid_from)".into()),
+                    Some(s) if s > max_days * 86_400 => Some(format!(
+                        "longer than the {max_days} days genesis allows for {t}"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(BlockError::BadValidity {
+                        department,
+                        height,
+                        index,
+                        licence: licence.clone(),
+                        problem,
+                    });
+                }
+                LicenceState {
+                    status: LicenceStatus::Active,
+                    commitment: issue.commitment,
+                    valid_from: issue.valid_from,
+                    valid_until: issue.valid_until,
+                    issued_height: height,
+                    updated_height: height,
+                }
+            }
+            (Record::Issue(_), Some(_)) => {
+                return Err(BlockError::DuplicateIssue {
+                    department,
+                    height,
+                    index,
+                    licence: licence.clone(),
+                })
+            }
+            (_, None) => {
+                return Err(BlockError::UnknownLicence {
+                    department,
+                    height,
+                    index,
+                    kind,
+                    licence: licence.clone(),
+                })
+            }
+            (
+                _,
+                Some(LicenceState {
+                    status: LicenceStatus::Revoked(_),
+                    ..
+                }),
+            ) => {
+                return Err(BlockError::AlreadyRevoked {
+                    department,
+                    height,
+                    index,
+                    kind,
+                    licence: licence.clone(),
+                })
+            }
+            (Record::Suspend { reason, .. }, Some(s)) if s.status == LicenceStatus::Active => {
+                LicenceState {
+                    status: LicenceStatus::Suspended(*reason),
+                    updated_height: height,
+                    ..s
+                }
+            }
+            (Record::Reinstate { .. }, Some(s))
+                if matches!(s.status, LicenceStatus::Suspended(_)) =>
+            {
+                LicenceState {
+                    status: LicenceStatus::Active,
+                    updated_height: height,
+                    ..s
+                }
+            }
+            (Record::Revoke { reason, .. }, Some(s)) => LicenceState {
+                status: LicenceStatus::Revoked(*reason),
+                updated_height: height,
+                ..s
+            },
+            (_, Some(s)) => {
+                return Err(BlockError::WrongStatus {
+                    department,
+                    height,
+                    index,
+                    kind,
+                    licence: licence.clone(),
+                    status: s.status,
+                })
+            }
+        };
+        if overlay.insert(licence, next).is_none() {
+            order.push(licence);
+        }
+    }
+    Ok(order
+        .into_iter()
+        .map(|id| (id.clone(), overlay[id]))
+        .collect())
+}
+
+/// Validates a block received from elsewhere: network, department, signature, then
+/// `check_structure`.
+pub fn validate_block(
+    net: &Network,
+    view: &impl ChainView,
+    block: Block,
+    now_ms: u64,
+    records_max: usize,
+) -> Result<ValidatedBlock, BlockError> {
+    check_signature(net, &block)?;
+    let changes = check_structure(net, view, &block, now_ms, records_max)?;
+    Ok(ValidatedBlock { block, changes })
+}
+
+/// Validates a block this node just signed with its own key: the signature is known good,
+/// so only the chain and record rules run. Still a full check of those rules, so a bug in
+/// block production cannot write an invalid block.
+pub fn validate_own_block(
+    net: &Network,
+    view: &impl ChainView,
+    block: Block,
+    now_ms: u64,
+    records_max: usize,
+) -> Result<ValidatedBlock, BlockError> {
+    check_network(net, &block)?;
+    let changes = check_structure(net, view, &block, now_ms, records_max)?;
+    Ok(ValidatedBlock { block, changes })
+}
+
+fn check_network(net: &Network, block: &Block) -> Result<(), BlockError> {
+    if block.header.genesis != net.hash() {
+        return Err(BlockError::WrongNetwork {
+            department: block.header.department.clone(),
+            height: block.height(),
+            found: block.header.genesis.short(),
+            expected: net.hash().short(),
+        });
+    }
+    Ok(())
+}
+
+/// Network, department and signature: the checks that do not depend on chain state.
+/// A block that passes them was really signed by that department for this network.
+pub fn check_signature(net: &Network, block: &Block) -> Result<(), BlockError> {
+    check_network(net, block)?;
+    let dept = net
+        .department(block.department())
+        .ok_or_else(|| BlockError::UnknownDepartment(block.department().clone()))?;
+    if !block.signature_valid(&dept.issuer_key) {
+        return Err(BlockError::BadSignature {
+            department: block.department().clone(),
+            height: block.height(),
+        });
+    }
+    Ok(())
+}
+
+/// Proof that a department signed two different blocks at one height.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    pub department: DepartmentId,
+    pub height: u64,
+    pub first: Block,
+    pub second: Block,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("the two blocks are of different departments or heights")]
+    Mismatch,
+    #[error("the two blocks are the same block")]
+    SameBlock,
+    #[error("a block of the evidence is not validly signed: {0}")]
+    Signature(BlockError),
+}
+
+impl Equivocation {
+    /// Builds and checks evidence: both blocks validly signed by the same department for
+    /// this network, at the same height, with different hashes.
+    pub fn new(net: &Network, first: Block, second: Block) -> Result<Self, EvidenceError> {
+        if first.department() != second.department() || first.height() != second.height() {
+            return Err(EvidenceError::Mismatch);
+        }
+        if first.hash() == second.hash() {
+            return Err(EvidenceError::SameBlock);
+        }
+        check_signature(net, &first).map_err(EvidenceError::Signature)?;
+        check_signature(net, &second).map_err(EvidenceError::Signature)?;
+        // Order canonically so that the same pair is always the same evidence.
+        let (first, second) = if first.hash() < second.hash() {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        Ok(Self {
+            department: first.department().clone(),
+            height: first.height(),
+            first,
+            second,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::genesis::tests::sample;
+    use crate::ledger::tests::{issue, lid, officer};
+    use crate::ledger::BlockHeader;
+
+    /// An in-memory chain state for tests of the pure rules.
+    #[derive(Default)]
+    struct Mem {
+        heads: HashMap<DepartmentId, Head>,
+        licences: HashMap<LicenceId, LicenceState>,
+    }
+
+    impl ChainView for Mem {
+        fn head(&self, d: &DepartmentId) -> Option<Head> {
+            self.heads.get(d).copied()
+        }
+        fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
+            self.licences.get(id).copied()
+        }
+    }
+
+    impl Mem {
+        fn apply(&mut self, v: ValidatedBlock) {
+            self.heads.insert(v.block().department().clone(), v.head());
+            for (id, s) in v.changes() {
+                self.licences.insert(id.clone(), *s);
+            }
+        }
+    }
+
+    const NOW: u64 = 1_760_000_000_000;
+
+    struct Fixture {
+        net: Network,
+        keys: Vec<(DepartmentId, SecretKey)>,
+        mem: Mem,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let (doc, keys) = sample();
+            Self {
+                net: Network::from_document(doc).expect("genesis"),
+                keys,
+                mem: Mem::default(),
+            }
+        }
+
+        fn next_header(&self, dept: usize, records: Vec<Record>) -> BlockHeader {
+            let d = &self.keys[dept].0;
+            let head = self.mem.head(d);
+            BlockHeader {
+                genesis: self.net.hash(),
+                department: d.clone(),
+                height: head.map_or(1, |h| h.height + 1),
+                prev: head.map_or(self.net.hash(), |h| h.hash),
+                time_ms: NOW,
+                records,
+            }
+        }
+
+        fn block(&self, dept: usize, records: Vec<Record>) -> Block {
+            self.next_header(dept, records).sign(&self.keys[dept].1)
+        }
+
+        fn validate(&self, b: Block) -> Result<ValidatedBlock, BlockError> {
+            validate_block(&self.net, &self.mem, b, NOW, 1000)
+        }
+
+        /// Validates and applies, panicking if the block is refused.
+        fn push(&mut self, dept: usize, records: Vec<Record>) {
+            let b = self.block(dept, records);
+            let v = self.validate(b).expect("block must be accepted");
+            self.mem.apply(v);
+        }
+
+        /// Expects the next block with these records to fail with `code`.
+        fn check(&self, dept: usize, records: Vec<Record>, code: &str, d: Disposition) {
+            let err = self
+                .validate(self.block(dept, records))
+                .expect_err("block must be refused");
+            assert_eq!(err.code(), code, "{err}");
+            assert_eq!(err.disposition(), d, "{err}");
+        }
+    }
+
+    const GD: &str = "gd.transport";
+
+    fn suspend(n: u64) -> Record {
+        Record::Suspend {
+            licence_id: lid(GD, "mvdl", n),
+            reason: SuspendReason::Penalty,
+            officer: officer(),
+        }
+    }
+    fn reinstate(n: u64) -> Record {
+        Record::Reinstate {
+            licence_id: lid(GD, "mvdl", n),
+            officer: officer(),
+        }
+    }
+    fn revoke(n: u64) -> Record {
+        Record::Revoke {
+            licence_id: lid(GD, "mvdl", n),
+            reason: RevokeReason::Withdrawn,
+            officer: officer(),
+        }
+    }
+
+    #[test]
+    fn lifecycle_passes() {
+        let mut f = Fixture::new();
+        f.push(0, vec![issue(GD, "mvdl", 1), issue(GD, "mvdl", 2)]);
+        f.push(0, vec![suspend(1)]);
+        f.push(0, vec![reinstate(1), suspend(1), reinstate(1)]);
+        f.push(0, vec![revoke(1), suspend(2), revoke(2)]);
+        let s = f.mem.licence(&lid(GD, "mvdl", 1)).expect("known");
+        assert_eq!(s.status, LicenceStatus::Revoked(RevokeReason::Withdrawn));
+        assert_eq!((s.issued_height, s.updated_height), (1, 4));
+    }
+
+    #[test]
+    fn signature_rules() {
+        let f = Fixture::new();
+        // Signed by another department's key.
+        let forged = f
+            .next_header(0, vec![issue(GD, "mvdl", 1)])
+            .sign(&f.keys[1].1);
+        let err = f.validate(forged).expect_err("forged");
+        assert_eq!(
+            (err.code(), err.disposition()),
+            ("bad_signature", Disposition::Reject)
+        );
+        // A department genesis does not name.
+        let mut h = f.next_header(0, vec![issue("xx.nobody", "mvdl", 1)]);
+        h.department = DepartmentId::parse("xx.nobody").expect("id");
+        let err = f.validate(h.sign(&f.keys[0].1)).expect_err("unknown");
+        assert_eq!(err.code(), "unknown_department");
+        // Another network.
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 1)]);
+        h.genesis = Hash32::digest(b"other network");
+        let err = f.validate(h.sign(&f.keys[0].1)).expect_err("network");
+        assert_eq!(err.code(), "wrong_network");
+        // And a good one passes.
+        assert!(f.validate(f.block(0, vec![issue(GD, "mvdl", 1)])).is_ok());
+    }
+
+    #[test]
+    fn chain_rules() {
+        let mut f = Fixture::new();
+        f.push(0, vec![issue(GD, "mvdl", 1)]);
+        let replay = {
+            let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
+            h.height = 1;
+            h.prev = f.net.hash();
+            h.sign(&f.keys[0].1)
+        };
+        let err = f.validate(replay).expect_err("replay");
+        assert_eq!(
+            (err.code(), err.disposition()),
+            ("already_have", Disposition::Ignore)
+        );
+
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
+        h.height = 5;
+        let err = f.validate(h.sign(&f.keys[0].1)).expect_err("gap");
+        assert_eq!(
+            (err.code(), err.disposition()),
+            ("gap", Disposition::Ignore)
+        );
+
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
+        h.prev = Hash32::digest(b"elsewhere");
+        let err = f.validate(h.sign(&f.keys[0].1)).expect_err("fork");
+        assert_eq!(
+            (err.code(), err.disposition()),
+            ("fork", Disposition::Reject)
+        );
+
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
+        h.time_ms = NOW - 1;
+        let err = f.validate(h.sign(&f.keys[0].1)).expect_err("time");
+        assert_eq!(err.code(), "time_before_parent");
+
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
+        h.time_ms = NOW + FUTURE_SKEW_MS_MAX + 1;
+        let err = f.validate(h.sign(&f.keys[0].1)).expect_err("future");
+        assert_eq!(
+            (err.code(), err.disposition()),
+            ("from_future", Disposition::Ignore)
+        );
+
+        f.check(0, vec![], "empty", Disposition::Reject);
+        let many: Vec<Record> = (10..1011).map(|n| issue(GD, "mvdl", n)).collect();
+        f.check(0, many, "too_many_records", Disposition::Reject);
+        // The next correct block still passes after all that.
+        f.push(0, vec![issue(GD, "mvdl", 2)]);
+    }
+
+    #[test]
+    fn record_rules() {
+        let mut f = Fixture::new();
+        f.push(0, vec![issue(GD, "mvdl", 1)]);
+        let r = Disposition::Reject;
+        f.check(0, vec![issue("gd.market", "food", 1)], "foreign_licence", r);
+        f.check(0, vec![issue(GD, "food", 1)], "type_not_granted", r);
+        f.check(0, vec![issue(GD, "mvdl", 1)], "duplicate_issue", r);
+        f.check(
+            0,
+            vec![issue(GD, "mvdl", 2), issue(GD, "mvdl", 2)],
+            "duplicate_issue",
+            r,
+        );
+        let mut long = issue(GD, "mvdl", 3);
+        if let Record::Issue(i) = &mut long {
+            i.valid_until = i.valid_from + 3661 * 86_400;
+        }
+        f.check(0, vec![long], "bad_validity", r);
+        let mut inverted = issue(GD, "mvdl", 3);
+        if let Record::Issue(i) = &mut inverted {
+            i.valid_until = i.valid_from;
+        }
+        f.check(0, vec![inverted], "bad_validity", r);
+        let mut overflow = issue(GD, "mvdl", 3);
+        if let Record::Issue(i) = &mut overflow {
+            i.valid_from = i64::MIN;
+            i.valid_until = i64::MAX;
+        }
+        f.check(0, vec![overflow], "bad_validity", r);
+        f.check(0, vec![suspend(9)], "unknown_licence", r);
+        f.check(0, vec![revoke(9)], "unknown_licence", r);
+        f.check(0, vec![reinstate(1)], "wrong_status", r);
+        f.check(0, vec![suspend(1), suspend(1)], "wrong_status", r);
+        f.push(0, vec![revoke(1)]);
+        f.check(0, vec![reinstate(1)], "already_revoked", r);
+        f.check(0, vec![suspend(1)], "already_revoked", r);
+        f.check(0, vec![revoke(1)], "already_revoked", r);
+        // Nothing un-revokes, not even a fresh issue of the same id.
+        f.check(0, vec![issue(GD, "mvdl", 1)], "duplicate_issue", r);
+    }
+
+    #[test]
+    fn equivocation_evidence() {
+        let f = Fixture::new();
+        let a = f.block(0, vec![issue(GD, "mvdl", 1)]);
+        let b = f.block(0, vec![issue(GD, "mvdl", 2)]);
+        let e = Equivocation::new(&f.net, a.clone(), b.clone()).expect("evidence");
+        assert_eq!(
+            e,
+            Equivocation::new(&f.net, b.clone(), a.clone()).expect("same")
+        );
+        assert_eq!(
+            Equivocation::new(&f.net, a.clone(), a.clone()),
+            Err(EvidenceError::SameBlock)
+        );
+        let forged = f
+            .next_header(0, vec![issue(GD, "mvdl", 3)])
+            .sign(&f.keys[1].1);
+        assert!(matches!(
+            Equivocation::new(&f.net, a.clone(), forged),
+            Err(EvidenceError::Signature(_))
+        ));
+        let other_dept = f.block(2, vec![issue("sh.transport", "mvdl", 1)]);
+        assert_eq!(
+            Equivocation::new(&f.net, a, other_dept),
+            Err(EvidenceError::Mismatch)
+        );
+    }
+}
