@@ -13,6 +13,8 @@ pub mod crypto;
 pub mod genesis;
 pub mod ids;
 pub mod ledger;
+#[cfg(feature = "qr")]
+pub mod qr;
 pub mod validate;
 pub mod verify;
 
