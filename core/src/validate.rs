@@ -316,124 +316,11 @@ fn check_structure(
     let mut order: Vec<&LicenceId> = Vec::new();
     for (index, record) in h.records.iter().enumerate() {
         let licence = record.licence_id();
-        if licence.department() != &department {
-            return Err(BlockError::ForeignLicence {
-                department,
-                height,
-                index,
-                licence: licence.clone(),
-            });
-        }
         let current = match overlay.get(licence) {
             Some(s) => Some(*s),
             None => view.licence(licence),
         };
-        let kind = record.kind();
-        let next = match (record, current) {
-            (Record::Issue(issue), None) => {
-                let t = licence.licence_type();
-                if !net.is_granted(&department, t) {
-                    return Err(BlockError::TypeNotGranted {
-                        department,
-                        height,
-                        index,
-                        licence_type: t.clone(),
-                    });
-                }
-                let max_days = net
-                    .licence_type(t)
-                    .map_or(0, |d| i64::from(d.validity_days_max));
-                let span = issue.valid_until.checked_sub(issue.valid_from);
-                let problem = match span {
-                    None => Some("out of range".to_owned()),
-                    Some(s) if s <= 0 => Some("empty (valid_until is not after valid_from)".into()),
-                    Some(s) if s > max_days * 86_400 => Some(format!(
-                        "longer than the {max_days} days genesis allows for {t}"
-                    )),
-                    Some(_) => None,
-                };
-                if let Some(problem) = problem {
-                    return Err(BlockError::BadValidity {
-                        department,
-                        height,
-                        index,
-                        licence: licence.clone(),
-                        problem,
-                    });
-                }
-                LicenceState {
-                    status: LicenceStatus::Active,
-                    commitment: issue.commitment,
-                    valid_from: issue.valid_from,
-                    valid_until: issue.valid_until,
-                    issued_height: height,
-                    updated_height: height,
-                }
-            }
-            (Record::Issue(_), Some(_)) => {
-                return Err(BlockError::DuplicateIssue {
-                    department,
-                    height,
-                    index,
-                    licence: licence.clone(),
-                })
-            }
-            (_, None) => {
-                return Err(BlockError::UnknownLicence {
-                    department,
-                    height,
-                    index,
-                    kind,
-                    licence: licence.clone(),
-                })
-            }
-            (
-                _,
-                Some(LicenceState {
-                    status: LicenceStatus::Revoked(_),
-                    ..
-                }),
-            ) => {
-                return Err(BlockError::AlreadyRevoked {
-                    department,
-                    height,
-                    index,
-                    kind,
-                    licence: licence.clone(),
-                })
-            }
-            (Record::Suspend { reason, .. }, Some(s)) if s.status == LicenceStatus::Active => {
-                LicenceState {
-                    status: LicenceStatus::Suspended(*reason),
-                    updated_height: height,
-                    ..s
-                }
-            }
-            (Record::Reinstate { .. }, Some(s))
-                if matches!(s.status, LicenceStatus::Suspended(_)) =>
-            {
-                LicenceState {
-                    status: LicenceStatus::Active,
-                    updated_height: height,
-                    ..s
-                }
-            }
-            (Record::Revoke { reason, .. }, Some(s)) => LicenceState {
-                status: LicenceStatus::Revoked(*reason),
-                updated_height: height,
-                ..s
-            },
-            (_, Some(s)) => {
-                return Err(BlockError::WrongStatus {
-                    department,
-                    height,
-                    index,
-                    kind,
-                    licence: licence.clone(),
-                    status: s.status,
-                })
-            }
-        };
+        let next = next_state(net, &department, height, index, record, current)?;
         if overlay.insert(licence, next).is_none() {
             order.push(licence);
         }
@@ -442,6 +329,134 @@ fn check_structure(
         .into_iter()
         .map(|id| (id.clone(), overlay[id]))
         .collect())
+}
+
+/// The state a licence moves to when `record` (number `index` of block
+/// `department`#`height`) applies to it, given its `current` state; or the rule it breaks.
+/// Block validation runs this for every record; block production runs it per request so
+/// that one bad request fails alone instead of spoiling the whole block.
+pub fn next_state(
+    net: &Network,
+    department: &DepartmentId,
+    height: u64,
+    index: usize,
+    record: &Record,
+    current: Option<LicenceState>,
+) -> Result<LicenceState, BlockError> {
+    let department = department.clone();
+    let licence = record.licence_id();
+    if licence.department() != &department {
+        return Err(BlockError::ForeignLicence {
+            department,
+            height,
+            index,
+            licence: licence.clone(),
+        });
+    }
+    let kind = record.kind();
+    Ok(match (record, current) {
+        (Record::Issue(issue), None) => {
+            let t = licence.licence_type();
+            if !net.is_granted(&department, t) {
+                return Err(BlockError::TypeNotGranted {
+                    department,
+                    height,
+                    index,
+                    licence_type: t.clone(),
+                });
+            }
+            let max_days = net
+                .licence_type(t)
+                .map_or(0, |d| i64::from(d.validity_days_max));
+            let span = issue.valid_until.checked_sub(issue.valid_from);
+            let problem = match span {
+                None => Some("out of range".to_owned()),
+                Some(s) if s <= 0 => Some("empty (valid_until is not after valid_from)".into()),
+                Some(s) if s > max_days * 86_400 => Some(format!(
+                    "longer than the {max_days} days genesis allows for {t}"
+                )),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(BlockError::BadValidity {
+                    department,
+                    height,
+                    index,
+                    licence: licence.clone(),
+                    problem,
+                });
+            }
+            LicenceState {
+                status: LicenceStatus::Active,
+                commitment: issue.commitment,
+                valid_from: issue.valid_from,
+                valid_until: issue.valid_until,
+                issued_height: height,
+                updated_height: height,
+            }
+        }
+        (Record::Issue(_), Some(_)) => {
+            return Err(BlockError::DuplicateIssue {
+                department,
+                height,
+                index,
+                licence: licence.clone(),
+            })
+        }
+        (_, None) => {
+            return Err(BlockError::UnknownLicence {
+                department,
+                height,
+                index,
+                kind,
+                licence: licence.clone(),
+            })
+        }
+        (
+            _,
+            Some(LicenceState {
+                status: LicenceStatus::Revoked(_),
+                ..
+            }),
+        ) => {
+            return Err(BlockError::AlreadyRevoked {
+                department,
+                height,
+                index,
+                kind,
+                licence: licence.clone(),
+            })
+        }
+        (Record::Suspend { reason, .. }, Some(s)) if s.status == LicenceStatus::Active => {
+            LicenceState {
+                status: LicenceStatus::Suspended(*reason),
+                updated_height: height,
+                ..s
+            }
+        }
+        (Record::Reinstate { .. }, Some(s)) if matches!(s.status, LicenceStatus::Suspended(_)) => {
+            LicenceState {
+                status: LicenceStatus::Active,
+                updated_height: height,
+                ..s
+            }
+        }
+        (Record::Revoke { reason, .. }, Some(s)) => LicenceState {
+            status: LicenceStatus::Revoked(*reason),
+            updated_height: height,
+            ..s
+        },
+        (_, Some(s)) => {
+            return Err(BlockError::WrongStatus {
+                department,
+                height,
+                index,
+                kind,
+                licence: licence.clone(),
+                status: s.status,
+            })
+        }
+    })
 }
 
 /// Validates a block received from elsewhere: network, department, signature, then
@@ -501,6 +516,32 @@ pub fn check_signature(net: &Network, block: &Block) -> Result<(), BlockError> {
     Ok(())
 }
 
+/// Chain state held in memory: for the integrity check (which rebuilds the indexes from
+/// blocks and compares) and for tests.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryChain {
+    pub heads: HashMap<DepartmentId, Head>,
+    pub licences: HashMap<LicenceId, LicenceState>,
+}
+
+impl ChainView for MemoryChain {
+    fn head(&self, d: &DepartmentId) -> Option<Head> {
+        self.heads.get(d).copied()
+    }
+    fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
+        self.licences.get(id).copied()
+    }
+}
+
+impl MemoryChain {
+    pub fn apply(&mut self, v: &ValidatedBlock) {
+        self.heads.insert(v.block().department().clone(), v.head());
+        for (id, s) in v.changes() {
+            self.licences.insert(id.clone(), *s);
+        }
+    }
+}
+
 /// Proof that a department signed two different blocks at one height.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Equivocation {
@@ -555,30 +596,7 @@ mod tests {
     use crate::ledger::tests::{issue, lid, officer};
     use crate::ledger::BlockHeader;
 
-    /// An in-memory chain state for tests of the pure rules.
-    #[derive(Default)]
-    struct Mem {
-        heads: HashMap<DepartmentId, Head>,
-        licences: HashMap<LicenceId, LicenceState>,
-    }
-
-    impl ChainView for Mem {
-        fn head(&self, d: &DepartmentId) -> Option<Head> {
-            self.heads.get(d).copied()
-        }
-        fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
-            self.licences.get(id).copied()
-        }
-    }
-
-    impl Mem {
-        fn apply(&mut self, v: ValidatedBlock) {
-            self.heads.insert(v.block().department().clone(), v.head());
-            for (id, s) in v.changes() {
-                self.licences.insert(id.clone(), *s);
-            }
-        }
-    }
+    type Mem = MemoryChain;
 
     const NOW: u64 = 1_760_000_000_000;
 
@@ -623,7 +641,7 @@ mod tests {
         fn push(&mut self, dept: usize, records: Vec<Record>) {
             let b = self.block(dept, records);
             let v = self.validate(b).expect("block must be accepted");
-            self.mem.apply(v);
+            self.mem.apply(&v);
         }
 
         /// Expects the next block with these records to fail with `code`.

@@ -1,1 +1,281 @@
-fn main() {}
+//! huren-node: run a department's node, write a starter config, check a data directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use huren_node::config::{Config, Scope, TokenConfig};
+use huren_node::{api, check, node, store::Store};
+
+#[derive(Parser)]
+#[command(
+    name = "huren-node",
+    version,
+    about = "A Huren department node: ledger in sled, verification and department API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starter config (and a first officer token, printed once).
+    Init(InitArgs),
+    /// Run the node.
+    Run(RunArgs),
+    /// Re-walk every chain, rebuild the indexes in memory and compare with the stored ones.
+    Check(CheckArgs),
+    /// Make a new officer token: prints the token (give it to the officer) and the config lines.
+    Token {
+        #[arg(long)]
+        officer: String,
+        #[arg(long, value_enum, default_value = "all")]
+        scope: ScopeArg,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScopeArg {
+    Issue,
+    Lifecycle,
+    All,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Issue => Scope::Issue,
+            ScopeArg::Lifecycle => Scope::Lifecycle,
+            ScopeArg::All => Scope::All,
+        }
+    }
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Where to write the config file.
+    #[arg(long, default_value = "huren-node.toml")]
+    config: PathBuf,
+    #[arg(long)]
+    genesis: PathBuf,
+    /// This node's department; omit for an observer node.
+    #[arg(long)]
+    department: Option<String>,
+    /// Directory with the key files from `huren genesis keygen`.
+    #[arg(long)]
+    keys: PathBuf,
+    /// Key name for an observer node (its keygen name).
+    #[arg(long)]
+    observer: Option<String>,
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Officer id of the first token.
+    #[arg(long, default_value = "officer-1")]
+    officer: String,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Overrides `data_dir`.
+    #[arg(long, help_heading = "Overrides")]
+    data: Option<PathBuf>,
+    /// Overrides `api.listen` (port 0 picks a free port; the address is printed).
+    #[arg(long, help_heading = "Overrides")]
+    listen: Option<std::net::SocketAddr>,
+    /// Overrides `limits.batch_window_ms`.
+    #[arg(long, help_heading = "Overrides")]
+    batch_window_ms: Option<u64>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Config file (for data_dir and genesis).
+    #[arg(long, short, required_unless_present = "data")]
+    config: Option<PathBuf>,
+    /// Data directory (with --genesis, instead of --config).
+    #[arg(long, requires = "genesis")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Init(a) => init(a),
+        Command::Run(a) => run(a),
+        Command::Check(a) => return check_cmd(a),
+        Command::Token { officer, scope } => {
+            let (token, hash) = huren_node::api::generate_token();
+            let t = TokenConfig {
+                officer,
+                scope: scope.into(),
+                sha256: hash,
+            };
+            println!(
+                "token: {token}\n\n[[api.tokens]]\n{}",
+                toml::to_string(&t).unwrap_or_default()
+            );
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("huren-node: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init(a: InitArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !a.config.exists(),
+        "{} already exists; refusing to overwrite",
+        a.config.display()
+    );
+    let name = match (&a.department, &a.observer) {
+        (Some(d), None) => d.clone(),
+        (None, Some(o)) => o.clone(),
+        _ => anyhow::bail!("give exactly one of --department or --observer"),
+    };
+    let (token, hash) = huren_node::api::generate_token();
+    let mut cfg = Config {
+        data_dir: a.data,
+        genesis: a.genesis,
+        department: a.department.clone().unwrap_or_default(),
+        node_key: huren_genesis::keys::node_key_path(&a.keys, &name),
+        ..Config::default()
+    };
+    if a.department.is_some() {
+        cfg.issuer_key = huren_genesis::keys::issuer_key_path(&a.keys, &name);
+    }
+    cfg.api.listen = a.listen;
+    cfg.api.tokens.push(TokenConfig {
+        officer: a.officer,
+        scope: Scope::All,
+        sha256: hash,
+    });
+    let text = format!(
+        "# huren-node configuration. Relative paths are relative to this file.\n{}",
+        toml::to_string_pretty(&cfg).context("serialising config")?
+    );
+    std::fs::write(&a.config, text).with_context(|| format!("writing {}", a.config.display()))?;
+    println!("wrote {}", a.config.display());
+    println!("officer token (shown once; only its SHA-256 is stored): {token}");
+    Ok(())
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load(&a.config)?;
+    if let Some(d) = a.data {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = a.listen {
+        cfg.api.listen = l;
+    }
+    if let Some(w) = a.batch_window_ms {
+        cfg.limits.batch_window_ms = w;
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let assembled = node::assemble(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+            .await
+            .with_context(|| format!("binding API address {}", cfg.api.listen))?;
+        let addr = listener.local_addr().context("reading the API address")?;
+        // Tests and scripts read this line to learn the port.
+        println!("huren-node: api listening on http://{addr}");
+        tracing::info!(%addr, department = ?assembled.state.department, "node running");
+        let store = assembled.store.clone();
+        api::serve(assembled.state, listener, shutdown_signal()).await?;
+        store.flush().context("flushing the store at shutdown")?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn check_cmd(a: CheckArgs) -> ExitCode {
+    let result = (|| -> anyhow::Result<check::Summary> {
+        let (data, genesis) = match (a.config, a.data, a.genesis) {
+            (Some(c), None, g) => {
+                let cfg = Config::load(&c)?;
+                (cfg.data_dir, g.unwrap_or(cfg.genesis))
+            }
+            (None, Some(d), Some(g)) => (d, g),
+            _ => anyhow::bail!("give --config, or --data with --genesis"),
+        };
+        let net = huren_genesis::load(&genesis)
+            .with_context(|| format!("loading genesis {}", genesis.display()))?;
+        let store =
+            Store::open(&data, &net).with_context(|| format!("opening {}", data.display()))?;
+        check::run(&net, &store)
+    })();
+    match result {
+        Ok(s) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                println!(
+                    "checked {} chains, {} blocks, {} records, {} licences: {}",
+                    s.departments,
+                    s.blocks,
+                    s.records,
+                    s.licences,
+                    if s.ok() { "ok" } else { "MISMATCH" }
+                );
+                for m in &s.mismatches {
+                    println!("  mismatch: {m}");
+                }
+            }
+            if s.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("huren-node check: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

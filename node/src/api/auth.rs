@@ -1,0 +1,85 @@
+//! Bearer tokens of the department's officers: stored as SHA-256 hashes in the config,
+//! compared in constant time, each with an officer id and a scope.
+
+use axum::http::{HeaderMap, StatusCode};
+use huren_core::OfficerId;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::Scope;
+
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub sha256: [u8; 32],
+    pub officer: OfficerId,
+    pub scope: Scope,
+}
+
+/// A new random token (shown once) and its SHA-256 in hex (stored in the config).
+pub fn generate_token() -> (String, String) {
+    let mut raw = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let token = format!("hrt_{}", hex::encode(raw));
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    (token, hash)
+}
+
+/// Checks the bearer token and its scope; returns the officer who acts.
+pub fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Scope,
+) -> Result<OfficerId, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("an officer's bearer token is required"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("Authorization must be 'Bearer <token>'"))?;
+    let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+    // Compare against every token so the time taken does not reveal which one matched.
+    let mut found: Option<&Token> = None;
+    for t in state.tokens.iter() {
+        if bool::from(t.sha256.ct_eq(&presented)) {
+            found = Some(t);
+        }
+    }
+    let t = found.ok_or_else(|| unauthorized("the token is not valid on this node"))?;
+    if state.department.is_none() || state.producer.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "observer_node",
+            "this is an observer node; it issues for no department",
+        ));
+    }
+    if !t.scope.allows(needed) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "officer {} has scope {:?}, this needs {:?}",
+                t.officer, t.scope, needed
+            ),
+        ));
+    }
+    Ok(t.officer.clone())
+}
+
+/// Adds the bearer scheme to the OpenAPI document.
+pub struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

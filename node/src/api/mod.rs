@@ -1,0 +1,157 @@
+//! The HTTP API.
+//!
+//! API Boundary: only this module knows HTTP and JSON. Handlers translate requests into
+//! calls on the store and the producer handle, and their outcomes into JSON or
+//! `ApiError`. Department routes need a bearer token of this node's own officers; public
+//! routes (verify, status, chains) are rate-limited per client address and carry no
+//! personal data except what the presented credential itself discloses.
+
+mod auth;
+mod department;
+pub mod error;
+mod public;
+mod ratelimit;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use huren_core::{DepartmentId, Network, RegionCode};
+use utoipa::OpenApi;
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::producer::ProducerHandle;
+use crate::store::Store;
+
+use auth::BearerScheme;
+pub use auth::{generate_token, Token};
+
+/// Everything a handler may touch.
+#[derive(Clone)]
+pub struct AppState {
+    pub net: Arc<Network>,
+    pub store: Arc<Store>,
+    /// `None` on an observer node: it issues nothing.
+    pub producer: Option<ProducerHandle>,
+    pub department: Option<DepartmentId>,
+    /// The verifying region for the recognition policy.
+    pub region: RegionCode,
+    pub tokens: Arc<Vec<Token>>,
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<ratelimit::RateLimiter>,
+    /// Set by the network layer when this node has lost touch with the network.
+    pub stale: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(
+        net: Arc<Network>,
+        store: Arc<Store>,
+        producer: Option<ProducerHandle>,
+        department: Option<DepartmentId>,
+        region: RegionCode,
+        tokens: Vec<Token>,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let limiter =
+            ratelimit::RateLimiter::new(limits.public_requests_per_minute, limits.rate_clients_max);
+        Self {
+            net,
+            store,
+            producer,
+            department,
+            region,
+            tokens: Arc::new(tokens),
+            limits: Arc::new(limits),
+            metrics,
+            limiter: Arc::new(limiter),
+            stale: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Huren node API", description = "Issue, manage and verify electronic licences (电子证照) on a Huren department node."),
+    paths(
+        department::issue,
+        department::issue_batch,
+        department::suspend,
+        department::reinstate,
+        department::revoke,
+        department::qr_png,
+        public::status,
+        public::verify_qr,
+        public::chains,
+        public::evidence,
+        public::healthz,
+    ),
+    modifiers(&BearerScheme),
+    tags((name = "department", description = "The department's own officers (bearer token)"),
+         (name = "public", description = "Anyone: rate-limited, no personal data"))
+)]
+pub struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    let department = Router::new()
+        .route("/v1/licences", post(department::issue))
+        .route("/v1/licences:batch", post(department::issue_batch))
+        .route("/v1/licences/{id}/suspend", post(department::suspend))
+        .route("/v1/licences/{id}/reinstate", post(department::reinstate))
+        .route("/v1/licences/{id}/revoke", post(department::revoke))
+        .route("/v1/licences/{id}/qr.png", get(department::qr_png))
+        .layer(DefaultBodyLimit::max(limits.body_bytes_max));
+    let public = Router::new()
+        .route("/v1/licences/{id}", get(public::status))
+        .route("/v1/verify", post(public::verify_qr))
+        .route("/v1/chains", get(public::chains))
+        .route("/v1/evidence", get(public::evidence))
+        .layer(DefaultBodyLimit::max(limits.image_bytes_max + 64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::middleware,
+        ));
+    Router::new()
+        .merge(department)
+        .merge(public)
+        .route("/healthz", get(public::healthz))
+        .route("/metrics", get(public::metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(ApiDoc::openapi()) }),
+        )
+        .fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see /openapi.json",
+            )
+        })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,485 @@
+//! Router tests with `oneshot`: every endpoint, its success and its errors, against a real
+//! sled store in a temporary directory and the real block producer.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::config::{Config, Scope, TokenConfig};
+use crate::node::{assemble, token_hash};
+
+pub(crate) struct Fixture {
+    pub router: axum::Router,
+    pub dir: tempfile::TempDir,
+}
+
+const TOKEN: &str = "test-token-all";
+const ISSUE_ONLY: &str = "test-token-issue";
+const OTHER_DEPT: &str = "test-token-other";
+
+/// A gd.transport node (or an observer when `department` is empty), with keys for every
+/// department of the example genesis in the same temporary directory.
+pub(crate) fn fixture_with(department: &str, tweak: impl FnOnce(&mut Config)) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let tpl = huren_genesis::Template::parse(huren_genesis::EXAMPLE_TEMPLATE).expect("template");
+    for n in tpl.node_names() {
+        huren_genesis::keys::generate(&n, &keys).expect("keygen");
+    }
+    let doc = huren_genesis::build(&tpl, &keys, 1_700_000_000).expect("genesis");
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, huren_genesis::GenesisFile::new(doc).to_json())
+        .expect("write genesis");
+    let mut cfg = Config {
+        data_dir: dir.path().join("data"),
+        genesis,
+        department: department.into(),
+        ..Config::default()
+    };
+    if !department.is_empty() {
+        cfg.issuer_key = huren_genesis::keys::issuer_key_path(&keys, department);
+    }
+    cfg.region = "440000".into();
+    cfg.limits.batch_window_ms = 1;
+    cfg.limits.batch_licences_max = 5;
+    cfg.api.tokens = vec![
+        TokenConfig {
+            officer: "officer-1".into(),
+            scope: Scope::All,
+            sha256: token_hash(TOKEN),
+        },
+        TokenConfig {
+            officer: "clerk-2".into(),
+            scope: Scope::Issue,
+            sha256: token_hash(ISSUE_ONLY),
+        },
+    ];
+    tweak(&mut cfg);
+    let a = assemble(&cfg).expect("assemble");
+    Fixture {
+        router: super::router(a.state),
+        dir,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with("gd.transport", |_| {})
+}
+
+impl Fixture {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.raw(req.body(body).expect("request")).await
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .expect("body");
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, v)
+    }
+
+    async fn issue(&self) -> Value {
+        let (s, v) = self
+            .call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    async fn verify(&self, qr: &str) -> Value {
+        let (s, v) = self
+            .call("POST", "/v1/verify", None, Some(json!({ "qr": qr })))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+fn driving() -> Value {
+    json!({
+        "licence_type": "mvdl",
+        "holder": {"name": "张三", "id_number": "44010619900101123X", "class": "C1"},
+        "valid_days": 2190
+    })
+}
+
+fn assert_error(status: StatusCode, v: &Value, expected_status: StatusCode, code: &str) {
+    assert_eq!(status, expected_status, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn issue_then_lifecycle_and_verify() {
+    let f = fixture();
+    let v = f.issue().await;
+    let id = v["licence_id"].as_str().expect("id").to_owned();
+    let qr = v["qr"].as_str().expect("qr").to_owned();
+    assert!(id.starts_with("gd.transport:mvdl:"));
+    assert_eq!(v["block"]["height"], 1);
+    assert_eq!(v["png"], format!("/v1/licences/{id}/qr.png"));
+
+    let r = f.verify(&qr).await;
+    assert_eq!(r["verdict"], "valid", "{r}");
+    assert_eq!(r["licence"]["holder"]["name"], "张三");
+    assert_eq!(r["ledger"]["status"]["status"], "active");
+
+    let (s, st) = f
+        .call("GET", &format!("/v1/licences/{id}"), None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(st["status"]["status"], "active");
+    // The public status carries no personal data.
+    assert!(!st.to_string().contains("张三"));
+    assert!(!st.to_string().contains("44010619900101123X"));
+
+    let (s, v) = f
+        .call(
+            "POST",
+            &format!("/v1/licences/{id}/suspend"),
+            Some(TOKEN),
+            Some(json!({"reason": "penalty"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(f.verify(&qr).await["reason"], "suspended");
+
+    let (s, _) = f
+        .call(
+            "POST",
+            &format!("/v1/licences/{id}/reinstate"),
+            Some(TOKEN),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(f.verify(&qr).await["verdict"], "valid");
+
+    let (s, _) = f
+        .call(
+            "POST",
+            &format!("/v1/licences/{id}/revoke"),
+            Some(TOKEN),
+            Some(json!({"reason": "penalty"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = f.verify(&qr).await;
+    assert_eq!(
+        (r["verdict"].as_str(), r["reason"].as_str()),
+        (Some("invalid"), Some("revoked"))
+    );
+
+    // Revocation is final.
+    let (s, v) = f
+        .call(
+            "POST",
+            &format!("/v1/licences/{id}/reinstate"),
+            Some(TOKEN),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "already_revoked");
+    let (s, v) = f
+        .call(
+            "POST",
+            &format!("/v1/licences/{id}/revoke"),
+            Some(TOKEN),
+            Some(json!({"reason": "withdrawn"})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "already_revoked");
+    assert_eq!(f.verify(&qr).await["reason"], "revoked");
+
+    // The QR PNG of the issued licence decodes back to the same text.
+    let req = Request::get(format!("/v1/licences/{id}/qr.png"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .expect("req");
+    let resp = f.router.clone().oneshot(req).await.expect("resp");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let png = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .expect("png");
+    assert_eq!(huren_core::qr::decode_image(&png).expect("decode"), qr);
+}
+
+#[tokio::test]
+async fn auth_errors() {
+    let f = fixture();
+    let (s, v) = f.call("POST", "/v1/licences", None, Some(driving())).await;
+    assert_error(s, &v, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some("wrong"), Some(driving()))
+        .await;
+    assert_error(s, &v, StatusCode::UNAUTHORIZED, "unauthorized");
+    let id = f.issue().await["licence_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // An issue-only officer may not revoke.
+    let (s, v) = f
+        .call(
+            "POST",
+            &format!("/v1/licences/{id}/revoke"),
+            Some(ISSUE_ONLY),
+            Some(json!({"reason": "penalty"})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::FORBIDDEN, "insufficient_scope");
+    // Another department's licence.
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/licences/sh.transport:mvdl:1/revoke",
+            Some(TOKEN),
+            Some(json!({"reason": "penalty"})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::FORBIDDEN, "other_department");
+    // A type genesis does not grant to gd.transport.
+    let body = json!({"licence_type": "food", "holder": {"entity": "x", "credit_code": "y"}});
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::FORBIDDEN, "type_not_granted");
+    let _ = OTHER_DEPT;
+}
+
+#[tokio::test]
+async fn body_errors() {
+    let f = fixture();
+    // Not JSON.
+    let req = Request::post("/v1/licences")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .expect("req");
+    let (s, v) = f.raw(req).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "malformed_body");
+    // Server-owned fields cannot be set.
+    let mut body = driving();
+    body["licence_id"] = json!("gd.transport:mvdl:1");
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    let mut body = driving();
+    body["officer"] = json!("someone-else");
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    // Missing required holder field.
+    let body = json!({"licence_type": "mvdl", "holder": {"name": "李四"}});
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_licence");
+    // Validity longer than genesis allows.
+    let mut body = driving();
+    body["valid_days"] = json!(4000);
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "bad_validity");
+    // Bad time format.
+    let mut body = driving();
+    body["valid_from"] = json!("yesterday");
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "bad_time");
+    // Oversized body.
+    let mut body = driving();
+    body["holder"]["name"] = json!("x".repeat(5 * 1024 * 1024));
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    // Unknown licence: suspend, status.
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/licences/gd.transport:mvdl:999/suspend",
+            Some(TOKEN),
+            Some(json!({"reason": "other"})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "licence_not_found");
+    let (s, v) = f
+        .call("GET", "/v1/licences/gd.transport:mvdl:999", None, None)
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "licence_not_found");
+    let (s, v) = f.call("GET", "/v1/licences/not-an-id", None, None).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "bad_licence_id");
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/licences/gd.transport:mvdl:1/suspend",
+            Some(TOKEN),
+            Some(json!({"reason": "because"})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    // Nothing of the above wrote a block.
+    let (_, chains) = f.call("GET", "/v1/chains", None, None).await;
+    let gd = chains["chains"]
+        .as_array()
+        .expect("chains")
+        .iter()
+        .find(|c| c["department"] == "gd.transport")
+        .cloned()
+        .expect("gd");
+    assert_eq!(gd["height"], 0, "{chains}");
+    // Unknown route, same error shape.
+    let (s, v) = f.call("GET", "/v2/nothing", None, None).await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn batch_import() {
+    let f = fixture();
+    let bad = json!({"licence_type": "mvdl", "holder": {"name": "缺字段"}});
+    let old = json!({"licence_type": "mvdl", "holder": {"name": "王五", "id_number": "310101198001011234", "class": "A1"},
+                     "valid_from": "2020-01-01T00:00:00Z", "valid_until": "2026-01-01T00:00:00Z"});
+    let body = json!({"licences": [driving(), bad, old, driving()]});
+    let (s, v) = f
+        .call("POST", "/v1/licences:batch", Some(TOKEN), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = v["results"].as_array().expect("results");
+    assert_eq!(r.len(), 4);
+    assert_eq!(
+        r.iter()
+            .map(|x| x["ok"].as_bool().expect("ok"))
+            .collect::<Vec<_>>(),
+        vec![true, false, true, true]
+    );
+    assert_eq!(r[1]["error"]["code"], "invalid_licence");
+    // All good ones in one block.
+    let (_, chains) = f.call("GET", "/v1/chains", None, None).await;
+    let gd = chains["chains"]
+        .as_array()
+        .expect("chains")
+        .iter()
+        .find(|c| c["department"] == "gd.transport")
+        .cloned()
+        .expect("gd");
+    assert_eq!(gd["height"], 1, "{chains}");
+    // The imported old licence has expired.
+    let qr = r[2]["qr"].as_str().expect("qr");
+    assert_eq!(f.verify(qr).await["reason"], "expired");
+    // Too many in one request.
+    let body = json!({"licences": vec![driving(); 6]});
+    let (s, v) = f
+        .call("POST", "/v1/licences:batch", Some(TOKEN), Some(body))
+        .await;
+    assert_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large");
+}
+
+#[tokio::test]
+async fn verify_inputs() {
+    let f = fixture();
+    let r = f.verify("garbage").await;
+    assert_eq!(
+        (r["verdict"].as_str(), r["reason"].as_str()),
+        (Some("undetermined"), Some("undecodable"))
+    );
+    // A correctly signed credential that is not on the ledger, issued "now": not yet seen.
+    let qr = f.issue().await["qr"].as_str().expect("qr").to_owned();
+    let mut chars: Vec<char> = qr.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    assert_ne!(f.verify(&tampered).await["verdict"], "valid");
+    // Image upload.
+    let png = huren_core::qr::png(&qr, 6).expect("png");
+    let boundary = "XBOUNDARYX";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"qr.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
+    body.extend_from_slice(&png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = Request::post("/v1/verify")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .expect("req");
+    let (s, v) = f.raw(req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "valid", "{v}");
+    // Malformed verify body.
+    let (s, v) = f
+        .call("POST", "/v1/verify", None, Some(json!({"text": "x"})))
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+}
+
+#[tokio::test]
+async fn rate_limit_and_public_routes() {
+    let f = fixture_with("gd.transport", |c| c.limits.public_requests_per_minute = 3);
+    for _ in 0..3 {
+        let (s, _) = f.call("GET", "/v1/chains", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, v) = f.call("GET", "/v1/chains", None, None).await;
+    assert_error(s, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // Health, metrics and the OpenAPI document are not rate-limited.
+    let (s, v) = f.call("GET", "/healthz", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, v) = f.call("GET", "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v
+        .as_str()
+        .expect("text")
+        .contains("huren_api_rate_limited_total 1"));
+    let (s, v) = f.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/v1/licences",
+        "/v1/licences:batch",
+        "/v1/verify",
+        "/v1/licences/{id}/revoke",
+        "/v1/chains",
+    ] {
+        assert!(v["paths"][path].is_object(), "{path} missing from OpenAPI");
+    }
+}
+
+#[tokio::test]
+async fn observer_issues_nothing() {
+    let f = fixture_with("", |_| {});
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
+        .await;
+    assert_error(s, &v, StatusCode::FORBIDDEN, "observer_node");
+    let _ = &f.dir;
+}

@@ -1,0 +1,227 @@
+//! Node configuration: a TOML file with `#[serde(default)]` everywhere, overridden by
+//! command-line flags. Every limit lives in `Limits`, with its unit last in the name and
+//! the reason for its default beside it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// sled data directory.
+    pub data_dir: PathBuf,
+    /// Genesis file of the network.
+    pub genesis: PathBuf,
+    /// This department's id; empty for an observer node.
+    pub department: String,
+    /// Issuer key file; empty for an observer node.
+    pub issuer_key: PathBuf,
+    /// libp2p node key file.
+    pub node_key: PathBuf,
+    /// The verifying region of this node, for the recognition policy. Defaults to the
+    /// department's (or observer's) region in genesis.
+    pub region: String,
+    pub api: ApiConfig,
+    pub network: NetworkConfig,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            genesis: PathBuf::from("genesis.json"),
+            department: String::new(),
+            issuer_key: PathBuf::new(),
+            node_key: PathBuf::new(),
+            region: String::new(),
+            api: ApiConfig::default(),
+            network: NetworkConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Officers' bearer tokens, stored as SHA-256 hashes.
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid literal address"),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The officer's staff code, recorded on the ledger with every action.
+    pub officer: String,
+    /// `issue` (issue and bulk import), `lifecycle` (suspend, reinstate, revoke) or `all`.
+    pub scope: Scope,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Issue,
+    Lifecycle,
+    All,
+}
+
+impl Scope {
+    pub fn allows(self, needed: Scope) -> bool {
+        self == Scope::All || self == needed
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// libp2p listen addresses (multiaddr).
+    pub listen: Vec<String>,
+    /// Peers to dial at start (multiaddr ending in /p2p/<peer id>).
+    pub bootstrap: Vec<String>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            bootstrap: Vec::new(),
+        }
+    }
+}
+
+/// Every bound the node enforces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Group commit window: how long the first request of a block waits for company.
+    /// 5 ms keeps single-request latency low while a burst shares one fsync.
+    pub batch_window_ms: u64,
+    /// Records per block cut by this node (protocol maximum 8192). 4096 keeps a block
+    /// under ~1 MiB, well inside gossip_message_bytes_max.
+    pub block_records_max: usize,
+    /// Pending requests waiting for block production; past this, 503.
+    pub producer_queue_max: usize,
+    /// JSON bodies of department endpoints (batch import included).
+    pub body_bytes_max: usize,
+    /// Uploaded images on /v1/verify (phone photos).
+    pub image_bytes_max: usize,
+    /// Licences in one bulk import request.
+    pub batch_licences_max: usize,
+    /// Public requests per client IP per minute (verify, status); bursts up to this.
+    pub public_requests_per_minute: u32,
+    /// Client IPs tracked by the rate limiter before the oldest are forgotten.
+    pub rate_clients_max: usize,
+    /// Largest gossip message (one encoded block).
+    pub gossip_message_bytes_max: usize,
+    /// Blocks per catch-up response.
+    pub catchup_blocks_max: usize,
+    /// Bytes per catch-up response.
+    pub catchup_bytes_max: usize,
+    /// Early blocks held aside while the gap before them is fetched.
+    pub pending_blocks_max: usize,
+    /// Connections per peer and in total.
+    pub connections_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            batch_window_ms: 5,
+            block_records_max: 4096,
+            producer_queue_max: 65_536,
+            body_bytes_max: 4 * 1024 * 1024,
+            image_bytes_max: huren_core::qr::IMAGE_BYTES_MAX,
+            batch_licences_max: 1000,
+            public_requests_per_minute: 6000,
+            rate_clients_max: 100_000,
+            gossip_message_bytes_max: huren_core::ledger::BLOCK_BYTES_MAX,
+            catchup_blocks_max: 64,
+            catchup_bytes_max: 8 * 1024 * 1024,
+            pending_blocks_max: 1024,
+            connections_max: 64,
+        }
+    }
+}
+
+const CONFIG_BYTES_MAX: u64 = 1024 * 1024;
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let len = std::fs::metadata(path)
+            .with_context(|| format!("reading config {}", path.display()))?
+            .len();
+        anyhow::ensure!(
+            len <= CONFIG_BYTES_MAX,
+            "config {} is larger than 1 MiB",
+            path.display()
+        );
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut cfg: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        // Relative paths in a config file are relative to the file, not to the shell.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.data_dir,
+            &mut cfg.genesis,
+            &mut cfg.issuer_key,
+            &mut cfg.node_key,
+        ] {
+            if !p.as_os_str().is_empty() && p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        anyhow::ensure!(
+            (1..=huren_core::ledger::BLOCK_RECORDS_MAX).contains(&l.block_records_max),
+            "limits.block_records_max must be 1..={}",
+            huren_core::ledger::BLOCK_RECORDS_MAX
+        );
+        anyhow::ensure!(
+            l.batch_window_ms <= 1000,
+            "limits.batch_window_ms must be at most 1000"
+        );
+        anyhow::ensure!(
+            l.batch_licences_max >= 1,
+            "limits.batch_licences_max must be at least 1"
+        );
+        anyhow::ensure!(
+            l.producer_queue_max >= 1,
+            "limits.producer_queue_max must be at least 1"
+        );
+        anyhow::ensure!(
+            l.public_requests_per_minute >= 1,
+            "limits.public_requests_per_minute must be at least 1"
+        );
+        for t in &self.api.tokens {
+            anyhow::ensure!(
+                t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+                "token of officer {}: sha256 must be 64 hex characters",
+                t.officer
+            );
+            huren_core::OfficerId::parse(&t.officer)
+                .map_err(|e| anyhow::anyhow!("token officer {:?}: {e}", t.officer))?;
+        }
+        Ok(())
+    }
+}

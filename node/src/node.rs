@@ -1,0 +1,138 @@
+//! Wiring a node together from its config: genesis, keys, store, producer, API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use huren_core::{DepartmentId, Network, OfficerId, RegionCode};
+use sha2::{Digest, Sha256};
+
+use crate::api::{AppState, Token};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::producer::{self, ProducerConfig};
+use crate::store::Store;
+
+/// A node's parts, assembled but not yet serving.
+pub struct Assembled {
+    pub state: AppState,
+    pub store: Arc<Store>,
+}
+
+/// Reads genesis and keys, opens the store, starts the producer (department nodes).
+pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
+    cfg.validate()?;
+    let net = Arc::new(
+        huren_genesis::load(&cfg.genesis)
+            .with_context(|| format!("loading genesis {}", cfg.genesis.display()))?,
+    );
+    let store = Arc::new(
+        Store::open(&cfg.data_dir, &net)
+            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
+    );
+    let metrics = Arc::new(Metrics::default());
+
+    let (department, producer, home_region) = if cfg.department.is_empty() {
+        let region = observer_region(&net, cfg)?;
+        (None, None, region)
+    } else {
+        let id = DepartmentId::parse(&cfg.department).context("config: department")?;
+        let dept = net
+            .department(&id)
+            .with_context(|| {
+                format!(
+                    "department {id} is not in genesis {}",
+                    cfg.genesis.display()
+                )
+            })?
+            .clone();
+        anyhow::ensure!(
+            !cfg.issuer_key.as_os_str().is_empty(),
+            "config: issuer_key is required for a department node"
+        );
+        let (name, key) = huren_genesis::keys::read_issuer_key(&cfg.issuer_key)
+            .with_context(|| format!("reading issuer key {}", cfg.issuer_key.display()))?;
+        if name != id.as_str() || key.public() != dept.issuer_key {
+            bail!(
+                "issuer key {} (generated for {name}) is not the key genesis names for {id}",
+                cfg.issuer_key.display()
+            );
+        }
+        let handle = producer::spawn(
+            net.clone(),
+            store.clone(),
+            ProducerConfig {
+                department: id.clone(),
+                region: dept.region.clone(),
+                key,
+                batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
+                block_records_max: cfg.limits.block_records_max,
+                queue_max: cfg.limits.producer_queue_max,
+            },
+            metrics.clone(),
+            Box::new(|_| {}),
+        );
+        (Some(id), Some(handle), dept.region)
+    };
+    let region = if cfg.region.is_empty() {
+        home_region
+    } else {
+        let r = RegionCode::parse(&cfg.region).context("config: region")?;
+        anyhow::ensure!(
+            net.region(&r).is_some(),
+            "config: region {r} is not in genesis"
+        );
+        r
+    };
+    let tokens = cfg
+        .api
+        .tokens
+        .iter()
+        .map(|t| {
+            let mut sha256 = [0u8; 32];
+            hex::decode_to_slice(&t.sha256, &mut sha256).context("config: token sha256")?;
+            Ok(Token {
+                sha256,
+                officer: OfficerId::parse(&t.officer).map_err(|e| anyhow::anyhow!("{e}"))?,
+                scope: t.scope,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let state = AppState::new(
+        net,
+        store.clone(),
+        producer,
+        department,
+        region,
+        tokens,
+        cfg.limits.clone(),
+        metrics,
+    );
+    Ok(Assembled { state, store })
+}
+
+/// An observer's region: the one genesis names for its node key, else the config's.
+fn observer_region(net: &Network, cfg: &Config) -> anyhow::Result<RegionCode> {
+    if !cfg.node_key.as_os_str().is_empty() {
+        let (_, kp) = huren_genesis::keys::read_node_key(&cfg.node_key)
+            .with_context(|| format!("reading node key {}", cfg.node_key.display()))?;
+        let peer = kp.public().to_peer_id().to_string();
+        if let Some(o) = net
+            .document()
+            .observers
+            .iter()
+            .find(|o| o.node_peer_id == peer)
+        {
+            return Ok(o.region.clone());
+        }
+    }
+    if !cfg.region.is_empty() {
+        return RegionCode::parse(&cfg.region).context("config: region");
+    }
+    bail!("an observer node needs its node key listed in genesis observers, or a region in the config")
+}
+
+/// Hex SHA-256 of a token, as stored in the config.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}

@@ -1,0 +1,456 @@
+//! Block production by group commit.
+//!
+//! Department requests (issue, suspend, reinstate, revoke, bulk import) queue on a bounded
+//! channel. One thread takes the first waiting request, keeps collecting for
+//! `batch_window_ms` or until `block_records_max` records, checks each request on its own
+//! against the chain plus the records already in the batch (so a bad request fails alone),
+//! signs the credentials and the block, applies the block in one sled transaction, flushes,
+//! and only then answers every waiting request. One signature and one fsync cover the lot.
+//!
+//! It must never answer success for a record that is not flushed to disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use huren_core::ledger::{BlockHeader, Issue, Record, RevokeReason, SuspendReason};
+use huren_core::validate::{next_state, BlockError, ChainView, Head, LicenceState};
+use huren_core::{
+    Credential, DepartmentId, Hash32, LicenceId, LicenceType, Network, OfficerId, RegionCode,
+    SecretKey,
+};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub licence_type: LicenceType,
+    pub holder: BTreeMap<String, String>,
+    pub fields: BTreeMap<String, String>,
+    /// Unix seconds; `None` means now.
+    pub valid_from: Option<i64>,
+    /// Unix seconds; `None` means valid_from + valid_days (or the type's maximum).
+    pub valid_until: Option<i64>,
+    pub valid_days: Option<u32>,
+    pub officer: OfficerId,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    Suspend(SuspendReason),
+    Reinstate,
+    Revoke(RevokeReason),
+}
+
+#[derive(Debug, Clone)]
+pub enum Job {
+    Issue(IssueRequest),
+    Lifecycle {
+        licence_id: LicenceId,
+        action: Action,
+        officer: OfficerId,
+    },
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone)]
+pub struct BlockRef {
+    pub department: DepartmentId,
+    pub height: u64,
+    pub hash: Hash32,
+}
+
+/// Proof of a durable, acknowledged change.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub licence_id: LicenceId,
+    /// The QR text, for issuance.
+    pub qr: Option<String>,
+    pub state: LicenceState,
+    pub block: BlockRef,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProduceError {
+    /// The request breaks a ledger rule (unknown licence, already revoked, type not
+    /// granted…). Nothing was written for it.
+    #[error("{0}")]
+    Refused(BlockError),
+    /// The request is malformed for this licence type (missing holder field…).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the block producer is overloaded or stopping; try again")]
+    Unavailable,
+    /// Storage failed; nothing in the batch was acknowledged.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+type Reply = oneshot::Sender<Vec<Result<Receipt, ProduceError>>>;
+
+/// Cloneable handle to the producer thread.
+#[derive(Clone)]
+pub struct ProducerHandle {
+    tx: SyncSender<(Vec<Job>, Reply)>,
+}
+
+impl ProducerHandle {
+    /// Queues jobs that go into the same block and waits until they are durable.
+    pub async fn submit(&self, jobs: Vec<Job>) -> Vec<Result<Receipt, ProduceError>> {
+        let n = jobs.len();
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send((jobs, reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                return vec![Err(ProduceError::Unavailable); n];
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| vec![Err(ProduceError::Unavailable); n])
+    }
+}
+
+pub struct ProducerConfig {
+    pub department: DepartmentId,
+    pub region: RegionCode,
+    pub key: SecretKey,
+    pub batch_window: Duration,
+    pub block_records_max: usize,
+    pub queue_max: usize,
+}
+
+/// Starts the producer thread. `on_block` is called with every block after it is durable
+/// (the network layer gossips it).
+pub fn spawn(
+    net: Arc<Network>,
+    store: Arc<Store>,
+    cfg: ProducerConfig,
+    metrics: Arc<Metrics>,
+    on_block: Box<dyn Fn(huren_core::Block) + Send>,
+) -> ProducerHandle {
+    let (tx, rx) = sync_channel(cfg.queue_max);
+    std::thread::Builder::new()
+        .name("huren-producer".into())
+        .spawn(move || {
+            Producer {
+                net,
+                store,
+                cfg,
+                metrics,
+                on_block,
+                serials: HashMap::new(),
+            }
+            .run(rx)
+        })
+        .expect("spawning the producer thread");
+    ProducerHandle { tx }
+}
+
+struct Producer {
+    net: Arc<Network>,
+    store: Arc<Store>,
+    cfg: ProducerConfig,
+    metrics: Arc<Metrics>,
+    on_block: Box<dyn Fn(huren_core::Block) + Send>,
+    /// Next serial per type, loaded from the store on first use and written with blocks.
+    serials: HashMap<LicenceType, u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One request's slot in the block being built.
+enum Slot {
+    Done(Result<Receipt, ProduceError>),
+    /// Index of its record in the block, and its QR text for issuance.
+    Pending(usize, Option<String>),
+}
+
+impl Producer {
+    fn run(mut self, rx: Receiver<(Vec<Job>, Reply)>) {
+        let mut carry: Option<(Vec<Job>, Reply)> = None;
+        loop {
+            let first = match carry.take() {
+                Some(m) => m,
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return, // every handle dropped: the node is stopping
+                },
+            };
+            let mut batch = vec![first];
+            let mut records: usize = batch[0].0.len();
+            let deadline = Instant::now() + self.cfg.batch_window;
+            while records < self.cfg.block_records_max {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(m) if records + m.0.len() > self.cfg.block_records_max => {
+                        carry = Some(m);
+                        break;
+                    }
+                    Ok(m) => {
+                        records += m.0.len();
+                        batch.push(m);
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.produce(batch);
+        }
+    }
+
+    fn produce(&mut self, batch: Vec<(Vec<Job>, Reply)>) {
+        let started = Instant::now();
+        let now = now_ms();
+        let head = self.store.head(&self.cfg.department);
+        let height = head.map_or(1, |h| h.height + 1);
+        let mut records: Vec<Record> = Vec::new();
+        let mut credentials: Vec<(LicenceId, Vec<u8>)> = Vec::new();
+        let mut overlay: HashMap<LicenceId, LicenceState> = HashMap::new();
+        let serials_before = self.serials.clone();
+        let mut used_types: Vec<LicenceType> = Vec::new();
+
+        let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(batch.len());
+        for (jobs, _) in &batch {
+            let mut s = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let slot = match self.prepare(
+                    job,
+                    now,
+                    height,
+                    records.len(),
+                    &mut overlay,
+                    &mut used_types,
+                ) {
+                    Ok((record, cred)) => {
+                        let qr = cred.as_ref().map(|(_, _, qr)| qr.clone());
+                        if let Some((id, cose, _)) = cred {
+                            credentials.push((id, cose));
+                        }
+                        records.push(record);
+                        Slot::Pending(records.len() - 1, qr)
+                    }
+                    Err(e) => Slot::Done(Err(e)),
+                };
+                s.push(slot);
+            }
+            slots.push(s);
+        }
+
+        let outcome = if records.is_empty() {
+            Ok(None)
+        } else {
+            let header = BlockHeader {
+                genesis: self.net.hash(),
+                department: self.cfg.department.clone(),
+                height,
+                prev: head.map_or(self.net.hash(), |h| h.hash),
+                time_ms: now.max(head.map_or(0, |h: Head| h.time_ms)),
+                records,
+            };
+            let block = header.sign(&self.cfg.key);
+            let serials: Vec<(LicenceType, u64)> = used_types
+                .iter()
+                .map(|t| (t.clone(), self.serials[t]))
+                .collect();
+            let n = block.header.records.len();
+            match self.store.apply_own(
+                &self.net,
+                block.clone(),
+                &credentials,
+                &serials,
+                now,
+                self.cfg.block_records_max,
+            ) {
+                Ok(head) => Ok(Some((block, head, n))),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+
+        let block_ref = match &outcome {
+            Ok(Some((_, head, n))) => {
+                self.metrics.blocks_produced.inc();
+                self.metrics.records_produced.add(*n as u64);
+                self.metrics
+                    .block_production_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(height = head.height, records = n, "block produced");
+                Some(BlockRef {
+                    department: self.cfg.department.clone(),
+                    height: head.height,
+                    hash: head.hash,
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "block production failed; nothing in the batch was acknowledged");
+                // Serials handed out in the failed block are reused: nothing was written.
+                self.serials = serials_before;
+                None
+            }
+        };
+        let block_records: Option<&[Record]> = match &outcome {
+            Ok(Some((b, _, _))) => Some(&b.header.records),
+            _ => None,
+        };
+
+        for ((_, reply), slots) in batch.into_iter().zip(slots) {
+            let answers = slots
+                .into_iter()
+                .map(|slot| match slot {
+                    Slot::Done(r) => r,
+                    Slot::Pending(i, qr) => match (&outcome, &block_ref, block_records) {
+                        (Ok(Some(_)), Some(br), Some(recs)) => {
+                            let id = recs[i].licence_id().clone();
+                            let state = overlay
+                                .get(&id)
+                                .copied()
+                                .expect("every pending record updated the overlay");
+                            Ok(Receipt {
+                                licence_id: id,
+                                qr,
+                                state,
+                                block: br.clone(),
+                            })
+                        }
+                        (Err(e), _, _) => Err(ProduceError::Storage(e.clone())),
+                        _ => Err(ProduceError::Storage("block was not written".into())),
+                    },
+                })
+                .collect();
+            // A requester that went away (client disconnected) is fine: the record is durable.
+            let _ = reply.send(answers);
+        }
+        if let Ok(Some((block, _, _))) = outcome {
+            (self.on_block)(block);
+        }
+    }
+
+    /// Checks one job against the chain plus the batch so far and builds its record (and,
+    /// for issuance, the signed credential).
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &mut self,
+        job: &Job,
+        now_ms: u64,
+        height: u64,
+        index: usize,
+        overlay: &mut HashMap<LicenceId, LicenceState>,
+        used_types: &mut Vec<LicenceType>,
+    ) -> Result<(Record, Option<(LicenceId, Vec<u8>, String)>), ProduceError> {
+        let dept = &self.cfg.department;
+        match job {
+            Job::Issue(req) => {
+                let t = &req.licence_type;
+                let def = self.net.licence_type(t).ok_or_else(|| {
+                    ProduceError::Invalid(format!("licence type {t} is not defined in genesis"))
+                })?;
+                if !self.net.is_granted(dept, t) {
+                    return Err(ProduceError::Refused(BlockError::TypeNotGranted {
+                        department: dept.clone(),
+                        height,
+                        index,
+                        licence_type: t.clone(),
+                    }));
+                }
+                let missing: Vec<&str> = def
+                    .holder_fields
+                    .iter()
+                    .filter(|f| req.holder.get(*f).is_none_or(|v| v.trim().is_empty()))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(ProduceError::Invalid(format!(
+                        "{t} requires holder fields {}; missing: {}",
+                        def.holder_fields.join(", "),
+                        missing.join(", ")
+                    )));
+                }
+                let now_s = (now_ms / 1000) as i64;
+                let valid_from = req.valid_from.unwrap_or(now_s);
+                let days = i64::from(req.valid_days.unwrap_or(def.validity_days_max));
+                let valid_until = match req.valid_until {
+                    Some(u) => u,
+                    None => valid_from
+                        .checked_add(days * 86_400)
+                        .ok_or_else(|| ProduceError::Invalid("validity out of range".into()))?,
+                };
+                let serial = match self.serials.get(t) {
+                    Some(s) => *s,
+                    None => self
+                        .store
+                        .next_serial(t)
+                        .map_err(|e| ProduceError::Storage(e.to_string()))?,
+                };
+                let licence_id = LicenceId::new(dept.clone(), t.clone(), serial);
+                let mut salt = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+                let cred = Credential {
+                    issuer: dept.clone(),
+                    licence_id: licence_id.clone(),
+                    region: self.cfg.region.clone(),
+                    issued_at: now_s,
+                    not_before: valid_from,
+                    expires_at: valid_until,
+                    holder: req.holder.clone(),
+                    fields: req.fields.clone(),
+                    salt,
+                };
+                let signed = cred
+                    .sign(&self.cfg.key)
+                    .map_err(|e| ProduceError::Invalid(e.to_string()))?;
+                let record = Record::Issue(Issue {
+                    licence_id: licence_id.clone(),
+                    valid_from,
+                    valid_until,
+                    commitment: signed.commitment,
+                    officer: req.officer.clone(),
+                });
+                let current = self.store.licence(&licence_id);
+                let state = next_state(&self.net, dept, height, index, &record, current)
+                    .map_err(ProduceError::Refused)?;
+                overlay.insert(licence_id.clone(), state);
+                self.serials.insert(t.clone(), serial + 1);
+                if !used_types.contains(t) {
+                    used_types.push(t.clone());
+                }
+                Ok((record, Some((licence_id, signed.cose, signed.qr_text))))
+            }
+            Job::Lifecycle {
+                licence_id,
+                action,
+                officer,
+            } => {
+                let record = match *action {
+                    Action::Suspend(reason) => Record::Suspend {
+                        licence_id: licence_id.clone(),
+                        reason,
+                        officer: officer.clone(),
+                    },
+                    Action::Reinstate => Record::Reinstate {
+                        licence_id: licence_id.clone(),
+                        officer: officer.clone(),
+                    },
+                    Action::Revoke(reason) => Record::Revoke {
+                        licence_id: licence_id.clone(),
+                        reason,
+                        officer: officer.clone(),
+                    },
+                };
+                let current = match overlay.get(licence_id) {
+                    Some(s) => Some(*s),
+                    None => self.store.licence(licence_id),
+                };
+                let state = next_state(&self.net, dept, height, index, &record, current)
+                    .map_err(ProduceError::Refused)?;
+                overlay.insert(licence_id.clone(), state);
+                Ok((record, None))
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The ledger store: sled on disk behind a narrow interface.
+//!
+//! The rest of the node asks for "validate and apply this block", "status of this
+//! licence", "blocks of department D from height h"; it never sees a sled tree. Every
+//! block is applied in one sled transaction across all trees and flushed (fsync) before
+//! `apply` returns, so whatever the caller acknowledges afterwards survives a crash.
+//!
+//! Trees (keys → values):
+//! - `blocks`: block hash → canonical block bytes (the source of truth);
+//! - `chain`: department ‖ 0x00 ‖ height (u64 BE) → block hash;
+//! - `heads`: department → height ‖ hash ‖ time_ms;
+//! - `licences`: licence id → `LicenceState` (66 bytes, see `encode_state`);
+//! - `credentials`: licence id → COSE bytes of credentials this department issued
+//!   (private: never gossiped or served publicly);
+//! - `evidence`: department ‖ 0x00 ‖ height → [block, block] of an equivocation;
+//! - `meta`: `genesis` → genesis hash; `serial/<type>` → next serial (u64 BE).
+//!
+//! `chain`, `heads` and `licences` are indexes: `check::run` rebuilds them from `blocks`.
+//!
+//! Architecture Invariant: only this module knows sled.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use huren_core::ledger::{Block, RevokeReason, SuspendReason};
+use huren_core::validate::{
+    validate_block, validate_own_block, BlockError, ChainView, Equivocation, Head, LicenceState,
+    LicenceStatus, ValidatedBlock,
+};
+use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("data directory belongs to another network (genesis {found}, expected {expected})")]
+    WrongNetwork { found: String, expected: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+/// What applying a received block did.
+#[derive(Debug)]
+pub enum Applied {
+    /// The block extended its chain.
+    Extended(Head),
+    /// We already have this exact block.
+    Duplicate,
+    /// The block conflicts with one we hold at the same height: proof of equivocation,
+    /// now stored.
+    Equivocation(Box<Equivocation>),
+}
+
+pub struct Store {
+    db: sled::Db,
+    blocks: sled::Tree,
+    chain: sled::Tree,
+    heads: sled::Tree,
+    licences: sled::Tree,
+    credentials: sled::Tree,
+    evidence: sled::Tree,
+    meta: sled::Tree,
+    /// One writer at a time: validation reads the state a block will be applied to, so
+    /// validate-then-apply must not interleave with another apply.
+    write: Mutex<()>,
+}
+
+fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dept.as_str().len() + 9);
+    k.extend_from_slice(dept.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(&height.to_be_bytes());
+    k
+}
+
+fn encode_head(h: &Head) -> [u8; 48] {
+    let mut b = [0u8; 48];
+    b[..8].copy_from_slice(&h.height.to_be_bytes());
+    b[8..40].copy_from_slice(&h.hash.0);
+    b[40..].copy_from_slice(&h.time_ms.to_be_bytes());
+    b
+}
+
+fn decode_head(b: &[u8]) -> Option<Head> {
+    if b.len() != 48 {
+        return None;
+    }
+    Some(Head {
+        height: u64::from_be_bytes(b[..8].try_into().ok()?),
+        hash: Hash32(b[8..40].try_into().ok()?),
+        time_ms: u64::from_be_bytes(b[40..].try_into().ok()?),
+    })
+}
+
+/// Fixed 66-byte layout: status, reason, commitment, valid_from, valid_until,
+/// issued_height, updated_height (integers big-endian).
+pub fn encode_state(s: &LicenceState) -> [u8; 66] {
+    let mut b = [0u8; 66];
+    let (status, reason) = match s.status {
+        LicenceStatus::Active => (0, 0),
+        LicenceStatus::Suspended(r) => (
+            1,
+            match r {
+                SuspendReason::Penalty => 0,
+                SuspendReason::Investigation => 1,
+                SuspendReason::Other => 2,
+            },
+        ),
+        LicenceStatus::Revoked(r) => (
+            2,
+            match r {
+                RevokeReason::Withdrawn => 0,
+                RevokeReason::Cancelled => 1,
+                RevokeReason::Penalty => 2,
+            },
+        ),
+    };
+    b[0] = status;
+    b[1] = reason;
+    b[2..34].copy_from_slice(&s.commitment.0);
+    b[34..42].copy_from_slice(&s.valid_from.to_be_bytes());
+    b[42..50].copy_from_slice(&s.valid_until.to_be_bytes());
+    b[50..58].copy_from_slice(&s.issued_height.to_be_bytes());
+    b[58..66].copy_from_slice(&s.updated_height.to_be_bytes());
+    b
+}
+
+pub fn decode_state(b: &[u8]) -> Option<LicenceState> {
+    if b.len() != 66 {
+        return None;
+    }
+    let status = match (b[0], b[1]) {
+        (0, 0) => LicenceStatus::Active,
+        (1, 0) => LicenceStatus::Suspended(SuspendReason::Penalty),
+        (1, 1) => LicenceStatus::Suspended(SuspendReason::Investigation),
+        (1, 2) => LicenceStatus::Suspended(SuspendReason::Other),
+        (2, 0) => LicenceStatus::Revoked(RevokeReason::Withdrawn),
+        (2, 1) => LicenceStatus::Revoked(RevokeReason::Cancelled),
+        (2, 2) => LicenceStatus::Revoked(RevokeReason::Penalty),
+        _ => return None,
+    };
+    let u = |r: std::ops::Range<usize>| -> Option<[u8; 8]> { b[r].try_into().ok() };
+    Some(LicenceState {
+        status,
+        commitment: Hash32(b[2..34].try_into().ok()?),
+        valid_from: i64::from_be_bytes(u(34..42)?),
+        valid_until: i64::from_be_bytes(u(42..50)?),
+        issued_height: u64::from_be_bytes(u(50..58)?),
+        updated_height: u64::from_be_bytes(u(58..66)?),
+    })
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Store {
+    /// Opens (or creates) the store in `dir` for the network `net`. A directory created
+    /// for another genesis is refused.
+    pub fn open(dir: &Path, net: &Network) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Durability comes from the explicit flush after every block, not from a timer.
+            .flush_every_ms(None)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()?;
+        let store = Self {
+            blocks: db.open_tree("blocks")?,
+            chain: db.open_tree("chain")?,
+            heads: db.open_tree("heads")?,
+            licences: db.open_tree("licences")?,
+            credentials: db.open_tree("credentials")?,
+            evidence: db.open_tree("evidence")?,
+            meta: db.open_tree("meta")?,
+            db,
+            write: Mutex::new(()),
+        };
+        match store.meta.get("genesis")? {
+            Some(h) if h.as_ref() != net.hash().0 => {
+                return Err(StoreError::WrongNetwork {
+                    found: hex::encode(&h),
+                    expected: net.hash().to_hex(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                store.meta.insert("genesis", &net.hash().0)?;
+                store.db.flush()?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Validates a block received from the network and applies it if it extends its
+    /// chain. A validly signed block at a height we already hold with a different hash is
+    /// stored as equivocation evidence.
+    pub fn receive(
+        &self,
+        net: &Network,
+        block: Block,
+        now_ms: u64,
+        records_max: usize,
+    ) -> Result<Applied, StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        match validate_block(net, self, block.clone(), now_ms, records_max) {
+            Ok(v) => {
+                let head = v.head();
+                self.apply_locked(&v, &[])?;
+                Ok(Applied::Extended(head))
+            }
+            Err(BlockError::AlreadyHave { .. }) => {
+                match self.block_at(block.department(), block.height())? {
+                    Some(ours) if ours.hash() == block.hash() => Ok(Applied::Duplicate),
+                    Some(ours) => {
+                        // validate_block checked the signature before the height, so both
+                        // blocks are the department's own: this is proof, not a rumour.
+                        let ev = Equivocation::new(net, ours, block)
+                            .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
+                        self.put_evidence(&ev)?;
+                        Ok(Applied::Equivocation(Box::new(ev)))
+                    }
+                    None => Err(StoreError::Corrupt(format!(
+                        "head of {} is past {} but the block is missing",
+                        block.department(),
+                        block.height()
+                    ))),
+                }
+            }
+            Err(e) => Err(StoreError::Block(e)),
+        }
+    }
+
+    /// Validates and applies a block this node produced, with the private credentials of
+    /// the licences it issues. Flushed before returning.
+    pub fn apply_own(
+        &self,
+        net: &Network,
+        block: Block,
+        credentials: &[(LicenceId, Vec<u8>)],
+        serials: &[(LicenceType, u64)],
+        now_ms: u64,
+        records_max: usize,
+    ) -> Result<Head, StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let v = validate_own_block(net, self, block, now_ms, records_max)?;
+        let head = v.head();
+        self.apply_with(&v, credentials, serials)?;
+        Ok(head)
+    }
+
+    fn apply_locked(
+        &self,
+        v: &ValidatedBlock,
+        credentials: &[(LicenceId, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        self.apply_with(v, credentials, &[])
+    }
+
+    fn apply_with(
+        &self,
+        v: &ValidatedBlock,
+        credentials: &[(LicenceId, Vec<u8>)],
+        serials: &[(LicenceType, u64)],
+    ) -> Result<(), StoreError> {
+        let block = v.block();
+        let bytes = block.encode();
+        let head = encode_head(&v.head());
+        let ck = chain_key(block.department(), block.height());
+        let states: Vec<(String, [u8; 66])> = v
+            .changes()
+            .iter()
+            .map(|(id, s)| (id.to_string(), encode_state(s)))
+            .collect();
+        let res: Result<(), TransactionError<StoreError>> = (
+            &self.blocks,
+            &self.chain,
+            &self.heads,
+            &self.licences,
+            &self.credentials,
+            &self.meta,
+        )
+            .transaction(
+                |(blocks, chain, heads, licences, creds, meta)| -> TxResult<()> {
+                    blocks.insert(&block.hash().0, bytes.as_slice())?;
+                    chain.insert(ck.as_slice(), &block.hash().0)?;
+                    heads.insert(block.department().as_str().as_bytes(), &head[..])?;
+                    for (id, s) in &states {
+                        licences.insert(id.as_bytes(), &s[..])?;
+                    }
+                    for (id, cose) in credentials {
+                        creds.insert(id.to_string().as_bytes(), cose.as_slice())?;
+                    }
+                    for (t, next) in serials {
+                        meta.insert(format!("serial/{t}").as_bytes(), &next.to_be_bytes())?;
+                    }
+                    Ok(())
+                },
+            );
+        res.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn put_evidence(&self, ev: &Equivocation) -> Result<(), StoreError> {
+        let key = chain_key(&ev.department, ev.height);
+        let mut v = Vec::new();
+        let a = ev.first.encode();
+        v.extend_from_slice(&(a.len() as u32).to_be_bytes());
+        v.extend_from_slice(&a);
+        v.extend_from_slice(&ev.second.encode());
+        self.evidence.insert(key, v)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stores evidence received from a peer (already checked by `Equivocation::new`).
+    pub fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
+        let known = self
+            .evidence
+            .contains_key(chain_key(&ev.department, ev.height))?;
+        if !known {
+            self.put_evidence(ev)?;
+        }
+        Ok(!known)
+    }
+
+    /// All equivocation evidence, validated again on the way out.
+    pub fn evidence(&self, net: &Network) -> Result<Vec<Equivocation>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.evidence.iter() {
+            let (_, v) = item?;
+            let corrupt = || StoreError::Corrupt("evidence record".into());
+            let n = u32::from_be_bytes(
+                v.get(..4)
+                    .ok_or_else(corrupt)?
+                    .try_into()
+                    .map_err(|_| corrupt())?,
+            ) as usize;
+            let a = Block::decode(v.get(4..4 + n).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+            let b = Block::decode(v.get(4 + n..).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+            out.push(Equivocation::new(net, a, b).map_err(|_| corrupt())?);
+        }
+        Ok(out)
+    }
+
+    /// Lowest equivocation height proven against `dept`, if any.
+    pub fn equivocation_height(&self, dept: &DepartmentId) -> Option<u64> {
+        let mut prefix = dept.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        let (k, _) = self.evidence.scan_prefix(&prefix).next()?.ok()?;
+        Some(u64::from_be_bytes(k.get(prefix.len()..)?.try_into().ok()?))
+    }
+
+    pub fn block_at(&self, dept: &DepartmentId, height: u64) -> Result<Option<Block>, StoreError> {
+        let Some(hash) = self.chain.get(chain_key(dept, height))? else {
+            return Ok(None);
+        };
+        self.block_by_hash(&hash)
+    }
+
+    pub fn block_by_hash(&self, hash: &[u8]) -> Result<Option<Block>, StoreError> {
+        match self.blocks.get(hash)? {
+            Some(b) => Block::decode(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("block {}: {e}", hex::encode(hash)))),
+            None => Ok(None),
+        }
+    }
+
+    /// Encoded blocks of `dept` from height `from`, at most `count` blocks and about
+    /// `bytes_max` bytes (at least one block if any exists).
+    pub fn blocks_from(
+        &self,
+        dept: &DepartmentId,
+        from: u64,
+        count: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        let start = chain_key(dept, from.max(1));
+        let end = chain_key(dept, u64::MAX);
+        for item in self.chain.range(start..=end) {
+            let (_, hash) = item?;
+            let Some(b) = self.blocks.get(&hash)? else {
+                return Err(StoreError::Corrupt(format!(
+                    "chain of {dept} names a missing block"
+                )));
+            };
+            total += b.len();
+            if !out.is_empty() && (total > bytes_max || out.len() >= count) {
+                break;
+            }
+            out.push(b.to_vec());
+        }
+        Ok(out)
+    }
+
+    pub fn heads(&self) -> Result<Vec<(DepartmentId, Head)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.heads.iter() {
+            let (k, v) = item?;
+            let dept = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| DepartmentId::parse(s).ok())
+                .ok_or_else(|| StoreError::Corrupt("head key".into()))?;
+            let head =
+                decode_head(&v).ok_or_else(|| StoreError::Corrupt(format!("head of {dept}")))?;
+            out.push((dept, head));
+        }
+        Ok(out)
+    }
+
+    /// The private COSE bytes of a credential this department issued.
+    pub fn credential(&self, id: &LicenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .credentials
+            .get(id.to_string().as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The next unused serial for a licence type of this department.
+    pub fn next_serial(&self, t: &LicenceType) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(format!("serial/{t}").as_bytes())? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("serial".into()))?,
+            ),
+            None => 1,
+        })
+    }
+
+    pub fn licence_count(&self) -> usize {
+        self.licences.len()
+    }
+
+    /// Every stored licence index entry, for the integrity check.
+    pub fn licences(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, Option<LicenceState>), StoreError>> + '_ {
+        self.licences.iter().map(|r| {
+            let (k, v) = r?;
+            Ok((String::from_utf8_lossy(&k).into_owned(), decode_state(&v)))
+        })
+    }
+
+    /// Every (department, height, hash) in the chain index, in key order.
+    pub fn chain_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.chain.iter().map(|r| {
+            let (k, v) = r?;
+            Ok((k.to_vec(), v.to_vec()))
+        })
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl ChainView for Store {
+    fn head(&self, department: &DepartmentId) -> Option<Head> {
+        // A storage error here reads as "unknown", which makes validation refuse the
+        // block (gap/fork) rather than accept it: the safe direction.
+        self.heads
+            .get(department.as_str().as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| decode_head(&v))
+    }
+
+    fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
+        self.licences
+            .get(id.to_string().as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| decode_state(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_encoding_round_trips() {
+        for status in [
+            LicenceStatus::Active,
+            LicenceStatus::Suspended(SuspendReason::Investigation),
+            LicenceStatus::Revoked(RevokeReason::Penalty),
+            LicenceStatus::Revoked(RevokeReason::Cancelled),
+        ] {
+            let s = LicenceState {
+                status,
+                commitment: Hash32::digest(b"c"),
+                valid_from: -5,
+                valid_until: 1_900_000_000,
+                issued_height: 3,
+                updated_height: 9,
+            };
+            assert_eq!(decode_state(&encode_state(&s)), Some(s));
+        }
+        assert_eq!(decode_state(&[9; 66]), None);
+        assert_eq!(decode_state(&[0; 3]), None);
+    }
+}
