@@ -1,0 +1,560 @@
+//! The command-line grammar: every subcommand, flag and value parser, and nothing else.
+//!
+//! Values are parsed into validated types here (department ids, licence types, licence
+//! ids, node URLs, `name=value` fields), so a malformed argument is a usage error (64)
+//! with clap's message before any file is read or any request is sent.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use huren_core::credential::{FIELD_NAME_BYTES_MAX, FIELD_VALUE_BYTES_MAX};
+use huren_core::{DepartmentId, LicenceId, LicenceType, RegionCode};
+use reqwest::Url;
+
+use crate::exit::EXIT_HELP;
+
+const ABOUT: &str = "Huren (互认): electronic licences that verify across regions.";
+
+fn long_about() -> String {
+    format!(
+        "{ABOUT}\n\n\
+         Departments generate keys, issue, suspend, reinstate and revoke licences; service \
+         windows verify a licence QR (text or image), offline against the genesis file or \
+         online on any node; citizens render their QR as an image.\n\n\
+         Online commands talk to a huren-node given with --node URL; department commands \
+         need an officer's bearer token (--token or the HUREN_TOKEN environment \
+         variable).\n\n{EXIT_HELP}"
+    )
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "huren",
+    version,
+    about = ABOUT,
+    long_about = long_about(),
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Found a network: generate keys, build and check the genesis document.
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
+    /// Issue a licence on your department's node, or offline with the issuer key.
+    Issue(IssueArgs),
+    /// Verify a licence QR (text or image), offline against genesis or on a node.
+    #[command(after_help = "Exit status: 0 valid, 1 invalid, 2 undetermined, 64+ error.")]
+    Verify(VerifyArgs),
+    /// Render QR text as an image, or read the text back from an image.
+    #[command(subcommand)]
+    Qr(QrCommand),
+    /// Show where a licence stands on the ledger (no personal data).
+    Status(StatusArgs),
+    /// Suspend a licence (暂扣).
+    Suspend(SuspendArgs),
+    /// Reinstate a suspended licence (发还).
+    Reinstate(ReinstateArgs),
+    /// Revoke a licence (撤销 / 注销 / 吊销). Revocation is final.
+    Revoke(RevokeArgs),
+    /// Issue licences in bulk from a CSV file on your department's node.
+    Import(ImportArgs),
+}
+
+// ---------------------------------------------------------------------------------------
+// genesis
+
+#[derive(Debug, Subcommand)]
+pub enum GenesisCommand {
+    /// Generate a department's (or observer's) issuer and node keys.
+    ///
+    /// Writes <name>.issuer.key and <name>.node.key (secret, mode 0600, never
+    /// overwritten) and <name>.public.json, the file to hand to the founders.
+    Keygen(KeygenArgs),
+    /// Build the genesis document from a template and the departments' public key files.
+    Build(BuildArgs),
+    /// Check a genesis file and print a summary of the network it defines.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("who").required(true).args(["department", "observer"])))]
+pub struct KeygenArgs {
+    /// The department the keys are for, e.g. gd.transport.
+    #[arg(long, value_name = "ID", value_parser = parse_department)]
+    pub department: Option<DepartmentId>,
+    /// An observer node's name (a read-only node that serves verification).
+    #[arg(long, value_name = "NAME")]
+    pub observer: Option<String>,
+    /// Directory for the key files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The founders' TOML template (see genesis/example.toml).
+    #[arg(value_name = "TEMPLATE")]
+    pub template: PathBuf,
+    /// Directory holding every <name>.public.json the template needs.
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Where to write the genesis file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The genesis file to check.
+    #[arg(value_name = "GENESIS")]
+    pub genesis: PathBuf,
+}
+
+// ---------------------------------------------------------------------------------------
+// issue
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("mode").required(true).args(["offline", "node"])))]
+pub struct IssueArgs {
+    #[command(flatten)]
+    pub mode: IssueMode,
+    #[command(flatten)]
+    pub licence: LicenceArgs,
+    #[command(flatten)]
+    pub output: QrFiles,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Offline issuing (no node; the licence is not on the ledger)")]
+pub struct IssueMode {
+    /// Sign the credential here with the department's issuer key.
+    #[arg(long)]
+    pub offline: bool,
+    /// The genesis file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "offline",
+        required_if_eq("offline", "true")
+    )]
+    pub genesis: Option<PathBuf>,
+    /// The department's issuer key file (<department>.issuer.key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "offline",
+        required_if_eq("offline", "true")
+    )]
+    pub key: Option<PathBuf>,
+    /// Serial number for the licence id; random below 10^12 if not given.
+    #[arg(long, value_name = "N", requires = "offline")]
+    pub serial: Option<u64>,
+
+    #[command(flatten)]
+    pub online: IssueOnline,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Issuing on a node")]
+pub struct IssueOnline {
+    /// Base URL of your department's huren-node, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", value_parser = parse_node_url)]
+    pub node: Option<Url>,
+    /// The officer's bearer token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HUREN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Print the node's whole answer as JSON instead of only the QR text.
+    #[arg(long, requires = "node")]
+    pub json: bool,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Licence")]
+pub struct LicenceArgs {
+    /// Licence type code from genesis, e.g. mvdl.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_licence_type)]
+    pub licence_type: LicenceType,
+    /// A holder field shown to the clerk, NAME=VALUE; repeat for each (name=张三).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_field)]
+    pub holder: Vec<(String, String)>,
+    /// A further licence field, NAME=VALUE; repeat for each.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_field)]
+    pub field: Vec<(String, String)>,
+    /// Validity in days from now; the default and the maximum come from genesis.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub valid_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct QrFiles {
+    /// Also write the QR as a PNG image.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Also write the QR as an SVG image.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Replace --png / --svg files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+// ---------------------------------------------------------------------------------------
+// verify
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("mode").required(true).args(["offline", "node"])))]
+#[command(group(ArgGroup::new("input").required(true).args(["text", "image"])))]
+pub struct VerifyArgs {
+    /// The QR text as scanned (HZ1:…), or - to read one line from standard input.
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+    /// A PNG or JPEG image with the QR in it, instead of TEXT.
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    #[command(flatten)]
+    pub mode: VerifyOffline,
+    #[command(flatten)]
+    pub online: VerifyOnline,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    next_help_heading = "Offline verification (signature, validity and recognition; not revocation)"
+)]
+pub struct VerifyOffline {
+    /// Verify against the genesis file only, without a node.
+    #[arg(long)]
+    pub offline: bool,
+    /// The genesis file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "offline",
+        required_if_eq("offline", "true")
+    )]
+    pub genesis: Option<PathBuf>,
+    /// The verifying region (6-digit code), to apply the recognition policy.
+    #[arg(long, value_name = "CODE", value_parser = parse_region, requires = "offline")]
+    pub region: Option<RegionCode>,
+    /// Verify as of this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of now.
+    #[arg(long, value_name = "TIME", requires = "offline")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Verification on a node (also checks the ledger)")]
+pub struct VerifyOnline {
+    /// Base URL of any huren-node, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", value_parser = parse_node_url)]
+    pub node: Option<Url>,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// qr
+
+#[derive(Debug, Subcommand)]
+pub enum QrCommand {
+    /// Render QR text as a PNG, an SVG or blocks on the terminal.
+    Render(RenderArgs),
+    /// Read the QR text from a PNG or JPEG image.
+    Decode(DecodeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("format").required(true).args(["png", "svg", "terminal"])))]
+pub struct RenderArgs {
+    /// The text to encode (HZ1:…), or - to read one line from standard input.
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+    /// Write a PNG image.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Write an SVG image.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Print the QR on the terminal.
+    #[arg(long)]
+    pub terminal: bool,
+    /// PNG pixels per QR module.
+    #[arg(long, value_name = "PX", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub module_px: u32,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The image to read.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+}
+
+// ---------------------------------------------------------------------------------------
+// department commands on a node
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Node")]
+pub struct NodeArgs {
+    /// Base URL of the huren-node, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", value_parser = parse_node_url)]
+    pub node: Url,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Node")]
+pub struct TokenArgs {
+    /// The officer's bearer token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HUREN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SuspendReason {
+    /// Administrative penalty (行政处罚暂扣).
+    Penalty,
+    /// Under investigation (调查中).
+    Investigation,
+    /// Other, documented in the department's own files.
+    Other,
+}
+
+impl SuspendReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Penalty => "penalty",
+            Self::Investigation => "investigation",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RevokeReason {
+    /// 撤销: the licence should not have been granted.
+    Withdrawn,
+    /// 注销: cancelled (holder's request, death, entity dissolved).
+    Cancelled,
+    /// 吊销: revoked as a penalty.
+    Penalty,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Withdrawn => "withdrawn",
+            Self::Cancelled => "cancelled",
+            Self::Penalty => "penalty",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    /// Why the licence is suspended.
+    #[arg(long, value_enum)]
+    pub reason: SuspendReason,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReinstateArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    /// Why the licence is revoked.
+    #[arg(long, value_enum)]
+    pub reason: RevokeReason,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// Most licences one batch request may carry; the node enforces the same bound.
+pub const IMPORT_BATCH_MAX: u64 = 1000;
+
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::import::CSV_HELP)]
+pub struct ImportArgs {
+    /// The CSV file: a header row, then one licence per row.
+    #[arg(value_name = "FILE.csv")]
+    pub file: PathBuf,
+    /// Licences per request to the node.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=IMPORT_BATCH_MAX))]
+    pub batch: u64,
+    /// Write the issued licence ids and QR texts here (CSV: row, licence_id, qr).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+    /// Write every row that was not imported here (CSV: row, code, message).
+    #[arg(long, value_name = "FILE.csv")]
+    pub failed: Option<PathBuf>,
+    /// Replace --out and --failed if they exist.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+// ---------------------------------------------------------------------------------------
+// value parsers
+
+fn parse_department(s: &str) -> Result<DepartmentId, String> {
+    DepartmentId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_region(s: &str) -> Result<RegionCode, String> {
+    RegionCode::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_licence_type(s: &str) -> Result<LicenceType, String> {
+    LicenceType::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_licence_id(s: &str) -> Result<LicenceId, String> {
+    LicenceId::parse(s).map_err(|e| e.to_string())
+}
+
+/// A node base URL: http or https, no query or fragment (paths are appended to it).
+pub fn parse_node_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{s:?}: the node URL must start with http:// or https://"
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("{s:?}: the node URL has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{s:?}: the node URL must not have a query or fragment"
+        ));
+    }
+    Ok(url)
+}
+
+/// Whether `name` is a valid credential field name (the rule `huren_core` enforces when
+/// signing, checked here so the officer hears it before anything is issued).
+pub fn field_name_ok(name: &str) -> bool {
+    (1..=FIELD_NAME_BYTES_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Checks a field value against the credential's bounds.
+pub fn field_value_problem(value: &str) -> Option<String> {
+    if value.len() > FIELD_VALUE_BYTES_MAX {
+        Some(format!(
+            "is {} bytes; at most {FIELD_VALUE_BYTES_MAX}",
+            value.len()
+        ))
+    } else if value.chars().any(char::is_control) {
+        Some("contains a control character".into())
+    } else {
+        None
+    }
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+pub fn parse_field(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once('=') else {
+        return Err(format!("{s:?} must be NAME=VALUE"));
+    };
+    if !field_name_ok(name) {
+        return Err(format!(
+            "field name {name:?} must be 1-{FIELD_NAME_BYTES_MAX} characters of a-z, 0-9 and '_'"
+        ));
+    }
+    if let Some(problem) = field_value_problem(value) {
+        return Err(format!("the value of {name} {problem}"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fields_and_urls() {
+        assert_eq!(
+            parse_field("name=张三=x"),
+            Ok(("name".into(), "张三=x".into()))
+        );
+        assert_eq!(parse_field("class="), Ok(("class".into(), String::new())));
+        assert!(parse_field("name").is_err());
+        assert!(parse_field("Name=x").is_err());
+        assert!(parse_field("name=a\nb").is_err());
+        assert!(parse_field(&format!("name={}", "x".repeat(300))).is_err());
+        assert!(parse_node_url("http://127.0.0.1:8080").is_ok());
+        assert!(parse_node_url("https://node.example/huren/").is_ok());
+        assert!(parse_node_url("ftp://x").is_err());
+        assert!(parse_node_url("127.0.0.1:8080").is_err());
+        assert!(parse_node_url("http://x/?a=b").is_err());
+    }
+}

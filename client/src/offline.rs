@@ -1,0 +1,252 @@
+//! Offline issuing and verifying: genesis and key files only, no node.
+//!
+//! Offline issuing is for a department without its node at hand (a field office, a
+//! test network): it checks everything genesis says about the mandate before signing,
+//! because a credential that breaks a genesis rule would only be refused later at a
+//! service window. The credential it makes is not on the ledger; the department must
+//! not hand it out as a ledger-backed licence.
+//!
+//! Offline verification checks signature, issuer mandate, validity period and the
+//! recognition policy; it cannot see revocation, which the report says (`offline: true`).
+
+use std::collections::BTreeMap;
+
+use huren_core::credential::{QR_TEXT_CHARS_MAX, SALT_BYTES};
+use huren_core::verify::{self, LedgerFacts, Report, VerifyContext};
+use huren_core::{Credential, DepartmentId, LicenceId};
+use huren_genesis::keys::{self, KeyFileError};
+use rand::rngs::OsRng;
+use rand::{Rng, RngCore};
+
+use crate::args::{IssueArgs, VerifyArgs};
+use crate::exit::{fail, Exit, WithExit};
+use crate::{files, genesis, qr};
+
+/// Offline serials are random in [1, 10^12): 12 digits keep the QR short, and with a few
+/// thousand offline licences per department a collision is about one in a million. A
+/// collision would be refused by the ledger as a double issue, never silently accepted.
+const OFFLINE_SERIAL_END: u64 = 1_000_000_000_000;
+
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Collects repeated `--holder` / `--field` values, refusing a name given twice.
+pub fn to_map(what: &str, pairs: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for (k, v) in pairs {
+        if m.insert(k.clone(), v.clone()).is_some() {
+            return Err(fail(Exit::USAGE, format!("--{what} {k} is given twice")));
+        }
+    }
+    Ok(m)
+}
+
+pub fn issue(a: IssueArgs) -> anyhow::Result<Exit> {
+    // clap makes both required with --offline; this only guards the grammar.
+    let (Some(genesis_path), Some(key_path)) = (&a.mode.genesis, &a.mode.key) else {
+        return Err(fail(Exit::USAGE, "--offline needs --genesis and --key"));
+    };
+    qr::check_files(&a.output)?;
+    let net = genesis::load(genesis_path)?;
+    let (name, key) = keys::read_issuer_key(key_path).map_err(|e| {
+        let exit = match &e {
+            KeyFileError::Io { .. } => Exit::NO_INPUT,
+            _ => Exit::DATA,
+        };
+        fail(exit, format!("issuer key: {e}"))
+    })?;
+    let department = DepartmentId::parse(&name).map_err(|_| {
+        fail(
+            Exit::DATA,
+            format!(
+                "{} is the key of {name:?}, which is not a department id; observers cannot issue",
+                key_path.display()
+            ),
+        )
+    })?;
+    let network = &net.document().network;
+    if net.document().observers.iter().any(|o| o.name == name) {
+        return Err(fail(
+            Exit::DATA,
+            format!("{name} is an observer in genesis; observers verify but cannot issue"),
+        ));
+    }
+    let Some(dept) = net.department(&department) else {
+        return Err(fail(
+            Exit::DATA,
+            format!("department {department} is not in genesis (network {network})"),
+        ));
+    };
+    if dept.issuer_key != key.public() {
+        return Err(fail(
+            Exit::DATA,
+            format!(
+                "{} is not the issuer key genesis names for {department}: genesis has key id {}, the file has {}",
+                key_path.display(),
+                dept.issuer_key.key_id(),
+                key.public().key_id()
+            ),
+        ));
+    }
+    let t = &a.licence.licence_type;
+    let Some(def) = net.licence_type(t) else {
+        let defined: Vec<&str> = net
+            .document()
+            .licence_types
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        return Err(fail(
+            Exit::USAGE,
+            format!(
+                "licence type {t} is not defined in genesis; defined types: {}",
+                defined.join(", ")
+            ),
+        ));
+    };
+    if !net.is_granted(&department, t) {
+        let grants: Vec<&str> = dept.grants.iter().map(|g| g.as_str()).collect();
+        return Err(fail(
+            Exit::USAGE,
+            format!(
+                "{department} may not issue {t} ({}): genesis grants it only {}",
+                def.name,
+                grants.join(", ")
+            ),
+        ));
+    }
+    let holder = to_map("holder", &a.licence.holder)?;
+    let fields = to_map("field", &a.licence.field)?;
+    let missing: Vec<&str> = def
+        .holder_fields
+        .iter()
+        .filter(|f| holder.get(*f).is_none_or(|v| v.trim().is_empty()))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail(
+            Exit::USAGE,
+            format!(
+                "licence type {t} needs the holder fields {}; missing: {} (give each as --holder NAME=VALUE)",
+                def.holder_fields.join(", "),
+                missing.join(", ")
+            ),
+        ));
+    }
+    for extra in holder.keys().filter(|k| !def.holder_fields.contains(k)) {
+        eprintln!(
+            "note: holder field {extra} is not one genesis lists for {t}; it is included anyway"
+        );
+    }
+    let days = a.licence.valid_days.unwrap_or(def.validity_days_max);
+    if days > def.validity_days_max {
+        return Err(fail(
+            Exit::USAGE,
+            format!(
+                "--valid-days {days} is longer than the {} days genesis allows for {t}",
+                def.validity_days_max
+            ),
+        ));
+    }
+    let serial = match a.mode.serial {
+        Some(s) => s,
+        None => OsRng.gen_range(1..OFFLINE_SERIAL_END),
+    };
+    let mut salt = [0u8; SALT_BYTES];
+    OsRng.fill_bytes(&mut salt);
+    let now = genesis::now_unix_secs()?;
+    let credential = Credential {
+        issuer: department.clone(),
+        licence_id: LicenceId::new(department.clone(), t.clone(), serial),
+        region: dept.region.clone(),
+        issued_at: now,
+        not_before: now,
+        expires_at: now + i64::from(days) * SECS_PER_DAY,
+        holder,
+        fields,
+        salt,
+    };
+    let signed = credential
+        .sign(&key)
+        .map_err(|e| fail(Exit::USAGE, format!("cannot sign the credential: {e}")))?;
+    qr::write_files(&signed.qr_text, &a.output)?;
+    files::print_line(&signed.qr_text)?;
+    eprintln!(
+        "issued {} offline, valid {} to {}, commitment {}\n\
+         note: an offline licence is not on the ledger; online verification will not find it",
+        credential.licence_id,
+        verify::rfc3339(credential.not_before),
+        verify::rfc3339(credential.expires_at),
+        signed.commitment
+    );
+    Ok(Exit::OK)
+}
+
+pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
+    let Some(genesis_path) = &a.mode.genesis else {
+        return Err(fail(Exit::USAGE, "--offline needs --genesis"));
+    };
+    let net = genesis::load(genesis_path)?;
+    if let Some(r) = &a.mode.region {
+        if net.region(r).is_none() {
+            return Err(fail(
+                Exit::USAGE,
+                format!(
+                    "region {r} is not defined in genesis (network {})",
+                    net.document().network
+                ),
+            ));
+        }
+    }
+    let now = match &a.mode.at {
+        Some(at) => verify::parse_rfc3339(at).ok_or_else(|| {
+            fail(
+                Exit::USAGE,
+                format!("--at {at:?} is not an RFC 3339 time such as 2030-01-01T08:00:00+08:00"),
+            )
+        })?,
+        None => genesis::now_unix_secs()?,
+    };
+    let ctx = VerifyContext {
+        now,
+        region: a.mode.region.clone(),
+    };
+    let report = match (&a.text, &a.image) {
+        (Some(text), _) => {
+            let text = if text == "-" {
+                files::read_stdin_line(QR_TEXT_CHARS_MAX)?
+            } else {
+                text.clone()
+            };
+            verify::verify_text(&net, &text, &|_| LedgerFacts::Offline, &ctx)
+        }
+        (None, Some(image)) => match qr::read_image(image) {
+            Ok(text) => verify::verify_text(&net, &text, &|_| LedgerFacts::Offline, &ctx),
+            // A photo without a readable QR is the "could not decode" verdict, not a
+            // failure of the command: the clerk asks for a better picture.
+            Err(e) if crate::exit::code_of(&e) == Exit::DATA => {
+                verify::undecodable(&format!("{e:#}"), &ctx)
+            }
+            Err(e) => return Err(e),
+        },
+        (None, None) => return Err(fail(Exit::USAGE, "give TEXT or --image FILE")),
+    };
+    print_report(&report)?;
+    Ok(verdict_exit(report.kind.exit_code()))
+}
+
+/// The exit status for a verdict's code (0, 1 or 2).
+pub fn verdict_exit(code: i32) -> Exit {
+    match code {
+        0 => Exit::OK,
+        1 => Exit::INVALID,
+        2 => Exit::UNDETERMINED,
+        _ => Exit::INTERNAL,
+    }
+}
+
+fn print_report(report: &Report) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).code(Exit::INTERNAL)?;
+    files::print_line(&json)?;
+    files::tell_terminal(&report.message);
+    Ok(())
+}
