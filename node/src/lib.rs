@@ -3,6 +3,8 @@
 //! - `store`: the ledger in sled, behind a narrow interface; the only module that knows sled.
 //! - `producer`: block production by group commit; the only writer of this department's chain.
 //! - `api`: the HTTP API (axum); the only module that knows HTTP and JSON.
+//! - `net`: libp2p replication (gossip, catch-up, equivocation evidence) as an actor; the only
+//!   module that knows libp2p.
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
@@ -11,6 +13,7 @@ pub mod api;
 pub mod check;
 pub mod config;
 pub mod metrics;
+pub mod net;
 pub mod node;
 pub mod producer;
 pub mod store;

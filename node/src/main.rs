@@ -195,7 +195,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let assembled = node::assemble(&cfg)?;
+        let mut assembled = node::assemble(&cfg)?;
+        node::spawn_network(&mut assembled);
         let listener = tokio::net::TcpListener::bind(cfg.api.listen)
             .await
             .with_context(|| format!("binding API address {}", cfg.api.listen))?;

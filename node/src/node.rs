@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::api::{AppState, Token};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::net::{NetInbox, NetParams};
 use crate::producer::{self, ProducerConfig};
 use crate::store::Store;
 
@@ -17,6 +18,24 @@ use crate::store::Store;
 pub struct Assembled {
     pub state: AppState,
     pub store: Arc<Store>,
+    /// The network actor's parameters and inbox, when a node key is configured.
+    pub network: Option<(NetParams, NetInbox)>,
+}
+
+/// Starts the network actor (if configured) on the current tokio runtime.
+pub fn spawn_network(a: &mut Assembled) {
+    if let Some((params, inbox)) = a.network.take() {
+        let (net, store, metrics) = (
+            a.state.net.clone(),
+            a.store.clone(),
+            a.state.metrics.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = crate::net::run(net, store, metrics, params, inbox).await {
+                tracing::error!(error = %format!("{e:#}"), "network stopped");
+            }
+        });
+    }
 }
 
 /// Reads genesis and keys, opens the store, starts the producer (department nodes).
@@ -31,6 +50,36 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
     let metrics = Arc::new(Metrics::default());
+
+    // Networking needs a node key, and the key must be the one genesis names for us.
+    let (handle, inbox, keypair) = if cfg.node_key.as_os_str().is_empty() {
+        (None, None, None)
+    } else {
+        let (_, kp) = huren_genesis::keys::read_node_key(&cfg.node_key)
+            .with_context(|| format!("reading node key {}", cfg.node_key.display()))?;
+        let (h, i) = crate::net::channel();
+        (Some(h), Some(i), Some(kp))
+    };
+    if let Some(kp) = &keypair {
+        let peer = kp.public().to_peer_id().to_string();
+        let expected = if cfg.department.is_empty() {
+            net.document()
+                .observers
+                .iter()
+                .find(|o| o.node_peer_id == peer)
+                .map(|o| o.node_peer_id.clone())
+        } else {
+            DepartmentId::parse(&cfg.department)
+                .ok()
+                .and_then(|d| net.department(&d).map(|d| d.node_peer_id.clone()))
+        };
+        if expected.as_deref() != Some(peer.as_str()) {
+            bail!(
+                "node key {} (peer id {peer}) is not the node key genesis names for this node",
+                cfg.node_key.display()
+            );
+        }
+    }
 
     let (department, producer, home_region) = if cfg.department.is_empty() {
         let region = observer_region(&net, cfg)?;
@@ -70,7 +119,10 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
                 queue_max: cfg.limits.producer_queue_max,
             },
             metrics.clone(),
-            Box::new(|_| {}),
+            match handle.clone() {
+                Some(h) => Box::new(move |b| h.publish_block(&b)),
+                None => Box::new(|_| {}),
+            },
         );
         (Some(id), Some(handle), dept.region)
     };
@@ -98,7 +150,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         net,
         store.clone(),
         producer,
@@ -108,7 +160,24 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
         cfg.limits.clone(),
         metrics,
     );
-    Ok(Assembled { state, store })
+    state.network = handle;
+    let network = match (keypair, inbox) {
+        (Some(keypair), Some(inbox)) => Some((
+            NetParams {
+                keypair,
+                config: cfg.network.clone(),
+                limits: cfg.limits.clone(),
+                stale: state.stale.clone(),
+            },
+            inbox,
+        )),
+        _ => None,
+    };
+    Ok(Assembled {
+        state,
+        store,
+        network,
+    })
 }
 
 /// An observer's region: the one genesis names for its node key, else the config's.

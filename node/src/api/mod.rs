@@ -24,6 +24,7 @@ use utoipa::OpenApi;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::net::NetHandle;
 use crate::producer::ProducerHandle;
 use crate::store::Store;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::RateLimiter>,
     /// Set by the network layer when this node has lost touch with the network.
     pub stale: Arc<AtomicBool>,
+    /// The network actor, when networking runs.
+    pub network: Option<NetHandle>,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
             metrics,
             limiter: Arc::new(limiter),
             stale: Arc::new(AtomicBool::new(false)),
+            network: None,
         }
     }
 }
@@ -90,6 +94,7 @@ impl AppState {
         public::verify_qr,
         public::chains,
         public::evidence,
+        public::peers,
         public::healthz,
     ),
     modifiers(&BearerScheme),
@@ -113,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verify", post(public::verify_qr))
         .route("/v1/chains", get(public::chains))
         .route("/v1/evidence", get(public::evidence))
+        .route("/v1/peers", get(public::peers))
         .layer(DefaultBodyLimit::max(limits.image_bytes_max + 64 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -240,6 +240,14 @@ pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<Evidence
     Ok(Json(items))
 }
 
+#[utoipa::path(get, path = "/v1/peers", tag = "public", responses((status = 200, body = [crate::net::PeerInfo])))]
+pub async fn peers(State(state): State<AppState>) -> Json<Vec<crate::net::PeerInfo>> {
+    match &state.network {
+        Some(n) => Json(n.peers().await),
+        None => Json(Vec::new()),
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,
