@@ -50,18 +50,52 @@ impl TestNetwork {
         Ok(Self { dir, genesis, keys })
     }
 
-    /// Writes a config for `department` with its own data directory; returns its path.
-    pub fn config(&self, department: &str, extra: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.dir.path().join(department);
+    /// Writes a config for `department` (no libp2p) with its own data directory.
+    pub fn config(&self, department: &str, limits: &str) -> anyhow::Result<PathBuf> {
+        self.node_config(department, None, limits)
+    }
+
+    /// Writes a config for `name` (a department id, or an observer name from genesis)
+    /// with libp2p on 127.0.0.1 when `bootstrap` is given; returns its path.
+    pub fn node_config(
+        &self,
+        name: &str,
+        bootstrap: Option<&[String]>,
+        limits: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("node.toml");
         let token_hash = hex::encode(Sha256::digest(TOKEN.as_bytes()));
+        let observer = name.contains("observer");
+        let (department, issuer) = if observer {
+            (String::new(), String::new())
+        } else {
+            (
+                name.to_owned(),
+                huren_genesis::keys::issuer_key_path(&self.keys, name)
+                    .display()
+                    .to_string(),
+            )
+        };
+        let (node_key, network) = match bootstrap {
+            Some(b) => (
+                huren_genesis::keys::node_key_path(&self.keys, name)
+                    .display()
+                    .to_string(),
+                format!(
+                    "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {}\n",
+                    serde_json::to_string(b)?
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         let text = format!(
             r#"data_dir = "{data}"
 genesis = "{genesis}"
 department = "{department}"
 issuer_key = "{issuer}"
-node_key = "{node}"
+node_key = "{node_key}"
 
 [api]
 listen = "127.0.0.1:0"
@@ -71,14 +105,13 @@ officer = "officer-1"
 scope = "all"
 sha256 = "{token_hash}"
 
+{network}
 [limits]
 public_requests_per_minute = 1000000
-{extra}
+{limits}
 "#,
             data = dir.join("data").display(),
             genesis = self.genesis.display(),
-            issuer = huren_genesis::keys::issuer_key_path(&self.keys, department).display(),
-            node = huren_genesis::keys::node_key_path(&self.keys, department).display(),
         );
         std::fs::write(&path, text)?;
         Ok(path)
@@ -89,6 +122,8 @@ public_requests_per_minute = 1000000
 pub struct NodeProcess {
     child: Child,
     pub url: String,
+    /// The libp2p address (with /p2p/<peer id>), when networking is configured.
+    pub p2p: Option<String>,
     pub config: PathBuf,
 }
 
@@ -107,25 +142,35 @@ impl NodeProcess {
             .context("starting huren-node")?;
         let stdout = child.stdout.take().context("node stdout")?;
         let (tx, rx) = mpsc::channel();
+        let networked = std::fs::read_to_string(config)?.contains("[network]");
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("huren-node: api listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
+                    let _ = tx.send((true, url.trim().to_owned()));
+                } else if let Some(addr) = line.strip_prefix("huren-node: p2p listening on ") {
+                    let _ = tx.send((false, addr.trim().to_owned()));
                 }
             }
         });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => Ok(Self {
-                child,
-                url,
-                config: config.to_owned(),
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait()?;
-                bail!("huren-node did not start within 30 s ({status})")
+        let (mut url, mut p2p) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while url.is_none() || (networked && p2p.is_none()) {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok((true, u)) => url = Some(u),
+                Ok((false, a)) => p2p = p2p.or(Some(a)),
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait()?;
+                    bail!("huren-node did not start within 30 s ({status})")
+                }
             }
         }
+        Ok(Self {
+            child,
+            url: url.expect("loop exits only with a url"),
+            p2p,
+            config: config.to_owned(),
+        })
     }
 
     /// SIGKILL: no shutdown, no flush. What a power cut does.
@@ -195,4 +240,56 @@ pub fn driving_body(n: u64) -> serde_json::Value {
         "holder": {"name": format!("测试{n}"), "id_number": format!("4401061990{n:08}"), "class": "C1"},
         "valid_days": 2190
     })
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or fails after `secs` seconds.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// GET a JSON document.
+pub fn get_json(http: &reqwest::blocking::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(http.get(url).send()?.json()?)
+}
+
+/// POST /v1/verify with a QR text.
+pub fn verify(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+    qr: &str,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(http
+        .post(format!("{}/v1/verify", node.url))
+        .json(&serde_json::json!({ "qr": qr }))
+        .send()?
+        .json()?)
+}
+
+/// Chain heights by department at a node.
+pub fn heads(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+) -> anyhow::Result<Vec<(String, u64, String)>> {
+    let v = get_json(http, &format!("{}/v1/chains", node.url))?;
+    Ok(v["chains"]
+        .as_array()
+        .context("chains")?
+        .iter()
+        .map(|c| {
+            (
+                c["department"].as_str().unwrap_or_default().to_owned(),
+                c["height"].as_u64().unwrap_or_default(),
+                c["hash"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
 }
