@@ -15,18 +15,25 @@ use sha2::{Digest, Sha256};
 /// The officer token every test node accepts (scope all).
 pub const TOKEN: &str = "hrt_test_token_for_all_scopes";
 
-/// A built binary of the workspace (`huren-node`, `huren`), next to the test executable.
+/// A built binary of the workspace (`huren-node`, `huren`): next to the running
+/// executable (a binary in target/<profile>/) or one level up (a test in
+/// target/<profile>/deps/).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test>  →  target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the tests (the README's test command does)",
-        path.display()
+    let dir = exe.parent().expect("executable directory");
+    let candidates = [
+        dir.join(name),
+        dir.parent().map(|p| p.join(name)).unwrap_or_default(),
+    ];
+    for path in &candidates {
+        if path.is_file() {
+            return path.clone();
+        }
+    }
+    panic!(
+        "{name} is missing next to {}: run `cargo build --workspace --bins` first (the README's commands do)",
+        exe.display()
     );
-    path
 }
 
 /// A founded network: keys and genesis in a temporary directory.
@@ -182,6 +189,11 @@ impl NodeProcess {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) -> anyhow::Result<()> {
+        // Already gone (e.g. Ctrl-C reached the whole process group): it must have exited cleanly.
+        if let Some(status) = self.child.try_wait()? {
+            anyhow::ensure!(status.success(), "huren-node exited with {status}");
+            return Ok(());
+        }
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

@@ -1,0 +1,252 @@
+//! huren-demo: the whole mission on one machine.
+//!
+//! Founds a network from genesis/example.toml with fresh keys, starts one real
+//! `huren-node` per department (and the observer) on 127.0.0.1, each with its own sled
+//! directory, joined over libp2p; then issues a driving licence in Guangdong, verifies it
+//! in Shanghai, suspends, reinstates and revokes it, verifying after each step, and shows
+//! every department's chain head. It keeps the network running until Ctrl-C, then stops
+//! every node it started. `scripts/demo.sh` builds and runs it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use huren_tests::{client, eventually, get_json, heads, verify, NodeProcess, TestNetwork, TOKEN};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Run a local Huren network and walk through a licence's life")]
+struct Args {
+    /// Exit after the walk-through instead of serving until Ctrl-C (for tests and CI).
+    #[arg(long)]
+    no_wait: bool,
+    /// Where to write the licence QR as PNG.
+    #[arg(long, default_value = "huren-demo-licence.png")]
+    png: std::path::PathBuf,
+}
+
+const NODES: [(&str, &str); 6] = [
+    ("gd.transport", "广东省公安厅交通管理局 Guangdong transport"),
+    (
+        "gd.market",
+        "广东省市场监督管理局 Guangdong market regulation",
+    ),
+    ("gd.health", "广东省卫生健康委员会 Guangdong health"),
+    (
+        "sh.transport",
+        "上海市公安局交通警察总队 Shanghai transport",
+    ),
+    (
+        "sh.market",
+        "上海市市场监督管理局 Shanghai market regulation",
+    ),
+    ("sh.observer", "上海 observer node (verification only)"),
+];
+
+fn step(n: u32, text: &str) {
+    println!("\n\x1b[1m{n}. {text}\x1b[0m");
+}
+
+fn show(v: &Value) {
+    let verdict = v["verdict"].as_str().unwrap_or("?");
+    let colour = match verdict {
+        "valid" => "32",
+        "invalid" => "31",
+        _ => "33",
+    };
+    let reason = v["reason"]
+        .as_str()
+        .map(|r| format!(" · {r}"))
+        .unwrap_or_default();
+    println!(
+        "   → \x1b[1;{colour}m{verdict}{reason}\x1b[0m  {}  ({}; verified at region {})",
+        v["message_zh"].as_str().unwrap_or_default(),
+        v["message"].as_str().unwrap_or_default(),
+        v["verifier_region"].as_str().unwrap_or("?"),
+    );
+}
+
+fn until(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+    qr: &str,
+    verdict: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Value> {
+    eventually(30, &format!("{verdict} {reason:?} at {}", node.url), || {
+        let v = verify(http, node, qr).ok()?;
+        (v["verdict"] == verdict && v["reason"].as_str() == reason).then_some(v)
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let http = client();
+    step(
+        1,
+        "Founding the network: fresh keys for every department, genesis from genesis/example.toml",
+    );
+    let net = TestNetwork::new()?;
+    let genesis = huren_genesis::load(&net.genesis)?;
+    println!(
+        "   network {} · genesis {}",
+        genesis.document().network,
+        genesis.hash().short()
+    );
+    println!("   files in {}", net.dir.path().display());
+
+    step(2, "Starting one huren-node per department, each with its own sled directory, joined over libp2p");
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for (name, label) in NODES {
+        let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
+        let node = NodeProcess::start(&net.node_config(name, Some(&boot), "")?)
+            .with_context(|| format!("starting {name}"))?;
+        println!(
+            "   {name:<13} {label}\n                 window page {}/",
+            node.url
+        );
+        nodes.push(node);
+    }
+    let (gd, sh, observer) = (&nodes[0], &nodes[3], &nodes[5]);
+    eventually(30, "every node to see its peers", || {
+        nodes
+            .iter()
+            .all(|n| {
+                get_json(&http, &format!("{}/v1/peers", n.url))
+                    .ok()
+                    .and_then(|v| v.as_array().map(|a| a.len() >= 2))
+                    .unwrap_or(false)
+            })
+            .then_some(())
+    })?;
+
+    step(
+        3,
+        "Guangdong transport issues a motor-vehicle driving licence (机动车驾驶证)",
+    );
+    let body = json!({
+        "licence_type": "mvdl",
+        "holder": {"name": "张三", "id_number": "44010619900101123X", "class": "C1"},
+        "valid_days": 2190
+    });
+    let r = http
+        .post(format!("{}/v1/licences", gd.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()?;
+    anyhow::ensure!(r.status().as_u16() == 201, "issue failed: {}", r.text()?);
+    let lic: Value = r.json()?;
+    let id = lic["licence_id"].as_str().context("licence id")?.to_owned();
+    let qr = lic["qr"].as_str().context("qr")?.to_owned();
+    println!(
+        "   licence {id}, block {}#{}",
+        lic["block"]["department"].as_str().unwrap_or(""),
+        lic["block"]["height"]
+    );
+    println!("   QR text ({} characters): {qr}", qr.len());
+    println!("{}", huren_core::qr::terminal(&qr)?);
+    std::fs::write(&args.png, huren_core::qr::png(&qr, 8)?)
+        .with_context(|| format!("writing {}", args.png.display()))?;
+    println!("   QR written to {}", args.png.display());
+
+    step(4, "A service window in Shanghai scans it (跨省互认)");
+    let v = until(&http, sh, &qr, "valid", None)?;
+    show(&v);
+    println!(
+        "   issuer {} · {} {} · holder {} {}",
+        v["licence"]["issuer_name"].as_str().unwrap_or(""),
+        v["licence"]["type_name"].as_str().unwrap_or(""),
+        v["licence"]["type_name_en"].as_str().unwrap_or(""),
+        v["licence"]["holder"]["name"].as_str().unwrap_or(""),
+        v["licence"]["holder"]["id_number"].as_str().unwrap_or(""),
+    );
+
+    let act = |action: &str, body: Value| -> anyhow::Result<()> {
+        let r = http
+            .post(format!("{}/v1/licences/{id}/{action}", gd.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()?;
+        anyhow::ensure!(r.status().is_success(), "{action} failed: {}", r.text()?);
+        Ok(())
+    };
+    step(5, "Guangdong suspends it (暂扣); Shanghai checks again");
+    act("suspend", json!({"reason": "penalty"}))?;
+    show(&until(&http, sh, &qr, "invalid", Some("suspended"))?);
+
+    step(6, "Guangdong reinstates it (发还); Shanghai checks again");
+    act("reinstate", json!({}))?;
+    show(&until(&http, sh, &qr, "valid", None)?);
+
+    step(
+        7,
+        "Guangdong revokes it as a penalty (吊销); every node, in both regions, answers revoked",
+    );
+    act("revoke", json!({"reason": "penalty"}))?;
+    for (n, (name, _)) in nodes.iter().zip(NODES) {
+        let v = until(&http, n, &qr, "invalid", Some("revoked"))?;
+        print!("   {name:<13}");
+        show(&v);
+    }
+
+    step(8, "Recognition policy: a physician certificate is recognised in Shanghai; a food business licence is not");
+    let issue_at = |node: &NodeProcess, body: Value| -> anyhow::Result<String> {
+        let r = http
+            .post(format!("{}/v1/licences", node.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()?;
+        anyhow::ensure!(r.status().as_u16() == 201, "issue failed: {}", r.text()?);
+        let v: Value = r.json()?;
+        Ok(v["qr"].as_str().context("qr")?.to_owned())
+    };
+    let physician = issue_at(
+        &nodes[2],
+        json!({"licence_type": "physician", "holder": {"name": "李医生", "id_number": "440106198505051234", "category": "临床"}}),
+    )?;
+    print!("   医师执业证书 at Shanghai   ");
+    show(&until(&http, sh, &physician, "valid", None)?);
+    let food = issue_at(
+        &nodes[1],
+        json!({"licence_type": "food", "holder": {"entity": "广州市某餐饮有限公司", "credit_code": "91440101MA5XXXXXX1"}}),
+    )?;
+    print!("   食品经营许可证 at Shanghai  ");
+    show(&until(&http, sh, &food, "invalid", Some("not_recognised"))?);
+    print!("   食品经营许可证 at Guangdong ");
+    show(&until(&http, gd, &food, "valid", None)?);
+
+    step(9, "Each department's chain head, as the observer sees it");
+    for (dept, height, hash) in heads(&http, observer)? {
+        println!(
+            "   {dept:<13} height {height:>3}  {}",
+            if hash.is_empty() {
+                "(no blocks yet)".to_owned()
+            } else {
+                hash[..16].to_owned()
+            }
+        );
+    }
+
+    println!("\nService window pages (scan or paste a QR there):");
+    for n in &nodes {
+        println!("   {}/", n.url);
+    }
+    if args.no_wait {
+        println!("\ndemo complete; stopping the network");
+    } else {
+        println!("\nThe network keeps running. Press Ctrl-C to stop every node.");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        println!("\nstopping…");
+    }
+    for n in nodes {
+        n.stop()?;
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    println!("all nodes stopped");
+    Ok(())
+}
