@@ -1,0 +1,829 @@
+//! huren-bench: every performance figure of Huren in one run on one machine.
+//!
+//! 1. The machine's limits, in-process: Ed25519 sign, verify and batch-verify rates (one
+//!    core and all cores), SHA-256 bytes/s, fdatasync rate of 4 KiB appends in the data
+//!    directory's file system.
+//! 2. One node: verify requests/s and p50/p99 for licences on the ledger (fast path) and
+//!    for credentials whose signature must be checked; durable issuance/s with single
+//!    requests at concurrency 64 and with bulk import.
+//! 3. Scale: verify p99 and disk bytes per licence at 10,000 and at `--licences` (default
+//!    1,000,000) licences.
+//! 4. Catch-up: a fresh node syncing that ledger: records/s.
+//! 5. Replication: 4 nodes, sustained issuance at one: records/s reaching every node and
+//!    p50/p99 propagation delay (block cut → applied at a peer, from the nodes' metrics).
+//! 6. QR size and version for each licence type of the example genesis.
+//!
+//! Figures are written to `<out>/results.json` and `<out>/results.md`, with ratios to
+//! the machine's limits so runs can be compared on noisy shared machines. Load generator
+//! and nodes share the cores; the generator's CPU share is reported. Release build:
+//! scripts/bench.sh.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use futures::FutureExt;
+use huren_core::{Credential, DepartmentId, LicenceId, LicenceType, RegionCode, SecretKey};
+use huren_tests::{driving_body, NodeProcess, TestNetwork, TOKEN};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Measure Huren against the limits of this machine")]
+struct Args {
+    /// Small and fast (under 3 minutes): a smoke test, figures are indicative only.
+    #[arg(long)]
+    quick: bool,
+    /// Ledger size for the scale and catch-up figures (10,000,000 is possible, slowly).
+    #[arg(long)]
+    licences: Option<u64>,
+    /// Seconds per throughput measurement.
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Where to write results.json and results.md.
+    #[arg(long, default_value = "bench")]
+    out: std::path::PathBuf,
+}
+
+// ----------------------------------------------------------------------------------------
+// Helpers
+
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces): utime and stime are the
+    // 12th and 13th, in clock ticks of 100 Hz (USER_HZ).
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `f` on `threads` threads for `secs`; returns operations per second in total.
+fn rate_threads(threads: usize, secs: f64, f: impl Fn(u64) -> u64 + Sync) -> f64 {
+    let total = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (f, total) = (&f, &total);
+            s.spawn(move || {
+                let mut n = 0;
+                let mut i = t as u64 * 1_000_000_000;
+                while start.elapsed().as_secs_f64() < secs {
+                    n += f(i);
+                    i += 1;
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+    });
+    total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Load {
+    ops: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    client_cpu_share: f64,
+}
+
+/// Drives `make` with `concurrency` tasks for `secs`.
+async fn drive<F, Fut>(secs: f64, concurrency: usize, make: F) -> Load
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let make = Arc::new(make);
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (make, counter) = (make.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let s = Instant::now();
+                    if make(n).await {
+                        lat.push(s.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Load {
+        ops: all.len() as u64,
+        secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        client_cpu_share: (cpu_seconds() - cpu0) / (secs * cores() as f64),
+    }
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(path) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Credentials correctly signed by gd.transport that no ledger holds: the signature path.
+fn offline_credentials(key: &SecretKey, n: u64) -> anyhow::Result<Vec<String>> {
+    let dept = DepartmentId::parse("gd.transport")?;
+    (0..n)
+        .map(|i| {
+            let c = Credential {
+                issuer: dept.clone(),
+                licence_id: LicenceId::new(
+                    dept.clone(),
+                    LicenceType::parse("mvdl")?,
+                    900_000_000 + i,
+                ),
+                region: RegionCode::parse("440000")?,
+                issued_at: now_s(),
+                not_before: now_s(),
+                expires_at: now_s() + 86_400 * 365,
+                holder: [
+                    ("name", "测试"),
+                    ("id_number", "440106199001011234"),
+                    ("class", "C1"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+                fields: BTreeMap::new(),
+                salt: [(i % 251) as u8; 16],
+            };
+            Ok(c.sign(key)?.qr_text)
+        })
+        .collect()
+}
+
+/// Imports `count` licences through the batch API (1000 per request, 2 in flight).
+/// Returns the QR texts of the first `keep`.
+async fn bulk_import(
+    http: &reqwest::Client,
+    url: &str,
+    start: u64,
+    count: u64,
+    keep: usize,
+) -> anyhow::Result<(Vec<String>, f64)> {
+    let t0 = Instant::now();
+    let mut kept = Vec::new();
+    let batches: Vec<(u64, u64)> = (0..count.div_ceil(1000))
+        .map(|b| (start + b * 1000, (count - b * 1000).min(1000)))
+        .collect();
+    for pair in batches.chunks(2) {
+        let futs = pair.iter().map(|&(from, n)| {
+            let licences: Vec<Value> = (from..from + n).map(driving_body).collect();
+            http.post(format!("{url}/v1/licences:batch"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "licences": licences }))
+                .send()
+        });
+        for r in futures::future::join_all(futs).await {
+            let v: Value = r?.error_for_status()?.json().await?;
+            for item in v["results"].as_array().context("results")? {
+                anyhow::ensure!(item["ok"] == true, "bulk import item failed: {item}");
+                if kept.len() < keep {
+                    kept.push(item["qr"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    }
+    Ok((kept, count as f64 / t0.elapsed().as_secs_f64()))
+}
+
+async fn verify_load(
+    http: &reqwest::Client,
+    url: &str,
+    qrs: Arc<Vec<String>>,
+    secs: f64,
+    concurrency: usize,
+) -> Load {
+    let (h, u) = (http.clone(), url.to_owned());
+    drive(secs, concurrency, move |n| {
+        let (h, u, q) = (h.clone(), u.clone(), qrs.clone());
+        async move {
+            let qr = &q[n as usize % q.len()];
+            h.post(format!("{u}/v1/verify"))
+                .json(&json!({ "qr": qr }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await
+}
+
+async fn aget(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    Ok(http.get(url).send().await?.json().await?)
+}
+
+/// Height of `dept`'s chain at the node at `url`.
+async fn height_at(http: &reqwest::Client, url: &str, dept: &str) -> u64 {
+    let Ok(v) = aget(http, &format!("{url}/v1/chains")).await else {
+        return 0;
+    };
+    v["chains"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["department"] == dept)
+        .and_then(|c| c["height"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Polls `check` every 20 ms until it holds, for at most `secs`.
+async fn wait_for<F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// p50 and p99 from a Prometheus histogram in the node's /metrics text.
+fn histogram_quantiles(metrics: &str, name: &str) -> (f64, f64, u64) {
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    let prefix = format!("{name}_bucket{{le=\"");
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            let (le, count) = rest.split_once("\"} ").unwrap_or(("", "0"));
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::NAN)
+            };
+            buckets.push((le, count.trim().parse().unwrap_or(0)));
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0, |b| b.1);
+    let q = |p: f64| {
+        buckets
+            .iter()
+            .find(|(_, c)| *c as f64 >= p * total as f64)
+            .map_or(f64::NAN, |b| b.0)
+    };
+    (q(0.5), q(0.99), total)
+}
+
+// ----------------------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let quick = args.quick;
+    let secs = args
+        .seconds
+        .map_or(if quick { 2.0 } else { 10.0 }, |s| s as f64);
+    let big = args
+        .licences
+        .unwrap_or(if quick { 20_000 } else { 1_000_000 });
+    let started = Instant::now();
+    let mut r = serde_json::Map::new();
+    let section = |name: &str| eprintln!("\n== {name} ({:.0} s)", started.elapsed().as_secs_f64());
+
+    // ---- 1. Limits of the machine.
+    section("machine limits");
+    let key = SecretKey::from_seed(&[7; 32]);
+    let msg = [42u8; 32];
+    let sig = key.sign(&msg);
+    let pk = key.public();
+    let lim_secs = if quick { 0.5 } else { 2.0 };
+    let sign_1 = rate_threads(1, lim_secs, |_| {
+        std::hint::black_box(key.sign(&msg));
+        1
+    });
+    let verify_1 = rate_threads(1, lim_secs, |_| u64::from(pk.verify(&msg, &sig)));
+    let verify_all = rate_threads(cores(), lim_secs, |_| u64::from(pk.verify(&msg, &sig)));
+    let sign_all = rate_threads(cores(), lim_secs, |_| {
+        std::hint::black_box(key.sign(&msg));
+        1
+    });
+    let batch_n = 64;
+    let msgs: Vec<[u8; 32]> = (0..batch_n).map(|i| [i as u8; 32]).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = msgs
+        .iter()
+        .map(|m| ed25519_dalek::Signature::from_bytes(&key.sign(m).to_bytes()))
+        .collect();
+    let keys = vec![*pk.dalek(); batch_n];
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let batch_all = rate_threads(cores(), lim_secs, |_| {
+        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+            batch_n as u64
+        } else {
+            0
+        }
+    });
+    let buf = vec![7u8; 1 << 20];
+    let sha = rate_threads(1, lim_secs, |_| {
+        std::hint::black_box(huren_core::Hash32::digest(&buf));
+        1
+    }) * (1 << 20) as f64;
+    let net = TestNetwork::new()?;
+    let fsync = {
+        let path = net.dir.path().join("fsync-probe");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let block = [0u8; 4096];
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while t0.elapsed().as_secs_f64() < lim_secs {
+            f.write_all(&block)?;
+            f.sync_data()?;
+            n += 1;
+        }
+        let _ = std::fs::remove_file(&path);
+        n as f64 / t0.elapsed().as_secs_f64()
+    };
+    eprintln!("sign {sign_1:.0}/s per core ({sign_all:.0}/s all), verify {verify_1:.0}/s per core ({verify_all:.0}/s all), batch verify {batch_all:.0}/s, sha256 {:.0} MB/s, fdatasync {fsync:.0}/s", sha / 1e6);
+    r.insert(
+        "limits".into(),
+        json!({
+            "cores": cores(),
+            "ed25519_sign_per_s_one_core": sign_1, "ed25519_sign_per_s_all_cores": sign_all,
+            "ed25519_verify_per_s_one_core": verify_1, "ed25519_verify_per_s_all_cores": verify_all,
+            "ed25519_batch_verify_per_s_all_cores": batch_all,
+            "sha256_bytes_per_s": sha, "fdatasync_4k_appends_per_s": fsync,
+        }),
+    );
+    // Targets are stated against 2 x the one-core rate: the machine's two cores doing
+    // nothing but that operation.
+    let verify_cap = 2.0 * verify_1;
+    let sign_cap = 2.0 * sign_1;
+
+    // ---- 6 (cheap, first). QR sizes.
+    section("QR sizes");
+    let genesis = huren_genesis::load(&net.genesis)?;
+    let mut qr_sizes = Vec::new();
+    for (t, dept, holder) in [
+        (
+            "mvdl",
+            "gd.transport",
+            vec![
+                ("name", "张三"),
+                ("id_number", "44010619900101123X"),
+                ("class", "C1"),
+            ],
+        ),
+        (
+            "food",
+            "gd.market",
+            vec![
+                ("entity", "广州市美味餐饮有限公司"),
+                ("credit_code", "91440101MA5XXXXXX1"),
+            ],
+        ),
+        (
+            "physician",
+            "gd.health",
+            vec![
+                ("name", "李四"),
+                ("id_number", "440106198505051234"),
+                ("category", "临床"),
+            ],
+        ),
+    ] {
+        let key = huren_genesis::keys::read_issuer_key(&huren_genesis::keys::issuer_key_path(
+            &net.keys, dept,
+        ))?
+        .1;
+        let d = DepartmentId::parse(dept)?;
+        let def = genesis
+            .licence_type(&LicenceType::parse(t)?)
+            .context("type")?;
+        let c = Credential {
+            issuer: d.clone(),
+            licence_id: LicenceId::new(d, LicenceType::parse(t)?, 12_345_678),
+            region: RegionCode::parse("440000")?,
+            issued_at: now_s(),
+            not_before: now_s(),
+            expires_at: now_s() + i64::from(def.validity_days_max.min(3660)) * 86_400,
+            holder: holder
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fields: BTreeMap::new(),
+            salt: [9; 16],
+        };
+        let qr = c.sign(&key)?.qr_text;
+        let version = huren_core::qr::version(&qr)?;
+        eprintln!(
+            "{t}: {} characters, QR version {version} (level M)",
+            qr.len()
+        );
+        qr_sizes.push(json!({"licence_type": t, "name": def.name, "characters": qr.len(), "qr_version_m": version}));
+    }
+    r.insert("qr".into(), json!(qr_sizes));
+
+    // ---- 2 + 3. One node: scale at 10k, throughput, scale at `big`.
+    section("one node");
+    let node = NodeProcess::start(&net.node_config("gd.transport", Some(&[]), "")?)?;
+    let url = node.url.clone();
+    let data_dir = net.dir.path().join("gd.transport").join("data");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let (mut ledger_qrs, _) = bulk_import(&http, &url, 0, 10_000, 2_000).await?;
+    let small = verify_load(&http, &url, Arc::new(ledger_qrs.clone()), secs, 64).await;
+    let small_disk = dir_bytes(&data_dir) as f64 / 10_000.0;
+    eprintln!(
+        "at 10,000 licences: verify p99 {:.2} ms, {small_disk:.0} bytes/licence on disk",
+        small.p99_ms
+    );
+
+    let (h, u) = (http.clone(), url.clone());
+    let single = drive(secs, 64, move |n| {
+        let (h, u) = (h.clone(), u.clone());
+        async move {
+            h.post(format!("{u}/v1/licences"))
+                .bearer_auth(TOKEN)
+                .json(&driving_body(50_000_000 + n))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 201)
+        }
+    })
+    .await;
+    let single_rate = single.ops as f64 / single.secs;
+    eprintln!(
+        "issue, single requests at concurrency 64: {single_rate:.0}/s (p99 {:.1} ms)",
+        single.p99_ms
+    );
+    let bulk_n = if quick { 10_000 } else { 100_000 };
+    let (_, bulk_rate) = bulk_import(&http, &url, 60_000_000, bulk_n, 0).await?;
+    eprintln!("issue, bulk import: {bulk_rate:.0}/s");
+
+    let fast = verify_load(&http, &url, Arc::new(ledger_qrs.clone()), secs, 64).await;
+    let sig_key = huren_genesis::keys::read_issuer_key(&huren_genesis::keys::issuer_key_path(
+        &net.keys,
+        "gd.transport",
+    ))?
+    .1;
+    let sig_qrs = Arc::new(offline_credentials(&sig_key, 2_000)?);
+    let slow = verify_load(&http, &url, sig_qrs, secs, 64).await;
+    let (fast_rate, slow_rate) = (fast.ops as f64 / fast.secs, slow.ops as f64 / slow.secs);
+    eprintln!("verify fast path {fast_rate:.0}/s (p99 {:.2} ms), signature path {slow_rate:.0}/s (p99 {:.2} ms)", fast.p99_ms, slow.p99_ms);
+
+    // Grow the ledger to `big` and measure again.
+    let have = 10_000 + single.ops + bulk_n + 1;
+    if big > have {
+        let t0 = Instant::now();
+        let chunk = 100_000;
+        let mut done = 0;
+        while done < big - have {
+            let n = chunk.min(big - have - done);
+            let (more, rate) = bulk_import(&http, &url, 100_000_000 + done, n, 0).await?;
+            ledger_qrs.extend(more);
+            done += n;
+            eprintln!("  ledger at {} licences ({rate:.0}/s)", have + done);
+        }
+        eprintln!(
+            "grew the ledger to {big} in {:.0} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    let total_licences = aget(&http, &format!("{url}/healthz")).await?["licences"]
+        .as_u64()
+        .unwrap_or(0);
+    // Fast-path verification over licences spread across the whole ledger.
+    let spread: Vec<String> = ledger_qrs.iter().cloned().collect();
+    let large = verify_load(&http, &url, Arc::new(spread), secs, 64).await;
+    let large_disk = dir_bytes(&data_dir) as f64 / total_licences.max(1) as f64;
+    eprintln!(
+        "at {total_licences} licences: verify p99 {:.2} ms, {large_disk:.0} bytes/licence on disk",
+        large.p99_ms
+    );
+
+    r.insert(
+        "one_node".into(),
+        json!({
+            "verify_fast_path": {"per_s": fast_rate, "p50_ms": fast.p50_ms, "p99_ms": fast.p99_ms, "client_cpu_share": fast.client_cpu_share, "ratio_to_2x_verify": fast_rate / verify_cap},
+            "verify_signature_path": {"per_s": slow_rate, "p50_ms": slow.p50_ms, "p99_ms": slow.p99_ms, "client_cpu_share": slow.client_cpu_share, "ratio_to_2x_verify": slow_rate / verify_cap},
+            "issue_single_concurrency_64": {"per_s": single_rate, "p50_ms": single.p50_ms, "p99_ms": single.p99_ms, "client_cpu_share": single.client_cpu_share, "ratio_to_2x_sign": single_rate / sign_cap},
+            "issue_bulk": {"per_s": bulk_rate, "licences": bulk_n, "ratio_to_2x_sign": bulk_rate / sign_cap},
+        }),
+    );
+    r.insert(
+        "scale".into(),
+        json!({
+            "small": {"licences": 10_000, "verify_p99_ms": small.p99_ms, "disk_bytes_per_licence": small_disk},
+            "large": {"licences": total_licences, "verify_p99_ms": large.p99_ms, "disk_bytes_per_licence": large_disk},
+            "p99_ratio_large_to_small": large.p99_ms / small.p99_ms,
+        }),
+    );
+
+    // ---- 4. Catch-up of a fresh node.
+    section("catch-up");
+    let boot = vec![node.p2p.clone().unwrap_or_default()];
+    let target = height_at(&http, &url, "gd.transport").await;
+    let t0 = Instant::now();
+    let fresh = NodeProcess::start(&net.node_config("sh.market", Some(&boot), "")?)?;
+    let fresh_url = fresh.url.clone();
+    wait_for(3600, "the fresh node to catch up", || {
+        height_at(&http, &fresh_url, "gd.transport").then(|h| async move { h >= target })
+    })
+    .await?;
+    let catchup_secs = t0.elapsed().as_secs_f64();
+    let catchup_rate = total_licences as f64 / catchup_secs;
+    eprintln!("fresh node synced {total_licences} licences ({target} blocks) in {catchup_secs:.1} s: {catchup_rate:.0} records/s");
+    r.insert("catch_up".into(), json!({"licences": total_licences, "blocks": target, "seconds": catchup_secs, "records_per_s": catchup_rate}));
+    drop(fresh);
+    node.stop()?;
+
+    // ---- 5. Replication across 4 nodes.
+    section("replication, 4 nodes");
+    let net4 = TestNetwork::new()?;
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for name in ["gd.transport", "gd.market", "sh.transport", "sh.market"] {
+        let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
+        nodes.push(NodeProcess::start(&net4.node_config(
+            name,
+            Some(&boot),
+            "",
+        )?)?);
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    wait_for(30, "4 nodes to connect", || {
+        let (http, urls) = (http.clone(), urls.clone());
+        async move {
+            for u in &urls {
+                let peers = aget(&http, &format!("{u}/v1/peers"))
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_array().map(Vec::len))
+                    .unwrap_or(0);
+                if peers < 3 {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await?;
+    let mut repl = Vec::new();
+    // Light load: one licence at a time; then sustained bulk load.
+    for (label, batch, conc) in [("light", 1u64, 1usize), ("sustained", 200, 4)] {
+        let (h, u) = (http.clone(), nodes[0].url.clone());
+        let t0 = Instant::now();
+        let load = drive(secs, conc, move |n| {
+            let (h, u) = (h.clone(), u.clone());
+            async move {
+                let licences: Vec<Value> = (0..batch)
+                    .map(|i| driving_body(200_000_000 + n * 1000 + i))
+                    .collect();
+                let ok = h
+                    .post(format!("{u}/v1/licences:batch"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({ "licences": licences }))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if batch == 1 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                ok
+            }
+        })
+        .await;
+        let issued = load.ops * batch;
+        let final_head = height_at(&http, &urls[0], "gd.transport").await;
+        wait_for(120, "every node to hold the last block", || {
+            let (http, urls) = (http.clone(), urls.clone());
+            async move {
+                for u in &urls[1..] {
+                    if height_at(&http, u, "gd.transport").await < final_head {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await?;
+        let all_secs = t0.elapsed().as_secs_f64();
+        let mut merged = String::new();
+        for u in &urls[1..] {
+            merged.push_str(
+                &http
+                    .get(format!("{u}/metrics"))
+                    .send()
+                    .await?
+                    .text()
+                    .await?,
+            );
+        }
+        // Sum the three peers' histograms bucket by bucket.
+        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+        for line in merged
+            .lines()
+            .filter(|l| l.starts_with("huren_net_propagation_seconds_bucket"))
+        {
+            if let Some((k, v)) = line.rsplit_once(' ') {
+                *sums.entry(k.to_owned()).or_default() += v.parse::<u64>().unwrap_or(0);
+            }
+        }
+        let text: String = sums.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        let (p50, p99, count) = histogram_quantiles(&text, "huren_net_propagation_seconds");
+        let rate = issued as f64 / all_secs;
+        eprintln!("{label}: {issued} records reached all 4 nodes at {rate:.0} records/s; propagation p50 ≤ {:.1} ms, p99 ≤ {:.1} ms ({count} block arrivals)", p50 * 1e3, p99 * 1e3);
+        repl.push(json!({"load": label, "records": issued, "records_per_s_all_nodes": rate, "propagation_p50_ms_le": p50 * 1e3, "propagation_p99_ms_le": p99 * 1e3, "block_arrivals": count}));
+        // The histograms are cumulative: the sustained phase's quantiles include the
+        // light phase's few dozen arrivals, which can only make them look better by a hair.
+    }
+    r.insert("replication".into(), json!(repl));
+    for n in nodes {
+        n.stop()?;
+    }
+
+    // ---- Report.
+    let machine = json!({
+        "cores": cores(),
+        "memory": std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().map(str::to_owned)),
+        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
+        "quick": quick,
+        "seconds_per_measurement": secs,
+        "total_seconds": started.elapsed().as_secs_f64(),
+    });
+    r.insert("machine".into(), machine);
+    let results = Value::Object(r);
+    std::fs::create_dir_all(&args.out)?;
+    let json_path = args.out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
+    let md_path = args.out.join("results.md");
+    std::fs::write(&md_path, markdown(&results))?;
+    println!("{}", markdown(&results));
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+fn markdown(r: &Value) -> String {
+    let f = |v: &Value| {
+        v.as_f64().map_or("–".to_owned(), |x| {
+            if x >= 100.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.2}")
+            }
+        })
+    };
+    let l = &r["limits"];
+    let o = &r["one_node"];
+    let s = &r["scale"];
+    let mut md = String::new();
+    md.push_str("# Huren benchmark\n\n");
+    md.push_str(&format!(
+        "Machine: {} cores, {}, {}; quick = {}; {} s per measurement; run took {} s.\n\n",
+        r["machine"]["cores"],
+        r["machine"]["cpu"].as_str().unwrap_or("?"),
+        r["machine"]["memory"].as_str().unwrap_or("?"),
+        r["machine"]["quick"],
+        r["machine"]["seconds_per_measurement"],
+        f(&r["machine"]["total_seconds"])
+    ));
+    md.push_str("| limit | figure |\n|---|---|\n");
+    for (k, name) in [
+        ("ed25519_sign_per_s_one_core", "Ed25519 sign /s, one core"),
+        ("ed25519_sign_per_s_all_cores", "Ed25519 sign /s, all cores"),
+        (
+            "ed25519_verify_per_s_one_core",
+            "Ed25519 verify_strict /s, one core",
+        ),
+        (
+            "ed25519_verify_per_s_all_cores",
+            "Ed25519 verify_strict /s, all cores",
+        ),
+        (
+            "ed25519_batch_verify_per_s_all_cores",
+            "Ed25519 batch verify /s (64 per batch), all cores",
+        ),
+        ("sha256_bytes_per_s", "SHA-256 bytes/s, one core"),
+        ("fdatasync_4k_appends_per_s", "4 KiB append + fdatasync /s"),
+    ] {
+        md.push_str(&format!("| {name} | {} |\n", f(&l[k])));
+    }
+    md.push_str("\n| measurement | per second | p50 ms | p99 ms | ratio | target |\n|---|---|---|---|---|---|\n");
+    let row = |md: &mut String, name: &str, v: &Value, ratio_key: &str, target: &str| {
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | {target} |\n",
+            f(&v["per_s"]),
+            f(&v["p50_ms"]),
+            f(&v["p99_ms"]),
+            f(&v[ratio_key])
+        ));
+    };
+    row(
+        &mut md,
+        "verify, fast path (on ledger)",
+        &o["verify_fast_path"],
+        "ratio_to_2x_verify",
+        "≥ 1.0 × 2 × verify",
+    );
+    row(
+        &mut md,
+        "verify, signature path",
+        &o["verify_signature_path"],
+        "ratio_to_2x_verify",
+        "≥ 0.6 × 2 × verify",
+    );
+    row(
+        &mut md,
+        "issue, single requests, concurrency 64",
+        &o["issue_single_concurrency_64"],
+        "ratio_to_2x_sign",
+        "–",
+    );
+    row(
+        &mut md,
+        "issue, bulk import (durable)",
+        &o["issue_bulk"],
+        "ratio_to_2x_sign",
+        "≥ 0.3 × 2 × sign",
+    );
+    md.push_str("\n| replication (4 nodes) | records/s at all nodes | propagation p50 ms ≤ | p99 ms ≤ | target |\n|---|---|---|---|---|\n");
+    for x in r["replication"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | ≥ 5000/s, p99 < 500 ms |\n",
+            x["load"].as_str().unwrap_or(""),
+            f(&x["records_per_s_all_nodes"]),
+            f(&x["propagation_p50_ms_le"]),
+            f(&x["propagation_p99_ms_le"])
+        ));
+    }
+    md.push_str(&format!(
+        "\n| catch-up | {} licences in {} s: **{} records/s** (target ≥ 50,000) |\n|---|---|\n",
+        r["catch_up"]["licences"],
+        f(&r["catch_up"]["seconds"]),
+        f(&r["catch_up"]["records_per_s"])
+    ));
+    md.push_str(&format!(
+        "\n| scale | licences | verify p99 ms | disk bytes/licence |\n|---|---|---|---|\n| small | {} | {} | {} |\n| large | {} | {} | {} |\n\np99 ratio large/small: {} (target ≤ 1.5); disk target ≤ 400 bytes/licence.\n",
+        s["small"]["licences"], f(&s["small"]["verify_p99_ms"]), f(&s["small"]["disk_bytes_per_licence"]),
+        s["large"]["licences"], f(&s["large"]["verify_p99_ms"]), f(&s["large"]["disk_bytes_per_licence"]),
+        f(&s["p99_ratio_large_to_small"])
+    ));
+    md.push_str("\n| licence type | QR characters | QR version (M) |\n|---|---|---|\n");
+    for q in r["qr"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| {} {} | {} | {} |\n",
+            q["licence_type"].as_str().unwrap_or(""),
+            q["name"].as_str().unwrap_or(""),
+            q["characters"],
+            q["qr_version_m"]
+        ));
+    }
+    md
+}
