@@ -24,7 +24,8 @@ use crate::crypto::{Hash32, KeyId, PublicKey, SecretKey, Signature};
 use crate::ids::{DepartmentId, LicenceId, LicenceType, RegionCode};
 
 pub const QR_PREFIX: &str = "HZ1:";
-/// The most characters a QR code holds in alphanumeric mode (version 40, level L).
+/// The most characters any QR code holds in alphanumeric mode (version 40, level L). Huren
+/// renders at level M (at most 3391), but reads whatever a scanner typed.
 pub const QR_TEXT_CHARS_MAX: usize = 4296;
 /// Cap on the inflated COSE bytes: a decompression bomb stops here.
 pub const COSE_BYTES_MAX: usize = 8 * 1024;

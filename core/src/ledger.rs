@@ -13,7 +13,7 @@
 //!          / [3, licence_id, revoke_reason, officer]                             ; revoke
 //! header   = ["huren-block/1", genesis(32), department, height, prev(32), time_ms, [record…]]
 //! block    = [header, signature(64)]
-//! hash     = SHA-256(cbor(header))         signature = Ed25519(issuer key, hash)
+//! hash     = SHA-256(cbor(header))         signature = Ed25519(issuer key, "huren/block/v1\0\0" ‖ hash)
 //! ```
 
 use std::fmt;
