@@ -8,6 +8,7 @@
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
+//! - `web`: the service-window page (窗口核验页) at `/`, a client of the public API, assets embedded.
 
 pub mod api;
 pub mod check;
@@ -17,3 +18,4 @@ pub mod net;
 pub mod node;
 pub mod producer;
 pub mod store;
+pub mod web;
