@@ -64,6 +64,16 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Issue licences in bulk from a CSV file on your department's node.
     Import(ImportArgs),
+    /// Make a citizen's printable licence card (SVG, HTML, PNG) from a licence QR.
+    ///
+    /// The QR is verified against genesis first (issuer signature, mandate, validity);
+    /// a licence that does not verify gets no card. The card is an ID-1 card, 85.6 × 54
+    /// mm, with the QR 38.5 mm square so it scans from paper.
+    #[command(
+        after_help = "Exit status: 0 card written, 1 the licence does not verify (no card), \
+        65 not a licence QR or no QR in the image, 64+ other errors."
+    )]
+    Card(CardArgs),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -451,6 +461,40 @@ pub struct ImportArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub token: TokenArgs,
+}
+
+// ---------------------------------------------------------------------------------------
+// card
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["text", "image"])))]
+#[command(group(ArgGroup::new("format").required(true).multiple(true).args(["svg", "html", "png"])))]
+pub struct CardArgs {
+    /// The QR text (HZ1:…), or - to read one line from standard input.
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+    /// A PNG or JPEG image with the QR in it, instead of TEXT.
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// The genesis file the licence must verify against.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// Write the card as an SVG image (85.6 × 54 mm).
+    #[arg(long, value_name = "FILE", help_heading = "Output (at least one)")]
+    pub svg: Option<PathBuf>,
+    /// Write the card as an HTML page that prints exactly the card from a browser.
+    #[arg(long, value_name = "FILE", help_heading = "Output (at least one)")]
+    pub html: Option<PathBuf>,
+    /// Write the card as a 300 dpi PNG (1011 × 638 px).
+    #[arg(long, value_name = "FILE", help_heading = "Output (at least one)")]
+    pub png: Option<PathBuf>,
+    /// Replace output files that exist.
+    #[arg(long, help_heading = "Output (at least one)")]
+    pub force: bool,
+    /// Also look for fonts in this directory, for the PNG (e.g. a CJK font that is not
+    /// installed system-wide); repeat for several.
+    #[arg(long, value_name = "DIR")]
+    pub font_dir: Vec<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------------

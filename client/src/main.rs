@@ -10,6 +10,7 @@
 //! offline issuing produces a credential that is not on any chain.
 
 mod args;
+mod card;
 mod exit;
 mod files;
 mod genesis;
@@ -77,5 +78,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Reinstate(a) => online::reinstate(a),
         Command::Revoke(a) => online::revoke(a),
         Command::Import(a) => import::run(a),
+        Command::Card(a) => card::run(a),
     }
 }

@@ -8,6 +8,8 @@
 //! async runtimes: callers pass the time in. Everything here can be tested and fuzzed
 //! without a network or a disk.
 
+#[cfg(feature = "qr")]
+pub mod card;
 pub mod credential;
 pub mod crypto;
 pub mod genesis;
