@@ -135,7 +135,7 @@ pub struct Limits {
     pub catchup_bytes_max: usize,
     /// Early blocks held aside while the gap before them is fetched.
     pub pending_blocks_max: usize,
-    /// Connections per peer and in total.
+    /// Established connections in total (and pending incoming); per peer at most 2.
     pub connections_max: u32,
 }
 
@@ -202,8 +202,9 @@ impl Config {
             "limits.batch_window_ms must be at most 1000"
         );
         anyhow::ensure!(
-            l.batch_licences_max >= 1,
-            "limits.batch_licences_max must be at least 1"
+            (1..=l.block_records_max).contains(&l.batch_licences_max),
+            "limits.batch_licences_max must be between 1 and limits.block_records_max ({}): a batch goes into one block",
+            l.block_records_max
         );
         anyhow::ensure!(
             l.producer_queue_max >= 1,

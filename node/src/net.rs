@@ -47,6 +47,9 @@ const TAG_EVIDENCE: u8 = 2;
 const TICK: Duration = Duration::from_secs(2);
 /// Without any peer for this long, the node says its data may be stale.
 const STALE_AFTER: Duration = Duration::from_secs(300);
+/// How long a department node waits for a peer's view of its own chain before it
+/// signs blocks anyway (a network where no bootstrap peer is up).
+const OWN_CHAIN_WAIT: Duration = Duration::from_secs(10);
 /// Misbehaviour points after which a peer is disconnected and refused for a while.
 const PENALTY_DISCONNECT: u32 = 10;
 const PENALTY_BAN: Duration = Duration::from_secs(60);
@@ -425,6 +428,10 @@ pub struct NetParams {
     pub config: NetworkConfig,
     pub limits: Limits,
     pub stale: Arc<AtomicBool>,
+    /// This node's department (None for observers) and the highest height of its chain
+    /// any peer reported, which the producer reads before signing.
+    pub own_department: Option<DepartmentId>,
+    pub gate: Arc<crate::producer::OwnChainGate>,
 }
 
 struct Actor {
@@ -445,6 +452,9 @@ struct Actor {
     apply_tx: SyncSender<ApplyJob>,
     last_peer_seen: Instant,
     stale: Arc<AtomicBool>,
+    own_department: Option<DepartmentId>,
+    gate: Arc<crate::producer::OwnChainGate>,
+    started: Instant,
 }
 
 /// Runs the network until the inbox closes. Prints the listen addresses to stdout.
@@ -519,7 +529,14 @@ pub async fn run(
         apply_tx,
         last_peer_seen: Instant::now(),
         stale: params.stale,
+        own_department: params.own_department,
+        gate: params.gate,
+        started: Instant::now(),
     };
+    if actor.bootstrap.is_empty() {
+        // Nobody to ask about our own chain: this node is the first of its network.
+        actor.gate.mark_checked();
+    }
     actor.dial_bootstrap();
     let mut inbox = inbox.0;
     let mut tick = tokio::time::interval(TICK);
@@ -592,6 +609,10 @@ impl Actor {
         }
         self.inflight
             .retain(|_, (_, since)| now.duration_since(*since) < Duration::from_secs(60));
+        if now.duration_since(self.started) > OWN_CHAIN_WAIT {
+            // No peer answered in time: go on rather than refuse issuance forever.
+            self.gate.mark_checked();
+        }
         self.dial_bootstrap();
         let peers: Vec<PeerId> = self.connected.keys().copied().collect();
         for p in peers {
@@ -827,6 +848,13 @@ impl Actor {
     fn response(&mut self, peer: PeerId, req: CatchupRequest, response: CatchupResponse) {
         match (req, response) {
             (CatchupRequest::Heads, CatchupResponse::Heads(heads)) => {
+                // Record what the peer says of our chain before opening the gate.
+                if let Some(own) = &self.own_department {
+                    if let Some((_, h)) = heads.iter().find(|(d, _)| d == own.as_str()) {
+                        self.gate.peer_reports(*h);
+                    }
+                }
+                self.gate.mark_checked();
                 let known = self.net.departments().len();
                 for (dept, height) in heads.into_iter().take(known) {
                     let Ok(d) = DepartmentId::parse(&dept) else {
@@ -834,6 +862,9 @@ impl Actor {
                     };
                     if self.net.department(&d).is_none() {
                         continue;
+                    }
+                    if self.own_department.as_ref() == Some(&d) {
+                        self.gate.peer_reports(height);
                     }
                     let ours = self.store.head(&d).map_or(0, |h| h.height);
                     if height > ours {

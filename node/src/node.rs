@@ -50,6 +50,12 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
     let metrics = Arc::new(Metrics::default());
+    // Without networking there is nobody to wait for; with it, `net` opens the gate.
+    let gate = Arc::new(if cfg.node_key.as_os_str().is_empty() {
+        crate::producer::OwnChainGate::open()
+    } else {
+        crate::producer::OwnChainGate::default()
+    });
 
     // Networking needs a node key, and the key must be the one genesis names for us.
     let (handle, inbox, keypair) = if cfg.node_key.as_os_str().is_empty() {
@@ -117,6 +123,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
                 batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
                 block_records_max: cfg.limits.block_records_max,
                 queue_max: cfg.limits.producer_queue_max,
+                gate: gate.clone(),
             },
             metrics.clone(),
             match handle.clone() {
@@ -165,6 +172,8 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
         (Some(keypair), Some(inbox)) => Some((
             NetParams {
                 keypair,
+                own_department: state.department.clone(),
+                gate,
                 config: cfg.network.clone(),
                 limits: cfg.limits.clone(),
                 stale: state.stale.clone(),

@@ -84,6 +84,10 @@ pub enum ProduceError {
     Invalid(String),
     #[error("the block producer is overloaded or stopping; try again")]
     Unavailable,
+    /// Peers hold this department's chain beyond our head (restored backup, fresh data
+    /// directory): signing now would fork our own chain. Catch-up is under way.
+    #[error("this node is catching up its own department's chain (local height {local}, peers have {peers}); try again shortly")]
+    CatchingUp { local: u64, peers: u64 },
     /// Storage failed; nothing in the batch was acknowledged.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -120,6 +124,43 @@ pub struct ProducerConfig {
     pub batch_window: Duration,
     pub block_records_max: usize,
     pub queue_max: usize,
+    /// What peers say of this department's own chain.
+    pub gate: Arc<OwnChainGate>,
+}
+
+/// Keeps a node from signing blocks before it knows its own chain's head. A department
+/// node restored from an old backup, or started on an empty data directory, must first
+/// fetch the blocks it already signed from peers: signing a new block at a height it
+/// used before would be equivocation.
+#[derive(Debug, Default)]
+pub struct OwnChainGate {
+    /// Set once a peer has told us its view of our chain (or there is no peer to ask).
+    checked: std::sync::atomic::AtomicBool,
+    /// Highest height of our chain that any peer reported.
+    peers_height: std::sync::atomic::AtomicU64,
+}
+
+impl OwnChainGate {
+    /// A gate that is open from the start: no network, or no peer to wait for.
+    pub fn open() -> Self {
+        let g = Self::default();
+        g.mark_checked();
+        g
+    }
+    pub fn mark_checked(&self) {
+        self.checked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn peer_reports(&self, height: u64) {
+        self.peers_height
+            .fetch_max(height, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// `Some(peers' height)` while production must wait.
+    fn blocks(&self, local: u64) -> Option<u64> {
+        let peers = self.peers_height.load(std::sync::atomic::Ordering::Relaxed);
+        let checked = self.checked.load(std::sync::atomic::Ordering::Relaxed);
+        (!checked || peers > local).then_some(peers)
+    }
 }
 
 /// Starts the producer thread. `on_block` is called with every block after it is durable
@@ -209,6 +250,17 @@ impl Producer {
         let now = now_ms();
         let head = self.store.head(&self.cfg.department);
         let height = head.map_or(1, |h| h.height + 1);
+        let local = head.map_or(0, |h| h.height);
+        if let Some(peers) = self.cfg.gate.blocks(local) {
+            // Never sign a block at a height our own department already used elsewhere.
+            for (jobs, reply) in batch {
+                let _ = reply.send(vec![
+                    Err(ProduceError::CatchingUp { local, peers });
+                    jobs.len()
+                ]);
+            }
+            return;
+        }
         let mut records: Vec<Record> = Vec::new();
         let mut credentials: Vec<(LicenceId, Vec<u8>)> = Vec::new();
         let mut overlay: HashMap<LicenceId, LicenceState> = HashMap::new();
@@ -387,6 +439,16 @@ impl Producer {
                         .next_serial(t)
                         .map_err(|e| ProduceError::Storage(e.to_string()))?,
                 };
+                // The counter is a hint: after restoring an old backup it may lag behind
+                // the chain (caught up from peers), so skip serials already taken.
+                let mut serial = serial;
+                while self
+                    .store
+                    .licence(&LicenceId::new(dept.clone(), t.clone(), serial))
+                    .is_some()
+                {
+                    serial += 1;
+                }
                 let licence_id = LicenceId::new(dept.clone(), t.clone(), serial);
                 let mut salt = [0u8; 16];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);

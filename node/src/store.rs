@@ -66,6 +66,8 @@ pub struct Store {
     /// One writer at a time: validation reads the state a block will be applied to, so
     /// validate-then-apply must not interleave with another apply.
     write: Mutex<()>,
+    /// Entries in `licences`, kept here because sled counts a tree by reading all of it.
+    licence_count: std::sync::atomic::AtomicU64,
 }
 
 fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
@@ -175,7 +177,12 @@ impl Store {
             meta: db.open_tree("meta")?,
             db,
             write: Mutex::new(()),
+            licence_count: std::sync::atomic::AtomicU64::new(0),
         };
+        store.licence_count.store(
+            store.licences.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         match store.meta.get("genesis")? {
             Some(h) if h.as_ref() != net.hash().0 => {
                 return Err(StoreError::WrongNetwork {
@@ -302,6 +309,13 @@ impl Store {
             TransactionError::Storage(e) => StoreError::Sled(e),
         })?;
         self.db.flush()?;
+        let issued = v
+            .changes()
+            .iter()
+            .filter(|(_, s)| s.issued_height == block.height())
+            .count();
+        self.licence_count
+            .fetch_add(issued as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -436,7 +450,8 @@ impl Store {
     }
 
     pub fn licence_count(&self) -> usize {
-        self.licences.len()
+        self.licence_count
+            .load(std::sync::atomic::Ordering::Relaxed) as usize
     }
 
     /// Every stored licence index entry, for the integrity check.

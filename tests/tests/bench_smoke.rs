@@ -11,8 +11,14 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
         .arg(out_dir.path())
         .env("RUST_LOG", "warn")
         .output()?;
-    assert!(out.status.success(), "huren-bench failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.path().join("results.json"))?)?;
+    assert!(
+        out.status.success(),
+        "huren-bench failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("results.json"))?)?;
     for path in [
         "/limits/ed25519_verify_per_s_one_core",
         "/limits/ed25519_sign_per_s_one_core",
@@ -31,7 +37,10 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
         "/replication/1/propagation_p99_ms_le",
     ] {
         let v = r.pointer(path).and_then(serde_json::Value::as_f64);
-        assert!(v.is_some_and(|x| x > 0.0), "{path} is missing or not positive: {v:?}");
+        assert!(
+            v.is_some_and(|x| x > 0.0),
+            "{path} is missing or not positive: {v:?}"
+        );
     }
     assert_eq!(r["qr"].as_array().map(Vec::len), Some(3));
     let md = std::fs::read_to_string(out_dir.path().join("results.md"))?;

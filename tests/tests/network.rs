@@ -20,16 +20,27 @@ fn start_mesh(net: &TestNetwork, names: &[&str]) -> anyhow::Result<Vec<NodeProce
     Ok(nodes)
 }
 
+/// Issues at `node`, waiting while the node is still catching up its own chain (503).
 fn issue(
     http: &reqwest::blocking::Client,
     node: &NodeProcess,
     body: Value,
 ) -> anyhow::Result<Value> {
-    let r = http
-        .post(format!("{}/v1/licences", node.url))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()?;
+    let mut last = String::new();
+    let r = eventually(30, "the node to accept issuance", || {
+        let r = http
+            .post(format!("{}/v1/licences", node.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .ok()?;
+        if r.status().as_u16() == 503 {
+            last = r.text().unwrap_or_default();
+            return None;
+        }
+        Some(r)
+    });
+    let r = r.map_err(|e| anyhow::anyhow!("{e}; last answer: {last}"))?;
     anyhow::ensure!(r.status().as_u16() == 201, "issue failed: {}", r.text()?);
     Ok(r.json()?)
 }
@@ -251,5 +262,75 @@ fn partition_heals_to_identical_heads() -> anyhow::Result<()> {
     let v = verify(&http, &healed[1], a["qr"].as_str().unwrap_or_default())?;
     assert_eq!(v["verdict"], "valid", "{v}");
     std::thread::sleep(Duration::from_millis(10));
+    Ok(())
+}
+
+#[test]
+fn department_restored_from_nothing_catches_up_before_signing() -> anyhow::Result<()> {
+    let net = TestNetwork::new()?;
+    let nodes = start_mesh(&net, &["sh.transport", "gd.transport"])?;
+    let http = client();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            issue(&http, &nodes[1], driving_body(i))?["licence_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    eventually(20, "sh to hold gd#3", || {
+        heads(&http, &nodes[0])
+            .ok()?
+            .iter()
+            .any(|(d, h, _)| d == "gd.transport" && *h == 3)
+            .then_some(())
+    })?;
+    // gd loses its data directory and comes back empty while its only peer is down.
+    let mut nodes = nodes;
+    let gd = nodes.pop().expect("gd");
+    let sh = nodes.pop().expect("sh");
+    let (gd_cfg, sh_name) = (gd.config.clone(), "sh.transport");
+    gd.stop()?;
+    sh.stop()?;
+    std::fs::remove_dir_all(gd_cfg.parent().expect("dir").join("data"))?;
+    let gd = NodeProcess::start(&gd_cfg)?;
+    // It must not sign: it does not know how far its own chain went.
+    let r = http
+        .post(format!("{}/v1/licences", gd.url))
+        .bearer_auth(TOKEN)
+        .json(&driving_body(10))
+        .send()?;
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "a node that lost its chain signed a block: {}",
+        r.text()?
+    );
+    let v: Value = r.json()?;
+    assert_eq!(v["error"]["code"], "catching_up", "{v}");
+    // The peer comes back; gd fetches its own three blocks, then signs height 4.
+    let sh = NodeProcess::start(&net.node_config(
+        sh_name,
+        Some(&[gd.p2p.clone().unwrap_or_default()]),
+        "",
+    )?)?;
+    let next = issue(&http, &gd, driving_body(10))?;
+    assert_eq!(next["block"]["height"], 4, "{next}");
+    assert!(
+        !ids.contains(&next["licence_id"].as_str().unwrap_or_default().to_owned()),
+        "serial reused: {next}"
+    );
+    eventually(20, "identical heads", || {
+        all_heads_equal(&http, &[&sh, &gd])
+    })?;
+    for n in [&sh, &gd] {
+        let ev = huren_tests::get_json(&http, &format!("{}/v1/evidence", n.url))?;
+        assert_eq!(
+            ev.as_array().map(Vec::len),
+            Some(0),
+            "the restored node forked its chain: {ev}"
+        );
+    }
     Ok(())
 }

@@ -71,6 +71,36 @@ pub fn authorize(
     Ok(t.officer.clone())
 }
 
+/// Middleware for department routes: a request without a token this node knows is
+/// refused with 401 before its body is read. Scopes are checked by the handler.
+pub async fn require_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let known = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| {
+            let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+            state.tokens.iter().fold(false, |found, t| {
+                found | bool::from(t.sha256.ct_eq(&presented))
+            })
+        });
+    if !known {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "an officer's bearer token valid on this node is required",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Adds the bearer scheme to the OpenAPI document.
 pub struct BearerScheme;
 

@@ -146,6 +146,11 @@ fn produce_error(e: ProduceError) -> ApiError {
             "unavailable",
             e.to_string(),
         ),
+        ProduceError::CatchingUp { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catching_up",
+            e.to_string(),
+        ),
         ProduceError::Storage(m) => ApiError::internal(m),
     }
 }
@@ -290,7 +295,7 @@ pub async fn issue_batch(
     }))
 }
 
-fn own_licence(state: &AppState, id: &str) -> Result<LicenceId, ApiError> {
+pub(super) fn own_licence(state: &AppState, id: &str) -> Result<LicenceId, ApiError> {
     let id =
         LicenceId::parse(id).map_err(|e| ApiError::bad_request("bad_licence_id", e.to_string()))?;
     if Some(id.department()) != state.department.as_ref() {

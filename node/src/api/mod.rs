@@ -7,6 +7,7 @@
 //! personal data except what the presented credential itself discloses.
 
 mod auth;
+mod card;
 mod department;
 pub mod error;
 mod public;
@@ -90,6 +91,9 @@ impl AppState {
         department::reinstate,
         department::revoke,
         department::qr_png,
+        card::card_svg,
+        card::card_html,
+        card::card_png,
         public::status,
         public::verify_qr,
         public::chains,
@@ -112,7 +116,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/licences/{id}/reinstate", post(department::reinstate))
         .route("/v1/licences/{id}/revoke", post(department::revoke))
         .route("/v1/licences/{id}/qr.png", get(department::qr_png))
-        .layer(DefaultBodyLimit::max(limits.body_bytes_max));
+        .route("/v1/licences/{id}/card.svg", get(card::card_svg))
+        .route("/v1/licences/{id}/card.html", get(card::card_html))
+        .route("/v1/licences/{id}/card.png", get(card::card_png))
+        .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        // Refuse requests without a valid token before their bodies are read.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     let public = Router::new()
         .route("/v1/licences/{id}", get(public::status))
         .route("/v1/verify", post(public::verify_qr))
@@ -128,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .merge(department)
         .merge(public)
         .route("/healthz", get(public::healthz))
+        .route("/", get(crate::web::index))
+        .route("/assets/{file}", get(crate::web::asset))
         .route("/metrics", get(public::metrics))
         .route(
             "/openapi.json",
@@ -140,8 +154,34 @@ pub fn router(state: AppState) -> Router {
                 "no such endpoint; see /openapi.json",
             )
         })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method; see /openapi.json",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_route,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Counts requests per matched route (`huren_api_requests_total{route=…}`).
+async fn count_route(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    state.metrics.api_requests.inc(&route);
+    next.run(req).await
 }
 
 /// Serves the API until `shutdown` resolves.
@@ -159,5 +199,7 @@ pub async fn serve(
     Ok(())
 }
 
+#[cfg(test)]
+mod card_tests;
 #[cfg(test)]
 mod tests;
