@@ -11,7 +11,6 @@
 //! by checking the signature or by matching a commitment the issuer signed on its chain.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 
 use ciborium::value::Value;
 use coset::cwt::{ClaimName, ClaimsSet, ClaimsSetBuilder, Timestamp};
@@ -232,9 +231,29 @@ pub enum DecodeError {
 
 /// `HZ1:` + base45(zlib(cose)).
 pub fn cose_to_qr(cose: &[u8]) -> String {
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-    z.write_all(cose).expect("writing to a Vec cannot fail");
-    let compressed = z.finish().expect("writing to a Vec cannot fail");
+    thread_local! {
+        // A deflate compressor carries ~300 KB of tables: allocating and clearing one per
+        // credential dominated bulk issuance, so each thread keeps one and resets it.
+        static ZLIB: std::cell::RefCell<flate2::Compress> =
+            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::best(), true));
+    }
+    let compressed = ZLIB.with(|z| {
+        let mut z = z.borrow_mut();
+        z.reset();
+        // zlib's worst case is a few bytes per 16 KiB block plus header and checksum.
+        let mut out = Vec::with_capacity(cose.len() + cose.len() / 1000 + 64);
+        loop {
+            let before = z.total_in() as usize;
+            let status = z
+                .compress_vec(&cose[before..], &mut out, flate2::FlushCompress::Finish)
+                .expect("deflate into a Vec cannot fail");
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+        out
+    });
     format!("{QR_PREFIX}{}", base45::encode(&compressed))
 }
 
@@ -258,17 +277,33 @@ pub fn qr_to_cose(text: &str) -> Result<Vec<u8>, DecodeError> {
                 .into(),
         )
     })?;
-    let mut out = Vec::new();
-    // Read one byte past the cap so that "exactly at the cap" and "over it" differ.
-    let mut z = flate2::read::ZlibDecoder::new(&compressed[..]).take(COSE_BYTES_MAX as u64 + 1);
-    z.read_to_end(&mut out)
-        .map_err(|e| DecodeError::Inflate(e.to_string()))?;
-    if out.len() > COSE_BYTES_MAX {
-        return Err(DecodeError::TooLarge {
-            max: COSE_BYTES_MAX,
-        });
+    thread_local! {
+        // Reused per thread for the same reason as the compressor in `cose_to_qr`.
+        static INFLATE: std::cell::RefCell<flate2::Decompress> =
+            std::cell::RefCell::new(flate2::Decompress::new(true));
     }
-    Ok(out)
+    INFLATE.with(|z| {
+        let mut z = z.borrow_mut();
+        z.reset(true);
+        // One byte past the cap, so that "exactly at the cap" and "over it" differ: the
+        // output can never grow beyond this, whatever the input claims.
+        let mut out = Vec::with_capacity(COSE_BYTES_MAX + 1);
+        let status = z
+            .decompress_vec(&compressed, &mut out, flate2::FlushDecompress::Finish)
+            .map_err(|e| DecodeError::Inflate(e.to_string()))?;
+        if out.len() > COSE_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                max: COSE_BYTES_MAX,
+            });
+        }
+        match status {
+            flate2::Status::StreamEnd => Ok(out),
+            // The output had room left, so the input itself ended early.
+            _ => Err(DecodeError::Inflate(
+                "the compressed data is truncated".into(),
+            )),
+        }
+    })
 }
 
 /// A decoded credential whose signature has not been checked yet.

@@ -206,6 +206,40 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A request after the first, sequential pass.
+enum Draft {
+    Failed(ProduceError),
+    Issue(Credential, OfficerId),
+    Lifecycle(Record),
+}
+
+/// Signs credentials on every core. Threads are spawned per block: a few microseconds,
+/// against tens of microseconds per signature.
+fn sign_all(
+    key: &SecretKey,
+    creds: &[&Credential],
+) -> Vec<Result<huren_core::SignedCredential, huren_core::DecodeError>> {
+    const PER_THREAD_MIN: usize = 32;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(creds.len() / PER_THREAD_MIN)
+        .max(1);
+    if threads == 1 {
+        return creds.iter().map(|c| c.sign(key)).collect();
+    }
+    let chunk = creds.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = creds
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(|c| c.sign(key)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signing a credential does not panic"))
+            .collect()
+    })
+}
+
 /// One request's slot in the block being built.
 enum Slot {
     Done(Result<Receipt, ProduceError>),
@@ -267,18 +301,56 @@ impl Producer {
         let serials_before = self.serials.clone();
         let mut used_types: Vec<LicenceType> = Vec::new();
 
-        let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(batch.len());
+        // Pass 1, in order: check each request and draft its credential (serials are
+        // handed out here, so this pass is sequential).
+        let mut drafts: Vec<Vec<Draft>> = Vec::with_capacity(batch.len());
+        let mut n = 0;
         for (jobs, _) in &batch {
-            let mut s = Vec::with_capacity(jobs.len());
+            let mut d = Vec::with_capacity(jobs.len());
             for job in jobs {
-                let slot = match self.prepare(
-                    job,
-                    now,
-                    height,
-                    records.len(),
-                    &mut overlay,
-                    &mut used_types,
-                ) {
+                d.push(self.draft(job, now, height, n, &mut used_types));
+                n += 1;
+            }
+            drafts.push(d);
+        }
+        // Pass 2, on every core: sign the credentials (the expensive part of issuance).
+        let to_sign: Vec<&Credential> = drafts
+            .iter()
+            .flatten()
+            .filter_map(|d| match d {
+                Draft::Issue(c, _) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut signed = sign_all(&self.cfg.key, &to_sign).into_iter();
+        // Pass 3, in order: records, and each one checked against the chain plus the batch.
+        let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(batch.len());
+        for d in drafts {
+            let mut out = Vec::with_capacity(d.len());
+            for draft in d {
+                let index = records.len();
+                let prepared = match draft {
+                    Draft::Failed(e) => Err(e),
+                    Draft::Issue(cred, officer) => match signed.next() {
+                        Some(Ok(sc)) => {
+                            let record = Record::Issue(Issue {
+                                licence_id: cred.licence_id.clone(),
+                                valid_from: cred.not_before,
+                                valid_until: cred.expires_at,
+                                commitment: sc.commitment,
+                                officer,
+                            });
+                            self.admit(record, height, index, &mut overlay)
+                                .map(|r| (r, Some((cred.licence_id, sc.cose, sc.qr_text))))
+                        }
+                        Some(Err(e)) => Err(ProduceError::Invalid(e.to_string())),
+                        None => Err(ProduceError::Storage("credential was not signed".into())),
+                    },
+                    Draft::Lifecycle(record) => self
+                        .admit(record, height, index, &mut overlay)
+                        .map(|r| (r, None)),
+                };
+                out.push(match prepared {
                     Ok((record, cred)) => {
                         let qr = cred.as_ref().map(|(_, _, qr)| qr.clone());
                         if let Some((id, cose, _)) = cred {
@@ -288,10 +360,9 @@ impl Producer {
                         Slot::Pending(records.len() - 1, qr)
                     }
                     Err(e) => Slot::Done(Err(e)),
-                };
-                s.push(slot);
+                });
             }
-            slots.push(s);
+            slots.push(out);
         }
 
         let outcome = if records.is_empty() {
@@ -383,18 +454,30 @@ impl Producer {
         }
     }
 
-    /// Checks one job against the chain plus the batch so far and builds its record (and,
-    /// for issuance, the signed credential).
-    #[allow(clippy::type_complexity)]
-    fn prepare(
+    /// Checks one job on its own and drafts what it needs: for issuance the credential to
+    /// sign (with a fresh serial), for a lifecycle change its record.
+    fn draft(
         &mut self,
         job: &Job,
         now_ms: u64,
         height: u64,
         index: usize,
-        overlay: &mut HashMap<LicenceId, LicenceState>,
         used_types: &mut Vec<LicenceType>,
-    ) -> Result<(Record, Option<(LicenceId, Vec<u8>, String)>), ProduceError> {
+    ) -> Draft {
+        match self.try_draft(job, now_ms, height, index, used_types) {
+            Ok(d) => d,
+            Err(e) => Draft::Failed(e),
+        }
+    }
+
+    fn try_draft(
+        &mut self,
+        job: &Job,
+        now_ms: u64,
+        height: u64,
+        index: usize,
+        used_types: &mut Vec<LicenceType>,
+    ) -> Result<Draft, ProduceError> {
         let dept = &self.cfg.department;
         match job {
             Job::Issue(req) => {
@@ -449,12 +532,15 @@ impl Producer {
                 {
                     serial += 1;
                 }
-                let licence_id = LicenceId::new(dept.clone(), t.clone(), serial);
+                self.serials.insert(t.clone(), serial + 1);
+                if !used_types.contains(t) {
+                    used_types.push(t.clone());
+                }
                 let mut salt = [0u8; 16];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
                 let cred = Credential {
                     issuer: dept.clone(),
-                    licence_id: licence_id.clone(),
+                    licence_id: LicenceId::new(dept.clone(), t.clone(), serial),
                     region: self.cfg.region.clone(),
                     issued_at: now_s,
                     not_before: valid_from,
@@ -463,56 +549,58 @@ impl Producer {
                     fields: req.fields.clone(),
                     salt,
                 };
-                let signed = cred
-                    .sign(&self.cfg.key)
+                // Refuse what could not be read back before spending a signature on it.
+                cred.check_bounds()
                     .map_err(|e| ProduceError::Invalid(e.to_string()))?;
-                let record = Record::Issue(Issue {
-                    licence_id: licence_id.clone(),
-                    valid_from,
-                    valid_until,
-                    commitment: signed.commitment,
-                    officer: req.officer.clone(),
-                });
-                let current = self.store.licence(&licence_id);
-                let state = next_state(&self.net, dept, height, index, &record, current)
-                    .map_err(ProduceError::Refused)?;
-                overlay.insert(licence_id.clone(), state);
-                self.serials.insert(t.clone(), serial + 1);
-                if !used_types.contains(t) {
-                    used_types.push(t.clone());
-                }
-                Ok((record, Some((licence_id, signed.cose, signed.qr_text))))
+                Ok(Draft::Issue(cred, req.officer.clone()))
             }
             Job::Lifecycle {
                 licence_id,
                 action,
                 officer,
-            } => {
-                let record = match *action {
-                    Action::Suspend(reason) => Record::Suspend {
-                        licence_id: licence_id.clone(),
-                        reason,
-                        officer: officer.clone(),
-                    },
-                    Action::Reinstate => Record::Reinstate {
-                        licence_id: licence_id.clone(),
-                        officer: officer.clone(),
-                    },
-                    Action::Revoke(reason) => Record::Revoke {
-                        licence_id: licence_id.clone(),
-                        reason,
-                        officer: officer.clone(),
-                    },
-                };
-                let current = match overlay.get(licence_id) {
-                    Some(s) => Some(*s),
-                    None => self.store.licence(licence_id),
-                };
-                let state = next_state(&self.net, dept, height, index, &record, current)
-                    .map_err(ProduceError::Refused)?;
-                overlay.insert(licence_id.clone(), state);
-                Ok((record, None))
-            }
+            } => Ok(Draft::Lifecycle(match *action {
+                Action::Suspend(reason) => Record::Suspend {
+                    licence_id: licence_id.clone(),
+                    reason,
+                    officer: officer.clone(),
+                },
+                Action::Reinstate => Record::Reinstate {
+                    licence_id: licence_id.clone(),
+                    officer: officer.clone(),
+                },
+                Action::Revoke(reason) => Record::Revoke {
+                    licence_id: licence_id.clone(),
+                    reason,
+                    officer: officer.clone(),
+                },
+            })),
         }
+    }
+
+    /// Checks a record against the chain plus the records already in this block, and
+    /// records the licence's next state in `overlay`.
+    fn admit(
+        &self,
+        record: Record,
+        height: u64,
+        index: usize,
+        overlay: &mut HashMap<LicenceId, LicenceState>,
+    ) -> Result<Record, ProduceError> {
+        let id = record.licence_id();
+        let current = match overlay.get(id) {
+            Some(s) => Some(*s),
+            None => self.store.licence(id),
+        };
+        let state = next_state(
+            &self.net,
+            &self.cfg.department,
+            height,
+            index,
+            &record,
+            current,
+        )
+        .map_err(ProduceError::Refused)?;
+        overlay.insert(id.clone(), state);
+        Ok(record)
     }
 }
