@@ -394,6 +394,9 @@ async fn batch_import() {
         .cloned()
         .expect("gd");
     assert_eq!(gd["height"], 1, "{chains}");
+    // The licence count (kept in memory, not scanned) matches.
+    let (_, health) = f.call("GET", "/healthz", None, None).await;
+    assert_eq!(health["licences"], 3, "{health}");
     // The imported old licence has expired.
     let qr = r[2]["qr"].as_str().expect("qr");
     assert_eq!(f.verify(qr).await["reason"], "expired");
