@@ -210,7 +210,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         now,
         region: a.mode.region.clone(),
     };
-    let report = match (&a.text, &a.image) {
+    let mut report = match (&a.text, &a.image) {
         (Some(text), _) => {
             let text = if text == "-" {
                 files::read_stdin_line(QR_TEXT_CHARS_MAX)?
@@ -230,6 +230,8 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         },
         (None, None) => return Err(fail(Exit::USAGE, "give TEXT or --image FILE")),
     };
+    // Also for input that could not be decoded: this answer came from no ledger.
+    report.offline = true;
     print_report(&report)?;
     Ok(verdict_exit(report.kind.exit_code()))
 }
