@@ -218,7 +218,6 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::Config;
 
     fn label<'a>(department: &'a str) -> NodeLabel<'a> {
         NodeLabel {
@@ -283,29 +282,8 @@ mod tests {
     }
 
     fn router(department: &str) -> (axum::Router, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keys = dir.path().join("keys");
-        let tpl =
-            huren_genesis::Template::parse(huren_genesis::EXAMPLE_TEMPLATE).expect("template");
-        for n in tpl.node_names() {
-            huren_genesis::keys::generate(&n, &keys).expect("keygen");
-        }
-        let doc = huren_genesis::build(&tpl, &keys, 1_700_000_000).expect("genesis");
-        let genesis = dir.path().join("genesis.json");
-        std::fs::write(&genesis, huren_genesis::GenesisFile::new(doc).to_json())
-            .expect("write genesis");
-        let mut cfg = Config {
-            data_dir: dir.path().join("data"),
-            genesis,
-            department: department.into(),
-            ..Config::default()
-        };
-        if !department.is_empty() {
-            cfg.issuer_key = huren_genesis::keys::issuer_key_path(&keys, department);
-        }
-        cfg.region = "310000".into();
-        let a = crate::node::assemble(&cfg).expect("assemble");
-        (crate::api::router(a.state), dir)
+        let f = crate::api::tests::fixture_with(department, |c| c.region = "310000".into());
+        (f.router, f.dir)
     }
 
     async fn get(router: &axum::Router, uri: &str, etag: Option<&str>) -> Response {

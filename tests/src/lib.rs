@@ -305,3 +305,17 @@ pub fn heads(
         })
         .collect())
 }
+
+/// Polls `/v1/verify` at `node` until it answers `verdict` with `reason` (30 s at most).
+pub fn until_verdict(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+    qr: &str,
+    verdict: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    eventually(30, &format!("{verdict}/{reason:?} at {}", node.url), || {
+        let v = verify(http, node, qr).ok()?;
+        (v["verdict"] == verdict && v["reason"].as_str() == reason).then_some(v)
+    })
+}

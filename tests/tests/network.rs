@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use huren_tests::{
-    client, driving_body, eventually, heads, verify, NodeProcess, TestNetwork, TOKEN,
+    client, driving_body, eventually, heads, until_verdict, verify, NodeProcess, TestNetwork, TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -59,20 +59,6 @@ fn act(
         .send()?;
     anyhow::ensure!(r.status().is_success(), "{action} failed: {}", r.text()?);
     Ok(())
-}
-
-/// Waits until the verdict at `node` has the given (verdict, reason).
-fn until_verdict(
-    http: &reqwest::blocking::Client,
-    node: &NodeProcess,
-    qr: &str,
-    verdict: &str,
-    reason: Option<&str>,
-) -> anyhow::Result<Value> {
-    eventually(20, &format!("{verdict}/{reason:?} at {}", node.url), || {
-        let v = verify(http, node, qr).ok()?;
-        (v["verdict"] == verdict && v["reason"].as_str() == reason).then_some(v)
-    })
 }
 
 fn all_heads_equal(http: &reqwest::blocking::Client, nodes: &[&NodeProcess]) -> Option<()> {

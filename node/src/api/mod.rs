@@ -202,4 +202,4 @@ pub async fn serve(
 #[cfg(test)]
 mod card_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -581,7 +581,8 @@ async fn main() -> anyhow::Result<()> {
     let catchup_rate = total_licences as f64 / catchup_secs;
     eprintln!("fresh node synced {total_licences} licences ({target} blocks) in {catchup_secs:.1} s: {catchup_rate:.0} records/s");
     // A replica holds blocks and the index, not the issuer's private credentials.
-    let replica_disk = dir_bytes(&net.dir.path().join("sh.market").join("data")) as f64 / total_licences.max(1) as f64;
+    let replica_disk = dir_bytes(&net.dir.path().join("sh.market").join("data")) as f64
+        / total_licences.max(1) as f64;
     eprintln!("replica: {replica_disk:.0} bytes/licence on disk");
     r.insert(
         "catch_up".into(),

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use huren_tests::{client, eventually, get_json, heads, verify, NodeProcess, TestNetwork, TOKEN};
+use huren_tests::{
+    client, eventually, get_json, heads, until_verdict, NodeProcess, TestNetwork, TOKEN,
+};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -64,19 +66,6 @@ fn show(v: &Value) {
         v["message"].as_str().unwrap_or_default(),
         v["verifier_region"].as_str().unwrap_or("?"),
     );
-}
-
-fn until(
-    http: &reqwest::blocking::Client,
-    node: &NodeProcess,
-    qr: &str,
-    verdict: &str,
-    reason: Option<&str>,
-) -> anyhow::Result<Value> {
-    eventually(30, &format!("{verdict} {reason:?} at {}", node.url), || {
-        let v = verify(http, node, qr).ok()?;
-        (v["verdict"] == verdict && v["reason"].as_str() == reason).then_some(v)
-    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -150,7 +139,7 @@ fn main() -> anyhow::Result<()> {
     println!("   QR written to {}", args.png.display());
 
     step(4, "A service window in Shanghai scans it (跨省互认)");
-    let v = until(&http, sh, &qr, "valid", None)?;
+    let v = until_verdict(&http, sh, &qr, "valid", None)?;
     show(&v);
     println!(
         "   issuer {} · {} {} · holder {} {}",
@@ -172,11 +161,17 @@ fn main() -> anyhow::Result<()> {
     };
     step(5, "Guangdong suspends it (暂扣); Shanghai checks again");
     act("suspend", json!({"reason": "penalty"}))?;
-    show(&until(&http, sh, &qr, "invalid", Some("suspended"))?);
+    show(&until_verdict(
+        &http,
+        sh,
+        &qr,
+        "invalid",
+        Some("suspended"),
+    )?);
 
     step(6, "Guangdong reinstates it (发还); Shanghai checks again");
     act("reinstate", json!({}))?;
-    show(&until(&http, sh, &qr, "valid", None)?);
+    show(&until_verdict(&http, sh, &qr, "valid", None)?);
 
     step(
         7,
@@ -184,7 +179,7 @@ fn main() -> anyhow::Result<()> {
     );
     act("revoke", json!({"reason": "penalty"}))?;
     for (n, (name, _)) in nodes.iter().zip(NODES) {
-        let v = until(&http, n, &qr, "invalid", Some("revoked"))?;
+        let v = until_verdict(&http, n, &qr, "invalid", Some("revoked"))?;
         print!("   {name:<13}");
         show(&v);
     }
@@ -205,15 +200,21 @@ fn main() -> anyhow::Result<()> {
         json!({"licence_type": "physician", "holder": {"name": "李医生", "id_number": "440106198505051234", "category": "临床"}}),
     )?;
     print!("   医师执业证书 at Shanghai   ");
-    show(&until(&http, sh, &physician, "valid", None)?);
+    show(&until_verdict(&http, sh, &physician, "valid", None)?);
     let food = issue_at(
         &nodes[1],
         json!({"licence_type": "food", "holder": {"entity": "广州市某餐饮有限公司", "credit_code": "91440101MA5XXXXXX1"}}),
     )?;
     print!("   食品经营许可证 at Shanghai  ");
-    show(&until(&http, sh, &food, "invalid", Some("not_recognised"))?);
+    show(&until_verdict(
+        &http,
+        sh,
+        &food,
+        "invalid",
+        Some("not_recognised"),
+    )?);
     print!("   食品经营许可证 at Guangdong ");
-    show(&until(&http, gd, &food, "valid", None)?);
+    show(&until_verdict(&http, gd, &food, "valid", None)?);
 
     step(9, "Each department's chain head, as the observer sees it");
     for (dept, height, hash) in heads(&http, observer)? {
