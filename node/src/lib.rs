@@ -8,6 +8,7 @@
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
+//! - `now_ms`, `now_secs`: the wall clock, read in one place.
 //! - `web`: the service-window page (窗口核验页) at `/`, a client of the public API, assets embedded.
 
 pub mod api;
@@ -19,3 +20,15 @@ pub mod node;
 pub mod producer;
 pub mod store;
 pub mod web;
+
+/// Wall-clock time in Unix milliseconds: block times, propagation delay.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Wall-clock time in Unix seconds: credential times, verification.
+pub fn now_secs() -> i64 {
+    (now_ms() / 1000) as i64
+}

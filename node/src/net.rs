@@ -15,6 +15,7 @@
 //!   Every tick the node asks each peer for its heads, so a node that starts fresh,
 //!   restarts or rejoins after a partition converges without operator action.
 
+use crate::now_ms;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -217,12 +218,6 @@ fn parse_evidence(net: &Network, body: &[u8]) -> Option<Equivocation> {
     let a = Block::decode(body.get(4..4usize.checked_add(n)?)?).ok()?;
     let b = Block::decode(body.get(4 + n..)?).ok()?;
     Equivocation::new(net, a, b).ok()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 //!
 //! It must never answer success for a record that is not flushed to disk.
 
+use crate::now_ms;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -198,12 +199,6 @@ struct Producer {
     on_block: Box<dyn Fn(huren_core::Block) + Send>,
     /// Next serial per type, loaded from the store on first use and written with blocks.
     serials: HashMap<LicenceType, u64>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A request after the first, sequential pass.

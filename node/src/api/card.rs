@@ -9,6 +9,7 @@
 //! few files the card uses are kept in memory for the life of the process (about 45 MB
 //! with Noto Sans CJK, 5 MB with WenQuanYi Micro Hei), so that rendering reads no file.
 
+use crate::now_secs;
 use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
@@ -179,12 +180,6 @@ fn respond(
         body,
     )
         .into_response()
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The fonts for card PNGs, loaded on first use and kept for the life of the process.

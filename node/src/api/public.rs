@@ -1,6 +1,7 @@
 //! Public routes: verification, licence status, chain heads, evidence, peers, health,
 //! metrics. Nothing here returns personal data that the caller did not present.
 
+use crate::now_secs;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -63,12 +64,6 @@ pub async fn status(
 pub struct VerifyBody {
     /// The QR text, `HZ1:…` (surrounding whitespace is ignored).
     pub qr: String,
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Verifies QR text against genesis and this node's ledger.
