@@ -17,6 +17,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use huren_core::card::escape;
+
 use crate::api::error::ApiError;
 use crate::api::AppState;
 
@@ -66,22 +68,6 @@ fn tags() -> &'static [String] {
             .map(|a| hex::encode(&Sha256::digest(a.bytes)[..8]))
             .collect()
     })
-}
-
-/// Escapes text for an HTML text node or a double-quoted attribute.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Who this node is, as the header shows it.

@@ -1,47 +1,14 @@
 //! Router tests of the card routes (`card.svg`, `card.html`, `card.png`): what an officer
 //! gets for a licence the node issued, and every refusal.
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::tests::{fixture_with, Fixture};
 
 // The tokens `fixture_with` configures (scope All and scope Issue).
 const TOKEN: &str = "test-token-all";
 const ISSUE_ONLY: &str = "test-token-issue";
-
-async fn send(
-    f: &Fixture,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let body = match body {
-        Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = f
-        .router
-        .clone()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-        .await
-        .expect("body");
-    (status, headers, bytes.to_vec())
-}
 
 /// Issues a driving licence; returns its id and QR text.
 async fn issue(f: &Fixture) -> (String, String) {
@@ -50,7 +17,9 @@ async fn issue(f: &Fixture) -> (String, String) {
         "holder": {"name": "张三", "id_number": "44010619900101123X", "class": "C1"},
         "valid_days": 2190
     });
-    let (s, _, b) = send(f, "POST", "/v1/licences", Some(TOKEN), Some(body)).await;
+    let (s, _, b) = f
+        .send("POST", "/v1/licences", Some(TOKEN), Some(body))
+        .await;
     let v: Value = serde_json::from_slice(&b).expect("json");
     assert_eq!(s, StatusCode::CREATED, "{v}");
     (
@@ -69,14 +38,14 @@ async fn card_in_three_formats() {
     let f = fixture_with("gd.transport", |_| {});
     let (id, qr) = issue(&f).await;
 
-    let (s, h, svg) = send(
-        &f,
-        "GET",
-        &format!("/v1/licences/{id}/card.svg"),
-        Some(ISSUE_ONLY),
-        None,
-    )
-    .await;
+    let (s, h, svg) = f
+        .send(
+            "GET",
+            &format!("/v1/licences/{id}/card.svg"),
+            Some(ISSUE_ONLY),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CONTENT_TYPE], "image/svg+xml; charset=utf-8");
     assert_eq!(h[header::CACHE_CONTROL], "no-store");
@@ -92,14 +61,14 @@ async fn card_in_three_formats() {
         assert!(svg.contains(part), "{part} missing");
     }
 
-    let (s, h, html) = send(
-        &f,
-        "GET",
-        &format!("/v1/licences/{id}/card.html"),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let (s, h, html) = f
+        .send(
+            "GET",
+            &format!("/v1/licences/{id}/card.html"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
     assert!(h[header::CONTENT_SECURITY_POLICY]
@@ -110,14 +79,14 @@ async fn card_in_three_formats() {
     assert!(html.contains("@page { size: 85.6mm 54mm; margin: 0; }"));
     assert!(html.contains("张三"));
 
-    let (s, h, png) = send(
-        &f,
-        "GET",
-        &format!("/v1/licences/{id}/card.png"),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let (s, h, png) = f
+        .send(
+            "GET",
+            &format!("/v1/licences/{id}/card.png"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CONTENT_TYPE], "image/png");
     let disposition = h[header::CONTENT_DISPOSITION].to_str().expect("ascii");
@@ -137,41 +106,43 @@ async fn card_refusals() {
 
     for ext in ["svg", "html", "png"] {
         // No token, or one this node does not know.
-        let (s, _, b) = send(&f, "GET", &card(&id, ext), None, None).await;
+        let (s, _, b) = f.send("GET", &card(&id, ext), None, None).await;
         assert_eq!(
             (s, error_code(&b).as_str()),
             (StatusCode::UNAUTHORIZED, "unauthorized")
         );
-        let (s, _, _) = send(&f, "GET", &card(&id, ext), Some("nope"), None).await;
+        let (s, _, _) = f.send("GET", &card(&id, ext), Some("nope"), None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         // Another department's licence.
-        let (s, _, b) = send(
-            &f,
-            "GET",
-            &card("sh.transport:mvdl:00000001", ext),
-            Some(TOKEN),
-            None,
-        )
-        .await;
+        let (s, _, b) = f
+            .send(
+                "GET",
+                &card("sh.transport:mvdl:00000001", ext),
+                Some(TOKEN),
+                None,
+            )
+            .await;
         assert_eq!(
             (s, error_code(&b).as_str()),
             (StatusCode::FORBIDDEN, "other_department")
         );
         // Never issued here.
-        let (s, _, b) = send(
-            &f,
-            "GET",
-            &card("gd.transport:mvdl:99999999", ext),
-            Some(TOKEN),
-            None,
-        )
-        .await;
+        let (s, _, b) = f
+            .send(
+                "GET",
+                &card("gd.transport:mvdl:99999999", ext),
+                Some(TOKEN),
+                None,
+            )
+            .await;
         assert_eq!(
             (s, error_code(&b).as_str()),
             (StatusCode::NOT_FOUND, "licence_not_found")
         );
         // Not a licence id.
-        let (s, _, b) = send(&f, "GET", &card("nonsense", ext), Some(TOKEN), None).await;
+        let (s, _, b) = f
+            .send("GET", &card("nonsense", ext), Some(TOKEN), None)
+            .await;
         assert_eq!(
             (s, error_code(&b).as_str()),
             (StatusCode::BAD_REQUEST, "bad_licence_id")
@@ -179,30 +150,30 @@ async fn card_refusals() {
     }
 
     // A suspended or revoked licence gets no card.
-    let (s, _, _) = send(
-        &f,
-        "POST",
-        &format!("/v1/licences/{id}/suspend"),
-        Some(TOKEN),
-        Some(json!({"reason": "penalty"})),
-    )
-    .await;
+    let (s, _, _) = f
+        .send(
+            "POST",
+            &format!("/v1/licences/{id}/suspend"),
+            Some(TOKEN),
+            Some(json!({"reason": "penalty"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _, b) = send(&f, "GET", &card(&id, "png"), Some(TOKEN), None).await;
+    let (s, _, b) = f.send("GET", &card(&id, "png"), Some(TOKEN), None).await;
     assert_eq!(
         (s, error_code(&b).as_str()),
         (StatusCode::CONFLICT, "licence_suspended")
     );
-    let (s, _, _) = send(
-        &f,
-        "POST",
-        &format!("/v1/licences/{id}/revoke"),
-        Some(TOKEN),
-        Some(json!({"reason": "withdrawn"})),
-    )
-    .await;
+    let (s, _, _) = f
+        .send(
+            "POST",
+            &format!("/v1/licences/{id}/revoke"),
+            Some(TOKEN),
+            Some(json!({"reason": "withdrawn"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _, b) = send(&f, "GET", &card(&id, "svg"), Some(TOKEN), None).await;
+    let (s, _, b) = f.send("GET", &card(&id, "svg"), Some(TOKEN), None).await;
     assert_eq!(
         (s, error_code(&b).as_str()),
         (StatusCode::CONFLICT, "licence_revoked")
@@ -215,11 +186,13 @@ async fn card_refusals() {
         "valid_from": "2019-01-01T00:00:00Z",
         "valid_until": "2025-01-01T00:00:00Z"
     });
-    let (s, _, b) = send(&f, "POST", "/v1/licences", Some(TOKEN), Some(old)).await;
+    let (s, _, b) = f.send("POST", "/v1/licences", Some(TOKEN), Some(old)).await;
     assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
     let v: Value = serde_json::from_slice(&b).expect("json");
     let expired = v["licence_id"].as_str().expect("id");
-    let (s, _, b) = send(&f, "GET", &card(expired, "html"), Some(TOKEN), None).await;
+    let (s, _, b) = f
+        .send("GET", &card(expired, "html"), Some(TOKEN), None)
+        .await;
     assert_eq!(
         (s, error_code(&b).as_str()),
         (StatusCode::CONFLICT, "licence_expired")
@@ -227,7 +200,9 @@ async fn card_refusals() {
 
     // An observer node prints no cards.
     let observer = fixture_with("", |_| {});
-    let (s, _, b) = send(&observer, "GET", &card(&id, "svg"), Some(TOKEN), None).await;
+    let (s, _, b) = observer
+        .send("GET", &card(&id, "svg"), Some(TOKEN), None)
+        .await;
     assert_eq!(
         (s, error_code(&b).as_str()),
         (StatusCode::FORBIDDEN, "observer_node")

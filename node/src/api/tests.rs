@@ -2,7 +2,7 @@
 //! sled store in a temporary directory and the real block producer.
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, HeaderMap, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -68,13 +68,14 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    async fn call(
+    /// Sends a request; returns status, headers and the raw body.
+    pub(crate) async fn send(
         &self,
         method: &str,
         uri: &str,
         token: Option<&str>,
         body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -86,18 +87,33 @@ impl Fixture {
             }
             None => Body::empty(),
         };
-        self.raw(req.body(body).expect("request")).await
+        self.send_request(req.body(body).expect("request")).await
     }
 
-    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+    async fn send_request(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let resp = self.router.clone().oneshot(req).await.expect("response");
-        let status = resp.status();
+        let (status, headers) = (resp.status(), resp.headers().clone());
         let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
             .await
             .expect("body");
-        let v = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, v)
+        (status, headers, bytes.to_vec())
+    }
+
+    /// Like `send`, with the body as JSON (or as a JSON string when it is not JSON).
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, bytes) = self.send(method, uri, token, body).await;
+        (status, json_or_text(&bytes))
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let (status, _, bytes) = self.send_request(req).await;
+        (status, json_or_text(&bytes))
     }
 
     async fn issue(&self) -> Value {
@@ -115,6 +131,11 @@ impl Fixture {
         assert_eq!(s, StatusCode::OK, "{v}");
         v
     }
+}
+
+fn json_or_text(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn driving() -> Value {
