@@ -27,12 +27,8 @@ pub fn generate_token() -> (String, String) {
     (token, hash)
 }
 
-/// Checks the bearer token and its scope; returns the officer who acts.
-pub fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    needed: Scope,
-) -> Result<OfficerId, ApiError> {
+/// The configured token the request presents, or 401.
+fn token_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Token, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -50,7 +46,16 @@ pub fn authorize(
             found = Some(t);
         }
     }
-    let t = found.ok_or_else(|| unauthorized("the token is not valid on this node"))?;
+    found.ok_or_else(|| unauthorized("the token is not valid on this node"))
+}
+
+/// Checks the bearer token and its scope; returns the officer who acts.
+pub fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Scope,
+) -> Result<OfficerId, ApiError> {
+    let t = token_of(state, headers)?;
     if state.department.is_none() || state.producer.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -79,24 +84,8 @@ pub async fn require_token(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let known = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| {
-            let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-            state.tokens.iter().fold(false, |found, t| {
-                found | bool::from(t.sha256.ct_eq(&presented))
-            })
-        });
-    if !known {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "an officer's bearer token valid on this node is required",
-        )
-        .into_response();
+    if let Err(e) = token_of(&state, req.headers()) {
+        return e.into_response();
     }
     next.run(req).await
 }

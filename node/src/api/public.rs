@@ -96,6 +96,16 @@ pub fn verify_text(state: &AppState, text: &str) -> Report {
     report
 }
 
+/// A multipart body that could not be read, in the API's error shape.
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "body_too_large"
+    } else {
+        "malformed_body"
+    };
+    ApiError::new(e.status(), code, e.body_text())
+}
+
 #[utoipa::path(post, path = "/v1/verify", tag = "public",
     request_body(content = VerifyBody, description = "JSON `{\"qr\": \"HZ1:…\"}`, or multipart/form-data with a part named `image` holding a PNG or JPEG photo of the QR"),
     responses(
@@ -115,29 +125,9 @@ pub async fn verify_qr(
             .await
             .map_err(|e| ApiError::new(e.status(), "malformed_body", e.body_text()))?;
         let mut image = None;
-        while let Some(field) = mp.next_field().await.map_err(|e| {
-            ApiError::new(
-                e.status(),
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "body_too_large"
-                } else {
-                    "malformed_body"
-                },
-                e.body_text(),
-            )
-        })? {
+        while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
             if field.name() == Some("image") {
-                let bytes = field.bytes().await.map_err(|e| {
-                    ApiError::new(
-                        e.status(),
-                        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                            "body_too_large"
-                        } else {
-                            "malformed_body"
-                        },
-                        e.body_text(),
-                    )
-                })?;
+                let bytes = field.bytes().await.map_err(multipart_error)?;
                 image = Some(bytes);
                 break;
             }
