@@ -180,7 +180,12 @@ impl Node {
                 self.base, self.timeout_secs
             )
         } else {
-            format!("the request to {url} failed: {cause}")
+            format!(
+                "the node at {} closed the connection without answering {url}: {cause} \
+                 (is huren-node running there, and is --node right?); the request may or may \
+                 not have been carried out",
+                self.base
+            )
         };
         coded(
             Exit::UNAVAILABLE,

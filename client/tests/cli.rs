@@ -529,7 +529,14 @@ fn unreachable_node_exits_69() {
     let n = Net::new();
     let qr = n.issue_mvdl(&[]);
     std::fs::write(n.path("in.csv"), "type,holder.name\nmvdl,张三\n").expect("csv");
-    let node = "http://127.0.0.1:1";
+    // A port that was free a moment ago: nothing listens there. (Port 1 is not safe to
+    // assume closed; some sandboxes accept every connection and drop it.)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let node = &format!("http://127.0.0.1:{port}");
+    let expected = format!("cannot reach the node at {node}/");
     for args in [
         &["verify", "--node", node, &qr][..],
         &["verify", "--node", node, "--image", "genesis.json"],
@@ -577,12 +584,7 @@ fn unreachable_node_exits_69() {
     ] {
         let out = n.huren(args);
         assert_eq!(out.code, 69, "{args:?}: {out:?}");
-        assert!(
-            out.stderr
-                .contains("cannot reach the node at http://127.0.0.1:1/"),
-            "{}",
-            out.stderr
-        );
+        assert!(out.stderr.contains(&expected), "{}", out.stderr);
     }
     // The token comes from HUREN_TOKEN too; without either, issuing is a usage error.
     let env = n.huren_env(
@@ -615,6 +617,30 @@ fn unreachable_node_exits_69() {
         import.stderr.contains("row 2: not imported"),
         "{}",
         import.stderr
+    );
+}
+
+/// Something listens but hangs up without answering (a wrong port, a dying node, a proxy
+/// that accepts everything): still exit 69, and the message says what happened.
+#[test]
+fn node_that_hangs_up_exits_69() {
+    let n = Net::new();
+    let qr = n.issue_mvdl(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let node = format!("http://127.0.0.1:{port}");
+    let out = n.huren(&["verify", "--node", &node, &qr]);
+    assert_eq!(out.code, 69, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("the node at {node}/ closed the connection")),
+        "{}",
+        out.stderr
     );
 }
 
