@@ -157,7 +157,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut state = AppState::new(
+    let state = AppState::new(
         net,
         store.clone(),
         producer,
@@ -166,8 +166,8 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
         tokens,
         cfg.limits.clone(),
         metrics,
+        handle,
     );
-    state.network = handle;
     let network = match (keypair, inbox) {
         (Some(keypair), Some(inbox)) => Some((
             NetParams {

@@ -32,9 +32,20 @@ use crate::store::Store;
 use auth::BearerScheme;
 pub use auth::{generate_token, Token};
 
-/// Everything a handler may touch.
+/// Everything a handler may touch. Axum clones the state for every request and every
+/// middleware, so it is one `Arc`: one reference count, not a dozen.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The node's parts, shared by every handler.
+pub struct Shared {
     pub net: Arc<Network>,
     pub store: Arc<Store>,
     /// `None` on an observer node: it issues nothing.
@@ -62,10 +73,11 @@ impl AppState {
         tokens: Vec<Token>,
         limits: Limits,
         metrics: Arc<Metrics>,
+        network: Option<NetHandle>,
     ) -> Self {
         let limiter =
             ratelimit::RateLimiter::new(limits.public_requests_per_minute, limits.rate_clients_max);
-        Self {
+        Self(Arc::new(Shared {
             net,
             store,
             producer,
@@ -76,8 +88,8 @@ impl AppState {
             metrics,
             limiter: Arc::new(limiter),
             stale: Arc::new(AtomicBool::new(false)),
-            network: None,
-        }
+            network,
+        }))
     }
 }
 
