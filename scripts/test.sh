@@ -9,21 +9,23 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # The browser test (tests/tests/browser.rs) drives the service-window page in headless
 # Chromium through chromedriver, both from Debian, plus a CJK font so that its screenshots
-# show Chinese. Installed here, once: a no-op when they are already there.
-browser_packages=()
-[ -x /usr/bin/chromium ] || browser_packages+=(chromium)
-[ -x /usr/bin/chromedriver ] || browser_packages+=(chromium-driver)
+# show Chinese; the benchmark smoke test drives verify load with wrk. Installed here, once:
+# a no-op when they are already there.
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 dpkg-query -W -f='${Status}' fonts-wqy-microhei 2>/dev/null | grep -q 'ok installed' \
-  || browser_packages+=(fonts-wqy-microhei)
-if [ "${#browser_packages[@]}" -gt 0 ]; then
+  || packages+=(fonts-wqy-microhei)
+command -v wrk >/dev/null 2>&1 || packages+=(wrk)
+if [ "${#packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${browser_packages[*]} for the browser test" >&2
+    echo "installing ${packages[*]} for the browser and benchmark tests" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q "${browser_packages[@]}"
+    apt-get install -y -q "${packages[@]}"
   else
-    echo "warning: ${browser_packages[*]} missing and cannot be installed here (needs root" \
-      "and apt-get); the browser test will fail" >&2
+    echo "warning: ${packages[*]} missing and cannot be installed here (needs root" \
+      "and apt-get); the browser test will fail and the benchmark uses its own load generator" >&2
   fi
 fi
 # The multi-process tests start the built binaries, so build them first.

@@ -41,7 +41,13 @@ pub struct LabelledCounter(Mutex<BTreeMap<String, u64>>);
 impl LabelledCounter {
     pub fn inc(&self, label: &str) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry(label.to_owned()).or_default() += 1;
+        // Labels are few and repeat: allocate only the first time one is seen.
+        match m.get_mut(label) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(label.to_owned(), 1);
+            }
+        }
     }
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()

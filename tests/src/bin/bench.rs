@@ -108,6 +108,7 @@ fn rate_threads(threads: usize, secs: f64, f: impl Fn(u64) -> u64 + Sync) -> f64
     total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+#[derive(Debug)]
 struct Load {
     ops: u64,
     secs: f64,
@@ -353,8 +354,16 @@ end
         "wrk failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let mut load = parse_wrk(&stdout)?;
+    load.client_cpu_share = cpu / (load.secs * cores() as f64);
+    Ok(load)
+}
+
+/// Requests, duration and latency quantiles from wrk's `--latency` report; an error when
+/// any answer was not 2xx or the report cannot be read.
+fn parse_wrk(stdout: &str) -> anyhow::Result<Load> {
     let mut requests = None;
-    let mut secs_run = None;
+    let mut secs = None;
     let (mut p50, mut p99) = (f64::NAN, f64::NAN);
     let mut refused = 0u64;
     for line in stdout.lines() {
@@ -362,27 +371,27 @@ end
         match words.as_slice() {
             [n, "requests", "in", t, ..] => {
                 requests = n.parse::<u64>().ok();
-                secs_run = wrk_ms(t.trim_end_matches(',')).map(|ms| ms / 1e3);
+                secs = wrk_ms(t.trim_end_matches(',')).map(|ms| ms / 1e3);
             }
             ["50%", v] => p50 = wrk_ms(v).unwrap_or(f64::NAN),
             ["99%", v] => p99 = wrk_ms(v).unwrap_or(f64::NAN),
-            ["Non-2xx", "or", "3xx", "responses:", n] => refused = n.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => refused = n.parse().unwrap_or(u64::MAX),
             _ => {}
         }
     }
-    let (Some(requests), Some(secs_run)) = (requests, secs_run) else {
+    let (Some(requests), Some(secs)) = (requests, secs) else {
         anyhow::bail!("could not read wrk's output: {stdout}");
     };
     anyhow::ensure!(
         refused == 0,
-        "{refused} of {requests} verify requests were not answered 200: {stdout}"
+        "{refused} of {requests} verify requests were not answered 2xx: {stdout}"
     );
     Ok(Load {
         ops: requests,
-        secs: secs_run,
+        secs,
         p50_ms: p50,
         p99_ms: p99,
-        client_cpu_share: cpu / (secs_run * cores() as f64),
+        client_cpu_share: f64::NAN,
     })
 }
 
@@ -1018,4 +1027,46 @@ fn markdown(r: &Value) -> String {
         ));
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "Running 1s test @ http://127.0.0.1:18080/
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     7.79ms    2.67ms  16.20ms   73.03%
+    Req/Sec   508.50     30.65   555.00     70.00%
+  Latency Distribution
+     50%  812.00us
+     75%    9.52ms
+     90%   10.81ms
+     99%    1.20s
+  507 requests in 1.00s, 2.31MB read
+Requests/sec:    506.82
+Transfer/sec:      2.31MB
+";
+
+    #[test]
+    fn wrk_report_is_read() {
+        let load = parse_wrk(REPORT).expect("parsed");
+        assert_eq!(load.ops, 507);
+        assert!((load.secs - 1.0).abs() < 1e-9);
+        assert!((load.p50_ms - 0.812).abs() < 1e-9);
+        assert!((load.p99_ms - 1200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn wrk_refusals_and_garbage_are_errors() {
+        let refused = REPORT.replace(
+            "Requests/sec",
+            "  Non-2xx or 3xx responses: 3\nRequests/sec",
+        );
+        let e = parse_wrk(&refused).expect_err("refused answers");
+        assert!(e.to_string().contains("3 of 507"), "{e}");
+        assert!(parse_wrk("wrk: unknown option").is_err());
+        assert_eq!(wrk_ms("2m"), Some(120_000.0));
+        assert_eq!(wrk_ms("fast"), None);
+    }
 }
