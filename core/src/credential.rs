@@ -317,8 +317,8 @@ pub struct UnverifiedCredential {
 }
 
 /// A credential whose issuer signature was checked against a known key, or whose exact
-/// bytes the issuer committed to in a block this node validated. Only `verify` and
-/// `vouched_by_ledger` make one.
+/// bytes the issuer committed to in a block this node validated. Only `verify`,
+/// `verify_checked` (a check made in a batch) and `vouched_by_ledger` make one.
 #[derive(Debug, Clone)]
 pub struct VerifiedCredential {
     credential: Credential,
@@ -341,6 +341,15 @@ impl VerifiedCredential {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the issuer signature does not verify")]
 pub struct BadSignature;
+
+/// What checking a credential's signature takes, for a caller that checks many at once
+/// (`crypto::verify_many`): the key, the COSE Sig_structure, the signature.
+#[derive(Debug, Clone)]
+pub struct SignatureInput {
+    pub key: PublicKey,
+    pub message: Vec<u8>,
+    pub signature: Signature,
+}
 
 impl UnverifiedCredential {
     /// Decodes QR text into an unverified credential.
@@ -398,6 +407,48 @@ impl UnverifiedCredential {
             kid: self.kid,
             commitment: self.commitment,
         })
+    }
+
+    /// The signature check `verify(key)` would make, to be made elsewhere; `None` when
+    /// `key` is not the one the kid names or the signature is not 64 bytes (then `verify`
+    /// refuses it anyway).
+    pub fn signature_input(&self, key: &PublicKey) -> Option<SignatureInput> {
+        if key.key_id() != self.kid {
+            return None;
+        }
+        Some(SignatureInput {
+            key: *key,
+            message: self.sign1.tbs_data(b""),
+            signature: Signature::from_slice(&self.sign1.signature)?,
+        })
+    }
+
+    /// Accepts the signature as checked by the caller, against `input`, which must come
+    /// from `signature_input(key)` on this credential; otherwise checks it here.
+    pub(crate) fn verify_checked(
+        self,
+        key: &PublicKey,
+        checked: &SignatureInput,
+        ok: bool,
+    ) -> Result<VerifiedCredential, BadSignature> {
+        match self.signature_input(key) {
+            Some(mine)
+                if mine.key == checked.key
+                    && mine.signature == checked.signature
+                    && mine.message == checked.message =>
+            {
+                if ok {
+                    Ok(VerifiedCredential {
+                        credential: self.credential,
+                        kid: self.kid,
+                        commitment: self.commitment,
+                    })
+                } else {
+                    Err(BadSignature)
+                }
+            }
+            _ => self.verify(key),
+        }
     }
 
     /// The fast path: the issuer signed a block committing to SHA-256 of these exact COSE

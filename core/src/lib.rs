@@ -21,7 +21,8 @@ pub mod validate;
 pub mod verify;
 
 pub use credential::{
-    Credential, DecodeError, SignedCredential, UnverifiedCredential, VerifiedCredential,
+    Credential, DecodeError, SignatureInput, SignedCredential, UnverifiedCredential,
+    VerifiedCredential,
 };
 pub use crypto::{Hash32, KeyId, PublicKey, SecretKey, Signature};
 pub use genesis::{GenesisDocument, Network};
@@ -30,4 +31,4 @@ pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, Sus
 pub use validate::{
     BlockError, ChainView, Disposition, Head, LicenceState, LicenceStatus, ValidatedBlock,
 };
-pub use verify::{LedgerFacts, Report, Verdict, VerifyContext};
+pub use verify::{LedgerFacts, Report, SignatureCheck, Verdict, VerifyContext};

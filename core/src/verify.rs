@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::credential::{UnverifiedCredential, VerifiedCredential};
+use crate::credential::{SignatureInput, UnverifiedCredential, VerifiedCredential};
 use crate::genesis::{Network, Recognition};
 use crate::ids::{DepartmentId, LicenceId, RegionCode};
 use crate::validate::{Head, LicenceState, LicenceStatus, FUTURE_SKEW_MS_MAX};
@@ -223,13 +223,35 @@ pub fn undecodable(detail: &str, ctx: &VerifyContext) -> Report {
 }
 
 /// Decides the verdict for a decoded credential.
+/// How the credential's signature is checked, when the ledger does not vouch for it.
+#[derive(Debug, Clone)]
+pub enum SignatureCheck {
+    /// Here, with strict Ed25519 verification.
+    Strict,
+    /// Already, by the caller (in a batch, `crypto::verify_many`), over this input from
+    /// `UnverifiedCredential::signature_input`, with this result. An input that does not
+    /// match the credential and its issuer key is ignored and the check made here.
+    Checked(Box<SignatureInput>, bool),
+}
+
 pub fn verify(
     net: &Network,
     un: UnverifiedCredential,
     facts: LedgerFacts,
     ctx: &VerifyContext,
 ) -> Report {
-    let (verdict, detail, verified) = decide(net, un, &facts, ctx);
+    verify_with(net, un, facts, ctx, SignatureCheck::Strict)
+}
+
+/// `verify`, with the signature check made as `check` says.
+pub fn verify_with(
+    net: &Network,
+    un: UnverifiedCredential,
+    facts: LedgerFacts,
+    ctx: &VerifyContext,
+    check: SignatureCheck,
+) -> Report {
+    let (verdict, detail, verified) = decide(net, un, &facts, ctx, check);
     let offline = matches!(facts, LedgerFacts::Offline);
     let ledger = match facts {
         LedgerFacts::Online {
@@ -293,6 +315,7 @@ fn decide(
     un: UnverifiedCredential,
     facts: &LedgerFacts,
     ctx: &VerifyContext,
+    check: SignatureCheck,
 ) -> (Verdict, String, Option<crate::credential::Credential>) {
     use InvalidReason as I;
     use UndeterminedReason as U;
@@ -324,7 +347,10 @@ fn decide(
         Some(c) => un.vouched_by_ledger(&c),
         None => Err(un),
     }
-    .or_else(|un| un.verify(&dept.issuer_key));
+    .or_else(|un| match &check {
+        SignatureCheck::Strict => un.verify(&dept.issuer_key),
+        SignatureCheck::Checked(input, ok) => un.verify_checked(&dept.issuer_key, input, *ok),
+    });
     let verified: VerifiedCredential = match verified {
         Ok(v) => v,
         Err(_) => return invalid(I::BadSignature, format!("not signed by {}", dept.id)),
@@ -591,6 +617,57 @@ mod tests {
             ) | Verdict::Undetermined(UndeterminedReason::Undecodable)
         );
         assert_eq!(shown, proven);
+    }
+
+    #[test]
+    fn a_signature_checked_elsewhere_counts_only_for_its_own_credential() {
+        use InvalidReason as I;
+        let f = f();
+        let good = driving_licence(1).sign(&f.key).expect("sign");
+        let other = driving_licence(2).sign(&f.key).expect("sign");
+        let key = f.key.public();
+        let un = |s: &crate::SignedCredential| {
+            UnverifiedCredential::from_qr(&s.qr_text).expect("decodes")
+        };
+        let input = un(&good).signature_input(&key).expect("input");
+        let run = |u: UnverifiedCredential, check: SignatureCheck| {
+            verify_with(&f.net, u, LedgerFacts::Offline, &ctx(T + 1, None), check).kind
+        };
+        // The batch's answer is taken for the credential it was computed over.
+        assert_eq!(
+            run(
+                un(&good),
+                SignatureCheck::Checked(Box::new(input.clone()), true)
+            ),
+            Verdict::Valid
+        );
+        assert_eq!(
+            run(
+                un(&good),
+                SignatureCheck::Checked(Box::new(input.clone()), false)
+            ),
+            Verdict::Invalid(I::BadSignature)
+        );
+        // An answer about another credential is ignored: the signature is checked here.
+        assert_eq!(
+            run(
+                un(&other),
+                SignatureCheck::Checked(Box::new(input.clone()), false)
+            ),
+            Verdict::Valid
+        );
+        let mut cose = other.cose.clone();
+        let last = cose.len() - 1;
+        cose[last] ^= 1; // the signature's last byte
+        let forged = UnverifiedCredential::from_cose(&cose).expect("decodes");
+        assert_eq!(
+            run(forged, SignatureCheck::Checked(Box::new(input), true)),
+            Verdict::Invalid(I::BadSignature)
+        );
+        // No input for a key the kid does not name.
+        assert!(un(&good)
+            .signature_input(&SecretKey::generate().public())
+            .is_none());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod producer;
+pub mod sigcheck;
 pub mod store;
 pub mod web;
 

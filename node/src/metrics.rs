@@ -111,6 +111,8 @@ pub struct Metrics {
     pub api_rate_limited: Counter,
     pub verify_verdicts: LabelledCounter,
     pub verify_fast_path: Counter,
+    pub signatures_checked: Counter,
+    pub signature_batches: Counter,
     pub blocks_received: Counter,
     pub blocks_rejected: LabelledCounter,
     pub catchup_requests_sent: Counter,
@@ -189,6 +191,18 @@ impl Metrics {
             "huren_verify_fast_path_total",
             "Verifications that matched a ledger commitment.",
             self.verify_fast_path.get(),
+        );
+        counter(
+            &mut out,
+            "huren_verify_signatures_checked_total",
+            "Credential signatures checked (verifications the ledger did not vouch for).",
+            self.signatures_checked.get(),
+        );
+        counter(
+            &mut out,
+            "huren_verify_signature_batches_total",
+            "Batches those signatures were checked in; checked/batches is the mean batch size.",
+            self.signature_batches.get(),
         );
         counter(
             &mut out,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use huren_core::{DepartmentId, Network, OfficerId, RegionCode};
 use sha2::{Digest, Sha256};
 
-use crate::api::{AppState, Token};
+use crate::api::{AppState, Parts, Token};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::net::{NetInbox, NetParams};
@@ -157,17 +157,18 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let state = AppState::new(
+    let state = AppState::new(Parts {
         net,
-        store.clone(),
+        store: store.clone(),
         producer,
         department,
         region,
         tokens,
-        cfg.limits.clone(),
+        limits: cfg.limits.clone(),
         metrics,
-        handle,
-    );
+        network: handle,
+    })
+    .context("starting the signature checker threads")?;
     let network = match (keypair, inbox) {
         (Some(keypair), Some(inbox)) => Some((
             NetParams {

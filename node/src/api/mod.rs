@@ -27,6 +27,7 @@ use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::net::NetHandle;
 use crate::producer::ProducerHandle;
+use crate::sigcheck::SignatureChecker;
 use crate::store::Store;
 
 use auth::BearerScheme;
@@ -61,35 +62,47 @@ pub struct Shared {
     pub stale: Arc<AtomicBool>,
     /// The network actor, when networking runs.
     pub network: Option<NetHandle>,
+    /// Checks credential signatures for the verify API, in batches.
+    pub signatures: SignatureChecker,
+}
+
+/// What the node assembles for its API.
+pub struct Parts {
+    pub net: Arc<Network>,
+    pub store: Arc<Store>,
+    /// `None` on an observer node.
+    pub producer: Option<ProducerHandle>,
+    pub department: Option<DepartmentId>,
+    pub region: RegionCode,
+    pub tokens: Vec<Token>,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    pub network: Option<NetHandle>,
 }
 
 impl AppState {
-    pub fn new(
-        net: Arc<Network>,
-        store: Arc<Store>,
-        producer: Option<ProducerHandle>,
-        department: Option<DepartmentId>,
-        region: RegionCode,
-        tokens: Vec<Token>,
-        limits: Limits,
-        metrics: Arc<Metrics>,
-        network: Option<NetHandle>,
-    ) -> Self {
-        let limiter =
-            ratelimit::RateLimiter::new(limits.public_requests_per_minute, limits.rate_clients_max);
-        Self(Arc::new(Shared {
-            net,
-            store,
-            producer,
-            department,
-            region,
-            tokens: Arc::new(tokens),
-            limits: Arc::new(limits),
-            metrics,
+    /// The API's state, with its rate limiter and signature checker threads started.
+    pub fn new(p: Parts) -> std::io::Result<Self> {
+        let limiter = ratelimit::RateLimiter::new(
+            p.limits.public_requests_per_minute,
+            p.limits.rate_clients_max,
+        );
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let signatures = SignatureChecker::spawn(threads, p.metrics.clone())?;
+        Ok(Self(Arc::new(Shared {
+            net: p.net,
+            store: p.store,
+            producer: p.producer,
+            department: p.department,
+            region: p.region,
+            tokens: Arc::new(p.tokens),
+            limits: Arc::new(p.limits),
+            metrics: p.metrics,
             limiter: Arc::new(limiter),
             stale: Arc::new(AtomicBool::new(false)),
-            network,
-        }))
+            network: p.network,
+            signatures,
+        })))
     }
 }
 

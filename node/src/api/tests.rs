@@ -467,6 +467,80 @@ async fn verify_inputs() {
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
 }
 
+/// Credentials the ledger does not hold go through the batched signature check: many at
+/// once, genuine and forged mixed, each gets its own verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_path_in_batches() {
+    let f = std::sync::Arc::new(fixture());
+    f.issue().await; // the department's chain has begun
+    let key_path = huren_genesis::keys::issuer_key_path(&f.dir.path().join("keys"), "gd.transport");
+    let key = huren_genesis::keys::read_issuer_key(&key_path)
+        .expect("issuer key")
+        .1;
+    let dept = huren_core::DepartmentId::parse("gd.transport").expect("dept");
+    let now = crate::now_secs();
+    let tasks: Vec<_> = (0..120u64)
+        .map(|i| {
+            let credential = huren_core::Credential {
+                issuer: dept.clone(),
+                licence_id: huren_core::LicenceId::new(
+                    dept.clone(),
+                    huren_core::LicenceType::parse("mvdl").expect("type"),
+                    900_000 + i,
+                ),
+                region: huren_core::RegionCode::parse("440000").expect("region"),
+                issued_at: now,
+                not_before: now,
+                expires_at: now + 86_400,
+                holder: [
+                    ("name", "张三"),
+                    ("id_number", "44010619900101123X"),
+                    ("class", "C1"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+                fields: Default::default(),
+                salt: [i as u8; 16],
+            };
+            let signed = credential.sign(&key).expect("sign");
+            let forged = i % 5 == 2;
+            let qr = if forged {
+                let mut cose = signed.cose.clone();
+                let last = cose.len() - 1;
+                cose[last] ^= 0x10; // a bit of the signature
+                huren_core::credential::cose_to_qr(&cose)
+            } else {
+                signed.qr_text
+            };
+            let f = f.clone();
+            tokio::spawn(async move { (forged, f.verify(&qr).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (forged, v) = t.await.expect("task");
+        let expected = if forged {
+            ("invalid", "bad_signature")
+        } else {
+            ("undetermined", "not_yet_seen")
+        };
+        assert_eq!(
+            (
+                v["verdict"].as_str().unwrap_or(""),
+                v["reason"].as_str().unwrap_or("")
+            ),
+            expected,
+            "{v}"
+        );
+    }
+    let (_, metrics) = f.call("GET", "/metrics", None, None).await;
+    let metrics = metrics.as_str().expect("text").to_owned();
+    assert!(
+        metrics.contains("huren_verify_signatures_checked_total 120"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn rate_limit_and_public_routes() {
     let f = fixture_with("gd.transport", |c| c.limits.public_requests_per_minute = 3);
