@@ -2,7 +2,7 @@
 //!
 //! A verification the ledger does not vouch for (the licence is not on this node's ledger,
 //! or its bytes differ from the commitment) needs the issuer's Ed25519 signature checked.
-//! Handlers hand the check to a few checker threads, one per core; each takes every check
+//! Handlers hand the check to checker threads (half the cores); each takes every check
 //! waiting in the queue (up to `crypto::BATCH_MAX`) and answers them with one batch
 //! equation (`crypto::verify_many`), about twice as fast per signature as checking them
 //! one by one. Under light load a batch is one signature, checked strictly; the batches
