@@ -231,8 +231,10 @@ fn offline_credentials(key: &SecretKey, n: u64) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-/// Imports `count` licences through the batch API (1000 per request, 2 in flight).
-/// Returns the QR texts of the first `keep`.
+/// Imports `count` licences through the batch API: 1000 per request, `BULK_IN_FLIGHT`
+/// requests in flight at all times (a new one goes out as soon as one is answered, so the
+/// node parses the next batches while its producer signs and writes the current block).
+/// Returns the QR texts of the first `keep` answered.
 async fn bulk_import(
     http: &reqwest::Client,
     url: &str,
@@ -240,26 +242,32 @@ async fn bulk_import(
     count: u64,
     keep: usize,
 ) -> anyhow::Result<(Vec<String>, f64)> {
+    use futures::StreamExt;
+    const BULK_IN_FLIGHT: usize = 4;
     let t0 = Instant::now();
     let mut kept = Vec::new();
     let batches: Vec<(u64, u64)> = (0..count.div_ceil(1000))
         .map(|b| (start + b * 1000, (count - b * 1000).min(1000)))
         .collect();
-    for pair in batches.chunks(2) {
-        let futs = pair.iter().map(|&(from, n)| {
+    let mut answers = futures::stream::iter(batches)
+        .map(|(from, n)| {
             let licences: Vec<Value> = (from..from + n).map(driving_body).collect();
-            http.post(format!("{url}/v1/licences:batch"))
+            let req = http
+                .post(format!("{url}/v1/licences:batch"))
                 .bearer_auth(TOKEN)
-                .json(&json!({ "licences": licences }))
-                .send()
-        });
-        for r in futures::future::join_all(futs).await {
-            let v: Value = r?.error_for_status()?.json().await?;
-            for item in v["results"].as_array().context("results")? {
-                anyhow::ensure!(item["ok"] == true, "bulk import item failed: {item}");
-                if kept.len() < keep {
-                    kept.push(item["qr"].as_str().unwrap_or_default().to_owned());
-                }
+                .json(&json!({ "licences": licences }));
+            async move {
+                let v: Value = req.send().await?.error_for_status()?.json().await?;
+                anyhow::Ok(v)
+            }
+        })
+        .buffer_unordered(BULK_IN_FLIGHT);
+    while let Some(v) = answers.next().await {
+        let v = v?;
+        for item in v["results"].as_array().context("results")? {
+            anyhow::ensure!(item["ok"] == true, "bulk import item failed: {item}");
+            if kept.len() < keep {
+                kept.push(item["qr"].as_str().unwrap_or_default().to_owned());
             }
         }
     }
