@@ -52,12 +52,14 @@ struct Args {
 // ----------------------------------------------------------------------------------------
 // Helpers
 
-fn cpu_seconds() -> f64 {
+/// CPU seconds from /proc/self/stat: this process's (`children` false: utime + stime) or
+/// its waited-for children's (`children` true: cutime + cstime).
+fn stat_cpu_seconds(children: bool) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
-    // Fields after the command name (which may contain spaces): utime and stime are the
-    // 12th and 13th, in clock ticks of 100 Hz (USER_HZ).
+    // Fields after the command name (which may contain spaces): utime, stime, cutime and
+    // cstime are the 12th to 15th, in clock ticks of 100 Hz (USER_HZ).
     let f: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -65,22 +67,16 @@ fn cpu_seconds() -> f64 {
         .split_whitespace()
         .collect();
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    let first = if children { 13 } else { 11 };
+    (t(first) + t(first + 1)) / 100.0
 }
 
-/// CPU seconds used by waited-for child processes (cutime + cstime, /proc/self/stat).
+fn cpu_seconds() -> f64 {
+    stat_cpu_seconds(false)
+}
+
 fn children_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let f: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(13) + t(14)) / 100.0
+    stat_cpu_seconds(true)
 }
 
 fn cores() -> usize {
