@@ -134,10 +134,18 @@ pub struct NodeProcess {
     pub config: PathBuf,
 }
 
+/// mimalloc's delay before it returns freed memory to the OS; -1: never.
+const PURGE_DELAY_VAR: &str = "MIMALLOC_PURGE_DELAY";
+
 impl NodeProcess {
     /// Starts the node and waits (up to 30 s) for its "api listening" line.
     pub fn start(config: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(binary("huren-node"))
+        let mut cmd = Command::new(binary("huren-node"));
+        if std::env::var_os(PURGE_DELAY_VAR).is_none() {
+            // As scripts/huren-node.service runs it (docs/operations.md, "Memory").
+            cmd.env(PURGE_DELAY_VAR, "-1");
+        }
+        let mut child = cmd
             .arg("run")
             .arg("--config")
             .arg(config)
