@@ -222,7 +222,6 @@ pub fn undecodable(detail: &str, ctx: &VerifyContext) -> Report {
     }
 }
 
-/// Decides the verdict for a decoded credential.
 /// How the credential's signature is checked, when the ledger does not vouch for it.
 #[derive(Debug, Clone)]
 pub enum SignatureCheck {
@@ -234,6 +233,7 @@ pub enum SignatureCheck {
     Checked(Box<SignatureInput>, bool),
 }
 
+/// Decides the verdict for a decoded credential.
 pub fn verify(
     net: &Network,
     un: UnverifiedCredential,

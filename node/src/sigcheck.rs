@@ -29,7 +29,8 @@ struct Job {
 }
 
 /// The queue to the checker threads. Cloning shares it; the threads stop when the last
-/// clone is dropped.
+/// clone is dropped. Each job is a request waiting for its answer, so the queue never
+/// holds more than the requests in flight (which the API's limits bound).
 #[derive(Clone)]
 pub struct SignatureChecker {
     tx: Sender<Job>,
