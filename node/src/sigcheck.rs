@@ -30,7 +30,8 @@ struct Job {
 
 /// The queue to the checker threads. Cloning shares it; the threads stop when the last
 /// clone is dropped. Each job is a request waiting for its answer, so the queue never
-/// holds more than the requests in flight (which the API's limits bound).
+/// holds more than the requests in flight: like them, it is bounded by the per-IP rate
+/// limit and the process's open-file limit (there is no separate cap on connections).
 #[derive(Clone)]
 pub struct SignatureChecker {
     tx: Sender<Job>,
