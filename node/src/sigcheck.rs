@@ -53,7 +53,7 @@ impl SignatureChecker {
 
     /// Whether the signature verifies. Checked here, strictly, if the checker threads are
     /// gone (the node is stopping).
-    pub async fn check(&self, input: SignatureInput) -> bool {
+    pub async fn check(&self, input: &SignatureInput) -> bool {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             input: input.clone(),
@@ -127,7 +127,7 @@ mod tests {
         let tasks: Vec<_> = (0..400u32)
             .map(|i| {
                 let (checker, input) = (checker.clone(), input(&key, &i.to_be_bytes(), i % 7 == 3));
-                tokio::spawn(async move { (i, checker.check(input).await) })
+                tokio::spawn(async move { (i, checker.check(&input).await) })
             })
             .collect();
         for t in tasks {
@@ -145,7 +145,7 @@ mod tests {
         drop(rx);
         let checker = SignatureChecker { tx };
         let key = SecretKey::generate();
-        assert!(checker.check(input(&key, b"m", false)).await);
-        assert!(!checker.check(input(&key, b"m", true)).await);
+        assert!(checker.check(&input(&key, b"m", false)).await);
+        assert!(!checker.check(&input(&key, b"m", true)).await);
     }
 }

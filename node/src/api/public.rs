@@ -91,7 +91,7 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
                     .and_then(|d| un.signature_input(&d.issuer_key));
                 match input {
                     Some(input) => {
-                        let ok = state.signatures.check(input.clone()).await;
+                        let ok = state.signatures.check(&input).await;
                         SignatureCheck::Checked(Box::new(input), ok)
                     }
                     None => SignatureCheck::Strict,
