@@ -54,10 +54,10 @@ pub struct Shared {
     pub department: Option<DepartmentId>,
     /// The verifying region for the recognition policy.
     pub region: RegionCode,
-    pub tokens: Arc<Vec<Token>>,
-    pub limits: Arc<Limits>,
+    pub tokens: Vec<Token>,
+    pub limits: Limits,
     pub metrics: Arc<Metrics>,
-    pub limiter: Arc<ratelimit::RateLimiter>,
+    pub limiter: ratelimit::RateLimiter,
     /// Set by the network layer when this node has lost touch with the network.
     pub stale: Arc<AtomicBool>,
     /// The network actor, when networking runs.
@@ -100,10 +100,10 @@ impl AppState {
             producer: p.producer,
             department: p.department,
             region: p.region,
-            tokens: Arc::new(p.tokens),
-            limits: Arc::new(p.limits),
+            tokens: p.tokens,
+            limits: p.limits,
             metrics: p.metrics,
-            limiter: Arc::new(limiter),
+            limiter,
             stale: Arc::new(AtomicBool::new(false)),
             network: p.network,
             signatures,
@@ -138,7 +138,9 @@ impl AppState {
 pub struct ApiDoc;
 
 pub fn router(state: AppState) -> Router {
-    let limits = state.limits.clone();
+    // The state is one Arc: a clone to read the limits from while the router is built.
+    let shared = state.clone();
+    let limits = &shared.limits;
     let department = Router::new()
         .route("/v1/licences", post(department::issue))
         .route("/v1/licences:batch", post(department::issue_batch))
