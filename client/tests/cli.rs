@@ -228,8 +228,19 @@ fn a_tampered_qr_never_verifies() {
         t[i] = c;
         let text: String = t.into_iter().collect();
         let out = n.verify(&[&text]);
-        assert_ne!(out.code, 0, "changing position {i} to {c:?} still verified");
-        assert!(out.code == 1 || out.code == 2, "{out:?}");
+        if out.code == 0 {
+            // zlib output is not unique: the last deflate byte can carry unused padding
+            // bits, and changing only those leaves the very same signed credential. That is
+            // the one way a changed text may still verify.
+            let cose = |t: &str| huren_core::credential::qr_to_cose(t).expect("decodes");
+            assert_eq!(
+                cose(&text),
+                cose(&qr),
+                "changing position {i} to {c:?} verified as a different credential"
+            );
+        } else {
+            assert!(out.code == 1 || out.code == 2, "{out:?}");
+        }
         tried += 1;
     }
     assert!(tried > 50, "only {tried} positions tried");

@@ -277,6 +277,14 @@ pub fn qr_to_cose(text: &str) -> Result<Vec<u8>, DecodeError> {
                 .into(),
         )
     })?;
+    // The base45 crate accepts a final pair over 255 and keeps its low byte, so two texts
+    // would decode to the same bytes. RFC 9285 refuses such a pair: only the one
+    // (canonical) encoding of the bytes is accepted.
+    if base45::encode(&compressed) != body {
+        return Err(DecodeError::Base45(
+            "a final pair over 255 (not the canonical encoding of its bytes)".into(),
+        ));
+    }
     thread_local! {
         // Reused per thread for the same reason as the compressor in `cose_to_qr`.
         static INFLATE: std::cell::RefCell<flate2::Decompress> =
@@ -733,6 +741,10 @@ pub(crate) mod tests {
         });
         check("HC1:ABC", |e| matches!(e, DecodeError::Prefix));
         check("HZ1:!!!", |e| matches!(e, DecodeError::Base45(_)));
+        // The byte 0x00 is "00"; "V5" is 31 + 5 × 45 = 256, which the base45 crate would
+        // also read as 0x00. Only the first reaches the zlib layer.
+        check("HZ1:00", |e| matches!(e, DecodeError::Inflate(_)));
+        check("HZ1:V5", |e| matches!(e, DecodeError::Base45(_)));
         check(&format!("HZ1:{}", base45::encode(b"not zlib data")), |e| {
             matches!(e, DecodeError::Inflate(_))
         });
