@@ -28,6 +28,17 @@ if [ "${#packages[@]}" -gt 0 ]; then
       "and apt-get); the browser test will fail and the benchmark uses its own load generator" >&2
   fi
 fi
+# The node's OpenAPI test (node/src/api/openapi_tests.rs) validates /openapi.json with
+# openapi-spec-validator, a validator independent of utoipa; without it that test fails.
+if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  echo "installing openapi-spec-validator for the OpenAPI document test" >&2
+  python3 -m pip install --quiet openapi-spec-validator==0.9.0 \
+    || python3 -m pip install --quiet --break-system-packages openapi-spec-validator==0.9.0 || {
+    echo "could not install openapi-spec-validator (it needs Python >= 3.10; a distribution's" \
+      "python3 may refuse pip installs: use a virtualenv, or set HUREN_SKIP_OPENAPI_VALIDATOR=1)" >&2
+    exit 1
+  }
+fi
 # The multi-process tests start the built binaries, so build them first.
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

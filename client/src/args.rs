@@ -367,12 +367,14 @@ pub enum SuspendReason {
     Other,
 }
 
-impl SuspendReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Penalty => "penalty",
-            Self::Investigation => "investigation",
-            Self::Other => "other",
+/// The command line's names for the ledger's reasons: clap needs its own enum to list
+/// them in `--help`; the wire value is core's.
+impl From<SuspendReason> for huren_core::SuspendReason {
+    fn from(r: SuspendReason) -> Self {
+        match r {
+            SuspendReason::Penalty => Self::Penalty,
+            SuspendReason::Investigation => Self::Investigation,
+            SuspendReason::Other => Self::Other,
         }
     }
 }
@@ -387,12 +389,12 @@ pub enum RevokeReason {
     Penalty,
 }
 
-impl RevokeReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Withdrawn => "withdrawn",
-            Self::Cancelled => "cancelled",
-            Self::Penalty => "penalty",
+impl From<RevokeReason> for huren_core::RevokeReason {
+    fn from(r: RevokeReason) -> Self {
+        match r {
+            RevokeReason::Withdrawn => Self::Withdrawn,
+            RevokeReason::Cancelled => Self::Cancelled,
+            RevokeReason::Penalty => Self::Penalty,
         }
     }
 }

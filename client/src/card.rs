@@ -42,8 +42,9 @@ pub fn run(a: CardArgs) -> anyhow::Result<Exit> {
 
     let now = genesis::now_unix_secs()?;
     let ctx = VerifyContext { now, region: None };
-    let report = verify::verify_text(&net, &text, &|_| LedgerFacts::Offline, &ctx);
-    match report.kind {
+    let decision = verify::decide_text(&net, &text, &|_| LedgerFacts::Offline, &ctx);
+    let report = huren_api::Report::new(&net, &decision);
+    match decision.verdict {
         Verdict::Valid => {}
         // Issued to start later: the card shows the date it starts, so it is worth
         // printing now.

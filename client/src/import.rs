@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use csv::{ByteRecord, StringRecord};
+use huren_api::licences::BatchOutcome;
+use huren_api::{BatchAnswer, BatchRequest, IssueRequest};
 use huren_core::credential::{EXTRA_FIELDS_MAX, FIELD_NAME_BYTES_MAX, HOLDER_FIELDS_MAX};
 use huren_core::LicenceType;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::StatusCode;
-use serde::Serialize;
-use serde_json::Value;
 
 use crate::args::{field_name_ok, field_value_problem, ImportArgs};
 use crate::exit::{coded, fail, Exit, WithExit};
@@ -146,18 +146,7 @@ impl Header {
 }
 
 /// One licence as the batch endpoint takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LicenceRequest {
-    pub licence_type: String,
-    pub holder: BTreeMap<String, String>,
-    pub fields: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub valid_days: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub valid_from: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub valid_until: Option<String>,
-}
+pub type LicenceRequest = IssueRequest;
 
 /// Maps one data row to a licence request, or says in a sentence why it cannot.
 pub fn row_to_request(header: &Header, row: &StringRecord) -> Result<LicenceRequest, String> {
@@ -256,36 +245,29 @@ pub enum Outcome {
 
 /// Reads a batch answer into one outcome per request, in request order. A request the
 /// answer does not mention is a failure, never silently an import.
-pub fn outcomes(answer: &Value, sent: usize) -> Result<Vec<Outcome>, String> {
-    let results = answer
-        .get("results")
-        .and_then(Value::as_array)
-        .ok_or("the answer has no results list")?;
+pub fn outcomes(answer: &BatchAnswer, sent: usize) -> Result<Vec<Outcome>, String> {
     let mut out: Vec<Option<Outcome>> = vec![None; sent];
-    for r in results {
-        let index = r
-            .get("index")
-            .and_then(Value::as_u64)
-            .and_then(|i| usize::try_from(i).ok())
-            .filter(|&i| i < sent)
-            .ok_or("a result has no valid index")?;
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-        let outcome = if r.get("ok").and_then(Value::as_bool) == Some(true) {
+    for r in &answer.results {
+        let index = r.index;
+        if index >= sent {
+            return Err(format!("result {index} names no row that was sent"));
+        }
+        let outcome = match r.outcome() {
             // The licence is issued once the node says ok; a missing QR text (it can be
             // fetched later from /v1/licences/{id}/qr.png) must not turn that into a
             // failure or an unknown outcome.
-            match text(r.get("licence_id")) {
-                Some(licence_id) => Outcome::Imported {
-                    licence_id,
-                    qr: text(r.get("qr")).unwrap_or_default(),
-                },
-                None => return Err(format!("result {index} is ok but has no licence_id")),
-            }
-        } else {
-            let e = r.get("error");
-            Outcome::Failed {
-                code: text(e.and_then(|e| e.get("code"))).unwrap_or_else(|| "refused".into()),
-                message: text(e.and_then(|e| e.get("message"))).unwrap_or_default(),
+            Some(BatchOutcome::Issued { licence_id, qr }) => Outcome::Imported {
+                licence_id: licence_id.to_string(),
+                qr: qr.unwrap_or_default().to_owned(),
+            },
+            Some(BatchOutcome::Refused(e)) => Outcome::Failed {
+                code: e.code.to_string(),
+                message: e.message.clone(),
+            },
+            None => {
+                return Err(format!(
+                    "result {index} is neither ok with a licence id nor an error"
+                ))
             }
         };
         if out[index].replace(outcome).is_some() {
@@ -640,7 +622,7 @@ impl Sender<'_> {
                 }
                 Sent::TooLarge(e) => {
                     for (row, _) in chunk {
-                        tally.fail(*row, &e.code, &e.message)?;
+                        tally.fail(*row, &e.code_text(), &e.message)?;
                     }
                     self.bar.inc(chunk.len() as u64);
                     pending = rest;
@@ -651,12 +633,8 @@ impl Sender<'_> {
     }
 
     fn send(&self, chunk: &[(u64, LicenceRequest)], tally: &mut Tally) -> anyhow::Result<Sent> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            licences: Vec<&'a LicenceRequest>,
-        }
-        let body = Body {
-            licences: chunk.iter().map(|(_, r)| r).collect(),
+        let body = BatchRequest {
+            licences: chunk.iter().map(|(_, r)| r.clone()).collect(),
         };
         let mut attempt = 0;
         let answer: Answer = loop {
@@ -685,8 +663,8 @@ impl Sender<'_> {
         };
         let status = answer.status;
         if status == StatusCode::OK {
-            let results = serde_json::from_slice::<Value>(&answer.body)
-                .map_err(|e| format!("not JSON: {e}"))
+            let results = serde_json::from_slice::<BatchAnswer>(&answer.body)
+                .map_err(|e| format!("not a batch answer: {e}"))
                 .and_then(|v| outcomes(&v, chunk.len()))
                 .map_err(|e| {
                     let err = fail(
@@ -720,7 +698,7 @@ impl Sender<'_> {
             // next request may well pass.
             let e = answer.error();
             for (row, _) in chunk {
-                tally.fail(*row, &e.code, &e.message)?;
+                tally.fail(*row, &e.code_text(), &e.message)?;
             }
         } else {
             let exit = if status.is_server_error() {
@@ -739,7 +717,7 @@ impl Sender<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn header(cells: &[&str]) -> Result<Header, String> {
         Header::parse(&StringRecord::from(cells.to_vec()))
@@ -893,12 +871,16 @@ mod tests {
         assert!(err(&cells).contains("at most 16"));
     }
 
+    fn answer(v: Value) -> BatchAnswer {
+        serde_json::from_value(v).expect("a batch answer")
+    }
+
     #[test]
     fn batch_answers_map_to_rows() {
-        let v = json!({"results": [
+        let v = answer(json!({"results": [
             {"index": 1, "ok": false, "error": {"code": "type_not_granted", "message": "no"}},
             {"index": 0, "ok": true, "licence_id": "gd.transport:mvdl:00000001", "qr": "HZ1:X"},
-        ]});
+        ]}));
         assert_eq!(
             outcomes(&v, 3).expect("outcomes"),
             vec![
@@ -916,12 +898,17 @@ mod tests {
                 },
             ]
         );
-        assert!(outcomes(&json!({"results": [{"index": 5, "ok": true}]}), 3).is_err());
-        assert!(outcomes(&json!({"results": [{"index": 0, "ok": true}]}), 1).is_err());
-        assert!(outcomes(&json!({}), 1).is_err());
-        let twice = json!({"results": [
-            {"index": 0, "ok": false}, {"index": 0, "ok": false}
-        ]});
+        assert!(outcomes(
+            &answer(json!({"results": [{"index": 5, "ok": true, "licence_id": "a.b:c:1"}]})),
+            3
+        )
+        .is_err());
+        assert!(outcomes(&answer(json!({"results": [{"index": 0, "ok": true}]})), 1).is_err());
+        assert!(serde_json::from_value::<BatchAnswer>(json!({})).is_err());
+        let twice = answer(json!({"results": [
+            {"index": 0, "ok": false, "error": {"code": "internal", "message": "x"}},
+            {"index": 0, "ok": false, "error": {"code": "internal", "message": "x"}}
+        ]}));
         assert!(outcomes(&twice, 1).is_err());
     }
 

@@ -11,8 +11,9 @@
 
 use std::collections::BTreeMap;
 
+use huren_api::Report;
 use huren_core::credential::{QR_TEXT_CHARS_MAX, SALT_BYTES};
-use huren_core::verify::{self, LedgerFacts, Report, VerifyContext};
+use huren_core::verify::{self, LedgerFacts, VerifyContext};
 use huren_core::{Credential, DepartmentId, LicenceId};
 use huren_genesis::keys::{self, KeyFileError};
 use rand::rngs::OsRng;
@@ -210,17 +211,17 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         now,
         region: a.mode.region.clone(),
     };
-    let mut report = match (&a.text, &a.image) {
+    let mut decision = match (&a.text, &a.image) {
         (Some(text), _) => {
             let text = if text == "-" {
                 files::read_stdin_line(QR_TEXT_CHARS_MAX)?
             } else {
                 text.clone()
             };
-            verify::verify_text(&net, &text, &|_| LedgerFacts::Offline, &ctx)
+            verify::decide_text(&net, &text, &|_| LedgerFacts::Offline, &ctx)
         }
         (None, Some(image)) => match qr::read_image(image) {
-            Ok(text) => verify::verify_text(&net, &text, &|_| LedgerFacts::Offline, &ctx),
+            Ok(text) => verify::decide_text(&net, &text, &|_| LedgerFacts::Offline, &ctx),
             // A photo without a readable QR is the "could not decode" verdict, not a
             // failure of the command: the clerk asks for a better picture.
             Err(e) if crate::exit::code_of(&e) == Exit::DATA => {
@@ -231,9 +232,10 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         (None, None) => return Err(fail(Exit::USAGE, "give TEXT or --image FILE")),
     };
     // Also for input that could not be decoded: this answer came from no ledger.
-    report.offline = true;
+    decision.offline = true;
+    let report = Report::new(&net, &decision);
     print_report(&report)?;
-    Ok(verdict_exit(report.kind.exit_code()))
+    Ok(verdict_exit(decision.verdict.exit_code()))
 }
 
 /// The exit status for a verdict's code (0, 1 or 2).

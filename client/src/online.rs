@@ -1,14 +1,13 @@
 //! Online commands: the `huren-node` HTTP API, spoken with reqwest's blocking client.
 //!
-//! API Boundary: this module and `import` are the only parts of the CLI that know HTTP
-//! and the node's JSON shapes. The contract (docs/api.md on the node side):
-//!
-//! - errors are `{"error": {"code": "...", "message": "..."}}` with a 4xx/5xx status and
-//!   are printed as `error: <code>: <message>`;
-//! - `POST /v1/licences` issues (201), `POST /v1/licences/{id}/suspend|reinstate|revoke`
-//!   change status (200), `GET /v1/licences/{id}` shows status, `POST /v1/verify` takes
-//!   `{"qr": …}` or a multipart `image` part and answers the same report as offline
-//!   verification, `POST /v1/licences:batch` issues in bulk (see `import`).
+//! API Boundary: this module and `import` are the only parts of the CLI that know HTTP.
+//! The bodies they send and parse are `huren_api`'s types, the same ones the node builds,
+//! so the two cannot drift apart: errors are `huren_api::ErrorBody` (printed as
+//! `error: <code>: <message>`, the exit status chosen from the code's HTTP status),
+//! `POST /v1/licences` answers `IssueAnswer`, suspend/reinstate/revoke `LifecycleAnswer`,
+//! `GET /v1/licences/{id}` `StatusAnswer`, `POST /v1/verify` a `Report` (the same report
+//! offline verification prints) and `POST /v1/licences:batch` a `BatchAnswer` (see
+//! `import`).
 //!
 //! Requests are never retried here: issuing is not idempotent, and a retry after a
 //! timeout could issue the same licence twice. Redirects are not followed, so a bearer
@@ -18,13 +17,17 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::Context;
+use huren_api::{
+    ErrorBody, ErrorCode, IssueAnswer, IssueRequest, LifecycleAnswer, ReinstateRequest, Report,
+    RevokeRequest, StatusAnswer, SuspendRequest, VerifyRequest,
+};
 use huren_core::credential::QR_TEXT_CHARS_MAX;
 use huren_core::qr::IMAGE_BYTES_MAX;
-use huren_core::LicenceId;
+use huren_core::{LicenceId, Verdict};
 use reqwest::blocking::{multipart, Client, RequestBuilder};
 use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::args::{IssueArgs, ReinstateArgs, RevokeArgs, StatusArgs, SuspendArgs, VerifyArgs};
 use crate::exit::{coded, fail, Exit, WithExit};
@@ -38,13 +41,36 @@ const CONNECT_TIMEOUT_SECS: u64 = 10;
 /// Error messages from a misbehaving proxy can be whole HTML pages; show the start.
 const ERROR_TEXT_CHARS_MAX: usize = 300;
 
-/// A node's error answer, printed exactly as `<code>: <message>`.
+/// A node's error answer, printed exactly as `<code>: <message>`. `code` is `None` when
+/// the body was not the node's error shape (a proxy's page, an empty body, a code this
+/// client does not know): then the HTTP status stands in for it.
 #[derive(Debug, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{}: {message}", self.code_text())]
 pub struct NodeError {
     pub status: u16,
-    pub code: String,
+    pub code: Option<ErrorCode>,
     pub message: String,
+}
+
+impl NodeError {
+    pub fn code_text(&self) -> String {
+        match self.code {
+            Some(c) => c.as_str().to_owned(),
+            None => format!("http_{}", self.status),
+        }
+    }
+
+    /// The exit status for this error: `on_4xx` for a refusal, 69 for a failure of the
+    /// node (5xx), 76 for anything else. A known code decides by its own status (the
+    /// one table in `huren_api::ErrorCode`), whatever status line carried it.
+    pub fn exit(&self, on_4xx: Exit) -> Exit {
+        let status = self.code.map_or(self.status, ErrorCode::http_status);
+        match status {
+            400..=499 => on_4xx,
+            500..=599 => Exit::UNAVAILABLE,
+            _ => Exit::PROTOCOL,
+        }
+    }
 }
 
 /// A request that failed before or while it travelled. `connected: false` means the
@@ -220,45 +246,36 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl Answer {
-    /// The JSON body when the status is one of `ok`; otherwise the node's error, with
-    /// `on_4xx` as the exit status for 4xx answers and 69 for 5xx.
-    pub fn json(self, ok: &[StatusCode], on_4xx: Exit) -> anyhow::Result<Value> {
+    /// The body as `T` when the status is one of `ok`; otherwise the node's error, with
+    /// its exit status (see `NodeError::exit`). A body that is not a `T` is a protocol
+    /// error (76): the node said something this client does not understand.
+    pub fn parse<T: DeserializeOwned>(self, ok: &[StatusCode], on_4xx: Exit) -> anyhow::Result<T> {
         if ok.contains(&self.status) {
             return serde_json::from_slice(&self.body)
                 .with_context(|| {
                     format!(
-                        "the node answered {} with a body that is not JSON",
+                        "the node answered {} with a body this client does not understand",
                         self.status
                     )
                 })
                 .code(Exit::PROTOCOL);
         }
-        let exit = if self.status.is_client_error() {
-            on_4xx
-        } else if self.status.is_server_error() {
-            Exit::UNAVAILABLE
-        } else {
+        let e = self.error();
+        let exit = if self.status.is_success() {
             Exit::PROTOCOL
+        } else {
+            e.exit(on_4xx)
         };
-        Err(self.error()).code(exit)
+        Err(e).code(exit)
     }
 
     /// The node's error as it sent it, or a stand-in when the body is not the standard
     /// shape (a proxy's HTML page, an empty body).
     pub fn error(&self) -> NodeError {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            error: Inner,
-        }
-        #[derive(serde::Deserialize)]
-        struct Inner {
-            code: String,
-            message: String,
-        }
-        match serde_json::from_slice::<Body>(&self.body) {
+        match serde_json::from_slice::<ErrorBody>(&self.body) {
             Ok(b) => NodeError {
                 status: self.status.as_u16(),
-                code: b.error.code,
+                code: Some(b.error.code),
                 message: b.error.message,
             },
             Err(_) => {
@@ -266,7 +283,7 @@ impl Answer {
                 let text: String = text.trim().chars().take(ERROR_TEXT_CHARS_MAX).collect();
                 NodeError {
                     status: self.status.as_u16(),
-                    code: format!("http_{}", self.status.as_u16()),
+                    code: None,
                     message: if text.is_empty() {
                         self.status
                             .canonical_reason()
@@ -281,7 +298,7 @@ impl Answer {
     }
 }
 
-fn pretty(v: &Value) -> anyhow::Result<String> {
+fn pretty(v: &impl Serialize) -> anyhow::Result<String> {
     serde_json::to_string_pretty(v).code(Exit::INTERNAL)
 }
 
@@ -302,41 +319,36 @@ pub fn issue(a: IssueArgs) -> anyhow::Result<Exit> {
     };
     let token = require_token(o.token.as_deref(), "issuing")?;
     qr::check_files(&a.output)?;
-    let mut body = json!({
-        "licence_type": a.licence.licence_type.as_str(),
-        "holder": to_map("holder", &a.licence.holder)?,
-        "fields": to_map("field", &a.licence.field)?,
-    });
-    if let Some(days) = a.licence.valid_days {
-        body["valid_days"] = json!(days);
-    }
+    let body = IssueRequest {
+        licence_type: a.licence.licence_type.to_string(),
+        holder: to_map("holder", &a.licence.holder)?,
+        fields: to_map("field", &a.licence.field)?,
+        valid_days: a.licence.valid_days,
+        valid_from: None,
+        valid_until: None,
+    };
     let node = Node::new(base, Some(&token), o.timeout_secs)?;
-    let answer = node
+    let answer: IssueAnswer = node
         .post_json(&["v1", "licences"], &body)?
-        .json(&[StatusCode::CREATED, StatusCode::OK], Exit::REFUSED)?;
-    let qr_text = answer
-        .get("qr")
-        .and_then(Value::as_str)
-        .filter(|q| q.len() <= QR_TEXT_CHARS_MAX)
-        .ok_or_else(|| {
-            fail(
-                Exit::PROTOCOL,
-                "the node issued the licence but its answer has no QR text; check with huren status",
-            )
-        })?
-        .to_owned();
-    qr::write_files(&qr_text, &a.output)?;
+        .parse(&[StatusCode::CREATED, StatusCode::OK], Exit::REFUSED)?;
+    if answer.qr.len() > QR_TEXT_CHARS_MAX {
+        return Err(fail(
+            Exit::PROTOCOL,
+            format!(
+                "the node issued {} but its QR text is longer than a QR holds; check with huren status",
+                answer.licence_id
+            ),
+        ));
+    }
+    qr::write_files(&answer.qr, &a.output)?;
     if o.json {
         files::print_line(&pretty(&answer)?)?;
     } else {
-        files::print_line(&qr_text)?;
+        files::print_line(&answer.qr)?;
     }
-    let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("?");
     eprintln!(
         "issued {}, valid {} to {}",
-        field("licence_id"),
-        field("valid_from"),
-        field("valid_until")
+        answer.licence_id, answer.valid_from, answer.valid_until
     );
     Ok(Exit::OK)
 }
@@ -354,7 +366,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
             } else {
                 text.clone()
             };
-            node.post_json(&["v1", "verify"], &json!({ "qr": text }))?
+            node.post_json(&["v1", "verify"], &VerifyRequest { qr: text })?
         }
         (None, Some(path)) => {
             let bytes = files::read_bounded(path, IMAGE_BYTES_MAX, "image")?;
@@ -367,31 +379,32 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     };
     // A refused verification request is not a verdict: 4xx maps to a data error so that
     // exit 1 keeps meaning "invalid".
-    let report = answer.json(&[StatusCode::OK], Exit::DATA)?;
-    let exit = match report.get("verdict").and_then(Value::as_str) {
-        Some("valid") => Exit::OK,
-        Some("invalid") => Exit::INVALID,
-        Some("undetermined") => Exit::UNDETERMINED,
-        other => {
+    let report: Report = answer.parse(&[StatusCode::OK], Exit::DATA)?;
+    let exit = match report.kind() {
+        Some(Verdict::Valid) => Exit::OK,
+        Some(Verdict::Invalid(_)) => Exit::INVALID,
+        Some(Verdict::Undetermined(_)) => Exit::UNDETERMINED,
+        None => {
             return Err(fail(
                 Exit::PROTOCOL,
-                format!("the node's report has no known verdict (got {other:?})"),
+                format!(
+                    "the node's report contradicts itself: verdict {:?} with reason {:?}",
+                    report.verdict, report.reason
+                ),
             ))
         }
     };
     files::print_line(&pretty(&report)?)?;
-    if let Some(m) = report.get("message").and_then(Value::as_str) {
-        files::tell_terminal(m);
-    }
+    files::tell_terminal(&report.message);
     Ok(exit)
 }
 
 pub fn status(a: StatusArgs) -> anyhow::Result<Exit> {
     let node = Node::new(&a.node.node, None, a.node.timeout_secs)?;
     let id = a.id.to_string();
-    let v = node
+    let v: StatusAnswer = node
         .get(&["v1", "licences", &id])?
-        .json(&[StatusCode::OK], Exit::REFUSED)?;
+        .parse(&[StatusCode::OK], Exit::REFUSED)?;
     files::print_line(&pretty(&v)?)?;
     Ok(Exit::OK)
 }
@@ -401,40 +414,40 @@ fn change(
     token: &str,
     id: &LicenceId,
     action: &str,
-    body: Value,
+    body: &impl Serialize,
 ) -> anyhow::Result<Exit> {
     let token = require_token(Some(token), action)?;
     let node = Node::new(&node.node, Some(&token), node.timeout_secs)?;
     let id = id.to_string();
-    let v = node
-        .post_json(&["v1", "licences", &id, action], &body)?
-        .json(&[StatusCode::OK], Exit::REFUSED)?;
+    let v: LifecycleAnswer = node
+        .post_json(&["v1", "licences", &id, action], body)?
+        .parse(&[StatusCode::OK], Exit::REFUSED)?;
     files::print_line(&pretty(&v)?)?;
     Ok(Exit::OK)
 }
 
 pub fn suspend(a: SuspendArgs) -> anyhow::Result<Exit> {
-    change(
-        &a.node,
-        &a.token.token,
-        &a.id,
-        "suspend",
-        json!({ "reason": a.reason.as_str() }),
-    )
+    let body = SuspendRequest {
+        reason: a.reason.into(),
+    };
+    change(&a.node, &a.token.token, &a.id, "suspend", &body)
 }
 
 pub fn reinstate(a: ReinstateArgs) -> anyhow::Result<Exit> {
-    change(&a.node, &a.token.token, &a.id, "reinstate", json!({}))
-}
-
-pub fn revoke(a: RevokeArgs) -> anyhow::Result<Exit> {
     change(
         &a.node,
         &a.token.token,
         &a.id,
-        "revoke",
-        json!({ "reason": a.reason.as_str() }),
+        "reinstate",
+        &ReinstateRequest {},
     )
+}
+
+pub fn revoke(a: RevokeArgs) -> anyhow::Result<Exit> {
+    let body = RevokeRequest {
+        reason: a.reason.into(),
+    };
+    change(&a.node, &a.token.token, &a.id, "revoke", &body)
 }
 
 #[cfg(test)]
@@ -472,7 +485,9 @@ mod tests {
             status: StatusCode::NOT_FOUND,
             body: br#"{"error":{"code":"licence_not_found","message":"no such licence"}}"#.to_vec(),
         };
-        let err = a.json(&[StatusCode::OK], Exit::REFUSED).expect_err("404");
+        let err = a
+            .parse::<StatusAnswer>(&[StatusCode::OK], Exit::REFUSED)
+            .expect_err("404");
         assert_eq!(format!("{err:#}"), "licence_not_found: no such licence");
         assert_eq!(code_of(&err), Exit::REFUSED);
 
@@ -480,7 +495,9 @@ mod tests {
             status: StatusCode::BAD_GATEWAY,
             body: b"<html>bad gateway</html>".to_vec(),
         };
-        let err = a.json(&[StatusCode::OK], Exit::REFUSED).expect_err("502");
+        let err = a
+            .parse::<StatusAnswer>(&[StatusCode::OK], Exit::REFUSED)
+            .expect_err("502");
         assert_eq!(format!("{err:#}"), "http_502: <html>bad gateway</html>");
         assert_eq!(code_of(&err), Exit::UNAVAILABLE);
 
@@ -488,7 +505,9 @@ mod tests {
             status: StatusCode::OK,
             body: b"not json".to_vec(),
         };
-        let err = a.json(&[StatusCode::OK], Exit::REFUSED).expect_err("junk");
+        let err = a
+            .parse::<StatusAnswer>(&[StatusCode::OK], Exit::REFUSED)
+            .expect_err("junk");
         assert_eq!(code_of(&err), Exit::PROTOCOL);
     }
 }

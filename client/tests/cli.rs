@@ -2,7 +2,7 @@
 //! network founded from genesis/example.toml with freshly generated keys.
 //!
 //! Online commands are checked for their failure modes here (nothing listening: exit 69);
-//! their happy paths run against the scripted node in `mock_node.rs`.
+//! their happy paths run against the real node's router in `online.rs`.
 
 mod common;
 
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 #[test]
 fn keygen_build_and_check_the_example_network() {
-    let n = Net::new();
+    let n = Net::founded_by_the_cli();
     // Every department and the observer got keys, and keygen said where.
     let tpl = template();
     for name in tpl.node_names() {

@@ -326,7 +326,8 @@ pub struct UnverifiedCredential {
 
 /// A credential whose issuer signature was checked against a known key, or whose exact
 /// bytes the issuer committed to in a block this node validated. Only `verify`,
-/// `verify_checked` (a check made in a batch) and `vouched_by_ledger` make one.
+/// `accept_checked` (the answer to `verify::PendingSignature`, which may come from a batch)
+/// and `vouched_by_ledger` make one.
 #[derive(Debug, Clone)]
 pub struct VerifiedCredential {
     credential: Credential,
@@ -431,31 +432,23 @@ impl UnverifiedCredential {
         })
     }
 
-    /// Accepts the signature as checked by the caller, against `input`, which must come
-    /// from `signature_input(key)` on this credential; otherwise checks it here.
-    pub(crate) fn verify_checked(
+    /// Accepts the answer of a signature check made elsewhere over `checked`, which
+    /// `verify::prepare` computed from this very credential with `signature_input`; the
+    /// credential comes back unchanged when the answer is no.
+    pub(crate) fn accept_checked(
         self,
-        key: &PublicKey,
         checked: &SignatureInput,
         ok: bool,
-    ) -> Result<VerifiedCredential, BadSignature> {
-        match self.signature_input(key) {
-            Some(mine)
-                if mine.key == checked.key
-                    && mine.signature == checked.signature
-                    && mine.message == checked.message =>
-            {
-                if ok {
-                    Ok(VerifiedCredential {
-                        credential: self.credential,
-                        kid: self.kid,
-                        commitment: self.commitment,
-                    })
-                } else {
-                    Err(BadSignature)
-                }
-            }
-            _ => self.verify(key),
+    ) -> Result<VerifiedCredential, Self> {
+        debug_assert_eq!(checked.key.key_id(), self.kid);
+        if ok {
+            Ok(VerifiedCredential {
+                credential: self.credential,
+                kid: self.kid,
+                commitment: self.commitment,
+            })
+        } else {
+            Err(self)
         }
     }
 

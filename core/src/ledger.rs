@@ -77,6 +77,7 @@ impl fmt::Display for OfficerId {
 /// Why a licence was suspended (暂扣). A code, not free text: the ledger carries no
 /// personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SuspendReason {
     /// Administrative penalty (行政处罚暂扣).
@@ -89,6 +90,7 @@ pub enum SuspendReason {
 
 /// Why a licence was revoked. Revocation is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RevokeReason {
     /// 撤销: the licence should not have been granted.

@@ -17,6 +17,8 @@ pub mod ids;
 pub mod ledger;
 #[cfg(feature = "qr")]
 pub mod qr;
+#[cfg(feature = "openapi")]
+mod schema;
 pub mod validate;
 pub mod verify;
 
@@ -31,4 +33,4 @@ pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, Sus
 pub use validate::{
     BlockError, ChainView, Disposition, Head, LicenceState, LicenceStatus, ValidatedBlock,
 };
-pub use verify::{LedgerFacts, Report, SignatureCheck, Verdict, VerifyContext};
+pub use verify::{Decision, LedgerFacts, Verdict, VerifyContext};

@@ -24,6 +24,7 @@ pub struct Head {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
 pub enum LicenceStatus {
     Active,

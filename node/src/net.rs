@@ -34,7 +34,6 @@ use libp2p::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use utoipa::ToSchema;
 
 use crate::config::{Limits, NetworkConfig};
 use crate::metrics::Metrics;
@@ -160,14 +159,7 @@ pub fn build_swarm(
 }
 
 /// A connected peer, as `/v1/peers` shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PeerInfo {
-    pub peer_id: String,
-    /// The department whose node it is, or `observer:<name>`.
-    pub role: String,
-    pub address: String,
-    pub connected_for_secs: u64,
-}
+pub use huren_api::PeerInfo;
 
 enum Command {
     Publish(Vec<u8>),

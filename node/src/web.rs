@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use huren_api::ErrorBody;
 use huren_core::card::escape;
 
 use crate::api::error::ApiError;
@@ -35,13 +36,13 @@ const CACHE_REVALIDATE: &str = "no-cache";
 
 const PAGE: &str = include_str!("../assets/window.html");
 
-struct Asset {
-    name: &'static str,
+pub(crate) struct Asset {
+    pub(crate) name: &'static str,
     content_type: &'static str,
     bytes: &'static [u8],
 }
 
-const ASSETS: [Asset; 3] = [
+pub(crate) const ASSETS: [Asset; 3] = [
     Asset {
         name: "window.css",
         content_type: "text/css; charset=utf-8",
@@ -127,6 +128,8 @@ fn guard(headers: &mut HeaderMap) {
 }
 
 /// `GET /`: the service-window page.
+#[utoipa::path(get, path = "/", tag = "page",
+    responses((status = 200, description = "The service-window page, with this node's department and region filled in; always revalidated", content_type = "text/html")))]
 pub async fn index(State(state): State<AppState>) -> Response {
     let net = state.net.document();
     let department = state.department.as_ref();
@@ -160,6 +163,22 @@ pub async fn index(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /assets/{file}`: a stylesheet, script or icon of the page.
+#[utoipa::path(get, path = "/assets/{file}", tag = "page",
+    params(
+        ("file" = String, Path, description = "The asset's name, as the page links it, e.g. `window.css`"),
+        ("v" = Option<String>, Query, description = "The asset's content tag, as the page links it; with the current tag the answer may be cached for good"),
+    ),
+    responses(
+        (status = 200, description = "The asset",
+            content(("text/css"), ("text/javascript"), ("image/svg+xml")),
+            headers(
+                ("ETag" = String, description = "The asset's content tag, quoted"),
+                ("Cache-Control" = String, description = "`immutable` for the current tag, `no-cache` otherwise"))),
+        (status = 304, description = "Not modified: the request's If-None-Match names the current tag",
+            headers(
+                ("ETag" = String, description = "The asset's content tag, quoted"),
+                ("Cache-Control" = String, description = "`immutable` for the current tag, `no-cache` otherwise"))),
+        (status = 404, description = "`not_found`: no asset by that name", body = ErrorBody)))]
 pub async fn asset(
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
@@ -167,8 +186,7 @@ pub async fn asset(
 ) -> Response {
     let Some((asset, tag)) = ASSETS.iter().zip(tags()).find(|(a, _)| a.name == file) else {
         return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "asset_not_found",
+            huren_api::ErrorCode::NotFound,
             format!("no asset named {file:?}"),
         )
         .into_response();
@@ -267,7 +285,7 @@ mod tests {
         }
     }
 
-    fn router(department: &str) -> (axum::Router, tempfile::TempDir) {
+    fn router(department: &str) -> (axum::Router, huren_testkit::Founded) {
         let f = crate::api::tests::fixture_with(department, |c| c.region = "310000".into());
         (f.router, f.dir)
     }

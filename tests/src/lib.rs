@@ -10,10 +10,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use sha2::{Digest, Sha256};
 
 /// The officer token every test node accepts (scope all).
-pub const TOKEN: &str = "hrt_test_token_for_all_scopes";
+pub use huren_testkit::TOKEN;
 
 /// A built binary of the workspace (`huren-node`, `huren`): next to the running
 /// executable (a binary in target/<profile>/) or one level up (a test in
@@ -36,25 +35,19 @@ pub fn binary(name: &str) -> PathBuf {
     );
 }
 
-/// A founded network: keys and genesis in a temporary directory.
-pub struct TestNetwork {
-    pub dir: tempfile::TempDir,
-    pub genesis: PathBuf,
-    pub keys: PathBuf,
+/// A founded network (the kit's), with the configs these tests write.
+pub struct TestNetwork(huren_testkit::Founded);
+
+impl std::ops::Deref for TestNetwork {
+    type Target = huren_testkit::Founded;
+    fn deref(&self) -> &huren_testkit::Founded {
+        &self.0
+    }
 }
 
 impl TestNetwork {
     pub fn new() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("huren-test-").tempdir()?;
-        let keys = dir.path().join("keys");
-        let tpl = huren_genesis::Template::parse(huren_genesis::EXAMPLE_TEMPLATE)?;
-        for n in tpl.node_names() {
-            huren_genesis::keys::generate(&n, &keys)?;
-        }
-        let doc = huren_genesis::build(&tpl, &keys, 1_700_000_000)?;
-        let genesis = dir.path().join("genesis.json");
-        std::fs::write(&genesis, huren_genesis::GenesisFile::new(doc).to_json())?;
-        Ok(Self { dir, genesis, keys })
+        Ok(Self(huren_testkit::Founded::example()?))
     }
 
     /// Writes a config for `department` (no libp2p) with its own data directory.
@@ -70,58 +63,14 @@ impl TestNetwork {
         bootstrap: Option<&[String]>,
         limits: &str,
     ) -> anyhow::Result<PathBuf> {
-        let dir = self.dir.path().join(name);
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("node.toml");
-        let token_hash = hex::encode(Sha256::digest(TOKEN.as_bytes()));
-        let observer = name.contains("observer");
-        let (department, issuer) = if observer {
-            (String::new(), String::new())
-        } else {
-            (
-                name.to_owned(),
-                huren_genesis::keys::issuer_key_path(&self.keys, name)
-                    .display()
-                    .to_string(),
-            )
-        };
-        let (node_key, network) = match bootstrap {
-            Some(b) => (
-                huren_genesis::keys::node_key_path(&self.keys, name)
-                    .display()
-                    .to_string(),
-                format!(
-                    "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {}\n",
-                    serde_json::to_string(b)?
-                ),
-            ),
-            None => (String::new(), String::new()),
-        };
-        let text = format!(
-            r#"data_dir = "{data}"
-genesis = "{genesis}"
-department = "{department}"
-issuer_key = "{issuer}"
-node_key = "{node_key}"
-
-[api]
-listen = "127.0.0.1:0"
-
-[[api.tokens]]
-officer = "officer-1"
-scope = "all"
-sha256 = "{token_hash}"
-
-{network}
-[limits]
-public_requests_per_minute = 1000000
-{limits}
-"#,
-            data = dir.join("data").display(),
-            genesis = self.genesis.display(),
-        );
-        std::fs::write(&path, text)?;
-        Ok(path)
+        self.0.write_config(
+            name,
+            &huren_testkit::NodeOptions {
+                bootstrap: bootstrap.map(<[String]>::to_vec),
+                limits: limits.to_owned(),
+                region: None,
+            },
+        )
     }
 }
 
@@ -299,16 +248,19 @@ pub fn heads(
     http: &reqwest::blocking::Client,
     node: &NodeProcess,
 ) -> anyhow::Result<Vec<(String, u64, String)>> {
-    let v = get_json(http, &format!("{}/v1/chains", node.url))?;
-    Ok(v["chains"]
-        .as_array()
-        .context("chains")?
-        .iter()
+    let v: huren_api::ChainsAnswer = http
+        .get(format!("{}/v1/chains", node.url))
+        .send()?
+        .error_for_status()?
+        .json()
+        .context("the node's /v1/chains answer")?;
+    Ok(v.chains
+        .into_iter()
         .map(|c| {
             (
-                c["department"].as_str().unwrap_or_default().to_owned(),
-                c["height"].as_u64().unwrap_or_default(),
-                c["hash"].as_str().unwrap_or_default().to_owned(),
+                c.department.to_string(),
+                c.height,
+                c.hash.map(|h| h.to_hex()).unwrap_or_default(),
             )
         })
         .collect())

@@ -4,6 +4,8 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,20 +28,31 @@ pub struct Out {
     pub stderr: String,
 }
 
-/// A network founded from genesis/example.toml: keys/ and genesis.json in a temporary
-/// directory that is removed when the test ends.
+/// The example network as the test kit founds it: keys/ and genesis.json in a temporary
+/// directory that is removed when the test ends; `huren` runs in that directory.
 pub struct Net {
-    pub dir: tempfile::TempDir,
+    pub founded: huren_testkit::Founded,
     pub keys: PathBuf,
 }
 
 impl Net {
-    /// Runs `huren genesis keygen` for every node of the example and `genesis build`.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let founded = huren_testkit::Founded::example().expect("founded network");
+        Net {
+            keys: founded.keys.clone(),
+            founded,
+        }
+    }
+
+    /// A directory founded by the CLI itself, `huren genesis keygen` for every node of
+    /// the example and `huren genesis build`: the founders' own commands, end to end.
+    pub fn founded_by_the_cli() -> Self {
+        let founded = huren_testkit::Founded::example().expect("founded network");
+        std::fs::remove_dir_all(&founded.keys).expect("remove the kit's keys");
+        std::fs::remove_file(&founded.genesis).expect("remove the kit's genesis");
         let n = Net {
-            keys: dir.path().join("keys"),
-            dir,
+            keys: founded.keys.clone(),
+            founded,
         };
         let tpl = template();
         for d in &tpl.departments {
@@ -75,12 +88,12 @@ impl Net {
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.founded.path(name)
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_huren"));
-        c.current_dir(self.dir.path())
+        c.current_dir(self.founded.dir.path())
             .args(args)
             // The developer's own token must not leak into tests that expect none.
             .env_remove("HUREN_TOKEN");

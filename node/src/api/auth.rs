@@ -1,7 +1,8 @@
 //! Bearer tokens of the department's officers: stored as SHA-256 hashes in the config,
 //! compared in constant time, each with an officer id and a scope.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
+use huren_api::ErrorCode;
 use huren_core::OfficerId;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -29,7 +30,7 @@ pub fn generate_token() -> (String, String) {
 
 /// The configured token the request presents, or 401.
 fn token_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Token, ApiError> {
-    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("an officer's bearer token is required"))?;
@@ -58,15 +59,13 @@ pub fn authorize(
     let t = token_of(state, headers)?;
     if state.department.is_none() || state.producer.is_none() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "observer_node",
+            ErrorCode::ObserverNode,
             "this is an observer node; it issues for no department",
         ));
     }
     if !t.scope.allows(needed) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            ErrorCode::InsufficientScope,
             format!(
                 "officer {} has scope {:?}, this needs {:?}",
                 t.officer, t.scope, needed

@@ -13,7 +13,7 @@ use crate::now_secs;
 use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use huren_core::card::{self, fontdb, Card, CardError};
 use huren_core::validate::LicenceStatus;
@@ -22,9 +22,10 @@ use huren_core::{ChainView, LicenceId};
 
 use super::auth::authorize;
 use super::department::own_licence;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::AppState;
 use crate::config::Scope;
+use huren_api::{ErrorBody, ErrorCode};
 
 /// The card is personal data: no cache may keep it, and a browser that opens the SVG or
 /// the HTML runs nothing and fetches nothing (the text is escaped anyway).
@@ -36,10 +37,13 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The printable licence card, 85.6 × 54 mm (ID-1)", content_type = "image/svg+xml"),
-        (status = 401, description = "Missing or unknown token", body = ErrorBody),
-        (status = 403, description = "Another department's licence, scope, or observer node", body = ErrorBody),
-        (status = 404, description = "Not issued by this node", body = ErrorBody),
-        (status = 409, description = "Revoked, suspended or expired: no card", body = ErrorBody)))]
+        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or unknown token", body = ErrorBody),
+        (status = 403, description = "`other_department`, `insufficient_scope`, `observer_node`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not issued by this node", body = ErrorBody),
+        (status = 409, description = "`licence_revoked`, `licence_suspended`, `licence_expired`: no card", body = ErrorBody),
+        (status = 422, description = "`card_qr_too_dense`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn card_svg(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -59,10 +63,13 @@ pub async fn card_svg(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "An HTML page that prints exactly the card (@page 85.6 × 54 mm)", content_type = "text/html"),
-        (status = 401, description = "Missing or unknown token", body = ErrorBody),
-        (status = 403, description = "Another department's licence, scope, or observer node", body = ErrorBody),
-        (status = 404, description = "Not issued by this node", body = ErrorBody),
-        (status = 409, description = "Revoked, suspended or expired: no card", body = ErrorBody)))]
+        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or unknown token", body = ErrorBody),
+        (status = 403, description = "`other_department`, `insufficient_scope`, `observer_node`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not issued by this node", body = ErrorBody),
+        (status = 409, description = "`licence_revoked`, `licence_suspended`, `licence_expired`: no card", body = ErrorBody),
+        (status = 422, description = "`card_qr_too_dense`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn card_html(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -82,10 +89,13 @@ pub async fn card_html(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The card as a 300 dpi PNG, 1011 × 638 px", content_type = "image/png"),
-        (status = 401, description = "Missing or unknown token", body = ErrorBody),
-        (status = 403, description = "Another department's licence, scope, or observer node", body = ErrorBody),
-        (status = 404, description = "Not issued by this node", body = ErrorBody),
-        (status = 409, description = "Revoked, suspended or expired: no card", body = ErrorBody)))]
+        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or unknown token", body = ErrorBody),
+        (status = 403, description = "`other_department`, `insufficient_scope`, `observer_node`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not issued by this node", body = ErrorBody),
+        (status = 409, description = "`licence_revoked`, `licence_suspended`, `licence_expired`: no card", body = ErrorBody),
+        (status = 422, description = "`card_qr_too_dense`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn card_png(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -107,8 +117,7 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
     let id = own_licence(state, id)?;
     let not_found = || {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "licence_not_found",
+            ErrorCode::LicenceNotFound,
             format!("{id} was not issued by this node"),
         )
     };
@@ -118,35 +127,32 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         .map_err(ApiError::internal)?
         .ok_or_else(not_found)?;
     let ledger = state.store.licence(&id).ok_or_else(not_found)?;
-    let refuse = |code, why: String| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            code,
-            format!("{id} {why}; no card is made for it"),
-        )
-    };
+    let refuse =
+        |code, why: String| ApiError::new(code, format!("{id} {why}; no card is made for it"));
     match ledger.status {
         LicenceStatus::Active => {}
         LicenceStatus::Suspended(r) => {
-            return Err(refuse("licence_suspended", format!("is suspended ({r:?})")))
+            return Err(refuse(
+                ErrorCode::LicenceSuspended,
+                format!("is suspended ({r:?})"),
+            ))
         }
         LicenceStatus::Revoked(r) => {
-            return Err(refuse("licence_revoked", format!("is revoked ({r:?})")))
+            return Err(refuse(
+                ErrorCode::LicenceRevoked,
+                format!("is revoked ({r:?})"),
+            ))
         }
     }
     if now_secs() >= ledger.valid_until {
         return Err(refuse(
-            "licence_expired",
+            ErrorCode::LicenceExpired,
             format!("expired at {}", rfc3339(ledger.valid_until)),
         ));
     }
     let text = huren_core::credential::cose_to_qr(&cose);
     let card = Card::new(&state.net, &text).map_err(|e| match e {
-        CardError::QrTooDense { .. } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "card_qr_too_dense",
-            e.to_string(),
-        ),
+        CardError::QrTooDense { .. } => ApiError::new(ErrorCode::CardQrTooDense, e.to_string()),
         // This node signed the credential itself: failing to verify it is a fault here.
         other => ApiError::internal(format!("card for {id}: {other}")),
     })?;

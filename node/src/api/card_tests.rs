@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use super::tests::{fixture_with, Fixture};
 
 // The tokens `fixture_with` configures (scope All and scope Issue).
-const TOKEN: &str = "test-token-all";
-const ISSUE_ONLY: &str = "test-token-issue";
+const TOKEN: &str = huren_testkit::TOKEN;
+const ISSUE_ONLY: &str = huren_testkit::ISSUE_TOKEN;
 
 /// Issues a driving licence; returns its id and QR text.
 async fn issue(f: &Fixture) -> (String, String) {

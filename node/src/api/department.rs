@@ -2,175 +2,72 @@
 //! licence. Officers only, own department only. Clients never set server-owned fields
 //! (licence id, serial, issue time, officer): the bodies refuse unknown fields.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use huren_core::validate::{BlockError, LicenceStatus};
+use huren_api::{
+    BatchAnswer, BatchItem, BatchRequest, BlockRef, ErrorBody, ErrorCode, IssueAnswer,
+    IssueRequest as IssueBody, LifecycleAnswer, ReinstateRequest, RevokeRequest, SuspendRequest,
+};
+use huren_core::validate::BlockError;
 use huren_core::verify::{parse_rfc3339, rfc3339};
-use huren_core::{LicenceId, LicenceType, OfficerId, RevokeReason, SuspendReason};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use huren_core::{LicenceId, LicenceType, OfficerId};
 
 use super::auth::authorize;
-use super::error::{ApiError, ApiJson, ErrorBody, ErrorDetail};
+use super::error::{ApiError, ApiJson};
 use super::AppState;
 use crate::config::Scope;
 use crate::producer::{Action, IssueRequest, Job, ProduceError, ProducerHandle, Receipt};
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IssueBody {
-    /// Licence type code from genesis, e.g. `mvdl`.
-    pub licence_type: String,
-    /// Holder fields; genesis names the required ones for each type.
-    pub holder: BTreeMap<String, String>,
-    #[serde(default)]
-    pub fields: BTreeMap<String, String>,
-    /// Validity in days from `valid_from` (default: the type's maximum).
-    pub valid_days: Option<u32>,
-    /// RFC 3339; default now. For importing licences issued before.
-    pub valid_from: Option<String>,
-    /// RFC 3339; overrides `valid_days`.
-    pub valid_until: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchBody {
-    pub licences: Vec<IssueBody>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BlockRefBody {
-    pub department: String,
-    pub height: u64,
-    pub hash: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IssueResponse {
-    pub licence_id: String,
-    /// The credential as QR text (`HZ1:…`): give it to the holder.
-    pub qr: String,
-    /// Path of the QR as PNG (department token required).
-    pub png: String,
-    /// SHA-256 of the credential, as recorded on the ledger.
-    pub commitment: String,
-    pub valid_from: String,
-    pub valid_until: String,
-    pub block: BlockRefBody,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchItem {
-    pub index: usize,
-    pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub licence_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qr: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResponse {
-    pub results: Vec<BatchItem>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SuspendBody {
-    /// `penalty`, `investigation` or `other`.
-    #[schema(value_type = String)]
-    pub reason: SuspendReason,
-}
-
-#[derive(Debug, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ReinstateBody {}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeBody {
-    /// `withdrawn` (撤销), `cancelled` (注销) or `penalty` (吊销). Final.
-    #[schema(value_type = String)]
-    pub reason: RevokeReason,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LifecycleResponse {
-    pub licence_id: String,
-    /// `{"status": "active"}`, `{"status": "suspended", "reason": …}` or `{"status": "revoked", "reason": …}`.
-    #[schema(value_type = Object)]
-    pub status: LicenceStatus,
-    pub block: BlockRefBody,
-}
-
 fn producer(state: &AppState) -> Result<&ProducerHandle, ApiError> {
     state.producer.as_ref().ok_or_else(|| {
         ApiError::new(
-            StatusCode::FORBIDDEN,
-            "observer_node",
+            ErrorCode::ObserverNode,
             "this is an observer node; it issues for no department",
         )
     })
 }
 
-/// Maps a producer refusal to a status and code clients can act on.
+/// Maps a producer refusal to the code clients act on (its status comes with the code).
 fn produce_error(e: ProduceError) -> ApiError {
-    match e {
-        ProduceError::Refused(b) => {
-            let status = match &b {
-                BlockError::UnknownLicence { .. } => StatusCode::NOT_FOUND,
-                BlockError::TypeNotGranted { .. } | BlockError::ForeignLicence { .. } => {
-                    StatusCode::FORBIDDEN
-                }
-                BlockError::BadValidity { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => StatusCode::CONFLICT,
-            };
-            let code = match &b {
-                BlockError::UnknownLicence { .. } => "licence_not_found",
-                other => other.code(),
-            };
-            ApiError::new(status, code, b.to_string())
-        }
-        ProduceError::Invalid(m) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_licence", m)
-        }
-        ProduceError::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
-        ProduceError::CatchingUp { .. } => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "catching_up",
-            e.to_string(),
-        ),
-        ProduceError::Storage(m) => ApiError::internal(m),
-    }
+    let code = match &e {
+        ProduceError::Refused(b) => match b {
+            BlockError::UnknownLicence { .. } => ErrorCode::LicenceNotFound,
+            BlockError::TypeNotGranted { .. } => ErrorCode::TypeNotGranted,
+            BlockError::ForeignLicence { .. } => ErrorCode::ForeignLicence,
+            BlockError::BadValidity { .. } => ErrorCode::BadValidity,
+            BlockError::DuplicateIssue { .. } => ErrorCode::DuplicateIssue,
+            BlockError::AlreadyRevoked { .. } => ErrorCode::AlreadyRevoked,
+            BlockError::WrongStatus { .. } => ErrorCode::WrongStatus,
+            // Block-level rules: the producer builds its blocks itself, so one of these
+            // failing on a single request is a fault here, not the officer's.
+            other => return ApiError::internal(format!("producer refused a request: {other}")),
+        },
+        ProduceError::Invalid(_) => ErrorCode::InvalidLicence,
+        ProduceError::Unavailable => ErrorCode::Unavailable,
+        ProduceError::CatchingUp { .. } => ErrorCode::CatchingUp,
+        ProduceError::Storage(m) => return ApiError::internal(m),
+    };
+    ApiError::new(code, e.to_string())
 }
 
-fn block_ref(r: &Receipt) -> BlockRefBody {
-    BlockRefBody {
-        department: r.block.department.to_string(),
+fn block_ref(r: &Receipt) -> BlockRef {
+    BlockRef {
+        department: r.block.department.clone(),
         height: r.block.height,
-        hash: r.block.hash.to_hex(),
+        hash: r.block.hash,
     }
 }
 
 fn issue_request(body: IssueBody, officer: &OfficerId) -> Result<IssueRequest, ApiError> {
     let licence_type = LicenceType::parse(&body.licence_type)
-        .map_err(|e| ApiError::bad_request("bad_licence_type", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::BadLicenceType, e.to_string()))?;
     let time = |s: Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
         s.map(|s| {
             parse_rfc3339(&s).ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_time",
+                ApiError::new(
+                    ErrorCode::BadTime,
                     format!("{name} must be RFC 3339, e.g. 2026-01-31T00:00:00Z"),
                 )
             })
@@ -188,28 +85,34 @@ fn issue_request(body: IssueBody, officer: &OfficerId) -> Result<IssueRequest, A
     })
 }
 
-fn issue_response(r: Receipt) -> IssueResponse {
-    let id = r.licence_id.to_string();
-    IssueResponse {
-        png: format!("/v1/licences/{id}/qr.png"),
-        qr: r.qr.clone().unwrap_or_default(),
-        commitment: r.state.commitment.to_hex(),
+fn issue_answer(r: Receipt) -> Result<IssueAnswer, ApiError> {
+    let qr =
+        r.qr.clone()
+            .ok_or_else(|| ApiError::internal(format!("issued {} without a QR", r.licence_id)))?;
+    Ok(IssueAnswer {
+        png: format!("/v1/licences/{}/qr.png", r.licence_id),
+        qr,
+        commitment: r.state.commitment,
         valid_from: rfc3339(r.state.valid_from),
         valid_until: rfc3339(r.state.valid_until),
         block: block_ref(&r),
-        licence_id: id,
-    }
+        licence_id: r.licence_id,
+    })
 }
 
 #[utoipa::path(post, path = "/v1/licences", tag = "department", request_body = IssueBody,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Issued and durable on the department's chain", body = IssueResponse),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Missing or unknown token", body = ErrorBody),
-        (status = 403, description = "Scope, observer node, or type not granted", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Missing holder field, bad validity", body = ErrorBody),
+        (status = 201, description = "Issued and durable on the department's chain", body = IssueAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_type`, `bad_time`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or unknown token", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `type_not_granted`", body = ErrorBody),
+        (status = 409, description = "`duplicate_issue`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_licence` (missing holder field…), `bad_validity`", body = ErrorBody),
+        (status = 500, description = "`internal`: nothing was acknowledged", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody),
     ))]
 pub async fn issue(
     State(state): State<AppState>,
@@ -223,27 +126,32 @@ pub async fn issue(
         .pop()
         .unwrap_or(Err(ProduceError::Unavailable))
         .map_err(produce_error)?;
-    Ok((StatusCode::CREATED, Json(issue_response(receipt))).into_response())
+    Ok((StatusCode::CREATED, Json(issue_answer(receipt)?)).into_response())
 }
 
-#[utoipa::path(post, path = "/v1/licences:batch", tag = "department", request_body = BatchBody,
+#[utoipa::path(post, path = "/v1/licences:batch", tag = "department", request_body = BatchRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "One result per licence, in order; each ok or with its error", body = BatchResponse),
-        (status = 401, description = "Missing or unknown token", body = ErrorBody),
-        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 200, description = "One result per licence, in order; each ok or with its error (any code of `POST /v1/licences`)", body = BatchAnswer),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or unknown token", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`, `batch_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody),
     ))]
 pub async fn issue_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<BatchBody>,
-) -> Result<Json<BatchResponse>, ApiError> {
+    ApiJson(body): ApiJson<BatchRequest>,
+) -> Result<Json<BatchAnswer>, ApiError> {
     let officer = authorize(&state, &headers, Scope::Issue)?;
     let max = state.limits.batch_licences_max;
     if body.licences.len() > max {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "{} licences in one request; at most {max}",
                 body.licences.len()
@@ -260,48 +168,29 @@ pub async fn issue_batch(
                 job_index.push(index);
                 results.push(None);
             }
-            Err(e) => results.push(Some(BatchItem {
-                index,
-                ok: false,
-                licence_id: None,
-                qr: None,
-                error: Some(e.body().error),
-            })),
+            Err(e) => results.push(Some(BatchItem::refused(index, e.detail()))),
         }
     }
     if !jobs.is_empty() {
         let outcomes = producer(&state)?.submit(jobs).await;
         for (index, outcome) in job_index.into_iter().zip(outcomes) {
             results[index] = Some(match outcome {
-                Ok(r) => BatchItem {
-                    index,
-                    ok: true,
-                    licence_id: Some(r.licence_id.to_string()),
-                    qr: r.qr,
-                    error: None,
-                },
-                Err(e) => BatchItem {
-                    index,
-                    ok: false,
-                    licence_id: None,
-                    qr: None,
-                    error: Some(produce_error(e).body().error),
-                },
+                Ok(r) => BatchItem::issued(index, r.licence_id, r.qr),
+                Err(e) => BatchItem::refused(index, produce_error(e).detail()),
             });
         }
     }
-    Ok(Json(BatchResponse {
+    Ok(Json(BatchAnswer {
         results: results.into_iter().flatten().collect(),
     }))
 }
 
 pub(super) fn own_licence(state: &AppState, id: &str) -> Result<LicenceId, ApiError> {
     let id =
-        LicenceId::parse(id).map_err(|e| ApiError::bad_request("bad_licence_id", e.to_string()))?;
+        LicenceId::parse(id).map_err(|e| ApiError::new(ErrorCode::BadLicenceId, e.to_string()))?;
     if Some(id.department()) != state.department.as_ref() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "other_department",
+            ErrorCode::OtherDepartment,
             format!(
                 "{id} belongs to {}; only its own department may change it",
                 id.department()
@@ -316,7 +205,7 @@ async fn lifecycle(
     headers: HeaderMap,
     id: String,
     action: Action,
-) -> Result<Json<LifecycleResponse>, ApiError> {
+) -> Result<Json<LifecycleAnswer>, ApiError> {
     let officer = authorize(&state, &headers, Scope::Lifecycle)?;
     let licence_id = own_licence(&state, &id)?;
     let mut out = producer(&state)?
@@ -330,56 +219,95 @@ async fn lifecycle(
         .pop()
         .unwrap_or(Err(ProduceError::Unavailable))
         .map_err(produce_error)?;
-    Ok(Json(LifecycleResponse {
-        licence_id: r.licence_id.to_string(),
-        status: r.state.status,
+    Ok(Json(LifecycleAnswer {
         block: block_ref(&r),
+        licence_id: r.licence_id,
+        status: r.state.status,
     }))
 }
 
-#[utoipa::path(post, path = "/v1/licences/{id}/suspend", tag = "department", request_body = SuspendBody,
+#[utoipa::path(post, path = "/v1/licences/{id}/suspend", tag = "department", request_body = SuspendRequest,
     params(("id" = String, Path, description = "Licence id, e.g. gd.transport:mvdl:00000001")),
     security(("bearer" = [])),
-    responses((status = 200, body = LifecycleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not active, or revoked", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Suspended (暂扣), durable", body = LifecycleAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: never issued", body = ErrorBody),
+        (status = 409, description = "`wrong_status` (not active), `already_revoked`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody)))]
 pub async fn suspend(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<SuspendBody>,
-) -> Result<Json<LifecycleResponse>, ApiError> {
+    ApiJson(body): ApiJson<SuspendRequest>,
+) -> Result<Json<LifecycleAnswer>, ApiError> {
     lifecycle(state, headers, id, Action::Suspend(body.reason)).await
 }
 
-#[utoipa::path(post, path = "/v1/licences/{id}/reinstate", tag = "department", request_body = ReinstateBody,
+#[utoipa::path(post, path = "/v1/licences/{id}/reinstate", tag = "department", request_body = ReinstateRequest,
     params(("id" = String, Path, description = "Licence id")),
     security(("bearer" = [])),
-    responses((status = 200, body = LifecycleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not suspended, or revoked", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Reinstated (发还), durable", body = LifecycleAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: never issued", body = ErrorBody),
+        (status = 409, description = "`wrong_status` (not suspended), `already_revoked`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody)))]
 pub async fn reinstate(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(_body): ApiJson<ReinstateBody>,
-) -> Result<Json<LifecycleResponse>, ApiError> {
+    ApiJson(_body): ApiJson<ReinstateRequest>,
+) -> Result<Json<LifecycleAnswer>, ApiError> {
     lifecycle(state, headers, id, Action::Reinstate).await
 }
 
-#[utoipa::path(post, path = "/v1/licences/{id}/revoke", tag = "department", request_body = RevokeBody,
+#[utoipa::path(post, path = "/v1/licences/{id}/revoke", tag = "department", request_body = RevokeRequest,
     params(("id" = String, Path, description = "Licence id")),
     security(("bearer" = [])),
-    responses((status = 200, body = LifecycleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Already revoked", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Revoked, final, durable", body = LifecycleAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: never issued", body = ErrorBody),
+        (status = 409, description = "`already_revoked`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<RevokeBody>,
-) -> Result<Json<LifecycleResponse>, ApiError> {
+    ApiJson(body): ApiJson<RevokeRequest>,
+) -> Result<Json<LifecycleAnswer>, ApiError> {
     lifecycle(state, headers, id, Action::Revoke(body.reason)).await
 }
 
 #[utoipa::path(get, path = "/v1/licences/{id}/qr.png", tag = "department",
     params(("id" = String, Path, description = "Licence id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "PNG of the licence QR", content_type = "image/png"), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "PNG of the licence QR", content_type = "image/png"),
+        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not issued by this node", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn qr_png(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -393,8 +321,7 @@ pub async fn qr_png(
         .map_err(ApiError::internal)?
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::NOT_FOUND,
-                "licence_not_found",
+                ErrorCode::LicenceNotFound,
                 format!("{id} was not issued by this node"),
             )
         })?;

@@ -18,7 +18,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{on, MethodFilter};
 use axum::Router;
 use huren_core::{DepartmentId, Network, RegionCode};
 use utoipa::OpenApi;
@@ -130,27 +131,93 @@ impl AppState {
         public::evidence,
         public::peers,
         public::healthz,
+        public::metrics,
+        openapi_json,
+        crate::web::index,
+        crate::web::asset,
     ),
     modifiers(&BearerScheme),
     tags((name = "department", description = "The department's own officers (bearer token)"),
-         (name = "public", description = "Anyone: rate-limited, no personal data"))
+         (name = "public", description = "Anyone: rate-limited, no personal data"),
+         (name = "page", description = "The service-window page (窗口核验页) and its assets"))
 )]
 pub struct ApiDoc;
+
+/// Every route `router()` registers, as (method, path).
+///
+/// Axum's `Router` cannot list its routes, so without this table nothing could show that
+/// `ApiDoc` names every route the node serves: a route added to `router()` but not to the
+/// document would go unnoticed. `router()` registers every route through
+/// `ListedRoutes::listed`, which refuses (in debug builds, so in every test that builds
+/// a router) a route that is not here, and `openapi_tests` checks that this table and the
+/// document's paths are the same set and that each of them reaches a handler.
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/licences"),
+    ("POST", "/v1/licences:batch"),
+    ("POST", "/v1/licences/{id}/suspend"),
+    ("POST", "/v1/licences/{id}/reinstate"),
+    ("POST", "/v1/licences/{id}/revoke"),
+    ("GET", "/v1/licences/{id}/qr.png"),
+    ("GET", "/v1/licences/{id}/card.svg"),
+    ("GET", "/v1/licences/{id}/card.html"),
+    ("GET", "/v1/licences/{id}/card.png"),
+    ("GET", "/v1/licences/{id}"),
+    ("POST", "/v1/verify"),
+    ("GET", "/v1/chains"),
+    ("GET", "/v1/evidence"),
+    ("GET", "/v1/peers"),
+    ("GET", "/healthz"),
+    ("GET", "/"),
+    ("GET", "/assets/{file}"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// Route registration that keeps `ROUTES` true: the only way `router()` adds a route.
+trait ListedRoutes {
+    /// Serves `method path` with `handler`; panics in debug builds when `(method, path)`
+    /// is not in `ROUTES`. The method filter is derived from the same string that is
+    /// checked, so the table cannot name one method while the router serves another.
+    fn listed<H, T>(self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static;
+}
+
+impl ListedRoutes for Router<AppState> {
+    fn listed<H, T>(self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        debug_assert!(
+            ROUTES.contains(&(method, path)),
+            "{method} {path} is served but missing from api::ROUTES; \
+             add it there and its handler to ApiDoc"
+        );
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            other => unreachable!("router() registers no {other} route; extend this match"),
+        };
+        self.route(path, on(filter, handler))
+    }
+}
 
 pub fn router(state: AppState) -> Router {
     // The state is one Arc: a clone to read the limits from while the router is built.
     let shared = state.clone();
     let limits = &shared.limits;
     let department = Router::new()
-        .route("/v1/licences", post(department::issue))
-        .route("/v1/licences:batch", post(department::issue_batch))
-        .route("/v1/licences/{id}/suspend", post(department::suspend))
-        .route("/v1/licences/{id}/reinstate", post(department::reinstate))
-        .route("/v1/licences/{id}/revoke", post(department::revoke))
-        .route("/v1/licences/{id}/qr.png", get(department::qr_png))
-        .route("/v1/licences/{id}/card.svg", get(card::card_svg))
-        .route("/v1/licences/{id}/card.html", get(card::card_html))
-        .route("/v1/licences/{id}/card.png", get(card::card_png))
+        .listed("POST", "/v1/licences", department::issue)
+        .listed("POST", "/v1/licences:batch", department::issue_batch)
+        .listed("POST", "/v1/licences/{id}/suspend", department::suspend)
+        .listed("POST", "/v1/licences/{id}/reinstate", department::reinstate)
+        .listed("POST", "/v1/licences/{id}/revoke", department::revoke)
+        .listed("GET", "/v1/licences/{id}/qr.png", department::qr_png)
+        .listed("GET", "/v1/licences/{id}/card.svg", card::card_svg)
+        .listed("GET", "/v1/licences/{id}/card.html", card::card_html)
+        .listed("GET", "/v1/licences/{id}/card.png", card::card_png)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         // Refuse requests without a valid token before their bodies are read.
         .layer(axum::middleware::from_fn_with_state(
@@ -158,11 +225,11 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ));
     let public = Router::new()
-        .route("/v1/licences/{id}", get(public::status))
-        .route("/v1/verify", post(public::verify_qr))
-        .route("/v1/chains", get(public::chains))
-        .route("/v1/evidence", get(public::evidence))
-        .route("/v1/peers", get(public::peers))
+        .listed("GET", "/v1/licences/{id}", public::status)
+        .listed("POST", "/v1/verify", public::verify_qr)
+        .listed("GET", "/v1/chains", public::chains)
+        .listed("GET", "/v1/evidence", public::evidence)
+        .listed("GET", "/v1/peers", public::peers)
         .layer(DefaultBodyLimit::max(limits.image_bytes_max + 64 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -171,25 +238,20 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(department)
         .merge(public)
-        .route("/healthz", get(public::healthz))
-        .route("/", get(crate::web::index))
-        .route("/assets/{file}", get(crate::web::asset))
-        .route("/metrics", get(public::metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
+        .listed("GET", "/healthz", public::healthz)
+        .listed("GET", "/", crate::web::index)
+        .listed("GET", "/assets/{file}", crate::web::asset)
+        .listed("GET", "/metrics", public::metrics)
+        .listed("GET", "/openapi.json", openapi_json)
         .fallback(|| async {
             error::ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not_found",
+                huren_api::ErrorCode::NotFound,
                 "no such endpoint; see /openapi.json",
             )
         })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                huren_api::ErrorCode::MethodNotAllowed,
                 "this endpoint does not accept that method; see /openapi.json",
             )
         })
@@ -199,6 +261,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "public",
+    responses((status = 200, description = "This document: OpenAPI 3.1, every route the node serves", content_type = "application/json")))]
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
 }
 
 /// Counts requests per matched route (`huren_api_requests_total{route=…}`).
@@ -233,5 +302,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod card_tests;
+#[cfg(test)]
+mod openapi_tests;
 #[cfg(test)]
 pub(crate) mod tests;

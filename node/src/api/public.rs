@@ -6,128 +6,111 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use huren_core::verify::{
-    rfc3339, undecodable, verify_with, LedgerFacts, Report, SignatureCheck, VerifyContext,
+use huren_api::{
+    ChainHead, ChainsAnswer, ErrorBody, ErrorCode, EvidenceItem, Health, HealthStatus, PeerInfo,
+    Report, StatusAnswer, VerifyImage, VerifyRequest,
 };
+use huren_core::verify::{self, rfc3339, Decision, LedgerFacts, Step, VerifyContext};
 use huren_core::{ChainView, LicenceId, UnverifiedCredential};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiJson, ErrorBody};
+use super::error::{ApiError, ApiJson};
 use super::AppState;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusResponse {
-    pub licence_id: String,
-    pub department: String,
-    pub licence_type: String,
-    /// `{"status": "active"}`, `{"status": "suspended", "reason": "penalty"}`, `{"status": "revoked", "reason": "withdrawn"}`.
-    #[schema(value_type = Object)]
-    pub status: huren_core::LicenceStatus,
-    pub valid_from: String,
-    pub valid_until: String,
-    /// SHA-256 of the credential the holder carries.
-    pub commitment: String,
-    pub issued_height: u64,
-    pub updated_height: u64,
-}
 
 #[utoipa::path(get, path = "/v1/licences/{id}", tag = "public",
     params(("id" = String, Path, description = "Licence id, e.g. gd.transport:mvdl:00000001")),
-    responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Where the licence stands on this node's ledger; no personal data", body = StatusAnswer),
+        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not on the ledger at this node", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<StatusResponse>, ApiError> {
-    let id = LicenceId::parse(&id)
-        .map_err(|e| ApiError::bad_request("bad_licence_id", e.to_string()))?;
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let id =
+        LicenceId::parse(&id).map_err(|e| ApiError::new(ErrorCode::BadLicenceId, e.to_string()))?;
     let s = state.store.licence(&id).ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "licence_not_found",
+            ErrorCode::LicenceNotFound,
             format!("{id} is not on the ledger at this node"),
         )
     })?;
-    Ok(Json(StatusResponse {
-        department: id.department().to_string(),
-        licence_type: id.licence_type().to_string(),
-        licence_id: id.to_string(),
+    Ok(Json(StatusAnswer {
+        department: id.department().clone(),
+        licence_type: id.licence_type().clone(),
         status: s.status,
         valid_from: rfc3339(s.valid_from),
         valid_until: rfc3339(s.valid_until),
-        commitment: s.commitment.to_hex(),
+        commitment: s.commitment,
         issued_height: s.issued_height,
         updated_height: s.updated_height,
+        licence_id: id,
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyBody {
-    /// The QR text, `HZ1:…` (surrounding whitespace is ignored).
-    pub qr: String,
-}
-
-/// Verifies QR text against genesis and this node's ledger.
-pub async fn verify_text(state: &AppState, text: &str) -> Report {
-    let ctx = VerifyContext {
+fn context(state: &AppState) -> VerifyContext {
+    VerifyContext {
         now: now_secs(),
         region: Some(state.region.clone()),
-    };
-    let report = match UnverifiedCredential::from_qr(text) {
-        Err(e) => undecodable(&e.to_string(), &ctx),
+    }
+}
+
+/// Verifies QR text against genesis and this node's ledger. Core decides; when the ledger
+/// does not vouch for the credential's bytes, its signature goes to the batch checker
+/// between the two steps.
+pub async fn verify_text(state: &AppState, text: &str) -> Report {
+    let ctx = context(state);
+    let decision: Decision = match UnverifiedCredential::from_qr(text) {
+        Err(e) => verify::undecodable(&e.to_string(), &ctx),
         Ok(un) => {
             let id = un.credential.licence_id.clone();
-            let licence = state.store.licence(&id);
-            // Fast path: the ledger vouches for these bytes. Otherwise the signature is
-            // checked, batched with the other requests waiting for one.
-            let check = if licence.is_some_and(|s| s.commitment == un.commitment) {
-                state.metrics.verify_fast_path.inc();
-                SignatureCheck::Strict
-            } else {
-                let input = state
-                    .net
-                    .department_by_key(&un.kid)
-                    .and_then(|d| un.signature_input(&d.issuer_key));
-                match input {
-                    Some(input) => {
-                        let ok = state.signatures.check(&input).await;
-                        SignatureCheck::Checked(Box::new(input), ok)
-                    }
-                    None => SignatureCheck::Strict,
-                }
-            };
             let facts = LedgerFacts::Online {
-                licence,
+                licence: state.store.licence(&id),
                 issuer_head: state.store.head(id.department()),
                 equivocation_height: state.store.equivocation_height(id.department()),
                 stale: state.stale.load(std::sync::atomic::Ordering::Relaxed),
             };
-            verify_with(&state.net, un, facts, &ctx, check)
+            match verify::prepare(&state.net, un, facts, &ctx) {
+                Step::Done(d) => {
+                    if d.credential.is_some() && d.ledger.is_some() {
+                        state.metrics.verify_fast_path.inc();
+                    }
+                    d
+                }
+                Step::Signature(pending) => {
+                    let ok = state.signatures.check(pending.input()).await;
+                    pending.finish(&state.net, ok)
+                }
+            }
         }
     };
-    state
-        .metrics
-        .verify_verdicts
-        .inc(report.reason.unwrap_or("valid"));
-    report
+    state.metrics.verify_verdicts.inc(decision.verdict.label());
+    Report::new(&state.net, &decision)
 }
 
 /// A multipart body that could not be read, in the API's error shape.
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        "body_too_large"
+        ErrorCode::BodyTooLarge
     } else {
-        "malformed_body"
+        ErrorCode::MalformedBody
     };
-    ApiError::new(e.status(), code, e.body_text())
+    ApiError::new(code, e.body_text())
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "public",
-    request_body(content = VerifyBody, description = "JSON `{\"qr\": \"HZ1:…\"}`, or multipart/form-data with a part named `image` holding a PNG or JPEG photo of the QR"),
+    request_body(content(
+        (VerifyRequest = "application/json"),
+        (VerifyImage = "multipart/form-data"),
+    ), description = "The QR text as JSON, or a photo of the QR"),
     responses(
-        (status = 200, description = "The verdict report: verdict (valid | invalid | undetermined), reason, message, message_zh, licence (issuer, region, type, holder fields), ledger position. See docs/api.md.", content_type = "application/json"),
-        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 200, description = "The verdict report (valid | invalid | undetermined, never conflated); see docs/api.md", body = Report),
+        (status = 400, description = "`malformed_body`, `missing_image`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn verify_qr(
     State(state): State<AppState>,
     req: Request,
@@ -140,7 +123,7 @@ pub async fn verify_qr(
     let text = if is_multipart {
         let mut mp = Multipart::from_request(req, &state)
             .await
-            .map_err(|e| ApiError::new(e.status(), "malformed_body", e.body_text()))?;
+            .map_err(|e| ApiError::new(ErrorCode::MalformedBody, e.body_text()))?;
         let mut image = None;
         while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
             if field.name() == Some("image") {
@@ -150,7 +133,10 @@ pub async fn verify_qr(
             }
         }
         let image = image.ok_or_else(|| {
-            ApiError::bad_request("missing_image", "multipart body needs a part named 'image'")
+            ApiError::new(
+                ErrorCode::MissingImage,
+                "multipart body needs a part named 'image'",
+            )
         })?;
         // Image decoding is CPU-heavy; keep it off the async workers.
         let decoded = tokio::task::spawn_blocking(move || huren_core::qr::decode_image(&image))
@@ -159,38 +145,23 @@ pub async fn verify_qr(
         match decoded {
             Ok(t) => t,
             Err(e) => {
-                let ctx = VerifyContext {
-                    now: now_secs(),
-                    region: Some(state.region.clone()),
-                };
-                return Ok(Json(undecodable(&e.to_string(), &ctx)));
+                let d = verify::undecodable(&e.to_string(), &context(&state));
+                state.metrics.verify_verdicts.inc(d.verdict.label());
+                return Ok(Json(Report::new(&state.net, &d)));
             }
         }
     } else {
-        let ApiJson(body) = ApiJson::<VerifyBody>::from_request(req, &state).await?;
+        let ApiJson(body) = ApiJson::<VerifyRequest>::from_request(req, &state).await?;
         body.qr
     };
     Ok(Json(verify_text(&state, &text).await))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChainHead {
-    pub department: String,
-    pub region: String,
-    pub height: u64,
-    /// Empty before the department's first block.
-    pub hash: String,
-    pub time: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChainsResponse {
-    pub genesis: String,
-    pub chains: Vec<ChainHead>,
-}
-
-#[utoipa::path(get, path = "/v1/chains", tag = "public", responses((status = 200, body = ChainsResponse)))]
-pub async fn chains(State(state): State<AppState>) -> Result<Json<ChainsResponse>, ApiError> {
+#[utoipa::path(get, path = "/v1/chains", tag = "public",
+    responses(
+        (status = 200, description = "The genesis hash and the head of every department's chain at this node", body = ChainsAnswer),
+        (status = 429, description = "`rate_limited`", body = ErrorBody)))]
+pub async fn chains(State(state): State<AppState>) -> Json<ChainsAnswer> {
     let chains = state
         .net
         .departments()
@@ -198,32 +169,25 @@ pub async fn chains(State(state): State<AppState>) -> Result<Json<ChainsResponse
         .map(|d| {
             let head = state.store.head(&d.id);
             ChainHead {
-                department: d.id.to_string(),
-                region: d.region.to_string(),
+                department: d.id.clone(),
+                region: d.region.clone(),
                 height: head.map_or(0, |h| h.height),
-                hash: head.map(|h| h.hash.to_hex()).unwrap_or_default(),
+                hash: head.map(|h| h.hash),
                 time: head.map(|h| rfc3339((h.time_ms / 1000) as i64)),
             }
         })
         .collect();
-    Ok(Json(ChainsResponse {
-        genesis: state.net.hash().to_hex(),
+    Json(ChainsAnswer {
+        genesis: state.net.hash(),
         chains,
-    }))
+    })
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvidenceItem {
-    pub department: String,
-    pub height: u64,
-    pub first_hash: String,
-    pub second_hash: String,
-    /// Both blocks, canonical CBOR in hex: anyone can check the two signatures.
-    pub first_block: String,
-    pub second_block: String,
-}
-
-#[utoipa::path(get, path = "/v1/evidence", tag = "public", responses((status = 200, body = [EvidenceItem])))]
+#[utoipa::path(get, path = "/v1/evidence", tag = "public",
+    responses(
+        (status = 200, description = "Proven equivocations: two blocks a department signed at one height", body = [EvidenceItem]),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<EvidenceItem>>, ApiError> {
     let items = state
         .store
@@ -231,10 +195,10 @@ pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<Evidence
         .map_err(ApiError::internal)?
         .into_iter()
         .map(|e| EvidenceItem {
-            department: e.department.to_string(),
+            department: e.department.clone(),
             height: e.height,
-            first_hash: e.first.hash().to_hex(),
-            second_hash: e.second.hash().to_hex(),
+            first_hash: e.first.hash(),
+            second_hash: e.second.hash(),
             first_block: hex::encode(e.first.encode()),
             second_block: hex::encode(e.second.encode()),
         })
@@ -242,34 +206,31 @@ pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<Evidence
     Ok(Json(items))
 }
 
-#[utoipa::path(get, path = "/v1/peers", tag = "public", responses((status = 200, body = [crate::net::PeerInfo])))]
-pub async fn peers(State(state): State<AppState>) -> Json<Vec<crate::net::PeerInfo>> {
+#[utoipa::path(get, path = "/v1/peers", tag = "public",
+    responses(
+        (status = 200, description = "Connected libp2p peers", body = [PeerInfo]),
+        (status = 429, description = "`rate_limited`", body = ErrorBody)))]
+pub async fn peers(State(state): State<AppState>) -> Json<Vec<PeerInfo>> {
     match &state.network {
         Some(n) => Json(n.peers().await),
         None => Json(Vec::new()),
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    pub status: &'static str,
-    pub network: String,
-    pub department: Option<String>,
-    pub region: String,
-    pub licences: usize,
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "public",
+    responses((status = 200, description = "The node is up", body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
-        status: "ok",
+        status: HealthStatus::Ok,
         network: state.net.document().network.clone(),
-        department: state.department.as_ref().map(ToString::to_string),
-        region: state.region.to_string(),
-        licences: state.store.licence_count(),
+        department: state.department.clone(),
+        region: state.region.clone(),
+        licences: state.store.licence_count() as u64,
     })
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "public",
+    responses((status = 200, description = "Prometheus text exposition (docs/operations.md lists the metrics)", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics

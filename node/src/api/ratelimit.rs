@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -66,8 +65,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     if !state.limiter.allow(ip, Instant::now()) {
         state.metrics.api_rate_limited.inc();
         return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            huren_api::ErrorCode::RateLimited,
             "too many requests from this address; wait a moment",
         )
         .into_response();

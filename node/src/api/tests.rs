@@ -6,60 +6,45 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::config::{Config, Scope, TokenConfig};
-use crate::node::{assemble, token_hash};
+use crate::config::Config;
+use crate::node::assemble;
 
 pub(crate) struct Fixture {
     pub router: axum::Router,
-    pub dir: tempfile::TempDir,
+    /// The founded network (keys, genesis, the node's data directory), kept while the
+    /// router runs.
+    pub dir: huren_testkit::Founded,
 }
 
-const TOKEN: &str = "test-token-all";
-const ISSUE_ONLY: &str = "test-token-issue";
+const TOKEN: &str = huren_testkit::TOKEN;
+const ISSUE_ONLY: &str = huren_testkit::ISSUE_TOKEN;
 const OTHER_DEPT: &str = "test-token-other";
 
-/// A gd.transport node (or an observer when `department` is empty), with keys for every
-/// department of the example genesis in the same temporary directory.
+/// A gd.transport node (or an observer when `department` is empty), in the example
+/// network the test kit founds, with the kit's two officer tokens.
 pub(crate) fn fixture_with(department: &str, tweak: impl FnOnce(&mut Config)) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = dir.path().join("keys");
-    let tpl = huren_genesis::Template::parse(huren_genesis::EXAMPLE_TEMPLATE).expect("template");
-    for n in tpl.node_names() {
-        huren_genesis::keys::generate(&n, &keys).expect("keygen");
-    }
-    let doc = huren_genesis::build(&tpl, &keys, 1_700_000_000).expect("genesis");
-    let genesis = dir.path().join("genesis.json");
-    std::fs::write(&genesis, huren_genesis::GenesisFile::new(doc).to_json())
-        .expect("write genesis");
-    let mut cfg = Config {
-        data_dir: dir.path().join("data"),
-        genesis,
-        department: department.into(),
-        ..Config::default()
+    let founded = huren_testkit::Founded::example().expect("founded network");
+    let name = if department.is_empty() {
+        "sh.observer"
+    } else {
+        department
     };
-    if !department.is_empty() {
-        cfg.issuer_key = huren_genesis::keys::issuer_key_path(&keys, department);
-    }
-    cfg.region = "440000".into();
-    cfg.limits.batch_window_ms = 1;
-    cfg.limits.batch_licences_max = 5;
-    cfg.api.tokens = vec![
-        TokenConfig {
-            officer: "officer-1".into(),
-            scope: Scope::All,
-            sha256: token_hash(TOKEN),
-        },
-        TokenConfig {
-            officer: "clerk-2".into(),
-            scope: Scope::Issue,
-            sha256: token_hash(ISSUE_ONLY),
-        },
-    ];
+    let text = founded
+        .config_text(
+            name,
+            &huren_testkit::NodeOptions {
+                region: Some("440000".into()),
+                limits: "batch_window_ms = 1\nbatch_licences_max = 5".into(),
+                ..Default::default()
+            },
+        )
+        .expect("config");
+    let mut cfg: Config = toml::from_str(&text).expect("the kit's config parses");
     tweak(&mut cfg);
     let a = assemble(&cfg).expect("assemble");
     Fixture {
         router: super::router(a.state),
-        dir,
+        dir: founded,
     }
 }
 
@@ -311,13 +296,13 @@ async fn body_errors() {
     let (s, v) = f
         .call("POST", "/v1/licences", Some(TOKEN), Some(body))
         .await;
-    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
     let mut body = driving();
     body["officer"] = json!("someone-else");
     let (s, v) = f
         .call("POST", "/v1/licences", Some(TOKEN), Some(body))
         .await;
-    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
     // Missing required holder field.
     let body = json!({"licence_type": "mvdl", "holder": {"name": "李四"}});
     let (s, v) = f
@@ -369,7 +354,7 @@ async fn body_errors() {
             Some(json!({"reason": "because"})),
         )
         .await;
-    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
     // Nothing of the above wrote a block.
     let (_, chains) = f.call("GET", "/v1/chains", None, None).await;
     let gd = chains["chains"]
@@ -464,7 +449,7 @@ async fn verify_inputs() {
     let (s, v) = f
         .call("POST", "/v1/verify", None, Some(json!({"text": "x"})))
         .await;
-    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "malformed_body");
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
 }
 
 /// Credentials the ledger does not hold go through the batched signature check: many at
@@ -473,7 +458,7 @@ async fn verify_inputs() {
 async fn signature_path_in_batches() {
     let f = std::sync::Arc::new(fixture());
     f.issue().await; // the department's chain has begun
-    let key_path = huren_genesis::keys::issuer_key_path(&f.dir.path().join("keys"), "gd.transport");
+    let key_path = f.dir.issuer_key("gd.transport");
     let key = huren_genesis::keys::read_issuer_key(&key_path)
         .expect("issuer key")
         .1;

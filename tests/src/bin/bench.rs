@@ -479,13 +479,10 @@ async fn height_at(http: &reqwest::Client, url: &str, dept: &str) -> u64 {
     let Ok(v) = aget(http, &format!("{url}/v1/chains")).await else {
         return 0;
     };
-    v["chains"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["department"] == dept)
-        .and_then(|c| c["height"].as_u64())
-        .unwrap_or(0)
+    serde_json::from_value::<huren_api::ChainsAnswer>(v)
+        .ok()
+        .and_then(|a| a.chains.into_iter().find(|c| c.department.as_str() == dept))
+        .map_or(0, |c| c.height)
 }
 
 /// Polls `check` every 20 ms until it holds, for at most `secs`.
