@@ -98,7 +98,11 @@ impl NodeProcess {
             .arg("run")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            // HUREN_TEST_NODE_LOG (e.g. `huren_node=debug`) shows what the nodes log.
+            .env(
+                "RUST_LOG",
+                std::env::var("HUREN_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,5 +1,6 @@
-//! A hostile or broken peer against real nodes: a stranger cannot connect; bad blocks are
-//! rejected and change nothing; an equivocating department is caught by every node.
+//! A hostile or broken peer against real nodes, one scenario per test: a stranger cannot
+//! connect; bad blocks from a genesis peer are rejected and change nothing; an
+//! equivocating department is caught by every node.
 //!
 //! The test drives its own libp2p swarm (the node's own behaviour, so it speaks the same
 //! protocols) and holds issuer keys from the founded network, as a compromised
@@ -8,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures::StreamExt;
 use huren_core::ledger::{BlockHeader, Issue, Record};
 use huren_core::{Credential, DepartmentId, Hash32, LicenceId, LicenceType, OfficerId, RegionCode};
@@ -16,7 +18,7 @@ use huren_node::net::{
     block_message, build_swarm, Behaviour, BehaviourEvent, CatchupRequest, CatchupResponse, TOPIC,
 };
 use huren_tests::{
-    client, driving_body, eventually, get_json, heads, verify, NodeProcess, TestNetwork, TOKEN,
+    client, driving_body, eventually, heads, verify, NodeProcess, TestNetwork, TOKEN,
 };
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::request_response;
@@ -127,95 +129,157 @@ fn metric(http: &reqwest::blocking::Client, node: &NodeProcess, line: &str) -> b
         .is_ok_and(|t| t.lines().any(|l| l.starts_with(line)))
 }
 
-#[test]
-fn stranger_bad_blocks_and_equivocation() -> anyhow::Result<()> {
-    // The test's own swarm runs on this runtime; HTTP checks use the blocking client
-    // outside it.
-    let rt = tokio::runtime::Runtime::new()?;
-    let _guard = rt.enter();
-    let net = TestNetwork::new()?;
-    let (gd, sh) = (|| start_pair(&net))()?;
-    let http = client();
-    let first = (|| -> anyhow::Result<serde_json::Value> {
-        let r = http
+/// Publishes `messages`, then drives the swarm (so that they go out) until `done` holds,
+/// 30 s at most.
+fn publish_until(
+    rt: &tokio::runtime::Runtime,
+    rogue: &mut Swarm<Behaviour>,
+    messages: Vec<Vec<u8>>,
+    done: impl Fn() -> bool,
+) -> anyhow::Result<()> {
+    for data in messages {
+        rogue
+            .behaviour_mut()
+            .gossipsub()
+            .publish(IdentTopic::new(TOPIC), data)?;
+        rt.block_on(drive_until(rogue, 0, |_| false));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the node never took the rogue's gossip"
+        );
+        rt.block_on(drive_until(rogue, 1, |_| false));
+    }
+    Ok(())
+}
+
+/// Two real nodes (gd.transport and sh.transport) joined over libp2p, gd's first licence
+/// issued and replicated to sh: the stage every scenario starts from.
+struct Stage {
+    net: TestNetwork,
+    gd: NodeProcess,
+    sh: NodeProcess,
+    http: reqwest::blocking::Client,
+    first_qr: String,
+    sh_peer: PeerId,
+    sh_addr: Multiaddr,
+}
+
+impl Stage {
+    fn start() -> anyhow::Result<Self> {
+        let net = TestNetwork::new()?;
+        let (gd, sh) = start_pair(&net)?;
+        let http = client();
+        let first: huren_api::IssueAnswer = http
             .post(format!("{}/v1/licences", gd.url))
             .bearer_auth(TOKEN)
             .json(&driving_body(1))
-            .send()?;
-        Ok(r.json()?)
-    })()?;
-    let first_qr = first["qr"].as_str().unwrap_or_default().to_owned();
-    (|| {
+            .send()?
+            .error_for_status()?
+            .json()?;
         eventually(20, "sh to have gd#1", || {
             heads(&http, &sh)
                 .ok()?
                 .iter()
                 .any(|(d, h, _)| d == "gd.transport" && *h == 1)
                 .then_some(())
+        })?;
+        let (sh_peer, sh_addr) = node_peer(sh.p2p.as_deref().unwrap_or_default())?;
+        Ok(Self {
+            net,
+            gd,
+            sh,
+            http,
+            first_qr: first.qr,
+            sh_peer,
+            sh_addr,
         })
-    })()?;
-    let (sh_peer, sh_addr) = node_peer(sh.p2p.as_deref().unwrap_or_default())?;
+    }
 
-    // 1. A peer whose key genesis does not name is refused at connection.
+    /// A swarm holding a genesis peer's node key (the observer's), connected to sh and
+    /// subscribed to the blocks topic: a member of the network gone bad.
+    fn rogue(&self, rt: &tokio::runtime::Runtime) -> anyhow::Result<Swarm<Behaviour>> {
+        let (_, observer_key) = huren_genesis::keys::read_node_key(
+            &huren_genesis::keys::node_key_path(&self.net.keys, "sh.observer"),
+        )?;
+        let mut rogue = swarm_for(&self.net, observer_key)?;
+        rogue.dial(self.sh_addr.clone())?;
+        let sh_peer = self.sh_peer;
+        let subscribed = rt.block_on(drive_until(&mut rogue, 15, |ev| matches!(ev, SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. })) if *peer_id == sh_peer)));
+        anyhow::ensure!(subscribed, "the node never subscribed to the rogue peer");
+        Ok(rogue)
+    }
+
+    /// A header for gd.transport's block 2, on top of its block 1 as sh holds it.
+    fn gd_block_2(&self) -> anyhow::Result<impl Fn(Vec<Record>) -> BlockHeader> {
+        let network = huren_genesis::load(&self.net.genesis)?;
+        let head = heads(&self.http, &self.sh)?
+            .into_iter()
+            .find(|(d, _, _)| d == "gd.transport")
+            .context("gd head")?;
+        let prev = Hash32::from_hex(&head.2).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let genesis = network.hash();
+        let department = DepartmentId::parse("gd.transport")?;
+        // Milliseconds, not seconds times 1000: block 1 was cut a moment ago in this same
+        // second, and a child may not be older than its parent.
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
+        Ok(move |records| BlockHeader {
+            genesis,
+            department: department.clone(),
+            height: 2,
+            prev,
+            time_ms,
+            records,
+        })
+    }
+}
+
+#[test]
+fn a_stranger_is_refused_at_connection() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let _guard = rt.enter();
+    let s = Stage::start()?;
     let stranger_key = libp2p::identity::Keypair::generate_ed25519();
     let stranger_id = stranger_key.public().to_peer_id();
-    let mut stranger = swarm_for(&net, stranger_key)?;
-    stranger.dial(sh_addr.clone())?;
+    let mut stranger = swarm_for(&s.net, stranger_key)?;
+    stranger.dial(s.sh_addr.clone())?;
     rt.block_on(drive_until(&mut stranger, 3, |_| false));
-    let peers = (|| get_json(&http, &format!("{}/v1/peers", sh.url)))()?;
+    let peers: Vec<huren_api::PeerInfo> = s
+        .http
+        .get(format!("{}/v1/peers", s.sh.url))
+        .send()?
+        .json()?;
     assert!(
-        !peers.to_string().contains(&stranger_id.to_string()),
-        "stranger is connected: {peers}"
+        peers.iter().all(|p| p.peer_id != stranger_id.to_string()),
+        "stranger is connected: {peers:?}"
     );
-    assert!(!stranger.is_connected(&sh_peer), "stranger still connected");
-    (|| {
-        eventually(10, "refused connection metric", || {
-            metric(&http, &sh, "huren_net_connections_refused_total 1").then_some(())
-        })
-    })()?;
+    assert!(
+        !stranger.is_connected(&s.sh_peer),
+        "stranger still connected"
+    );
+    eventually(10, "refused connection metric", || {
+        metric(&s.http, &s.sh, "huren_net_connections_refused_total 1").then_some(())
+    })?;
+    Ok(())
+}
 
-    // 2. A genesis peer (the observer's key) sending bad blocks.
-    let (_, observer_key) = huren_genesis::keys::read_node_key(
-        &huren_genesis::keys::node_key_path(&net.keys, "sh.observer"),
-    )?;
-    let mut rogue = swarm_for(&net, observer_key)?;
-    rogue.dial(sh_addr.clone())?;
-    let subscribed = rt.block_on(drive_until(&mut rogue, 15, |ev| matches!(ev, SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. })) if *peer_id == sh_peer)));
-    assert!(subscribed, "the node never subscribed to the rogue peer");
-
-    let network = huren_genesis::load(&net.genesis)?;
-    let gd_key = issuer(&net, "gd.transport")?;
-    let sh_key = issuer(&net, "sh.transport")?;
-    let gd_id = DepartmentId::parse("gd.transport")?;
-    let head = heads(&http, &sh)?
-        .into_iter()
-        .find(|(d, _, _)| d == "gd.transport")
-        .expect("gd head");
-    let head_hash = Hash32::from_hex(&head.2).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let now_ms = (now_s() * 1000) as u64;
-    let header = |records: Vec<Record>| BlockHeader {
-        genesis: network.hash(),
-        department: gd_id.clone(),
-        height: 2,
-        prev: head_hash,
-        time_ms: now_ms,
-        records,
-    };
-    let (_, r100) = credential(&gd_key, 100)?;
-    // (a) gd's block signed with sh.transport's key.
-    let forged = header(vec![r100.clone()]).sign(&sh_key);
-    // (b) gd signing a food licence, which genesis does not grant it.
-    let food = Record::Issue(Issue {
-        licence_id: LicenceId::new(gd_id.clone(), LicenceType::parse("food")?, 1),
-        valid_from: now_s(),
-        valid_until: now_s() + 86_400,
-        commitment: Hash32::digest(b"food"),
-        officer: OfficerId::parse("rogue")?,
-    });
-    let not_granted = header(vec![food]).sign(&gd_key);
+#[test]
+fn bad_blocks_from_a_genesis_peer_are_rejected_and_change_nothing() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let _guard = rt.enter();
+    let s = Stage::start()?;
+    let mut rogue = s.rogue(&rt)?;
+    let gd_key = issuer(&s.net, "gd.transport")?;
+    let sh_key = issuer(&s.net, "sh.transport")?;
+    let header = s.gd_block_2()?;
+    let gd = DepartmentId::parse("gd.transport")?;
     // (c) a replay of gd's block 1, fetched by catch-up like any peer would.
     rogue.behaviour_mut().catchup().send_request(
-        &sh_peer,
+        &s.sh_peer,
         CatchupRequest::Blocks {
             department: "gd.transport".into(),
             from: 1,
@@ -237,84 +301,98 @@ fn stranger_bad_blocks_and_equivocation() -> anyhow::Result<()> {
         }
         false
     }));
-    let old = old.expect("catch-up answered with block 1");
-    for data in [block_message(&forged), block_message(&not_granted), {
-        let mut m = vec![1u8];
-        m.extend_from_slice(&old);
-        m
-    }] {
-        rogue
-            .behaviour_mut()
-            .gossipsub()
-            .publish(IdentTopic::new(TOPIC), data)?;
-    }
-    rt.block_on(drive_until(&mut rogue, 2, |_| false));
-    (|| -> anyhow::Result<()> {
-        eventually(10, "rejections counted", || {
-            (metric(
-                &http,
-                &sh,
-                "huren_net_blocks_rejected_total{reason=\"bad_signature\"} 1",
-            ) && metric(
-                &http,
-                &sh,
-                "huren_net_blocks_rejected_total{reason=\"type_not_granted\"} 1",
-            ))
-            .then_some(())
-        })?;
-        // Nothing changed: gd is still at height 1 everywhere, the first licence is valid.
-        for n in [&gd, &sh] {
-            let h = heads(&http, n)?
-                .into_iter()
-                .find(|(d, _, _)| d == "gd.transport")
-                .expect("gd");
-            assert_eq!(h.1, 1, "a bad block changed the chain at {}", n.url);
-            assert_eq!(verify(&http, n, &first_qr)?["verdict"], "valid");
+    let old = old.context("catch-up answered with block 1")?;
+    let mut replay = vec![1u8];
+    replay.extend_from_slice(&old);
+    let rejected = |reason: &str| {
+        metric(
+            &s.http,
+            &s.sh,
+            &format!("huren_net_blocks_rejected_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    let messages = {
+        {
+            let (_, record) = credential(&gd_key, 100)?;
+            // (a) gd's block signed with sh.transport's key.
+            let forged = header(vec![record]).sign(&sh_key);
+            // (b) gd signing a food licence, which genesis does not grant it.
+            let food = Record::Issue(Issue {
+                licence_id: LicenceId::new(gd.clone(), LicenceType::parse("food")?, 1),
+                valid_from: now_s(),
+                valid_until: now_s() + 86_400,
+                commitment: Hash32::digest(b"food"),
+                officer: OfficerId::parse("rogue")?,
+            });
+            let not_granted = header(vec![food]).sign(&gd_key);
+            vec![block_message(&forged), block_message(&not_granted), replay]
         }
-        Ok(())
-    })()?;
+    };
+    publish_until(&rt, &mut rogue, messages, || {
+        rejected("bad_signature") && rejected("type_not_granted")
+    })?;
+    // Nothing changed: gd is still at height 1 everywhere, the first licence is valid.
+    for n in [&s.gd, &s.sh] {
+        let h = heads(&s.http, n)?
+            .into_iter()
+            .find(|(d, _, _)| d == "gd.transport")
+            .context("gd")?;
+        assert_eq!(h.1, 1, "a bad block changed the chain at {}", n.url);
+        assert_eq!(verify(&s.http, n, &s.first_qr)?["verdict"], "valid");
+    }
+    Ok(())
+}
 
-    // 3. Equivocation: two validly signed gd blocks at height 2.
+#[test]
+fn an_equivocating_department_is_caught_by_every_node() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let _guard = rt.enter();
+    let s = Stage::start()?;
+    let mut rogue = s.rogue(&rt)?;
+    let gd_key = issuer(&s.net, "gd.transport")?;
+    let header = s.gd_block_2()?;
+    // Two validly signed gd blocks at height 2; the licence of the first is past the fork.
     let (qr_a, ra) = credential(&gd_key, 200)?;
     let (_, rb) = credential(&gd_key, 201)?;
-    let a = header(vec![ra]).sign(&gd_key);
-    let b = header(vec![rb]).sign(&gd_key);
-    rogue
-        .behaviour_mut()
-        .gossipsub()
-        .publish(IdentTopic::new(TOPIC), block_message(&a))?;
-    rt.block_on(drive_until(&mut rogue, 1, |_| false));
-    rogue
-        .behaviour_mut()
-        .gossipsub()
-        .publish(IdentTopic::new(TOPIC), block_message(&b))?;
-    rt.block_on(drive_until(&mut rogue, 2, |_| false));
+    let messages = vec![
+        block_message(&header(vec![ra]).sign(&gd_key)),
+        block_message(&header(vec![rb]).sign(&gd_key)),
+    ];
+    publish_until(&rt, &mut rogue, messages, || {
+        metric(&s.http, &s.sh, "huren_net_equivocations_total")
+    })?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    (|| -> anyhow::Result<()> {
-        for n in [&gd, &sh] {
-            eventually(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .as_secs()
-                    .max(1),
-                "evidence at every node",
-                || {
-                    let ev = get_json(&http, &format!("{}/v1/evidence", n.url)).ok()?;
-                    let item = ev.as_array()?.first()?.clone();
-                    (item["department"] == "gd.transport" && item["height"] == 2).then_some(())
-                },
-            )?;
-            assert!(metric(&http, n, "huren_net_equivocations_total"), "metric");
-            // A licence past the fork cannot be decided; one before it still is.
-            let v = verify(&http, n, &qr_a)?;
-            assert_eq!(
-                (v["verdict"].as_str(), v["reason"].as_str()),
-                (Some("undetermined"), Some("equivocation")),
-                "{v}"
-            );
-            assert_eq!(verify(&http, n, &first_qr)?["verdict"], "valid");
-        }
-        Ok(())
-    })()?;
+    for n in [&s.gd, &s.sh] {
+        eventually(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .max(1),
+            "evidence at every node",
+            || {
+                let ev: Vec<huren_api::EvidenceItem> = s
+                    .http
+                    .get(format!("{}/v1/evidence", n.url))
+                    .send()
+                    .ok()?
+                    .json()
+                    .ok()?;
+                let item = ev.first()?;
+                (item.department.as_str() == "gd.transport" && item.height == 2).then_some(())
+            },
+        )?;
+        assert!(
+            metric(&s.http, n, "huren_net_equivocations_total"),
+            "metric"
+        );
+        // A licence past the fork cannot be decided; one before it still is.
+        let v = verify(&s.http, n, &qr_a)?;
+        assert_eq!(
+            (v["verdict"].as_str(), v["reason"].as_str()),
+            (Some("undetermined"), Some("equivocation")),
+            "{v}"
+        );
+        assert_eq!(verify(&s.http, n, &s.first_qr)?["verdict"], "valid");
+    }
     Ok(())
 }
