@@ -33,4 +33,4 @@ pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, Sus
 pub use validate::{
     BlockError, ChainView, Disposition, Head, LicenceState, LicenceStatus, ValidatedBlock,
 };
-pub use verify::{Decision, LedgerFacts, Verdict, VerifyContext};
+pub use verify::{Decision, GenuineCredential, LedgerFacts, Verdict, VerifyContext};

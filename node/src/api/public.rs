@@ -72,7 +72,7 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
             };
             match verify::prepare(&state.net, un, facts, &ctx) {
                 Step::Done(d) => {
-                    if d.credential.is_some() && d.ledger.is_some() {
+                    if d.credential().is_some() && d.ledger.is_some() {
                         state.metrics.verify_fast_path.inc();
                     }
                     d
