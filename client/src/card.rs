@@ -6,15 +6,15 @@
 //! altered QR, nor reprint an expired licence. It cannot see revocation, which needs a
 //! node; the window checks that when it scans the card.
 //!
-//! The card itself is `huren_core::card`. This module reads the input, finds the fonts
+//! The card itself is `huren_render::card`. This module reads the input, finds the fonts
 //! for the PNG (the installed ones, plus any `--font-dir`) and writes the files.
 
 use std::path::PathBuf;
 
-use huren_core::card::{self, fontdb, Card, CardError};
 use huren_core::credential::QR_TEXT_CHARS_MAX;
 use huren_core::verify::{self, InvalidReason, LedgerFacts, UndeterminedReason, VerifyContext};
 use huren_core::Verdict;
+use huren_render::card::{self, fontdb, Card, CardError};
 
 use crate::args::CardArgs;
 use crate::exit::{fail, Exit};

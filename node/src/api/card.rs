@@ -1,7 +1,7 @@
 //! The citizen's printable card of a licence this node issued, for the department's own
 //! officers: `GET /v1/licences/{id}/card.svg | card.html | card.png`, with the same
 //! authorisation as `qr.png`. The card is built from the credential in the node's private
-//! `credentials` tree by `huren_core::card`, after checking that the ledger still has the
+//! `credentials` tree by `huren_render::card`, after checking that the ledger still has the
 //! licence active and that it has not expired: an officer never prints a card a service
 //! window would refuse.
 //!
@@ -15,10 +15,10 @@ use std::sync::OnceLock;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use huren_core::card::{self, fontdb, Card, CardError};
 use huren_core::validate::LicenceStatus;
 use huren_core::verify::rfc3339;
 use huren_core::{ChainView, LicenceId};
+use huren_render::card::{self, fontdb, Card, CardError};
 
 use super::auth::authorize;
 use super::department::own_licence;

@@ -95,7 +95,7 @@ async fn card_in_three_formats() {
         "{disposition}"
     );
     // Scannable: the printed card carries exactly the licence's QR.
-    assert_eq!(huren_core::qr::decode_image(&png).expect("decodes"), qr);
+    assert_eq!(huren_render::qr::decode_image(&png).expect("decodes"), qr);
 }
 
 #[tokio::test]

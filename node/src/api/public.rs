@@ -139,7 +139,7 @@ pub async fn verify_qr(
             )
         })?;
         // Image decoding is CPU-heavy; keep it off the async workers.
-        let decoded = tokio::task::spawn_blocking(move || huren_core::qr::decode_image(&image))
+        let decoded = tokio::task::spawn_blocking(move || huren_render::qr::decode_image(&image))
             .await
             .map_err(ApiError::internal)?;
         match decoded {

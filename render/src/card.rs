@@ -14,8 +14,7 @@
 //! with "…". The card never has to show everything, because the QR, which is what a
 //! service window scans, always carries the whole signed credential.
 //!
-//! Architecture Invariant: no I/O here, like the rest of `core`. The PNG renderer takes
-//! a `fontdb::Database` the caller filled; `choose_fonts` only reads the metadata of the
+//! No I/O here. The PNG renderer takes a `fontdb::Database` the caller filled; `choose_fonts` only reads the metadata of the
 //! caller's scan of the installed fonts and names the few font files worth reading into
 //! memory, so that rendering itself never touches the disk.
 
@@ -28,10 +27,11 @@ use resvg::{tiny_skia, usvg};
 
 pub use resvg::usvg::fontdb;
 
-use crate::credential::{Credential, DecodeError, UnverifiedCredential};
-use crate::genesis::Network;
+use huren_core::credential::{Credential, DecodeError, UnverifiedCredential};
+use huren_core::genesis::Network;
+use huren_core::KeyId;
+
 use crate::qr::{self, QrError};
-use crate::KeyId;
 
 // ---------------------------------------------------------------------------------------
 // Size and layout
@@ -937,16 +937,53 @@ pub fn choose_fonts(scan: &fontdb::Database) -> FontChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::tests::driving_licence;
-    use crate::genesis::tests::sample;
-    use crate::SecretKey;
+    use std::collections::BTreeMap;
 
+    use huren_core::credential::{cose_to_qr, qr_to_cose, SALT_BYTES};
+    use huren_core::{DepartmentId, LicenceId, LicenceType, RegionCode, SecretKey};
+
+    /// The example network (genesis/example.toml), founded with fresh keys.
+    fn founded() -> (huren_testkit::Founded, Network) {
+        let f = huren_testkit::Founded::example().expect("example network");
+        let net = f.network().expect("genesis");
+        (f, net)
+    }
+
+    fn issuer_key(f: &huren_testkit::Founded, department: &str) -> SecretKey {
+        huren_genesis::keys::read_issuer_key(&f.issuer_key(department))
+            .expect("issuer key")
+            .1
+    }
+
+    /// The example network and gd.transport's issuer key.
     fn network() -> (Network, SecretKey) {
-        let (doc, keys) = sample();
-        (
-            Network::from_document(doc).expect("sample genesis"),
-            keys[0].1.clone(),
-        )
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
+        (net, key)
+    }
+
+    /// A driving licence of gd.transport.
+    fn driving_licence(serial: u64) -> Credential {
+        let gd = DepartmentId::parse("gd.transport").expect("id");
+        let holder = [
+            ("name", "张三"),
+            ("id_number", "44010619900101123X"),
+            ("class", "C1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Credential {
+            issuer: gd.clone(),
+            licence_id: LicenceId::new(gd, LicenceType::parse("mvdl").expect("type"), serial),
+            region: RegionCode::parse("440000").expect("region"),
+            issued_at: 1_750_000_000,
+            not_before: 1_750_000_000,
+            expires_at: 1_750_000_000 + 6 * 365 * 86400,
+            holder,
+            fields: BTreeMap::new(),
+            salt: [7; SALT_BYTES],
+        }
     }
 
     fn card_for(c: &Credential) -> Card {
@@ -981,8 +1018,8 @@ mod tests {
             "44010619900101123X",
             "C1",
             "姓名",
-            "dept 1",
-            "广东省",
+            "广东省公安厅交通管理局",
+            "广东省 Guangdong",
             "gd.transport:mvdl:00000042",
             "Scan at any service window · 任何窗口扫码核验",
             "2025-06-15 – 2031-06-14",
@@ -1038,9 +1075,12 @@ mod tests {
 
     #[test]
     fn many_holder_fields_still_fit() {
-        let (mut doc, keys) = sample();
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
+        let mut doc = net.document().clone();
         let names: Vec<String> = (0..16).map(|i| format!("field_{i}")).collect();
         doc.licence_types[0].holder_fields = names.clone();
+        doc.licence_types[0].labels.clear();
         let net = Network::from_document(doc).expect("genesis");
         let mut c = driving_licence(7);
         // Values zlib cannot shrink, as real names and numbers are.
@@ -1053,7 +1093,7 @@ mod tests {
             .zip(&names)
             .map(|(i, n)| (n.clone(), value(i)))
             .collect();
-        let signed = c.sign(&keys[0].1).expect("sign");
+        let signed = c.sign(&key).expect("sign");
         let svg = Card::new(&net, &signed.qr_text).map(|c| c.svg());
         // Sixteen long fields do not fit in any QR; five make one too dense for a card,
         // which is refused. Sixteen short ones give a card with a "more in the QR" line.
@@ -1065,7 +1105,7 @@ mod tests {
             .zip(&names[..5])
             .map(|(i, n)| (n.clone(), value(i)))
             .collect();
-        let signed = c.sign(&keys[0].1).expect("sign");
+        let signed = c.sign(&key).expect("sign");
         let dense = Card::new(&net, &signed.qr_text).map(|c| c.svg());
         assert!(
             matches!(dense, Err(CardError::QrTooDense { .. })),
@@ -1073,7 +1113,7 @@ mod tests {
         );
         let mut c = driving_licence(8);
         c.holder = names.iter().map(|n| (n.clone(), "x".into())).collect();
-        let signed = c.sign(&keys[0].1).expect("sign");
+        let signed = c.sign(&key).expect("sign");
         let card = Card::new(&net, &signed.qr_text).expect("card");
         let svg = card.svg();
         assert!(svg.contains("more in the QR"), "{svg}");
@@ -1082,7 +1122,8 @@ mod tests {
 
     #[test]
     fn only_verified_credentials_get_a_card() {
-        let (net, key) = network();
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
         let signed = driving_licence(3).sign(&key).expect("sign");
         assert!(Card::new(&net, &signed.qr_text).is_ok());
         // Signed by a key genesis does not know.
@@ -1093,20 +1134,21 @@ mod tests {
             Err(CardError::UnknownIssuer(_))
         ));
         // Signed by gd.market, claiming gd.transport.
-        let (_, keys) = sample();
-        let other = driving_licence(3).sign(&keys[1].1).expect("sign");
+        let other = driving_licence(3)
+            .sign(&issuer_key(&f, "gd.market"))
+            .expect("sign");
         assert!(matches!(
             Card::new(&net, &other.qr_text),
             Err(CardError::IssuerMismatch { .. })
         ));
         // The right key id, but the bytes were altered after signing: class C1 → C2.
-        let mut cose = crate::credential::qr_to_cose(&signed.qr_text).expect("cose");
+        let mut cose = qr_to_cose(&signed.qr_text).expect("cose");
         let at = cose
             .windows(3)
             .position(|w| w == b"\x62C1")
             .expect("class in payload");
         cose[at + 2] = b'2';
-        let tampered = crate::credential::cose_to_qr(&cose);
+        let tampered = cose_to_qr(&cose);
         assert!(matches!(
             Card::new(&net, &tampered),
             Err(CardError::BadSignature { .. })
