@@ -6,8 +6,9 @@
 //! altered QR, nor reprint an expired licence. It cannot see revocation, which needs a
 //! node; the window checks that when it scans the card.
 //!
-//! The card itself is `huren_render::card`. This module reads the input, finds the fonts
-//! for the PNG (the installed ones, plus any `--font-dir`) and writes the files.
+//! The card itself is `huren_render::card`, made from the `GenuineCredential` the
+//! verification decision hands out. This module reads the input, finds the fonts for the
+//! PNG (the installed ones, plus any `--font-dir`) and writes the files.
 
 use std::path::PathBuf;
 
@@ -65,10 +66,17 @@ pub fn run(a: CardArgs) -> anyhow::Result<Exit> {
         }
     }
 
-    let card = Card::new(&net, &text).map_err(|e| {
+    // Valid or not yet valid: both prove the credential genuine.
+    let genuine = decision.into_genuine(&net).ok_or_else(|| {
+        fail(
+            Exit::INTERNAL,
+            "no card: the licence verified, but was not proven genuine",
+        )
+    })?;
+    let card = Card::new(&genuine, &text).map_err(|e| {
         let exit = match e {
-            CardError::Decode(_) | CardError::Qr(_) | CardError::QrTooDense { .. } => Exit::DATA,
-            _ => Exit::INVALID,
+            CardError::Qr(_) | CardError::QrTooDense { .. } => Exit::DATA,
+            _ => Exit::INTERNAL,
         };
         fail(exit, format!("no card: {e}"))
     })?;

@@ -2,11 +2,13 @@
 //! ID-1 card (85.6 × 54 mm), as an HTML page that prints exactly that card, and as a
 //! 300 dpi PNG.
 //!
-//! A `Card` exists only for a credential whose signature verified against its issuer's
-//! key in genesis, and whose issuer may issue that type in that region: these functions
-//! cannot dress a forged QR up as an official card. Whether the licence is still good
-//! today (expiry, suspension, revocation) is the caller's decision, because only the
-//! caller knows the time and, on a node, the ledger.
+//! A `Card` is made only from a `GenuineCredential`, which only a verification decision of
+//! `huren_core::verify` hands out (origin proven by the issuer's key in genesis or by its
+//! ledger, issuer allowed to issue that type in that region), together with the QR text
+//! of exactly that credential: these functions cannot dress a forged QR up as an official
+//! card, and check no trust themselves. Whether the licence is still good today (expiry,
+//! suspension, revocation) is the caller's decision, from the same verdict, because only
+//! the caller knows the time and, on a node, the ledger.
 //!
 //! Everything the credential carries is untrusted text. It is escaped for XML and HTML,
 //! stripped of bidirectional-override characters (which could make a value read
@@ -27,9 +29,8 @@ use resvg::{tiny_skia, usvg};
 
 pub use resvg::usvg::fontdb;
 
-use huren_core::credential::{Credential, DecodeError, UnverifiedCredential};
-use huren_core::genesis::Network;
-use huren_core::KeyId;
+use huren_core::credential::{qr_to_cose, Credential};
+use huren_core::{GenuineCredential, Hash32};
 
 use crate::qr::{self, QrError};
 
@@ -103,21 +104,8 @@ const DISPLAY_UTC_OFFSET_HOURS: i8 = 8;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CardError {
-    #[error("the QR text is not a Huren credential: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("the credential is signed with key id {0}, which is not in genesis")]
-    UnknownIssuer(KeyId),
-    #[error("the credential is signed with the key of {key_owner} but claims issuer {claimed}")]
-    IssuerMismatch { key_owner: String, claimed: String },
-    #[error("the credential's signature does not verify with the key of {issuer} in genesis (altered or forged)")]
-    BadSignature { issuer: String },
-    #[error("{issuer} may not issue licence type {licence_type} according to genesis")]
-    TypeNotGranted {
-        issuer: String,
-        licence_type: String,
-    },
-    #[error("the credential says region {claimed}, but its issuer is in region {actual}")]
-    RegionMismatch { claimed: String, actual: String },
+    #[error("the QR text given for the card is not the credential that was verified")]
+    QrMismatch,
     #[error("{0}")]
     Qr(#[from] QrError),
     #[error(
@@ -148,7 +136,7 @@ struct Row {
     whole: bool,
 }
 
-/// A verified credential, its QR and the genesis names, ready to draw.
+/// A genuine credential, its QR and the genesis names, ready to draw.
 #[derive(Debug, Clone)]
 pub struct Card {
     qr_text: String,
@@ -165,40 +153,17 @@ pub struct Card {
 }
 
 impl Card {
-    /// Decodes `qr_text`, checks its signature against the issuer's key in genesis and the
-    /// issuer's mandate (type granted, own region), and gathers what the card shows.
-    pub fn new(net: &Network, qr_text: &str) -> Result<Self, CardError> {
+    /// Gathers what the card shows of `genuine`, whose QR text is `qr_text`. The text must
+    /// be that very credential (its COSE bytes hash to the verified commitment), so the QR
+    /// printed is the one verification accepted.
+    pub fn new(genuine: &GenuineCredential<'_>, qr_text: &str) -> Result<Self, CardError> {
         let qr_text = qr_text.trim();
-        let un = UnverifiedCredential::from_qr(qr_text)?;
-        let dept = net
-            .department_by_key(&un.kid)
-            .ok_or(CardError::UnknownIssuer(un.kid))?;
-        if dept.id != un.credential.issuer {
-            return Err(CardError::IssuerMismatch {
-                key_owner: dept.id.to_string(),
-                claimed: un.credential.issuer.to_string(),
-            });
+        let cose = qr_to_cose(qr_text).map_err(|_| CardError::QrMismatch)?;
+        if Hash32::digest(&cose) != genuine.commitment() {
+            return Err(CardError::QrMismatch);
         }
-        let verified = un
-            .verify(&dept.issuer_key)
-            .map_err(|_| CardError::BadSignature {
-                issuer: dept.id.to_string(),
-            })?;
-        let credential = verified.credential().clone();
-        let t = credential.licence_type();
-        let def = net
-            .licence_type(t)
-            .filter(|_| net.is_granted(&dept.id, t))
-            .ok_or_else(|| CardError::TypeNotGranted {
-                issuer: dept.id.to_string(),
-                licence_type: t.to_string(),
-            })?;
-        if credential.region != dept.region {
-            return Err(CardError::RegionMismatch {
-                claimed: credential.region.to_string(),
-                actual: dept.region.to_string(),
-            });
-        }
+        let credential = genuine.credential().clone();
+        let def = genuine.licence_type();
 
         let code = qr::encode(qr_text)?;
         let qr_width = code.width();
@@ -247,11 +212,8 @@ impl Card {
             type_name: clean(&def.name),
             type_name_en: clean(&def.name_en),
             holder,
-            issuer_name: clean(&dept.name),
-            region_name: net
-                .region(&credential.region)
-                .map(|r| clean(&r.name))
-                .unwrap_or_else(|| credential.region.to_string()),
+            issuer_name: clean(&genuine.issuer().name),
+            region_name: clean(&genuine.region().name),
             credential,
         })
     }
@@ -939,8 +901,9 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use huren_core::credential::{cose_to_qr, qr_to_cose, SALT_BYTES};
-    use huren_core::{DepartmentId, LicenceId, LicenceType, RegionCode, SecretKey};
+    use huren_core::credential::{cose_to_qr, DecodeError, UnverifiedCredential, SALT_BYTES};
+    use huren_core::verify::{self, LedgerFacts, VerifyContext};
+    use huren_core::{DepartmentId, LicenceId, LicenceType, Network, RegionCode, SecretKey};
 
     /// The example network (genesis/example.toml), founded with fresh keys.
     fn founded() -> (huren_testkit::Founded, Network) {
@@ -986,10 +949,24 @@ mod tests {
         }
     }
 
+    /// What an offline verification of `qr_text` proves genuine, whatever the date.
+    fn genuine<'n>(net: &'n Network, qr_text: &str) -> Option<GenuineCredential<'n>> {
+        let ctx = VerifyContext {
+            now: 1_750_000_000,
+            region: None,
+        };
+        verify::decide_text(net, qr_text, &|_| LedgerFacts::Offline, &ctx).into_genuine(net)
+    }
+
+    /// The card of `qr_text`, verified first.
+    fn card_of(net: &Network, qr_text: &str) -> Result<Card, CardError> {
+        Card::new(&genuine(net, qr_text).expect("genuine"), qr_text)
+    }
+
     fn card_for(c: &Credential) -> Card {
         let (net, key) = network();
         let signed = c.sign(&key).expect("sign");
-        Card::new(&net, &signed.qr_text).expect("card")
+        card_of(&net, &signed.qr_text).expect("card")
     }
 
     /// A font database from the Latin fonts every Debian system has, read into memory
@@ -1094,19 +1071,21 @@ mod tests {
             .map(|(i, n)| (n.clone(), value(i)))
             .collect();
         let signed = c.sign(&key).expect("sign");
-        let svg = Card::new(&net, &signed.qr_text).map(|c| c.svg());
-        // Sixteen long fields do not fit in any QR; five make one too dense for a card,
-        // which is refused. Sixteen short ones give a card with a "more in the QR" line.
-        assert!(
-            matches!(svg, Err(CardError::Decode(DecodeError::TooLong { .. }))),
-            "{svg:?}"
-        );
+        // Sixteen long fields do not fit in any QR (the text is refused before it is
+        // verified, so there is nothing to make a card of); five make one too dense for a
+        // card, which is refused. Sixteen short ones give a card with a "more in the QR"
+        // line.
+        assert!(matches!(
+            UnverifiedCredential::from_qr(&signed.qr_text),
+            Err(DecodeError::TooLong { .. })
+        ));
+        assert!(genuine(&net, &signed.qr_text).is_none());
         c.holder = (0u32..)
             .zip(&names[..5])
             .map(|(i, n)| (n.clone(), value(i)))
             .collect();
         let signed = c.sign(&key).expect("sign");
-        let dense = Card::new(&net, &signed.qr_text).map(|c| c.svg());
+        let dense = card_of(&net, &signed.qr_text).map(|c| c.svg());
         assert!(
             matches!(dense, Err(CardError::QrTooDense { .. })),
             "{dense:?}"
@@ -1114,49 +1093,48 @@ mod tests {
         let mut c = driving_licence(8);
         c.holder = names.iter().map(|n| (n.clone(), "x".into())).collect();
         let signed = c.sign(&key).expect("sign");
-        let card = Card::new(&net, &signed.qr_text).expect("card");
+        let card = card_of(&net, &signed.qr_text).expect("card");
         let svg = card.svg();
         assert!(svg.contains("more in the QR"), "{svg}");
         assert!(svg.contains("gd.transport:mvdl:00000008"));
     }
 
     #[test]
-    fn only_verified_credentials_get_a_card() {
+    fn a_card_carries_exactly_the_credential_verification_accepted() {
         let (f, net) = founded();
         let key = issuer_key(&f, "gd.transport");
         let signed = driving_licence(3).sign(&key).expect("sign");
-        assert!(Card::new(&net, &signed.qr_text).is_ok());
-        // Signed by a key genesis does not know.
-        let stranger = SecretKey::from_seed(&[99; 32]);
-        let forged = driving_licence(3).sign(&stranger).expect("sign");
-        assert!(matches!(
-            Card::new(&net, &forged.qr_text),
-            Err(CardError::UnknownIssuer(_))
-        ));
-        // Signed by gd.market, claiming gd.transport.
-        let other = driving_licence(3)
+        let other = driving_licence(4).sign(&key).expect("sign");
+        let accepted = genuine(&net, &signed.qr_text).expect("genuine");
+        let card = Card::new(&accepted, &format!(" {}\n", signed.qr_text)).expect("card");
+        assert_eq!(card.qr_text(), signed.qr_text);
+        // Another genuine credential's QR, or no credential at all, is not this one.
+        for text in [other.qr_text.as_str(), "HZ1:not base45!", ""] {
+            assert!(
+                matches!(Card::new(&accepted, text), Err(CardError::QrMismatch)),
+                "{text}"
+            );
+        }
+
+        // What verification does not accept never becomes a `GenuineCredential`, so it
+        // has no card: a key genesis does not know, gd.market's key claiming
+        // gd.transport, and bytes altered after signing (class C1 → C2).
+        let stranger = driving_licence(3)
+            .sign(&SecretKey::from_seed(&[99; 32]))
+            .expect("sign");
+        let mismatch = driving_licence(3)
             .sign(&issuer_key(&f, "gd.market"))
             .expect("sign");
-        assert!(matches!(
-            Card::new(&net, &other.qr_text),
-            Err(CardError::IssuerMismatch { .. })
-        ));
-        // The right key id, but the bytes were altered after signing: class C1 → C2.
-        let mut cose = qr_to_cose(&signed.qr_text).expect("cose");
+        let mut cose = signed.cose.clone();
         let at = cose
             .windows(3)
             .position(|w| w == b"\x62C1")
             .expect("class in payload");
         cose[at + 2] = b'2';
         let tampered = cose_to_qr(&cose);
-        assert!(matches!(
-            Card::new(&net, &tampered),
-            Err(CardError::BadSignature { .. })
-        ));
-        assert!(matches!(
-            Card::new(&net, "HZ1:not base45!"),
-            Err(CardError::Decode(_))
-        ));
+        for text in [&stranger.qr_text, &mismatch.qr_text, &tampered] {
+            assert!(genuine(&net, text).is_none(), "{text}");
+        }
     }
 
     #[test]

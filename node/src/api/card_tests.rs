@@ -197,6 +197,12 @@ async fn card_refusals() {
         (s, error_code(&b).as_str()),
         (StatusCode::CONFLICT, "licence_expired")
     );
+    let v: Value = serde_json::from_slice(&b).expect("error JSON");
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("expired at 2025-01-01T00:00:00Z") && message.contains("no card"),
+        "{message}"
+    );
 
     // An observer node prints no cards.
     let observer = fixture_with("", |_| {});
