@@ -183,13 +183,17 @@ impl Card {
             .map(|c| c == Color::Dark)
             .collect();
 
-        // The holder fields genesis lists for the type, in its order; a field the
-        // credential lacks shows as a dash. Fields genesis does not list stay in the QR.
+        // The holder fields genesis lists for the type, in its order, labelled as genesis
+        // says (a field without a label by its name); a field the credential lacks shows
+        // as a dash. Fields genesis does not list stay in the QR.
         let holder = def
             .holder_fields
             .iter()
             .map(|f| {
-                let (label_zh, label_en) = field_label(f);
+                let (label_zh, label_en) = match def.label(f) {
+                    Some(l) => (clean(&l.zh), clean(&l.en)),
+                    None => (String::new(), f.clone()),
+                };
                 Row {
                     label_zh,
                     label_en,
@@ -495,7 +499,7 @@ impl Row {
         let label_w = LABEL_COL_MM * k - 0.4;
         let label = |y_mm: f32, size: f32| Text::at(x, y + y_mm * k, size * k, label_w).fill(MUTED);
         if self.label_zh.is_empty() {
-            // A field code with no Chinese label here: the code alone, on the first line.
+            // A field genesis gives no label: its name alone, on the first line.
             label(1.75, 1.5).write(out, &self.label_en);
         } else {
             label(1.75, 1.65).write(out, &self.label_zh);
@@ -690,26 +694,6 @@ fn css_font_list() -> String {
     let mut list: Vec<String> = FONT_FAMILIES.iter().map(|f| format!("\"{f}\"")).collect();
     list.push("sans-serif".into());
     list.join(",")
-}
-
-/// Bilingual labels for the holder fields genesis commonly names. Genesis gives fields
-/// only as codes, so a code not listed here is shown as itself, underscores as spaces.
-fn field_label(code: &str) -> (String, String) {
-    let (zh, en) = match code {
-        "name" => ("姓名", "Name"),
-        "id_number" => ("身份证号", "ID No."),
-        "class" => ("准驾车型", "Class"),
-        "entity" => ("经营者", "Operator"),
-        "credit_code" => ("信用代码", "Credit code"),
-        "category" => ("执业类别", "Category"),
-        "sex" | "gender" => ("性别", "Sex"),
-        "birth_date" | "date_of_birth" => ("出生日期", "Born"),
-        "address" => ("住址", "Address"),
-        "nationality" => ("国籍", "Nationality"),
-        "scope" => ("经营范围", "Scope"),
-        other => return (String::new(), other.replace('_', " ")),
-    };
-    (zh.into(), en.into())
 }
 
 /// `YYYY-MM-DD` in China Standard Time, or the raw seconds if out of range.
@@ -1007,6 +991,32 @@ mod tests {
         assert!(svg.contains(r#"width="85.6mm" height="54mm""#));
         assert!(card.qr_module_mm() >= 0.5, "{}", card.qr_module_mm());
         assert!(svg.len() < 64 * 1024, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn holder_fields_are_labelled_as_genesis_says() {
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
+        let mut doc = net.document().clone();
+        let mvdl = &mut doc.licence_types[0];
+        assert_eq!(mvdl.code.as_str(), "mvdl");
+        mvdl.labels.insert(
+            "name".into(),
+            huren_core::genesis::FieldLabel {
+                zh: "持证人".into(),
+                en: "Holder".into(),
+            },
+        );
+        mvdl.labels.remove("class");
+        let net = Network::from_document(doc).expect("genesis");
+        let signed = driving_licence(1).sign(&key).expect("sign");
+        let svg = card_of(&net, &signed.qr_text).expect("card").svg();
+        for part in [">持证人<", ">Holder<", ">身份证号<", ">ID No.<", ">class<"] {
+            assert!(svg.contains(part), "{part} missing from the SVG");
+        }
+        for gone in ["姓名", "准驾车型"] {
+            assert!(!svg.contains(gone), "{gone} is not in genesis any more");
+        }
     }
 
     #[test]
