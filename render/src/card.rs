@@ -16,21 +16,19 @@
 //! with "…". The card never has to show everything, because the QR, which is what a
 //! service window scans, always carries the whole signed credential.
 //!
-//! No I/O here. The PNG renderer takes a `fontdb::Database` the caller filled; `choose_fonts` only reads the metadata of the
-//! caller's scan of the installed fonts and names the few font files worth reading into
-//! memory, so that rendering itself never touches the disk.
+//! No I/O here: the PNG renderer takes a `fontdb::Database` the caller filled (with
+//! `crate::fonts::load`), so rendering itself never touches the disk.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use qrcode::Color;
 use resvg::{tiny_skia, usvg};
 
-pub use resvg::usvg::fontdb;
-
 use huren_core::credential::{qr_to_cose, Credential};
 use huren_core::{GenuineCredential, Hash32};
+
+use crate::fonts::{family_in, fontdb, FONT_FAMILIES};
 
 use crate::qr::{self, QrError};
 
@@ -65,30 +63,6 @@ pub const PNG_DPI: f32 = 300.0;
 pub const SVG_BYTES_MAX: usize = 1024 * 1024;
 /// Bound on either side of a rendered PNG, in pixels (a card at 300 dpi is 1011 × 638).
 pub const PNG_SIDE_PX_MAX: u32 = 4096;
-/// Bound on one font file a caller reads for the card (Noto Sans CJK is about 20 MB).
-pub const FONT_FILE_BYTES_MAX: usize = 64 * 1024 * 1024;
-
-/// Fonts, best first: CJK families that also have good Latin, then Latin-only families
-/// for a machine without any CJK font, then the generic family.
-pub const FONT_FAMILIES: &[&str] = &[
-    "Noto Sans CJK SC",
-    "Source Han Sans SC",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "PingFang SC",
-    "Microsoft YaHei",
-    "Noto Sans",
-    "DejaVu Sans",
-    "Liberation Sans",
-    "Arial",
-];
-/// How many of `FONT_FAMILIES` can draw Chinese.
-const CJK_FAMILIES: usize = 6;
-
-/// What to tell someone whose machine has no font with Chinese characters.
-pub const MISSING_CJK_FONT: &str = "no font with Chinese characters is installed, so the \
-     Chinese text on the PNG card is missing (the QR and the Latin text are fine); install \
-     the Debian package fonts-noto-cjk or fonts-wqy-microhei";
 
 // Colours: a dark blue band and ink that photocopies well; nothing relies on colour.
 const ACCENT: &str = "#17467a";
@@ -774,13 +748,6 @@ fn primary_family(db: &fontdb::Database) -> Option<String> {
         })
 }
 
-fn family_in(db: &fontdb::Database, want: &str) -> Option<String> {
-    db.faces()
-        .flat_map(|f| f.families.iter())
-        .find(|(name, _)| name.eq_ignore_ascii_case(want))
-        .map(|(name, _)| name.clone())
-}
-
 /// Adds a pHYs chunk (pixels per metre) right after IHDR, so that image viewers and
 /// print dialogs use the card's real size. tiny-skia writes no pHYs of its own.
 fn with_resolution(png: Vec<u8>, dpi: f32) -> Vec<u8> {
@@ -804,80 +771,6 @@ fn with_resolution(png: Vec<u8>, dpi: f32) -> Vec<u8> {
     out.extend_from_slice(&crc.sum().to_be_bytes());
     out.extend_from_slice(&png[IHDR_END..]);
     out
-}
-
-// ---------------------------------------------------------------------------------------
-// Fonts
-
-/// Which installed font files the card needs, from a scan of the installed fonts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FontChoice {
-    /// Files to read (at most `FONT_FILE_BYTES_MAX` each) and load into the database
-    /// given to `png`, best first, without duplicates.
-    pub files: Vec<PathBuf>,
-    /// The family that draws the Chinese text; `None` means warn with `MISSING_CJK_FONT`.
-    pub cjk_family: Option<String>,
-}
-
-/// Picks, from `scan` (typically `Database::load_system_fonts`, which reads only font
-/// metadata), the regular and bold faces of the best CJK family and of one Latin family.
-/// A CJK font not in `FONT_FAMILIES` counts when it names itself in Chinese. Only
-/// metadata is read here; the caller reads the files.
-pub fn choose_fonts(scan: &fontdb::Database) -> FontChoice {
-    let has_chinese_name = |f: &fontdb::FaceInfo| {
-        f.families.iter().any(|(_, lang)| {
-            matches!(
-                lang,
-                fontdb::Language::Chinese_PeoplesRepublicOfChina
-                    | fontdb::Language::Chinese_Singapore
-                    | fontdb::Language::Chinese_Taiwan
-                    | fontdb::Language::Chinese_HongKongSAR
-                    | fontdb::Language::Chinese_MacaoSAR
-            )
-        })
-    };
-    let cjk_family = FONT_FAMILIES[..CJK_FAMILIES]
-        .iter()
-        .find_map(|want| family_in(scan, want))
-        .or_else(|| {
-            scan.faces()
-                .find(|f| has_chinese_name(f))
-                .and_then(|f| f.families.first())
-                .map(|f| f.0.clone())
-        });
-    let latin_family = FONT_FAMILIES[CJK_FAMILIES..]
-        .iter()
-        .find_map(|want| family_in(scan, want))
-        .or_else(|| {
-            // Any font at all, so that at least the Latin text renders.
-            scan.faces()
-                .find(|f| f.style == fontdb::Style::Normal)
-                .and_then(|f| f.families.first())
-                .map(|f| f.0.clone())
-        });
-    let mut files = Vec::new();
-    for family in cjk_family.iter().chain(latin_family.iter()) {
-        for weight in [fontdb::Weight::NORMAL, fontdb::Weight::BOLD] {
-            let query = fontdb::Query {
-                families: &[fontdb::Family::Name(family)],
-                weight,
-                ..fontdb::Query::default()
-            };
-            let path = scan
-                .query(&query)
-                .and_then(|id| scan.face(id))
-                .and_then(|f| match &f.source {
-                    fontdb::Source::File(p) | fontdb::Source::SharedFile(p, _) => Some(p.clone()),
-                    fontdb::Source::Binary(_) => None,
-                });
-            if let Some(p) = path {
-                if !files.contains(&p) {
-                    files.push(p);
-                }
-            }
-        }
-    }
-    FontChoice { files, cjk_family }
 }
 
 #[cfg(test)]
@@ -953,19 +846,10 @@ mod tests {
         card_of(&net, &signed.qr_text).expect("card")
     }
 
-    /// A font database from the Latin fonts every Debian system has, read into memory
-    /// the way the callers do; empty where there are none.
+    /// The installed fonts, loaded the way the node and the client load them; empty
+    /// where there are none.
     fn test_fonts() -> fontdb::Database {
-        let mut scan = fontdb::Database::new();
-        scan.load_fonts_dir("/usr/share/fonts");
-        let choice = choose_fonts(&scan);
-        let mut db = fontdb::Database::new();
-        for f in choice.files {
-            if let Ok(bytes) = std::fs::read(f) {
-                db.load_font_data(bytes);
-            }
-        }
-        db
+        crate::fonts::load(&[]).database().clone()
     }
 
     #[test]
@@ -1197,60 +1081,5 @@ mod tests {
         assert_eq!(display_date(1_750_003_200), "2025-06-16");
         assert_eq!(display_date(1_750_003_199), "2025-06-15");
         assert_eq!(display_date(i64::MAX), i64::MAX.to_string());
-    }
-
-    #[test]
-    fn fonts_are_chosen_from_metadata() {
-        let face = |family: &str, lang, weight, path: &str| fontdb::FaceInfo {
-            id: fontdb::ID::dummy(),
-            source: fontdb::Source::File(path.into()),
-            index: 0,
-            families: vec![(family.into(), lang)],
-            post_script_name: family.replace(' ', ""),
-            style: fontdb::Style::Normal,
-            weight,
-            stretch: fontdb::Stretch::Normal,
-            monospaced: false,
-        };
-        let en = fontdb::Language::English_UnitedStates;
-        let mut latin_only = fontdb::Database::new();
-        latin_only.push_face_info(face("DejaVu Sans", en, fontdb::Weight::NORMAL, "/f/dv.ttf"));
-        latin_only.push_face_info(face("DejaVu Sans", en, fontdb::Weight::BOLD, "/f/dvb.ttf"));
-        latin_only.push_face_info(face("DejaVu Serif", en, fontdb::Weight::NORMAL, "/f/s.ttf"));
-        let choice = choose_fonts(&latin_only);
-        assert_eq!(choice.cjk_family, None);
-        assert_eq!(
-            choice.files,
-            vec![PathBuf::from("/f/dv.ttf"), PathBuf::from("/f/dvb.ttf")]
-        );
-
-        let mut with_cjk = latin_only.clone();
-        with_cjk.push_face_info(face(
-            "WenQuanYi Micro Hei",
-            en,
-            fontdb::Weight::NORMAL,
-            "/f/wqy.ttc",
-        ));
-        let choice = choose_fonts(&with_cjk);
-        assert_eq!(choice.cjk_family.as_deref(), Some("WenQuanYi Micro Hei"));
-        assert_eq!(choice.files[0], PathBuf::from("/f/wqy.ttc"));
-        assert_eq!(choice.files.len(), 3);
-
-        // A CJK font not in the list, known by its Chinese name.
-        let mut other = fontdb::Database::new();
-        other.push_face_info(face(
-            "楷体",
-            fontdb::Language::Chinese_PeoplesRepublicOfChina,
-            fontdb::Weight::NORMAL,
-            "/f/kai.ttf",
-        ));
-        let choice = choose_fonts(&other);
-        assert_eq!(choice.cjk_family.as_deref(), Some("楷体"));
-        assert_eq!(choice.files, vec![PathBuf::from("/f/kai.ttf")]);
-
-        assert_eq!(
-            choose_fonts(&fontdb::Database::new()),
-            FontChoice::default()
-        );
     }
 }

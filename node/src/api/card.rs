@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use huren_core::credential::{cose_to_qr, UnverifiedCredential};
 use huren_core::verify::{self, InvalidReason, LedgerFacts, VerifyContext};
 use huren_core::{ChainView, LicenceId, Verdict};
-use huren_render::card::{self, fontdb, Card, CardError};
+use huren_render::card::{self, Card, CardError};
+use huren_render::fonts::{self, fontdb, Fonts};
 
 use super::auth::authorize;
 use super::department::own_licence;
@@ -214,40 +215,25 @@ fn respond(
         .into_response()
 }
 
-/// The fonts for card PNGs, loaded on first use and kept for the life of the process.
+/// The fonts for card PNGs, loaded on first use (by the loader the client uses too) and
+/// kept for the life of the process.
 fn fonts() -> &'static fontdb::Database {
-    static FONTS: OnceLock<fontdb::Database> = OnceLock::new();
-    FONTS.get_or_init(|| {
-        let mut scan = fontdb::Database::new();
-        scan.load_system_fonts();
-        let choice = card::choose_fonts(&scan);
-        let mut db = fontdb::Database::new();
-        for path in &choice.files {
-            match read_font(path) {
-                Ok(bytes) => db.load_font_data(bytes),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "font for licence cards not loaded"),
+    static FONTS: OnceLock<Fonts> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let loaded = fonts::load(&[]);
+            for e in loaded.skipped() {
+                tracing::warn!(error = %e, "font for licence cards not loaded");
             }
-        }
-        match &choice.cjk_family {
-            Some(family) => tracing::info!(%family, files = choice.files.len(), "fonts for licence cards loaded"),
-            None => tracing::warn!("licence card PNGs: {}", card::MISSING_CJK_FONT),
-        }
-        db
-    })
-}
-
-/// Reads a font file of at most `card::FONT_FILE_BYTES_MAX` bytes.
-fn read_font(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(card::FONT_FILE_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > card::FONT_FILE_BYTES_MAX {
-        return Err(std::io::Error::other(format!(
-            "larger than {} bytes",
-            card::FONT_FILE_BYTES_MAX
-        )));
-    }
-    Ok(bytes)
+            match loaded.cjk_family() {
+                Some(family) => tracing::info!(
+                    %family,
+                    files = loaded.loaded().len(),
+                    "fonts for licence cards loaded"
+                ),
+                None => tracing::warn!("licence card PNGs: {}", fonts::MISSING_CJK_FONT),
+            }
+            loaded
+        })
+        .database()
 }
