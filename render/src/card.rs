@@ -1,4 +1,4 @@
-//! The citizen's printable licence card: one verified credential drawn as an SVG of an
+//! The citizen's printable licence card: one genuine credential drawn as an SVG of an
 //! ID-1 card (85.6 × 54 mm), as an HTML page that prints exactly that card, and as a
 //! 300 dpi PNG.
 //!
