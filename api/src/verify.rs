@@ -134,7 +134,7 @@ impl Report {
             offline: d.offline,
             checked_at: rfc3339(d.checked_at),
             verifier_region: d.verifier_region.clone(),
-            licence: d.credential.as_ref().map(|c| LicenceView::new(net, c)),
+            licence: d.credential().map(|c| LicenceView::new(net, c)),
             ledger: d.ledger.map(|s| LedgerView {
                 status: s.status,
                 issued_height: s.issued_height,

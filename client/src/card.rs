@@ -6,15 +6,17 @@
 //! altered QR, nor reprint an expired licence. It cannot see revocation, which needs a
 //! node; the window checks that when it scans the card.
 //!
-//! The card itself is `huren_core::card`. This module reads the input, finds the fonts
-//! for the PNG (the installed ones, plus any `--font-dir`) and writes the files.
+//! The card itself is `huren_render::card`, made from the `GenuineCredential` the
+//! verification decision hands out. This module reads the input, finds the fonts for the
+//! PNG (the installed ones, plus any `--font-dir`) and writes the files.
 
 use std::path::PathBuf;
 
-use huren_core::card::{self, fontdb, Card, CardError};
 use huren_core::credential::QR_TEXT_CHARS_MAX;
 use huren_core::verify::{self, InvalidReason, LedgerFacts, UndeterminedReason, VerifyContext};
 use huren_core::Verdict;
+use huren_render::card::{self, Card, CardError};
+use huren_render::fonts::{self, Fonts};
 
 use crate::args::CardArgs;
 use crate::exit::{fail, Exit};
@@ -65,10 +67,17 @@ pub fn run(a: CardArgs) -> anyhow::Result<Exit> {
         }
     }
 
-    let card = Card::new(&net, &text).map_err(|e| {
+    // Valid or not yet valid: both prove the credential genuine.
+    let genuine = decision.into_genuine(&net).ok_or_else(|| {
+        fail(
+            Exit::INTERNAL,
+            "no card: the licence verified, but was not proven genuine",
+        )
+    })?;
+    let card = Card::new(&genuine, &text).map_err(|e| {
         let exit = match e {
-            CardError::Decode(_) | CardError::Qr(_) | CardError::QrTooDense { .. } => Exit::DATA,
-            _ => Exit::INVALID,
+            CardError::Qr(_) | CardError::QrTooDense { .. } => Exit::DATA,
+            _ => Exit::INTERNAL,
         };
         fail(exit, format!("no card: {e}"))
     })?;
@@ -83,7 +92,7 @@ pub fn run(a: CardArgs) -> anyhow::Result<Exit> {
     }
     if let Some(p) = &a.png {
         let fonts = load_fonts(&a.font_dir);
-        let png = card::png(&card.svg(), &fonts).map_err(|e| fail(Exit::INTERNAL, e))?;
+        let png = card::png(&card.svg(), fonts.database()).map_err(|e| fail(Exit::INTERNAL, e))?;
         files::write_file(p, &png, a.force, "PNG card")?;
         written.push(format!("{} (PNG, 300 dpi)", p.display()));
     }
@@ -98,26 +107,17 @@ pub fn run(a: CardArgs) -> anyhow::Result<Exit> {
     Ok(Exit::OK)
 }
 
-/// The fonts for the PNG: the installed fonts and `extra_dirs` are scanned (metadata
-/// only), and the few files the card uses are read into memory, so that rendering reads
-/// nothing more. A missing CJK font is a warning, not an error: the QR and the Latin
-/// text still render.
-fn load_fonts(extra_dirs: &[PathBuf]) -> fontdb::Database {
-    let mut scan = fontdb::Database::new();
-    scan.load_system_fonts();
-    for d in extra_dirs {
-        scan.load_fonts_dir(d);
+/// The fonts for the PNG, by the loader the node uses too: the installed fonts and
+/// `extra_dirs` are scanned (metadata only), and the few files the card uses are read into
+/// memory. A missing CJK font is a warning, not an error: the QR and the Latin text still
+/// render.
+fn load_fonts(extra_dirs: &[PathBuf]) -> Fonts {
+    let loaded = fonts::load(extra_dirs);
+    for e in loaded.skipped() {
+        eprintln!("warning: {e}; the card is drawn without it");
     }
-    let choice = card::choose_fonts(&scan);
-    let mut db = fontdb::Database::new();
-    for path in &choice.files {
-        match files::read_bounded(path, card::FONT_FILE_BYTES_MAX, "font") {
-            Ok(bytes) => db.load_font_data(bytes),
-            Err(e) => eprintln!("warning: {e:#}; the card is drawn without it"),
-        }
+    if loaded.cjk_family().is_none() {
+        eprintln!("warning: {}", fonts::MISSING_CJK_FONT);
     }
-    if choice.cjk_family.is_none() {
-        eprintln!("warning: {}", card::MISSING_CJK_FONT);
-    }
-    db
+    loaded
 }

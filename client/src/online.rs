@@ -22,8 +22,8 @@ use huren_api::{
     RevokeRequest, StatusAnswer, SuspendRequest, VerifyRequest,
 };
 use huren_core::credential::QR_TEXT_CHARS_MAX;
-use huren_core::qr::IMAGE_BYTES_MAX;
 use huren_core::{LicenceId, Verdict};
+use huren_render::qr::IMAGE_BYTES_MAX;
 use reqwest::blocking::{multipart, Client, RequestBuilder};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;

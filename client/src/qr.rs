@@ -1,12 +1,12 @@
 //! `huren qr render | decode`, and the QR image files other commands write.
 //!
-//! Rendering and decoding are `huren_core::qr`; this module only reads and writes the
+//! Rendering and decoding are `huren_render::qr`; this module only reads and writes the
 //! files, with the image size bound checked before the image is read.
 
 use std::path::Path;
 
 use huren_core::credential::QR_TEXT_CHARS_MAX;
-use huren_core::qr::{self, QrError, IMAGE_BYTES_MAX};
+use huren_render::qr::{self, QrError, IMAGE_BYTES_MAX};
 
 use crate::args::{DecodeArgs, QrFiles, RenderArgs};
 use crate::exit::{fail, Exit};

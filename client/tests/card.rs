@@ -72,7 +72,7 @@ fn card_in_every_format() {
     let png = read(&n, "card.png");
     let img = image::load_from_memory(&png).expect("a PNG");
     assert_eq!((img.width(), img.height()), (1011, 638));
-    assert_eq!(huren_core::qr::decode_image(&png).expect("scannable"), qr);
+    assert_eq!(huren_render::qr::decode_image(&png).expect("scannable"), qr);
 
     // The same card from a photo of the QR, and from standard input.
     let photo = card(&n, &["--image", "card.png"], &["--svg", "again.svg"]);

@@ -720,7 +720,7 @@ fn qr_sizes_of_the_example_licence_types() {
         let out = n.huren(&args);
         assert_eq!(out.code, 0, "{out:?}");
         let qr = out.stdout.trim_end();
-        let version = huren_core::qr::version(qr).expect("fits in a QR");
+        let version = huren_render::qr::version(qr).expect("fits in a QR");
         println!(
             "{t:<10} {} characters, QR version {version} (level M)",
             qr.chars().count()

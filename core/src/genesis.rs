@@ -39,6 +39,30 @@ pub struct LicenceTypeDef {
     pub holder_fields: Vec<String>,
     /// The longest validity period an issuer may grant, in days.
     pub validity_days_max: u32,
+    /// How people read the holder fields: `name` → 姓名 / Name. Only fields of
+    /// `holder_fields` may have one; a field without a label is shown by its name.
+    ///
+    /// Left out of the canonical encoding when empty (and a map, so its order is fixed),
+    /// so a document written before labels existed keeps its bytes and its hash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, FieldLabel>,
+}
+
+/// A holder field's label in Chinese and in English, as the printable card shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldLabel {
+    /// e.g. 身份证号.
+    pub zh: String,
+    /// e.g. ID No.
+    pub en: String,
+}
+
+impl LicenceTypeDef {
+    /// The label of holder field `field`, if genesis gives one.
+    pub fn label(&self, field: &str) -> Option<&FieldLabel> {
+        self.labels.get(field)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +161,11 @@ pub enum GenesisError {
     },
     #[error("licence type {licence_type}: holder field {field:?} must be 1-32 characters of a-z, 0-9 and '_'")]
     BadHolderField {
+        licence_type: LicenceType,
+        field: String,
+    },
+    #[error("licence type {licence_type}: a label is given for {field:?}, which is not one of its holder_fields")]
+    LabelForUnknownField {
         licence_type: LicenceType,
         field: String,
     },
@@ -243,6 +272,22 @@ impl Network {
                     licence_type: t.code.clone(),
                     field: f.clone(),
                 });
+            }
+            if let Some(f) = t.labels.keys().find(|f| !t.holder_fields.contains(f)) {
+                return Err(GenesisError::LabelForUnknownField {
+                    licence_type: t.code.clone(),
+                    field: f.clone(),
+                });
+            }
+            for label in t.labels.values() {
+                for name in [&label.zh, &label.en] {
+                    if !name_ok(name) {
+                        return Err(GenesisError::BadName {
+                            what: "holder field label",
+                            name: name.clone(),
+                        });
+                    }
+                }
             }
             if !(1..=36500).contains(&t.validity_days_max) {
                 return Err(GenesisError::BadValidity(t.code.clone()));
@@ -468,6 +513,7 @@ pub(crate) mod tests {
                     name_en: "Motor vehicle driving licence".into(),
                     holder_fields: vec!["name".into(), "id_number".into(), "class".into()],
                     validity_days_max: 3660,
+                    labels: BTreeMap::new(),
                 },
                 LicenceTypeDef {
                     code: t("food"),
@@ -475,6 +521,7 @@ pub(crate) mod tests {
                     name_en: "Food business licence".into(),
                     holder_fields: vec!["entity".into()],
                     validity_days_max: 1830,
+                    labels: BTreeMap::new(),
                 },
             ],
             departments,
@@ -563,11 +610,62 @@ pub(crate) mod tests {
         );
         check(|d| d.licence_types[0].validity_days_max = 0, "validity");
         check(
+            |d| {
+                d.licence_types[0]
+                    .labels
+                    .insert("nmae".into(), label("姓名", "Name"));
+            },
+            "not one of its holder_fields",
+        );
+        check(
+            |d| {
+                d.licence_types[0]
+                    .labels
+                    .insert("name".into(), label(" ", "Name"));
+            },
+            "holder field label",
+        );
+        check(
             |d| d.recognition[0].from = vec!["999999".into()],
             "not defined",
         );
         check(|d| d.recognition.push(d.recognition[0].clone()), "twice");
         check(|d| d.network = String::new(), "network name");
+    }
+
+    fn label(zh: &str, en: &str) -> FieldLabel {
+        FieldLabel {
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
+
+    /// Genesis files written before licence types had labels must load with the hash they
+    /// were built with: the canonical bytes of a document without labels are unchanged.
+    #[test]
+    fn documents_without_labels_keep_their_hash() {
+        let (doc, _) = sample();
+        assert_eq!(
+            doc.hash().to_hex(),
+            "692cced1262b852669ab0d7aa60ca595a7c2d147995d3d27085cd864047eb4c3"
+        );
+        let bytes = String::from_utf8(doc.canonical_bytes()).expect("JSON");
+        assert!(!bytes.contains("labels"), "{bytes}");
+        let parsed: GenesisDocument = serde_json::from_str(&bytes).expect("parses");
+        assert_eq!(parsed, doc);
+
+        // Labels are part of the network's definition: they change the hash.
+        let mut labelled = doc.clone();
+        labelled.licence_types[0]
+            .labels
+            .insert("name".into(), label("姓名", "Name"));
+        assert_ne!(labelled.hash(), doc.hash());
+        let net = Network::from_document(labelled).expect("valid");
+        let mvdl = net
+            .licence_type(&LicenceType::parse("mvdl").expect("t"))
+            .expect("mvdl");
+        assert_eq!(mvdl.label("name"), Some(&label("姓名", "Name")));
+        assert_eq!(mvdl.label("class"), None);
     }
 
     #[test]

@@ -7,16 +7,15 @@
 //! Architecture Invariant: this crate does no I/O. No files, sockets, clocks, threads or
 //! async runtimes: callers pass the time in. Everything here can be tested and fuzzed
 //! without a network or a disk.
+//!
+//! Architecture Invariant: no presentation either. QR images, the printable card and fonts
+//! are `huren-render`; no image, QR, SVG or font crate is a dependency of this one.
 
-#[cfg(feature = "qr")]
-pub mod card;
 pub mod credential;
 pub mod crypto;
 pub mod genesis;
 pub mod ids;
 pub mod ledger;
-#[cfg(feature = "qr")]
-pub mod qr;
 #[cfg(feature = "openapi")]
 mod schema;
 pub mod validate;
@@ -33,4 +32,4 @@ pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, Sus
 pub use validate::{
     BlockError, ChainView, Disposition, Head, LicenceState, LicenceStatus, ValidatedBlock,
 };
-pub use verify::{Decision, LedgerFacts, Verdict, VerifyContext};
+pub use verify::{Decision, GenuineCredential, LedgerFacts, Verdict, VerifyContext};

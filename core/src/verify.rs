@@ -9,13 +9,19 @@
 //! never conflated: valid, invalid with a reason, undetermined with a reason (DESIGN.md,
 //! "Verification"). The report a clerk reads is built from a `Decision` by `huren-api`.
 //!
+//! A decision also says what verification proved about the credential itself, whatever
+//! the verdict: `Decision::credential` when its origin is proven, and
+//! `Decision::into_genuine` when, besides, its issuer may issue it. A `GenuineCredential`
+//! is what the printable card is made from, so that the card never checks trust itself.
+//!
 //! This module must never read a clock or the network: the time and the ledger facts are
 //! passed in.
 
 use serde::{Deserialize, Serialize};
 
 use crate::credential::{SignatureInput, UnverifiedCredential, VerifiedCredential};
-use crate::genesis::{Network, Recognition};
+use crate::crypto::Hash32;
+use crate::genesis::{Department, LicenceTypeDef, Network, Recognition, Region};
 use crate::ids::{DepartmentId, RegionCode};
 use crate::validate::{Head, LicenceState, LicenceStatus, FUTURE_SKEW_MS_MAX};
 use crate::Credential;
@@ -228,14 +234,15 @@ pub struct VerifyContext {
 }
 
 /// Everything a report is built from: the verdict, a detail sentence, and what may be
-/// shown. `credential` is present only when its origin is proven (a verdict about an
-/// unproven credential must not display its claims as if they were true).
+/// shown. The credential is there only when its origin is proven (a verdict about an
+/// unproven credential must not display its claims as if they were true); it is private
+/// so that only verification can say a credential is proven.
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub verdict: Verdict,
     /// A sentence saying why, empty for a plain valid.
     pub detail: String,
-    pub credential: Option<Credential>,
+    proven: Option<Proven>,
     /// The licence's state on this node's ledger (online only).
     pub ledger: Option<LicenceState>,
     /// Decided without a ledger: signature, validity and recognition only.
@@ -243,6 +250,92 @@ pub struct Decision {
     /// Unix seconds at which it was decided.
     pub checked_at: i64,
     pub verifier_region: Option<RegionCode>,
+}
+
+/// A credential whose origin verification proved: the genesis key of the department it
+/// names signed it, or that department's block, validated here, commits to its exact bytes.
+#[derive(Debug, Clone)]
+struct Proven {
+    verified: VerifiedCredential,
+    /// The network whose keys proved it.
+    genesis: Hash32,
+}
+
+impl Decision {
+    /// The credential, when its origin is proven; `None` for input that did not decode,
+    /// an unknown key, an issuer mismatch or a bad signature.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.proven.as_ref().map(|p| p.verified.credential())
+    }
+
+    /// The credential as genuine under `net`: its origin is proven and its issuer may
+    /// issue its type in its region. `None` otherwise, and when `net` is not the network
+    /// this decision was made under. Says nothing about whether the licence is valid
+    /// today: that is the verdict.
+    pub fn into_genuine(self, net: &Network) -> Option<GenuineCredential<'_>> {
+        let Proven { verified, genesis } = self.proven?;
+        if genesis != net.hash() {
+            return None;
+        }
+        GenuineCredential::new(net, verified)
+    }
+}
+
+/// A credential that verification found genuine under a network: signed with the genesis
+/// key of the department it names (or committed to, byte for byte, in that department's
+/// validated block), and that department may issue its type in its region. It says
+/// nothing about validity today (period, ledger status, recognition): the verdict does.
+///
+/// Only `Decision::into_genuine` makes one, so what is built from it (the printable card)
+/// needs no trust check of its own. It borrows the network's definitions of the issuer,
+/// the type and the region, so they cannot come from another network.
+#[derive(Debug, Clone)]
+pub struct GenuineCredential<'n> {
+    verified: VerifiedCredential,
+    issuer: &'n Department,
+    licence_type: &'n LicenceTypeDef,
+    region: &'n Region,
+}
+
+impl<'n> GenuineCredential<'n> {
+    fn new(net: &'n Network, verified: VerifiedCredential) -> Option<Self> {
+        let c = verified.credential();
+        let issuer = mandate(net, c).ok()?;
+        // Both exist once the mandate holds: `Network` refuses grants of undefined types
+        // and departments in undefined regions.
+        let licence_type = net.licence_type(c.licence_type())?;
+        let region = net.region(&issuer.region)?;
+        Some(Self {
+            verified,
+            issuer,
+            licence_type,
+            region,
+        })
+    }
+
+    pub fn credential(&self) -> &Credential {
+        self.verified.credential()
+    }
+
+    /// SHA-256 of the credential's COSE bytes, the ledger's commitment.
+    pub fn commitment(&self) -> Hash32 {
+        self.verified.commitment()
+    }
+
+    /// The department that issued it, as genesis defines it.
+    pub fn issuer(&self) -> &'n Department {
+        self.issuer
+    }
+
+    /// Its licence type, as genesis defines it (names, holder fields, labels).
+    pub fn licence_type(&self) -> &'n LicenceTypeDef {
+        self.licence_type
+    }
+
+    /// The region it was issued in, which is its issuer's.
+    pub fn region(&self) -> &'n Region {
+        self.region
+    }
 }
 
 /// Formats unix seconds as RFC 3339 UTC; out-of-range values print as the raw number.
@@ -268,7 +361,7 @@ pub fn undecodable(detail: &str, ctx: &VerifyContext) -> Decision {
     Decision {
         verdict: Verdict::Undetermined(UndeterminedReason::Undecodable),
         detail: detail.to_owned(),
-        credential: None,
+        proven: None,
         ledger: None,
         offline: false,
         checked_at: ctx.now,
@@ -377,7 +470,7 @@ fn refuse(
     Decision {
         verdict: Verdict::Invalid(reason),
         detail,
-        credential: None,
+        proven: None,
         ledger: facts.licence(),
         offline: matches!(facts, LedgerFacts::Offline),
         checked_at: ctx.now,
@@ -448,7 +541,10 @@ fn judge(
     Decision {
         verdict,
         detail,
-        credential: Some(verified.credential().clone()),
+        proven: Some(Proven {
+            verified,
+            genesis: net.hash(),
+        }),
         ledger: facts.licence(),
         offline: matches!(facts, LedgerFacts::Offline),
         checked_at: ctx.now,
@@ -464,29 +560,10 @@ fn rules(
     ctx: &VerifyContext,
 ) -> (Verdict, String) {
     let c = verified.credential();
-    let issuer: &DepartmentId = &c.issuer;
-    let Some(dept) = net.department(issuer) else {
-        // The kid named this department a moment ago; genesis does not change under us.
-        return (
-            Verdict::Invalid(I::UnknownIssuer),
-            format!("{issuer} is not in genesis"),
-        );
+    let dept = match mandate(net, c) {
+        Ok(dept) => dept,
+        Err(refused) => return refused,
     };
-    if !net.is_granted(&dept.id, c.licence_type()) {
-        return (
-            Verdict::Invalid(I::TypeNotGranted),
-            format!("{} may not issue {}", dept.id, c.licence_type()),
-        );
-    }
-    if c.region != dept.region {
-        return (
-            Verdict::Invalid(I::RegionMismatch),
-            format!(
-                "credential says region {}, issuer is in {}",
-                c.region, dept.region
-            ),
-        );
-    }
 
     if let LedgerFacts::Online {
         licence,
@@ -597,6 +674,36 @@ fn rules(
         }
     }
     (Verdict::Valid, String::new())
+}
+
+/// The issuer's mandate under genesis: the department the credential names exists, may
+/// issue its type, and is in the region the credential names. The verdict rules and
+/// `GenuineCredential` both ask here.
+fn mandate<'n>(net: &'n Network, c: &Credential) -> Result<&'n Department, (Verdict, String)> {
+    let issuer: &DepartmentId = &c.issuer;
+    let Some(dept) = net.department(issuer) else {
+        // The kid named this department a moment ago; genesis does not change under us.
+        return Err((
+            Verdict::Invalid(I::UnknownIssuer),
+            format!("{issuer} is not in genesis"),
+        ));
+    };
+    if !net.is_granted(&dept.id, c.licence_type()) {
+        return Err((
+            Verdict::Invalid(I::TypeNotGranted),
+            format!("{} may not issue {}", dept.id, c.licence_type()),
+        ));
+    }
+    if c.region != dept.region {
+        return Err((
+            Verdict::Invalid(I::RegionMismatch),
+            format!(
+                "credential says region {}, issuer is in {}",
+                c.region, dept.region
+            ),
+        ));
+    }
+    Ok(dept)
 }
 
 /// English and Chinese labels for each verdict, as a clerk reads them.
@@ -847,7 +954,11 @@ mod tests {
                 Invalid(I::UnknownIssuer | I::BadSignature | I::IssuerMismatch)
                     | Undetermined(U::Undecodable)
             );
-            assert_eq!(d.credential.is_some(), proven, "{name}");
+            assert_eq!(d.credential().is_some(), proven, "{name}");
+            // A card can be made only when, besides, the issuer may issue it.
+            let genuine =
+                proven && !matches!(expected, Invalid(I::TypeNotGranted | I::RegionMismatch));
+            assert_eq!(d.clone().into_genuine(&net()).is_some(), genuine, "{name}");
             // Undecodable input names no licence, so no ledger was asked: the caller says
             // whether it had one.
             assert_eq!(
@@ -893,11 +1004,38 @@ mod tests {
         // The answer decides: no means bad signature, with nothing of the claims shown.
         let d = p.finish(&net, false);
         assert_eq!(d.verdict, Verdict::Invalid(InvalidReason::BadSignature));
-        assert!(d.credential.is_none());
+        assert!(d.credential().is_none());
         let Step::Signature(p) = prepare(&net, un(), LedgerFacts::Offline, &ctx) else {
             panic!("a signature check is needed")
         };
         assert_eq!(p.finish(&net, true).verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn a_genuine_credential_is_genuine_only_under_its_own_network() {
+        let ctx = VerifyContext {
+            now: T + 1,
+            region: None,
+        };
+        let text = present(Presented::Mvdl(1));
+        let d = decide_text(&net(), &text, &|_| LedgerFacts::Offline, &ctx);
+        let net = net();
+        let genuine = d.clone().into_genuine(&net).expect("genuine");
+        assert_eq!(genuine.credential(), d.credential().expect("proven"));
+        assert_eq!(genuine.issuer().id.as_str(), "gd.transport");
+        assert_eq!(genuine.licence_type().name, "机动车驾驶证");
+        assert_eq!(genuine.region().name, "广东省");
+        assert_eq!(
+            Some(genuine.commitment()),
+            UnverifiedCredential::from_qr(&text)
+                .ok()
+                .map(|u| u.commitment)
+        );
+        // The same departments and keys, but another network: not genuine there.
+        let (mut doc, _) = sample();
+        doc.network = "another".into();
+        let other = Network::from_document(doc).expect("genesis");
+        assert!(d.into_genuine(&other).is_none());
     }
 
     #[test]

@@ -1,4 +1,7 @@
 //! The founders' TOML template and its conversion into a genesis document.
+//!
+//! Licence types are written as core's `LicenceTypeDef`, labels of their holder fields
+//! included (`labels.name = { zh = "姓名", en = "Name" }`, see example.toml).
 
 use std::path::Path;
 
@@ -176,6 +179,31 @@ mod tests {
             |t| t.replacen("code = \"440000\"", "code = \"44\"", 1),
             "6-digit",
         );
+        check(
+            |t| t.replacen("labels.class =", "labels.klass =", 1),
+            "label is given for \"klass\", which is not one of its holder_fields",
+        );
+        check(
+            |t| t.replacen("zh = \"姓名\"", "zh = \"\"", 1),
+            "holder field label",
+        );
+        check(
+            |t| t.replacen("zh = \"姓名\"", "zh = \"姓名\", fr = \"Nom\"", 1),
+            "unknown field",
+        );
+    }
+
+    #[test]
+    fn the_example_types_label_every_holder_field() {
+        let tpl = Template::parse(crate::EXAMPLE_TEMPLATE).expect("tpl");
+        for t in &tpl.licence_types {
+            for f in &t.holder_fields {
+                assert!(t.label(f).is_some(), "{}: no label for {f}", t.code);
+            }
+        }
+        let mvdl = &tpl.licence_types[0];
+        let name = mvdl.label("id_number").expect("label");
+        assert_eq!((name.zh.as_str(), name.en.as_str()), ("身份证号", "ID No."));
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl Default for Limits {
             block_records_max: 4096,
             producer_queue_max: 65_536,
             body_bytes_max: 4 * 1024 * 1024,
-            image_bytes_max: huren_core::qr::IMAGE_BYTES_MAX,
+            image_bytes_max: huren_render::qr::IMAGE_BYTES_MAX,
             batch_licences_max: 1000,
             public_requests_per_minute: 6000,
             rate_clients_max: 100_000,

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use huren_api::ErrorBody;
-use huren_core::card::escape;
+use huren_render::card::escape;
 
 use crate::api::error::ApiError;
 use crate::api::AppState;

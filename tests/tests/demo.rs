@@ -31,7 +31,7 @@ fn demo_walks_through_a_licence_life() -> anyhow::Result<()> {
             "demo output lacks {expected:?}:\n{stdout}"
         );
     }
-    let qr = huren_core::qr::decode_image(&std::fs::read(&png)?)?;
+    let qr = huren_render::qr::decode_image(&std::fs::read(&png)?)?;
     assert!(qr.starts_with("HZ1:"));
     Ok(())
 }

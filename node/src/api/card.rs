@@ -1,9 +1,10 @@
 //! The citizen's printable card of a licence this node issued, for the department's own
 //! officers: `GET /v1/licences/{id}/card.svg | card.html | card.png`, with the same
-//! authorisation as `qr.png`. The card is built from the credential in the node's private
-//! `credentials` tree by `huren_core::card`, after checking that the ledger still has the
-//! licence active and that it has not expired: an officer never prints a card a service
-//! window would refuse.
+//! authorisation as `qr.png`. The credential in the node's private `credentials` tree is
+//! verified by `huren_core::verify` against this node's ledger, as a service window would,
+//! and the card is drawn by `huren_render::card` from the genuine credential that
+//! verification hands out: an officer never prints a card a window would refuse (revoked,
+//! suspended, expired), nor one for bytes the ledger does not vouch for.
 //!
 //! The PNG needs fonts. The installed fonts are scanned once, on the first PNG, and the
 //! few files the card uses are kept in memory for the life of the process (about 45 MB
@@ -15,10 +16,11 @@ use std::sync::OnceLock;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use huren_core::card::{self, fontdb, Card, CardError};
-use huren_core::validate::LicenceStatus;
-use huren_core::verify::rfc3339;
-use huren_core::{ChainView, LicenceId};
+use huren_core::credential::{cose_to_qr, UnverifiedCredential};
+use huren_core::verify::{self, InvalidReason, LedgerFacts, VerifyContext};
+use huren_core::{ChainView, LicenceId, Verdict};
+use huren_render::card::{self, Card, CardError};
+use huren_render::fonts::{self, fontdb, Fonts};
 
 use super::auth::authorize;
 use super::department::own_licence;
@@ -111,7 +113,7 @@ pub async fn card_png(
     Ok(respond(&id, "png", "image/png", png))
 }
 
-/// Authorises, finds the credential and checks the licence may have a card.
+/// Authorises, finds the credential, verifies it against the ledger and makes its card.
 fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, Card), ApiError> {
     authorize(state, headers, Scope::Issue)?;
     let id = own_licence(state, id)?;
@@ -127,33 +129,58 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         .map_err(ApiError::internal)?
         .ok_or_else(not_found)?;
     let ledger = state.store.licence(&id).ok_or_else(not_found)?;
-    let refuse =
-        |code, why: String| ApiError::new(code, format!("{id} {why}; no card is made for it"));
-    match ledger.status {
-        LicenceStatus::Active => {}
-        LicenceStatus::Suspended(r) => {
-            return Err(refuse(
-                ErrorCode::LicenceSuspended,
-                format!("is suspended ({r:?})"),
-            ))
+    // This node signed and stored the credential itself, and still it is verified: the
+    // card is made only from what core accepts, and the verdict decides, as at a window.
+    let un = UnverifiedCredential::from_cose(&cose)
+        .map_err(|e| ApiError::internal(format!("stored credential of {id}: {e}")))?;
+    let department = id.department();
+    let facts = LedgerFacts::Online {
+        licence: Some(ledger),
+        issuer_head: state.store.head(department),
+        equivocation_height: state.store.equivocation_height(department),
+        // This node writes this chain: nothing about its own licences is fresher
+        // anywhere else, so not having heard from peers lately does not matter here.
+        stale: false,
+    };
+    let ctx = VerifyContext {
+        now: now_secs(),
+        // Recognition is the verifying window's business, not the card's.
+        region: None,
+    };
+    let decision = verify::decide(&state.net, un, facts, &ctx);
+    let refuse = |code| {
+        let (verdict, _) = verify::labels(decision.verdict);
+        ApiError::new(
+            code,
+            format!(
+                "{id}: {verdict} ({}); no card is made for it",
+                decision.detail
+            ),
+        )
+    };
+    match decision.verdict {
+        // Issued to start later: the card shows the date it starts.
+        Verdict::Valid | Verdict::Invalid(InvalidReason::NotYetValid) => {}
+        Verdict::Invalid(InvalidReason::Suspended) => {
+            return Err(refuse(ErrorCode::LicenceSuspended))
         }
-        LicenceStatus::Revoked(r) => {
-            return Err(refuse(
-                ErrorCode::LicenceRevoked,
-                format!("is revoked ({r:?})"),
-            ))
+        Verdict::Invalid(InvalidReason::Revoked) => return Err(refuse(ErrorCode::LicenceRevoked)),
+        Verdict::Invalid(InvalidReason::Expired) => return Err(refuse(ErrorCode::LicenceExpired)),
+        // The stored credential is this node's own and on its own chain: any other
+        // verdict (another commitment, a fork) is a fault here.
+        other => {
+            return Err(ApiError::internal(format!(
+                "card for {id}: verified {}: {}",
+                other.label(),
+                decision.detail
+            )))
         }
     }
-    if now_secs() >= ledger.valid_until {
-        return Err(refuse(
-            ErrorCode::LicenceExpired,
-            format!("expired at {}", rfc3339(ledger.valid_until)),
-        ));
-    }
-    let text = huren_core::credential::cose_to_qr(&cose);
-    let card = Card::new(&state.net, &text).map_err(|e| match e {
+    let genuine = decision.into_genuine(&state.net).ok_or_else(|| {
+        ApiError::internal(format!("card for {id}: verified, but not proven genuine"))
+    })?;
+    let card = Card::new(&genuine, &cose_to_qr(&cose)).map_err(|e| match e {
         CardError::QrTooDense { .. } => ApiError::new(ErrorCode::CardQrTooDense, e.to_string()),
-        // This node signed the credential itself: failing to verify it is a fault here.
         other => ApiError::internal(format!("card for {id}: {other}")),
     })?;
     Ok((id, card))
@@ -188,40 +215,25 @@ fn respond(
         .into_response()
 }
 
-/// The fonts for card PNGs, loaded on first use and kept for the life of the process.
+/// The fonts for card PNGs, loaded on first use (by the loader the client uses too) and
+/// kept for the life of the process.
 fn fonts() -> &'static fontdb::Database {
-    static FONTS: OnceLock<fontdb::Database> = OnceLock::new();
-    FONTS.get_or_init(|| {
-        let mut scan = fontdb::Database::new();
-        scan.load_system_fonts();
-        let choice = card::choose_fonts(&scan);
-        let mut db = fontdb::Database::new();
-        for path in &choice.files {
-            match read_font(path) {
-                Ok(bytes) => db.load_font_data(bytes),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "font for licence cards not loaded"),
+    static FONTS: OnceLock<Fonts> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let loaded = fonts::load(&[]);
+            for e in loaded.skipped() {
+                tracing::warn!(error = %e, "font for licence cards not loaded");
             }
-        }
-        match &choice.cjk_family {
-            Some(family) => tracing::info!(%family, files = choice.files.len(), "fonts for licence cards loaded"),
-            None => tracing::warn!("licence card PNGs: {}", card::MISSING_CJK_FONT),
-        }
-        db
-    })
-}
-
-/// Reads a font file of at most `card::FONT_FILE_BYTES_MAX` bytes.
-fn read_font(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(card::FONT_FILE_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > card::FONT_FILE_BYTES_MAX {
-        return Err(std::io::Error::other(format!(
-            "larger than {} bytes",
-            card::FONT_FILE_BYTES_MAX
-        )));
-    }
-    Ok(bytes)
+            match loaded.cjk_family() {
+                Some(family) => tracing::info!(
+                    %family,
+                    files = loaded.loaded().len(),
+                    "fonts for licence cards loaded"
+                ),
+                None => tracing::warn!("licence card PNGs: {}", fonts::MISSING_CJK_FONT),
+            }
+            loaded
+        })
+        .database()
 }

@@ -95,7 +95,7 @@ async fn card_in_three_formats() {
         "{disposition}"
     );
     // Scannable: the printed card carries exactly the licence's QR.
-    assert_eq!(huren_core::qr::decode_image(&png).expect("decodes"), qr);
+    assert_eq!(huren_render::qr::decode_image(&png).expect("decodes"), qr);
 }
 
 #[tokio::test]
@@ -196,6 +196,12 @@ async fn card_refusals() {
     assert_eq!(
         (s, error_code(&b).as_str()),
         (StatusCode::CONFLICT, "licence_expired")
+    );
+    let v: Value = serde_json::from_slice(&b).expect("error JSON");
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("expired at 2025-01-01T00:00:00Z") && message.contains("no card"),
+        "{message}"
     );
 
     // An observer node prints no cards.

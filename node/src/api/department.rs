@@ -326,6 +326,6 @@ pub async fn qr_png(
             )
         })?;
     let text = huren_core::credential::cose_to_qr(&cose);
-    let png = huren_core::qr::png(&text, 8).map_err(ApiError::internal)?;
+    let png = huren_render::qr::png(&text, 8).map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }

@@ -72,7 +72,7 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
             };
             match verify::prepare(&state.net, un, facts, &ctx) {
                 Step::Done(d) => {
-                    if d.credential.is_some() && d.ledger.is_some() {
+                    if d.credential().is_some() && d.ledger.is_some() {
                         state.metrics.verify_fast_path.inc();
                     }
                     d
@@ -139,7 +139,7 @@ pub async fn verify_qr(
             )
         })?;
         // Image decoding is CPU-heavy; keep it off the async workers.
-        let decoded = tokio::task::spawn_blocking(move || huren_core::qr::decode_image(&image))
+        let decoded = tokio::task::spawn_blocking(move || huren_render::qr::decode_image(&image))
             .await
             .map_err(ApiError::internal)?;
         match decoded {

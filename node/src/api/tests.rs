@@ -234,7 +234,7 @@ async fn issue_then_lifecycle_and_verify() {
     let png = axum::body::to_bytes(resp.into_body(), 1 << 22)
         .await
         .expect("png");
-    assert_eq!(huren_core::qr::decode_image(&png).expect("decode"), qr);
+    assert_eq!(huren_render::qr::decode_image(&png).expect("decode"), qr);
 }
 
 #[tokio::test]
@@ -430,7 +430,7 @@ async fn verify_inputs() {
     let tampered: String = chars.into_iter().collect();
     assert_ne!(f.verify(&tampered).await["verdict"], "valid");
     // Image upload.
-    let png = huren_core::qr::png(&qr, 6).expect("png");
+    let png = huren_render::qr::png(&qr, 6).expect("png");
     let boundary = "XBOUNDARYX";
     let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"qr.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
     body.extend_from_slice(&png);

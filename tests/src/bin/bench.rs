@@ -670,7 +670,7 @@ async fn main() -> anyhow::Result<()> {
             salt: [9; 16],
         };
         let qr = c.sign(&key)?.qr_text;
-        let version = huren_core::qr::version(&qr)?;
+        let version = huren_render::qr::version(&qr)?;
         eprintln!(
             "{t}: {} characters, QR version {version} (level M)",
             qr.len()

@@ -133,8 +133,8 @@ fn main() -> anyhow::Result<()> {
         lic["block"]["height"]
     );
     println!("   QR text ({} characters): {qr}", qr.len());
-    println!("{}", huren_core::qr::terminal(&qr)?);
-    std::fs::write(&args.png, huren_core::qr::png(&qr, 8)?)
+    println!("{}", huren_render::qr::terminal(&qr)?);
+    std::fs::write(&args.png, huren_render::qr::png(&qr, 8)?)
         .with_context(|| format!("writing {}", args.png.display()))?;
     println!("   QR written to {}", args.png.display());
 

@@ -1,6 +1,5 @@
 //! QR symbols: render `HZ1:` text as PNG, SVG or terminal blocks, and read it back from an
-//! image. Pure computation on bytes (no files), behind the `qr` feature so that the
-//! protocol core stays small for fuzzing.
+//! image. Pure computation on bytes (no files): callers read and write them.
 //!
 //! Reading is bounded: the encoded image is at most `IMAGE_BYTES_MAX`, its decoded size at
 //! most `IMAGE_PIXELS_MAX`, and the decoder's allocations are capped, so a hostile upload

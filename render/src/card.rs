@@ -1,12 +1,14 @@
-//! The citizen's printable licence card: one verified credential drawn as an SVG of an
+//! The citizen's printable licence card: one genuine credential drawn as an SVG of an
 //! ID-1 card (85.6 × 54 mm), as an HTML page that prints exactly that card, and as a
 //! 300 dpi PNG.
 //!
-//! A `Card` exists only for a credential whose signature verified against its issuer's
-//! key in genesis, and whose issuer may issue that type in that region: these functions
-//! cannot dress a forged QR up as an official card. Whether the licence is still good
-//! today (expiry, suspension, revocation) is the caller's decision, because only the
-//! caller knows the time and, on a node, the ledger.
+//! A `Card` is made only from a `GenuineCredential`, which only a verification decision of
+//! `huren_core::verify` hands out (origin proven by the issuer's key in genesis or by its
+//! ledger, issuer allowed to issue that type in that region), together with the QR text
+//! of exactly that credential: these functions cannot dress a forged QR up as an official
+//! card, and check no trust themselves. Whether the licence is still good today (expiry,
+//! suspension, revocation) is the caller's decision, from the same verdict, because only
+//! the caller knows the time and, on a node, the ledger.
 //!
 //! Everything the credential carries is untrusted text. It is escaped for XML and HTML,
 //! stripped of bidirectional-override characters (which could make a value read
@@ -14,24 +16,21 @@
 //! with "…". The card never has to show everything, because the QR, which is what a
 //! service window scans, always carries the whole signed credential.
 //!
-//! Architecture Invariant: no I/O here, like the rest of `core`. The PNG renderer takes
-//! a `fontdb::Database` the caller filled; `choose_fonts` only reads the metadata of the
-//! caller's scan of the installed fonts and names the few font files worth reading into
-//! memory, so that rendering itself never touches the disk.
+//! No I/O here: the PNG renderer takes a `fontdb::Database` the caller filled (with
+//! `crate::fonts::load`), so rendering itself never touches the disk.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use qrcode::Color;
 use resvg::{tiny_skia, usvg};
 
-pub use resvg::usvg::fontdb;
+use huren_core::credential::{qr_to_cose, Credential};
+use huren_core::{GenuineCredential, Hash32};
 
-use crate::credential::{Credential, DecodeError, UnverifiedCredential};
-use crate::genesis::Network;
+use crate::fonts::{family_in, fontdb, FONT_FAMILIES};
+
 use crate::qr::{self, QrError};
-use crate::KeyId;
 
 // ---------------------------------------------------------------------------------------
 // Size and layout
@@ -64,30 +63,6 @@ pub const PNG_DPI: f32 = 300.0;
 pub const SVG_BYTES_MAX: usize = 1024 * 1024;
 /// Bound on either side of a rendered PNG, in pixels (a card at 300 dpi is 1011 × 638).
 pub const PNG_SIDE_PX_MAX: u32 = 4096;
-/// Bound on one font file a caller reads for the card (Noto Sans CJK is about 20 MB).
-pub const FONT_FILE_BYTES_MAX: usize = 64 * 1024 * 1024;
-
-/// Fonts, best first: CJK families that also have good Latin, then Latin-only families
-/// for a machine without any CJK font, then the generic family.
-pub const FONT_FAMILIES: &[&str] = &[
-    "Noto Sans CJK SC",
-    "Source Han Sans SC",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "PingFang SC",
-    "Microsoft YaHei",
-    "Noto Sans",
-    "DejaVu Sans",
-    "Liberation Sans",
-    "Arial",
-];
-/// How many of `FONT_FAMILIES` can draw Chinese.
-const CJK_FAMILIES: usize = 6;
-
-/// What to tell someone whose machine has no font with Chinese characters.
-pub const MISSING_CJK_FONT: &str = "no font with Chinese characters is installed, so the \
-     Chinese text on the PNG card is missing (the QR and the Latin text are fine); install \
-     the Debian package fonts-noto-cjk or fonts-wqy-microhei";
 
 // Colours: a dark blue band and ink that photocopies well; nothing relies on colour.
 const ACCENT: &str = "#17467a";
@@ -103,21 +78,8 @@ const DISPLAY_UTC_OFFSET_HOURS: i8 = 8;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CardError {
-    #[error("the QR text is not a Huren credential: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("the credential is signed with key id {0}, which is not in genesis")]
-    UnknownIssuer(KeyId),
-    #[error("the credential is signed with the key of {key_owner} but claims issuer {claimed}")]
-    IssuerMismatch { key_owner: String, claimed: String },
-    #[error("the credential's signature does not verify with the key of {issuer} in genesis (altered or forged)")]
-    BadSignature { issuer: String },
-    #[error("{issuer} may not issue licence type {licence_type} according to genesis")]
-    TypeNotGranted {
-        issuer: String,
-        licence_type: String,
-    },
-    #[error("the credential says region {claimed}, but its issuer is in region {actual}")]
-    RegionMismatch { claimed: String, actual: String },
+    #[error("the QR text given for the card is not the credential that was verified")]
+    QrMismatch,
     #[error("{0}")]
     Qr(#[from] QrError),
     #[error(
@@ -148,7 +110,7 @@ struct Row {
     whole: bool,
 }
 
-/// A verified credential, its QR and the genesis names, ready to draw.
+/// A genuine credential, its QR and the genesis names, ready to draw.
 #[derive(Debug, Clone)]
 pub struct Card {
     qr_text: String,
@@ -165,40 +127,17 @@ pub struct Card {
 }
 
 impl Card {
-    /// Decodes `qr_text`, checks its signature against the issuer's key in genesis and the
-    /// issuer's mandate (type granted, own region), and gathers what the card shows.
-    pub fn new(net: &Network, qr_text: &str) -> Result<Self, CardError> {
+    /// Gathers what the card shows of `genuine`, whose QR text is `qr_text`. The text must
+    /// be that very credential (its COSE bytes hash to the verified commitment), so the QR
+    /// printed is the one verification accepted.
+    pub fn new(genuine: &GenuineCredential<'_>, qr_text: &str) -> Result<Self, CardError> {
         let qr_text = qr_text.trim();
-        let un = UnverifiedCredential::from_qr(qr_text)?;
-        let dept = net
-            .department_by_key(&un.kid)
-            .ok_or(CardError::UnknownIssuer(un.kid))?;
-        if dept.id != un.credential.issuer {
-            return Err(CardError::IssuerMismatch {
-                key_owner: dept.id.to_string(),
-                claimed: un.credential.issuer.to_string(),
-            });
+        let cose = qr_to_cose(qr_text).map_err(|_| CardError::QrMismatch)?;
+        if Hash32::digest(&cose) != genuine.commitment() {
+            return Err(CardError::QrMismatch);
         }
-        let verified = un
-            .verify(&dept.issuer_key)
-            .map_err(|_| CardError::BadSignature {
-                issuer: dept.id.to_string(),
-            })?;
-        let credential = verified.credential().clone();
-        let t = credential.licence_type();
-        let def = net
-            .licence_type(t)
-            .filter(|_| net.is_granted(&dept.id, t))
-            .ok_or_else(|| CardError::TypeNotGranted {
-                issuer: dept.id.to_string(),
-                licence_type: t.to_string(),
-            })?;
-        if credential.region != dept.region {
-            return Err(CardError::RegionMismatch {
-                claimed: credential.region.to_string(),
-                actual: dept.region.to_string(),
-            });
-        }
+        let credential = genuine.credential().clone();
+        let def = genuine.licence_type();
 
         let code = qr::encode(qr_text)?;
         let qr_width = code.width();
@@ -218,13 +157,17 @@ impl Card {
             .map(|c| c == Color::Dark)
             .collect();
 
-        // The holder fields genesis lists for the type, in its order; a field the
-        // credential lacks shows as a dash. Fields genesis does not list stay in the QR.
+        // The holder fields genesis lists for the type, in its order, labelled as genesis
+        // says (a field without a label by its name); a field the credential lacks shows
+        // as a dash. Fields genesis does not list stay in the QR.
         let holder = def
             .holder_fields
             .iter()
             .map(|f| {
-                let (label_zh, label_en) = field_label(f);
+                let (label_zh, label_en) = match def.label(f) {
+                    Some(l) => (clean(&l.zh), clean(&l.en)),
+                    None => (String::new(), f.clone()),
+                };
                 Row {
                     label_zh,
                     label_en,
@@ -247,11 +190,8 @@ impl Card {
             type_name: clean(&def.name),
             type_name_en: clean(&def.name_en),
             holder,
-            issuer_name: clean(&dept.name),
-            region_name: net
-                .region(&credential.region)
-                .map(|r| clean(&r.name))
-                .unwrap_or_else(|| credential.region.to_string()),
+            issuer_name: clean(&genuine.issuer().name),
+            region_name: clean(&genuine.region().name),
             credential,
         })
     }
@@ -533,7 +473,7 @@ impl Row {
         let label_w = LABEL_COL_MM * k - 0.4;
         let label = |y_mm: f32, size: f32| Text::at(x, y + y_mm * k, size * k, label_w).fill(MUTED);
         if self.label_zh.is_empty() {
-            // A field code with no Chinese label here: the code alone, on the first line.
+            // A field genesis gives no label: its name alone, on the first line.
             label(1.75, 1.5).write(out, &self.label_en);
         } else {
             label(1.75, 1.65).write(out, &self.label_zh);
@@ -730,26 +670,6 @@ fn css_font_list() -> String {
     list.join(",")
 }
 
-/// Bilingual labels for the holder fields genesis commonly names. Genesis gives fields
-/// only as codes, so a code not listed here is shown as itself, underscores as spaces.
-fn field_label(code: &str) -> (String, String) {
-    let (zh, en) = match code {
-        "name" => ("姓名", "Name"),
-        "id_number" => ("身份证号", "ID No."),
-        "class" => ("准驾车型", "Class"),
-        "entity" => ("经营者", "Operator"),
-        "credit_code" => ("信用代码", "Credit code"),
-        "category" => ("执业类别", "Category"),
-        "sex" | "gender" => ("性别", "Sex"),
-        "birth_date" | "date_of_birth" => ("出生日期", "Born"),
-        "address" => ("住址", "Address"),
-        "nationality" => ("国籍", "Nationality"),
-        "scope" => ("经营范围", "Scope"),
-        other => return (String::new(), other.replace('_', " ")),
-    };
-    (zh.into(), en.into())
-}
-
 /// `YYYY-MM-DD` in China Standard Time, or the raw seconds if out of range.
 fn display_date(secs: i64) -> String {
     let offset = time::UtcOffset::from_hms(DISPLAY_UTC_OFFSET_HOURS, 0, 0)
@@ -828,13 +748,6 @@ fn primary_family(db: &fontdb::Database) -> Option<String> {
         })
 }
 
-fn family_in(db: &fontdb::Database, want: &str) -> Option<String> {
-    db.faces()
-        .flat_map(|f| f.families.iter())
-        .find(|(name, _)| name.eq_ignore_ascii_case(want))
-        .map(|(name, _)| name.clone())
-}
-
 /// Adds a pHYs chunk (pixels per metre) right after IHDR, so that image viewers and
 /// print dialogs use the card's real size. tiny-skia writes no pHYs of its own.
 fn with_resolution(png: Vec<u8>, dpi: f32) -> Vec<u8> {
@@ -860,114 +773,83 @@ fn with_resolution(png: Vec<u8>, dpi: f32) -> Vec<u8> {
     out
 }
 
-// ---------------------------------------------------------------------------------------
-// Fonts
-
-/// Which installed font files the card needs, from a scan of the installed fonts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FontChoice {
-    /// Files to read (at most `FONT_FILE_BYTES_MAX` each) and load into the database
-    /// given to `png`, best first, without duplicates.
-    pub files: Vec<PathBuf>,
-    /// The family that draws the Chinese text; `None` means warn with `MISSING_CJK_FONT`.
-    pub cjk_family: Option<String>,
-}
-
-/// Picks, from `scan` (typically `Database::load_system_fonts`, which reads only font
-/// metadata), the regular and bold faces of the best CJK family and of one Latin family.
-/// A CJK font not in `FONT_FAMILIES` counts when it names itself in Chinese. Only
-/// metadata is read here; the caller reads the files.
-pub fn choose_fonts(scan: &fontdb::Database) -> FontChoice {
-    let has_chinese_name = |f: &fontdb::FaceInfo| {
-        f.families.iter().any(|(_, lang)| {
-            matches!(
-                lang,
-                fontdb::Language::Chinese_PeoplesRepublicOfChina
-                    | fontdb::Language::Chinese_Singapore
-                    | fontdb::Language::Chinese_Taiwan
-                    | fontdb::Language::Chinese_HongKongSAR
-                    | fontdb::Language::Chinese_MacaoSAR
-            )
-        })
-    };
-    let cjk_family = FONT_FAMILIES[..CJK_FAMILIES]
-        .iter()
-        .find_map(|want| family_in(scan, want))
-        .or_else(|| {
-            scan.faces()
-                .find(|f| has_chinese_name(f))
-                .and_then(|f| f.families.first())
-                .map(|f| f.0.clone())
-        });
-    let latin_family = FONT_FAMILIES[CJK_FAMILIES..]
-        .iter()
-        .find_map(|want| family_in(scan, want))
-        .or_else(|| {
-            // Any font at all, so that at least the Latin text renders.
-            scan.faces()
-                .find(|f| f.style == fontdb::Style::Normal)
-                .and_then(|f| f.families.first())
-                .map(|f| f.0.clone())
-        });
-    let mut files = Vec::new();
-    for family in cjk_family.iter().chain(latin_family.iter()) {
-        for weight in [fontdb::Weight::NORMAL, fontdb::Weight::BOLD] {
-            let query = fontdb::Query {
-                families: &[fontdb::Family::Name(family)],
-                weight,
-                ..fontdb::Query::default()
-            };
-            let path = scan
-                .query(&query)
-                .and_then(|id| scan.face(id))
-                .and_then(|f| match &f.source {
-                    fontdb::Source::File(p) | fontdb::Source::SharedFile(p, _) => Some(p.clone()),
-                    fontdb::Source::Binary(_) => None,
-                });
-            if let Some(p) = path {
-                if !files.contains(&p) {
-                    files.push(p);
-                }
-            }
-        }
-    }
-    FontChoice { files, cjk_family }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::tests::driving_licence;
-    use crate::genesis::tests::sample;
-    use crate::SecretKey;
+    use std::collections::BTreeMap;
 
+    use huren_core::credential::{cose_to_qr, DecodeError, UnverifiedCredential, SALT_BYTES};
+    use huren_core::verify::{self, LedgerFacts, VerifyContext};
+    use huren_core::{DepartmentId, LicenceId, LicenceType, Network, RegionCode, SecretKey};
+
+    /// The example network (genesis/example.toml), founded with fresh keys.
+    fn founded() -> (huren_testkit::Founded, Network) {
+        let f = huren_testkit::Founded::example().expect("example network");
+        let net = f.network().expect("genesis");
+        (f, net)
+    }
+
+    fn issuer_key(f: &huren_testkit::Founded, department: &str) -> SecretKey {
+        huren_genesis::keys::read_issuer_key(&f.issuer_key(department))
+            .expect("issuer key")
+            .1
+    }
+
+    /// The example network and gd.transport's issuer key.
     fn network() -> (Network, SecretKey) {
-        let (doc, keys) = sample();
-        (
-            Network::from_document(doc).expect("sample genesis"),
-            keys[0].1.clone(),
-        )
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
+        (net, key)
+    }
+
+    /// A driving licence of gd.transport.
+    fn driving_licence(serial: u64) -> Credential {
+        let gd = DepartmentId::parse("gd.transport").expect("id");
+        let holder = [
+            ("name", "张三"),
+            ("id_number", "44010619900101123X"),
+            ("class", "C1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Credential {
+            issuer: gd.clone(),
+            licence_id: LicenceId::new(gd, LicenceType::parse("mvdl").expect("type"), serial),
+            region: RegionCode::parse("440000").expect("region"),
+            issued_at: 1_750_000_000,
+            not_before: 1_750_000_000,
+            expires_at: 1_750_000_000 + 6 * 365 * 86400,
+            holder,
+            fields: BTreeMap::new(),
+            salt: [7; SALT_BYTES],
+        }
+    }
+
+    /// What an offline verification of `qr_text` proves genuine, whatever the date.
+    fn genuine<'n>(net: &'n Network, qr_text: &str) -> Option<GenuineCredential<'n>> {
+        let ctx = VerifyContext {
+            now: 1_750_000_000,
+            region: None,
+        };
+        verify::decide_text(net, qr_text, &|_| LedgerFacts::Offline, &ctx).into_genuine(net)
+    }
+
+    /// The card of `qr_text`, verified first.
+    fn card_of(net: &Network, qr_text: &str) -> Result<Card, CardError> {
+        Card::new(&genuine(net, qr_text).expect("genuine"), qr_text)
     }
 
     fn card_for(c: &Credential) -> Card {
         let (net, key) = network();
         let signed = c.sign(&key).expect("sign");
-        Card::new(&net, &signed.qr_text).expect("card")
+        card_of(&net, &signed.qr_text).expect("card")
     }
 
-    /// A font database from the Latin fonts every Debian system has, read into memory
-    /// the way the callers do; empty where there are none.
+    /// The installed fonts, loaded the way the node and the client load them; empty
+    /// where there are none.
     fn test_fonts() -> fontdb::Database {
-        let mut scan = fontdb::Database::new();
-        scan.load_fonts_dir("/usr/share/fonts");
-        let choice = choose_fonts(&scan);
-        let mut db = fontdb::Database::new();
-        for f in choice.files {
-            if let Ok(bytes) = std::fs::read(f) {
-                db.load_font_data(bytes);
-            }
-        }
-        db
+        crate::fonts::load(&[]).database().clone()
     }
 
     #[test]
@@ -981,8 +863,8 @@ mod tests {
             "44010619900101123X",
             "C1",
             "姓名",
-            "dept 1",
-            "广东省",
+            "广东省公安厅交通管理局",
+            "广东省 Guangdong",
             "gd.transport:mvdl:00000042",
             "Scan at any service window · 任何窗口扫码核验",
             "2025-06-15 – 2031-06-14",
@@ -993,6 +875,32 @@ mod tests {
         assert!(svg.contains(r#"width="85.6mm" height="54mm""#));
         assert!(card.qr_module_mm() >= 0.5, "{}", card.qr_module_mm());
         assert!(svg.len() < 64 * 1024, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn holder_fields_are_labelled_as_genesis_says() {
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
+        let mut doc = net.document().clone();
+        let mvdl = &mut doc.licence_types[0];
+        assert_eq!(mvdl.code.as_str(), "mvdl");
+        mvdl.labels.insert(
+            "name".into(),
+            huren_core::genesis::FieldLabel {
+                zh: "持证人".into(),
+                en: "Holder".into(),
+            },
+        );
+        mvdl.labels.remove("class");
+        let net = Network::from_document(doc).expect("genesis");
+        let signed = driving_licence(1).sign(&key).expect("sign");
+        let svg = card_of(&net, &signed.qr_text).expect("card").svg();
+        for part in [">持证人<", ">Holder<", ">身份证号<", ">ID No.<", ">class<"] {
+            assert!(svg.contains(part), "{part} missing from the SVG");
+        }
+        for gone in ["姓名", "准驾车型"] {
+            assert!(!svg.contains(gone), "{gone} is not in genesis any more");
+        }
     }
 
     #[test]
@@ -1038,9 +946,12 @@ mod tests {
 
     #[test]
     fn many_holder_fields_still_fit() {
-        let (mut doc, keys) = sample();
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
+        let mut doc = net.document().clone();
         let names: Vec<String> = (0..16).map(|i| format!("field_{i}")).collect();
         doc.licence_types[0].holder_fields = names.clone();
+        doc.licence_types[0].labels.clear();
         let net = Network::from_document(doc).expect("genesis");
         let mut c = driving_licence(7);
         // Values zlib cannot shrink, as real names and numbers are.
@@ -1053,68 +964,71 @@ mod tests {
             .zip(&names)
             .map(|(i, n)| (n.clone(), value(i)))
             .collect();
-        let signed = c.sign(&keys[0].1).expect("sign");
-        let svg = Card::new(&net, &signed.qr_text).map(|c| c.svg());
-        // Sixteen long fields do not fit in any QR; five make one too dense for a card,
-        // which is refused. Sixteen short ones give a card with a "more in the QR" line.
-        assert!(
-            matches!(svg, Err(CardError::Decode(DecodeError::TooLong { .. }))),
-            "{svg:?}"
-        );
+        let signed = c.sign(&key).expect("sign");
+        // Sixteen long fields do not fit in any QR (the text is refused before it is
+        // verified, so there is nothing to make a card of); five make one too dense for a
+        // card, which is refused. Sixteen short ones give a card with a "more in the QR"
+        // line.
+        assert!(matches!(
+            UnverifiedCredential::from_qr(&signed.qr_text),
+            Err(DecodeError::TooLong { .. })
+        ));
+        assert!(genuine(&net, &signed.qr_text).is_none());
         c.holder = (0u32..)
             .zip(&names[..5])
             .map(|(i, n)| (n.clone(), value(i)))
             .collect();
-        let signed = c.sign(&keys[0].1).expect("sign");
-        let dense = Card::new(&net, &signed.qr_text).map(|c| c.svg());
+        let signed = c.sign(&key).expect("sign");
+        let dense = card_of(&net, &signed.qr_text).map(|c| c.svg());
         assert!(
             matches!(dense, Err(CardError::QrTooDense { .. })),
             "{dense:?}"
         );
         let mut c = driving_licence(8);
         c.holder = names.iter().map(|n| (n.clone(), "x".into())).collect();
-        let signed = c.sign(&keys[0].1).expect("sign");
-        let card = Card::new(&net, &signed.qr_text).expect("card");
+        let signed = c.sign(&key).expect("sign");
+        let card = card_of(&net, &signed.qr_text).expect("card");
         let svg = card.svg();
         assert!(svg.contains("more in the QR"), "{svg}");
         assert!(svg.contains("gd.transport:mvdl:00000008"));
     }
 
     #[test]
-    fn only_verified_credentials_get_a_card() {
-        let (net, key) = network();
+    fn a_card_carries_exactly_the_credential_verification_accepted() {
+        let (f, net) = founded();
+        let key = issuer_key(&f, "gd.transport");
         let signed = driving_licence(3).sign(&key).expect("sign");
-        assert!(Card::new(&net, &signed.qr_text).is_ok());
-        // Signed by a key genesis does not know.
-        let stranger = SecretKey::from_seed(&[99; 32]);
-        let forged = driving_licence(3).sign(&stranger).expect("sign");
-        assert!(matches!(
-            Card::new(&net, &forged.qr_text),
-            Err(CardError::UnknownIssuer(_))
-        ));
-        // Signed by gd.market, claiming gd.transport.
-        let (_, keys) = sample();
-        let other = driving_licence(3).sign(&keys[1].1).expect("sign");
-        assert!(matches!(
-            Card::new(&net, &other.qr_text),
-            Err(CardError::IssuerMismatch { .. })
-        ));
-        // The right key id, but the bytes were altered after signing: class C1 → C2.
-        let mut cose = crate::credential::qr_to_cose(&signed.qr_text).expect("cose");
+        let other = driving_licence(4).sign(&key).expect("sign");
+        let accepted = genuine(&net, &signed.qr_text).expect("genuine");
+        let card = Card::new(&accepted, &format!(" {}\n", signed.qr_text)).expect("card");
+        assert_eq!(card.qr_text(), signed.qr_text);
+        // Another genuine credential's QR, or no credential at all, is not this one.
+        for text in [other.qr_text.as_str(), "HZ1:not base45!", ""] {
+            assert!(
+                matches!(Card::new(&accepted, text), Err(CardError::QrMismatch)),
+                "{text}"
+            );
+        }
+
+        // What verification does not accept never becomes a `GenuineCredential`, so it
+        // has no card: a key genesis does not know, gd.market's key claiming
+        // gd.transport, and bytes altered after signing (class C1 → C2).
+        let stranger = driving_licence(3)
+            .sign(&SecretKey::from_seed(&[99; 32]))
+            .expect("sign");
+        let mismatch = driving_licence(3)
+            .sign(&issuer_key(&f, "gd.market"))
+            .expect("sign");
+        let mut cose = signed.cose.clone();
         let at = cose
             .windows(3)
             .position(|w| w == b"\x62C1")
             .expect("class in payload");
         cose[at + 2] = b'2';
-        let tampered = crate::credential::cose_to_qr(&cose);
-        assert!(matches!(
-            Card::new(&net, &tampered),
-            Err(CardError::BadSignature { .. })
-        ));
-        assert!(matches!(
-            Card::new(&net, "HZ1:not base45!"),
-            Err(CardError::Decode(_))
-        ));
+        let tampered = cose_to_qr(&cose);
+        for text in [&stranger.qr_text, &mismatch.qr_text, &tampered] {
+            assert!(genuine(&net, text).is_none(), "{text}");
+        }
     }
 
     #[test]
@@ -1167,60 +1081,5 @@ mod tests {
         assert_eq!(display_date(1_750_003_200), "2025-06-16");
         assert_eq!(display_date(1_750_003_199), "2025-06-15");
         assert_eq!(display_date(i64::MAX), i64::MAX.to_string());
-    }
-
-    #[test]
-    fn fonts_are_chosen_from_metadata() {
-        let face = |family: &str, lang, weight, path: &str| fontdb::FaceInfo {
-            id: fontdb::ID::dummy(),
-            source: fontdb::Source::File(path.into()),
-            index: 0,
-            families: vec![(family.into(), lang)],
-            post_script_name: family.replace(' ', ""),
-            style: fontdb::Style::Normal,
-            weight,
-            stretch: fontdb::Stretch::Normal,
-            monospaced: false,
-        };
-        let en = fontdb::Language::English_UnitedStates;
-        let mut latin_only = fontdb::Database::new();
-        latin_only.push_face_info(face("DejaVu Sans", en, fontdb::Weight::NORMAL, "/f/dv.ttf"));
-        latin_only.push_face_info(face("DejaVu Sans", en, fontdb::Weight::BOLD, "/f/dvb.ttf"));
-        latin_only.push_face_info(face("DejaVu Serif", en, fontdb::Weight::NORMAL, "/f/s.ttf"));
-        let choice = choose_fonts(&latin_only);
-        assert_eq!(choice.cjk_family, None);
-        assert_eq!(
-            choice.files,
-            vec![PathBuf::from("/f/dv.ttf"), PathBuf::from("/f/dvb.ttf")]
-        );
-
-        let mut with_cjk = latin_only.clone();
-        with_cjk.push_face_info(face(
-            "WenQuanYi Micro Hei",
-            en,
-            fontdb::Weight::NORMAL,
-            "/f/wqy.ttc",
-        ));
-        let choice = choose_fonts(&with_cjk);
-        assert_eq!(choice.cjk_family.as_deref(), Some("WenQuanYi Micro Hei"));
-        assert_eq!(choice.files[0], PathBuf::from("/f/wqy.ttc"));
-        assert_eq!(choice.files.len(), 3);
-
-        // A CJK font not in the list, known by its Chinese name.
-        let mut other = fontdb::Database::new();
-        other.push_face_info(face(
-            "楷体",
-            fontdb::Language::Chinese_PeoplesRepublicOfChina,
-            fontdb::Weight::NORMAL,
-            "/f/kai.ttf",
-        ));
-        let choice = choose_fonts(&other);
-        assert_eq!(choice.cjk_family.as_deref(), Some("楷体"));
-        assert_eq!(choice.files, vec![PathBuf::from("/f/kai.ttf")]);
-
-        assert_eq!(
-            choose_fonts(&fontdb::Database::new()),
-            FontChoice::default()
-        );
     }
 }
