@@ -539,11 +539,10 @@ pub fn parse_node_url(s: &str) -> Result<Url, String> {
 
 /// Whether `name` is a valid credential field name (the rule `huren_core` enforces when
 /// signing, checked here so the officer hears it before anything is issued).
+/// Whether `name` is a field name a credential may carry (the rule is
+/// `huren_core::ids::FieldName`'s).
 pub fn field_name_ok(name: &str) -> bool {
-    (1..=FIELD_NAME_BYTES_MAX).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    huren_core::ids::FieldName::parse(name).is_ok()
 }
 
 /// Checks a field value against the credential's bounds.

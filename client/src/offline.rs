@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use huren_api::Report;
 use huren_core::credential::{QR_TEXT_CHARS_MAX, SALT_BYTES};
+use huren_core::issuance::{self, PolicyError};
 use huren_core::verify::{self, LedgerFacts, VerifyContext};
-use huren_core::{Credential, DepartmentId, LicenceId};
+use huren_core::DepartmentId;
 use huren_genesis::keys::{self, KeyFileError};
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
@@ -27,8 +28,6 @@ use crate::{files, genesis, qr};
 /// thousand offline licences per department a collision is about one in a million. A
 /// collision would be refused by the ledger as a double issue, never silently accepted.
 const OFFLINE_SERIAL_END: u64 = 1_000_000_000_000;
-
-const SECS_PER_DAY: i64 = 86_400;
 
 /// Collects repeated `--holder` / `--field` values, refusing a name given twice.
 pub fn to_map(what: &str, pairs: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -88,66 +87,24 @@ pub fn issue(a: IssueArgs) -> anyhow::Result<Exit> {
             ),
         ));
     }
-    let t = &a.licence.licence_type;
-    let Some(def) = net.licence_type(t) else {
-        let defined: Vec<&str> = net
-            .document()
-            .licence_types
-            .iter()
-            .map(|d| d.code.as_str())
-            .collect();
-        return Err(fail(
-            Exit::USAGE,
-            format!(
-                "licence type {t} is not defined in genesis; defined types: {}",
-                defined.join(", ")
-            ),
-        ));
-    };
-    if !net.is_granted(&department, t) {
-        let grants: Vec<&str> = dept.grants.iter().map(|g| g.as_str()).collect();
-        return Err(fail(
-            Exit::USAGE,
-            format!(
-                "{department} may not issue {t} ({}): genesis grants it only {}",
-                def.name,
-                grants.join(", ")
-            ),
-        ));
-    }
     let holder = to_map("holder", &a.licence.holder)?;
     let fields = to_map("field", &a.licence.field)?;
-    let missing: Vec<&str> = def
-        .holder_fields
-        .iter()
-        .filter(|f| holder.get(*f).is_none_or(|v| v.trim().is_empty()))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(fail(
-            Exit::USAGE,
-            format!(
-                "licence type {t} needs the holder fields {}; missing: {} (give each as --holder NAME=VALUE)",
-                def.holder_fields.join(", "),
-                missing.join(", ")
-            ),
-        ));
+    let t = &a.licence.licence_type;
+    if let Some(def) = net.licence_type(t) {
+        for extra in holder.keys().filter(|k| !def.holder_fields.contains(k)) {
+            eprintln!(
+                "note: holder field {extra} is not one genesis lists for {t}; it is included anyway"
+            );
+        }
     }
-    for extra in holder.keys().filter(|k| !def.holder_fields.contains(k)) {
-        eprintln!(
-            "note: holder field {extra} is not one genesis lists for {t}; it is included anyway"
-        );
-    }
-    let days = a.licence.valid_days.unwrap_or(def.validity_days_max);
-    if days > def.validity_days_max {
-        return Err(fail(
-            Exit::USAGE,
-            format!(
-                "--valid-days {days} is longer than the {} days genesis allows for {t}",
-                def.validity_days_max
-            ),
-        ));
-    }
+    let terms = issuance::Terms {
+        licence_type: t.clone(),
+        holder,
+        fields,
+        valid_from: None,
+        valid_until: None,
+        valid_days: a.licence.valid_days,
+    };
     let serial = match a.mode.serial {
         Some(s) => s,
         None => OsRng.gen_range(1..OFFLINE_SERIAL_END),
@@ -155,17 +112,16 @@ pub fn issue(a: IssueArgs) -> anyhow::Result<Exit> {
     let mut salt = [0u8; SALT_BYTES];
     OsRng.fill_bytes(&mut salt);
     let now = genesis::now_unix_secs()?;
-    let credential = Credential {
-        issuer: department.clone(),
-        licence_id: LicenceId::new(department.clone(), t.clone(), serial),
-        region: dept.region.clone(),
-        issued_at: now,
-        not_before: now,
-        expires_at: now + i64::from(days) * SECS_PER_DAY,
-        holder,
-        fields,
-        salt,
-    };
+    // The same policy the node's producer applies (huren_core::issuance).
+    let credential =
+        issuance::draft(&net, &department, &terms, now, serial, salt).map_err(|e| {
+            let hint = match &e {
+                PolicyError::MissingHolderFields { .. } => " (give each as --holder NAME=VALUE)",
+                PolicyError::Validity(_) => " (see --valid-days)",
+                _ => "",
+            };
+            fail(Exit::USAGE, format!("{e}{hint}"))
+        })?;
     let signed = credential
         .sign(&key)
         .map_err(|e| fail(Exit::USAGE, format!("cannot sign the credential: {e}")))?;

@@ -30,7 +30,7 @@ pub const QR_TEXT_CHARS_MAX: usize = 4296;
 pub const COSE_BYTES_MAX: usize = 8 * 1024;
 pub const HOLDER_FIELDS_MAX: usize = 16;
 pub const EXTRA_FIELDS_MAX: usize = 16;
-pub const FIELD_NAME_BYTES_MAX: usize = 32;
+pub use crate::ids::FIELD_NAME_BYTES_MAX;
 pub const FIELD_VALUE_BYTES_MAX: usize = 256;
 pub const SALT_BYTES: usize = 16;
 /// The CWT private-use claim that carries the licence (RFC 8392: keys below -65536).
@@ -160,10 +160,7 @@ fn check_map(
         });
     }
     for (k, v) in m {
-        let name_ok = (1..=FIELD_NAME_BYTES_MAX).contains(&k.len())
-            && k.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !name_ok {
+        if crate::ids::FieldName::parse(k).is_err() {
             return Err(DecodeError::BadClaim {
                 claim: what,
                 problem: format!(

@@ -16,7 +16,8 @@ use crate::ids::{DepartmentId, LicenceType, RegionCode};
 pub const REGIONS_MAX: usize = 64;
 pub const DEPARTMENTS_MAX: usize = 4096;
 pub const LICENCE_TYPES_MAX: usize = 512;
-pub const HOLDER_FIELDS_MAX: usize = 16;
+/// A type names at most as many holder fields as a credential may carry.
+pub use crate::credential::HOLDER_FIELDS_MAX;
 pub const NAME_CHARS_MAX: usize = 128;
 pub const GENESIS_JSON_BYTES_MAX: usize = 8 * 1024 * 1024;
 
@@ -46,6 +47,20 @@ pub struct LicenceTypeDef {
     /// so a document written before labels existed keeps its bytes and its hash.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, FieldLabel>,
+}
+
+/// Why a validity period is refused (`Network::validity_problem`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidityProblem {
+    #[error("out of range")]
+    OutOfRange,
+    #[error("empty (valid_until is not after valid_from)")]
+    Empty,
+    #[error("longer than the {max_days} days genesis allows for {licence_type}")]
+    TooLong {
+        licence_type: LicenceType,
+        max_days: u32,
+    },
 }
 
 /// A holder field's label in Chinese and in English, as the printable card shows it.
@@ -186,9 +201,7 @@ pub enum GenesisError {
 }
 
 fn is_field_name(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    crate::ids::FieldName::parse(s).is_ok()
 }
 
 fn name_ok(s: &str) -> bool {
@@ -424,6 +437,27 @@ impl Network {
 
     pub fn is_granted(&self, dept: &DepartmentId, t: &LicenceType) -> bool {
         self.department(dept).is_some_and(|d| d.grants.contains(t))
+    }
+
+    /// What is wrong with a validity period `from..until` (unix seconds) for a licence of
+    /// type `t`, if anything: the one rule, for the ledger's issue records and for drafting
+    /// a credential alike.
+    pub fn validity_problem(
+        &self,
+        t: &LicenceType,
+        from: i64,
+        until: i64,
+    ) -> Option<ValidityProblem> {
+        let max_days = self.licence_type(t).map_or(0, |d| d.validity_days_max);
+        match until.checked_sub(from) {
+            None => Some(ValidityProblem::OutOfRange),
+            Some(s) if s <= 0 => Some(ValidityProblem::Empty),
+            Some(s) if s > i64::from(max_days) * 86_400 => Some(ValidityProblem::TooLong {
+                licence_type: t.clone(),
+                max_days,
+            }),
+            Some(_) => None,
+        }
     }
 
     /// Does a verifier in `verifier` recognise a licence of type `t` issued in `issuer`?

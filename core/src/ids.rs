@@ -21,6 +21,8 @@ pub enum IdError {
     LicenceType(String),
     #[error("licence id {0:?} must be <department>:<type>:<serial> with a serial of 1-20 digits")]
     Licence(String),
+    #[error("field name {0:?} must be 1-32 characters of a-z, 0-9 and '_'")]
+    FieldName(String),
 }
 
 fn is_word_char(c: char) -> bool {
@@ -105,6 +107,22 @@ string_id!(
             && s.chars().all(is_word_char)
     },
     IdError::LicenceType
+);
+
+/// Longest field name in a credential, in bytes.
+pub const FIELD_NAME_BYTES_MAX: usize = 32;
+
+string_id!(
+    /// The name of a holder or licence field, e.g. `id_number`: 1-32 characters of a-z,
+    /// 0-9 and '_'. The one place this rule lives: credentials, genesis and the CLI all
+    /// parse field names through it.
+    FieldName,
+    |s| {
+        (1..=FIELD_NAME_BYTES_MAX).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    },
+    IdError::FieldName
 );
 
 /// A licence id, unique network-wide by construction: `<department>:<type>:<serial>`.

@@ -15,6 +15,7 @@ pub mod credential;
 pub mod crypto;
 pub mod genesis;
 pub mod ids;
+pub mod issuance;
 pub mod ledger;
 #[cfg(feature = "openapi")]
 mod schema;

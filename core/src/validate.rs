@@ -154,7 +154,7 @@ pub enum BlockError {
         height: u64,
         index: usize,
         licence: LicenceId,
-        problem: String,
+        problem: crate::genesis::ValidityProblem,
     },
     #[error("block {department}#{height}: record {index} ({kind}) concerns {licence}, which was never issued")]
     UnknownLicence {
@@ -366,18 +366,7 @@ pub fn next_state(
                     licence_type: t.clone(),
                 });
             }
-            let max_days = net
-                .licence_type(t)
-                .map_or(0, |d| i64::from(d.validity_days_max));
-            let span = issue.valid_until.checked_sub(issue.valid_from);
-            let problem = match span {
-                None => Some("out of range".to_owned()),
-                Some(s) if s <= 0 => Some("empty (valid_until is not after valid_from)".into()),
-                Some(s) if s > max_days * 86_400 => Some(format!(
-                    "longer than the {max_days} days genesis allows for {t}"
-                )),
-                Some(_) => None,
-            };
+            let problem = net.validity_problem(t, issue.valid_from, issue.valid_until);
             if let Some(problem) = problem {
                 return Err(BlockError::BadValidity {
                     department,

@@ -80,7 +80,11 @@ pub enum ProduceError {
     /// granted…). Nothing was written for it.
     #[error("{0}")]
     Refused(BlockError),
-    /// The request is malformed for this licence type (missing holder field…).
+    /// The request breaks the issuance policy genesis sets (type not defined or not
+    /// granted, a required holder field missing, validity too long…). Nothing was signed.
+    #[error("{0}")]
+    Policy(huren_core::issuance::PolicyError),
+    /// The request is malformed for this licence type.
     #[error("{0}")]
     Invalid(String),
     #[error("the block producer is overloaded or stopping; try again")]
@@ -299,12 +303,10 @@ impl Producer {
         // Pass 1, in order: check each request and draft its credential (serials are
         // handed out here, so this pass is sequential).
         let mut drafts: Vec<Vec<Draft>> = Vec::with_capacity(batch.len());
-        let mut n = 0;
         for (jobs, _) in &batch {
             let mut d = Vec::with_capacity(jobs.len());
             for job in jobs {
-                d.push(self.draft(job, now, height, n, &mut used_types));
-                n += 1;
+                d.push(self.draft(job, now, &mut used_types));
             }
             drafts.push(d);
         }
@@ -451,15 +453,8 @@ impl Producer {
 
     /// Checks one job on its own and drafts what it needs: for issuance the credential to
     /// sign (with a fresh serial), for a lifecycle change its record.
-    fn draft(
-        &mut self,
-        job: &Job,
-        now_ms: u64,
-        height: u64,
-        index: usize,
-        used_types: &mut Vec<LicenceType>,
-    ) -> Draft {
-        match self.try_draft(job, now_ms, height, index, used_types) {
+    fn draft(&mut self, job: &Job, now_ms: u64, used_types: &mut Vec<LicenceType>) -> Draft {
+        match self.try_draft(job, now_ms, used_types) {
             Ok(d) => d,
             Err(e) => Draft::Failed(e),
         }
@@ -469,47 +464,13 @@ impl Producer {
         &mut self,
         job: &Job,
         now_ms: u64,
-        height: u64,
-        index: usize,
         used_types: &mut Vec<LicenceType>,
     ) -> Result<Draft, ProduceError> {
         let dept = &self.cfg.department;
         match job {
             Job::Issue(req) => {
                 let t = &req.licence_type;
-                let def = self.net.licence_type(t).ok_or_else(|| {
-                    ProduceError::Invalid(format!("licence type {t} is not defined in genesis"))
-                })?;
-                if !self.net.is_granted(dept, t) {
-                    return Err(ProduceError::Refused(BlockError::TypeNotGranted {
-                        department: dept.clone(),
-                        height,
-                        index,
-                        licence_type: t.clone(),
-                    }));
-                }
-                let missing: Vec<&str> = def
-                    .holder_fields
-                    .iter()
-                    .filter(|f| req.holder.get(*f).is_none_or(|v| v.trim().is_empty()))
-                    .map(String::as_str)
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(ProduceError::Invalid(format!(
-                        "{t} requires holder fields {}; missing: {}",
-                        def.holder_fields.join(", "),
-                        missing.join(", ")
-                    )));
-                }
                 let now_s = (now_ms / 1000) as i64;
-                let valid_from = req.valid_from.unwrap_or(now_s);
-                let days = i64::from(req.valid_days.unwrap_or(def.validity_days_max));
-                let valid_until = match req.valid_until {
-                    Some(u) => u,
-                    None => valid_from
-                        .checked_add(days * 86_400)
-                        .ok_or_else(|| ProduceError::Invalid("validity out of range".into()))?,
-                };
                 let serial = match self.serials.get(t) {
                     Some(s) => *s,
                     None => self
@@ -527,26 +488,26 @@ impl Producer {
                 {
                     serial += 1;
                 }
+                let mut salt = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+                // The issuance policy (type, grant, holder fields, validity, bounds) is
+                // core's, the same the offline CLI applies.
+                let terms = huren_core::issuance::Terms {
+                    licence_type: t.clone(),
+                    holder: req.holder.clone(),
+                    fields: req.fields.clone(),
+                    valid_from: req.valid_from,
+                    valid_until: req.valid_until,
+                    valid_days: req.valid_days,
+                };
+                let cred =
+                    huren_core::issuance::draft(&self.net, dept, &terms, now_s, serial, salt)
+                        .map_err(ProduceError::Policy)?;
+                // Only a drafted licence uses up its serial.
                 self.serials.insert(t.clone(), serial + 1);
                 if !used_types.contains(t) {
                     used_types.push(t.clone());
                 }
-                let mut salt = [0u8; 16];
-                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
-                let cred = Credential {
-                    issuer: dept.clone(),
-                    licence_id: LicenceId::new(dept.clone(), t.clone(), serial),
-                    region: self.cfg.region.clone(),
-                    issued_at: now_s,
-                    not_before: valid_from,
-                    expires_at: valid_until,
-                    holder: req.holder.clone(),
-                    fields: req.fields.clone(),
-                    salt,
-                };
-                // Refuse what could not be read back before spending a signature on it.
-                cred.check_bounds()
-                    .map_err(|e| ProduceError::Invalid(e.to_string()))?;
                 Ok(Draft::Issue(cred, req.officer.clone()))
             }
             Job::Lifecycle {

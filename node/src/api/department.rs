@@ -10,6 +10,7 @@ use huren_api::{
     BatchAnswer, BatchItem, BatchRequest, BlockRef, ErrorBody, ErrorCode, IssueAnswer,
     IssueRequest as IssueBody, LifecycleAnswer, ReinstateRequest, RevokeRequest, SuspendRequest,
 };
+use huren_core::issuance::PolicyError;
 use huren_core::validate::BlockError;
 use huren_core::verify::{parse_rfc3339, rfc3339};
 use huren_core::{LicenceId, LicenceType, OfficerId};
@@ -43,6 +44,15 @@ fn produce_error(e: ProduceError) -> ApiError {
             // Block-level rules: the producer builds its blocks itself, so one of these
             // failing on a single request is a fault here, not the officer's.
             other => return ApiError::internal(format!("producer refused a request: {other}")),
+        },
+        ProduceError::Policy(p) => match p {
+            PolicyError::NotGranted { .. } => ErrorCode::TypeNotGranted,
+            PolicyError::Validity(_) => ErrorCode::BadValidity,
+            PolicyError::UnknownType { .. }
+            | PolicyError::MissingHolderFields { .. }
+            | PolicyError::Bounds(_) => ErrorCode::InvalidLicence,
+            // The producer is bound to its own department, which genesis names.
+            PolicyError::UnknownIssuer(_) => return ApiError::internal(p),
         },
         ProduceError::Invalid(_) => ErrorCode::InvalidLicence,
         ProduceError::Unavailable => ErrorCode::Unavailable,
