@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use huren_core::genesis::PeerRole;
-use huren_core::validate::{ChainView, Disposition, Equivocation};
+use huren_core::validate::{ChainView, Disposition};
+use huren_core::Equivocation;
 use huren_core::{Block, DepartmentId, Network};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
@@ -197,19 +198,9 @@ pub fn channel() -> (NetHandle, NetInbox) {
 pub struct NetInbox(mpsc::Receiver<Command>);
 
 fn evidence_message(ev: &Equivocation) -> Vec<u8> {
-    let a = ev.first.encode();
     let mut data = vec![TAG_EVIDENCE];
-    data.extend_from_slice(&(a.len() as u32).to_be_bytes());
-    data.extend_from_slice(&a);
-    data.extend_from_slice(&ev.second.encode());
+    data.extend_from_slice(&ev.encode());
     data
-}
-
-fn parse_evidence(net: &Network, body: &[u8]) -> Option<Equivocation> {
-    let n = u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize;
-    let a = Block::decode(body.get(4..4usize.checked_add(n)?)?).ok()?;
-    let b = Block::decode(body.get(4 + n..)?).ok()?;
-    Equivocation::new(net, a, b).ok()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,16 +294,16 @@ impl Applier {
                 Some(false) => MessageAcceptance::Ignore,
                 None => MessageAcceptance::Reject,
             },
-            Some((&TAG_EVIDENCE, body)) => match parse_evidence(&self.net, body) {
-                Some(ev) => match self.store.record_evidence(&ev) {
+            Some((&TAG_EVIDENCE, body)) => match Equivocation::decode(&self.net, body) {
+                Ok(ev) => match self.store.record_evidence(&ev) {
                     Ok(true) => {
                         self.metrics.equivocations.inc();
-                        tracing::warn!(department = %ev.department, height = ev.height, "equivocation evidence received");
+                        tracing::warn!(department = %ev.department(), height = ev.height(), "equivocation evidence received");
                         MessageAcceptance::Accept
                     }
                     _ => MessageAcceptance::Ignore,
                 },
-                None => {
+                Err(_) => {
                     self.metrics.blocks_rejected.inc("bad_evidence");
                     MessageAcceptance::Reject
                 }
@@ -355,7 +346,7 @@ impl Applier {
             Ok(Applied::Duplicate) => Some(false),
             Ok(Applied::Equivocation(ev)) => {
                 self.metrics.equivocations.inc();
-                tracing::warn!(department = %ev.department, height = ev.height, "equivocation detected");
+                tracing::warn!(department = %ev.department(), height = ev.height(), "equivocation detected");
                 let _ = self.out.send(ApplyOutcome::Evidence(evidence_message(&ev)));
                 Some(true)
             }

@@ -12,7 +12,7 @@
 //! - `licences`: licence id → `LicenceState` (66 bytes, see `encode_state`);
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
-//! - `evidence`: department ‖ 0x00 ‖ height → [block, block] of an equivocation;
+//! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
 //! - `meta`: `genesis` → genesis hash; `serial/<type>` → next serial (u64 BE).
 //!
 //! `chain`, `heads` and `licences` are indexes: `check::run` rebuilds them from `blocks`.
@@ -24,9 +24,10 @@ use std::sync::Mutex;
 
 use huren_core::ledger::{Block, RevokeReason, SuspendReason};
 use huren_core::validate::{
-    validate_block, validate_own_block, BlockError, ChainView, Equivocation, Head, LicenceState,
-    LicenceStatus, ValidatedBlock,
+    validate_block, validate_own_block, BlockError, ChainView, Head, LicenceState, LicenceStatus,
+    ValidatedBlock,
 };
+use huren_core::Equivocation;
 use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
@@ -320,13 +321,8 @@ impl Store {
     }
 
     fn put_evidence(&self, ev: &Equivocation) -> Result<(), StoreError> {
-        let key = chain_key(&ev.department, ev.height);
-        let mut v = Vec::new();
-        let a = ev.first.encode();
-        v.extend_from_slice(&(a.len() as u32).to_be_bytes());
-        v.extend_from_slice(&a);
-        v.extend_from_slice(&ev.second.encode());
-        self.evidence.insert(key, v)?;
+        let key = chain_key(ev.department(), ev.height());
+        self.evidence.insert(key, ev.encode())?;
         self.db.flush()?;
         Ok(())
     }
@@ -335,7 +331,7 @@ impl Store {
     pub fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
         let known = self
             .evidence
-            .contains_key(chain_key(&ev.department, ev.height))?;
+            .contains_key(chain_key(ev.department(), ev.height()))?;
         if !known {
             self.put_evidence(ev)?;
         }
@@ -347,16 +343,10 @@ impl Store {
         let mut out = Vec::new();
         for item in self.evidence.iter() {
             let (_, v) = item?;
-            let corrupt = || StoreError::Corrupt("evidence record".into());
-            let n = u32::from_be_bytes(
-                v.get(..4)
-                    .ok_or_else(corrupt)?
-                    .try_into()
-                    .map_err(|_| corrupt())?,
-            ) as usize;
-            let a = Block::decode(v.get(4..4 + n).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
-            let b = Block::decode(v.get(4 + n..).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
-            out.push(Equivocation::new(net, a, b).map_err(|_| corrupt())?);
+            out.push(
+                Equivocation::decode(net, &v)
+                    .map_err(|e| StoreError::Corrupt(format!("evidence record: {e}")))?,
+            );
         }
         Ok(out)
     }

@@ -195,12 +195,12 @@ pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<Evidence
         .map_err(ApiError::internal)?
         .into_iter()
         .map(|e| EvidenceItem {
-            department: e.department.clone(),
-            height: e.height,
-            first_hash: e.first.hash(),
-            second_hash: e.second.hash(),
-            first_block: hex::encode(e.first.encode()),
-            second_block: hex::encode(e.second.encode()),
+            department: e.department().clone(),
+            height: e.height(),
+            first_hash: e.first().hash(),
+            second_hash: e.second().hash(),
+            first_block: hex::encode(e.first().encode()),
+            second_block: hex::encode(e.second().encode()),
         })
         .collect();
     Ok(Json(items))
