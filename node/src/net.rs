@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use huren_core::genesis::PeerRole;
-use huren_core::validate::{ChainView, Disposition};
+use huren_core::validate::{BlockError, ChainView};
 use huren_core::Equivocation;
 use huren_core::{Block, DepartmentId, Network};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
@@ -37,8 +37,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Limits, NetworkConfig};
+use crate::ledger::{Admission, Ledger};
 use crate::metrics::Metrics;
-use crate::store::{Applied, Store, StoreError};
+use crate::store::Store;
 
 pub const TOPIC: &str = "huren/1";
 const CATCHUP_PROTOCOL: &str = "/huren/catchup/1";
@@ -243,7 +244,7 @@ enum ApplyOutcome {
 
 struct Applier {
     net: Arc<Network>,
-    store: Arc<Store>,
+    ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
     records_max: usize,
     pending_max: usize,
@@ -295,7 +296,7 @@ impl Applier {
                 None => MessageAcceptance::Reject,
             },
             Some((&TAG_EVIDENCE, body)) => match Equivocation::decode(&self.net, body) {
-                Ok(ev) => match self.store.record_evidence(&ev) {
+                Ok(ev) => match self.ledger.record_evidence(&ev) {
                     Ok(true) => {
                         self.metrics.equivocations.inc();
                         tracing::warn!(department = %ev.department(), height = ev.height(), "equivocation evidence received");
@@ -330,10 +331,10 @@ impl Applier {
         let dept = block.department().clone();
         let time_ms = block.header.time_ms;
         match self
-            .store
-            .receive(&self.net, block.clone(), now_ms(), self.records_max)
+            .ledger
+            .receive(block.clone(), now_ms(), self.records_max)
         {
-            Ok(Applied::Extended(head)) => {
+            Ok(Admission::Applied(head)) => {
                 self.metrics.blocks_received.inc();
                 if gossiped {
                     self.metrics
@@ -343,34 +344,31 @@ impl Applier {
                 self.drain_pending(source, &dept, head.height);
                 Some(true)
             }
-            Ok(Applied::Duplicate) => Some(false),
-            Ok(Applied::Equivocation(ev)) => {
+            Ok(Admission::Duplicate) => Some(false),
+            Ok(Admission::Equivocation(ev)) => {
                 self.metrics.equivocations.inc();
                 tracing::warn!(department = %ev.department(), height = ev.height(), "equivocation detected");
                 let _ = self.out.send(ApplyOutcome::Evidence(evidence_message(&ev)));
                 Some(true)
             }
-            Err(StoreError::Block(e)) => {
+            Ok(Admission::Ignored(e)) => {
                 self.metrics.blocks_rejected.inc(e.code());
-                match e.disposition() {
-                    Disposition::Ignore => {
-                        if e.code() == "gap" {
-                            if self.pending.len() < self.pending_max {
-                                self.pending.insert((dept.clone(), block.height()), block);
-                            }
-                            let _ = self.out.send(ApplyOutcome::Fetch {
-                                peer: source,
-                                department: dept,
-                            });
-                        }
-                        Some(false)
+                if let BlockError::Gap { .. } = e {
+                    if self.pending.len() < self.pending_max {
+                        self.pending.insert((dept.clone(), block.height()), block);
                     }
-                    Disposition::Reject => {
-                        tracing::info!(peer = %source, error = %e, "rejected block");
-                        let _ = self.out.send(ApplyOutcome::Misbehaved { peer: source });
-                        None
-                    }
+                    let _ = self.out.send(ApplyOutcome::Fetch {
+                        peer: source,
+                        department: dept,
+                    });
                 }
+                Some(false)
+            }
+            Ok(Admission::Rejected(e)) => {
+                self.metrics.blocks_rejected.inc(e.code());
+                tracing::info!(peer = %source, error = %e, "rejected block");
+                let _ = self.out.send(ApplyOutcome::Misbehaved { peer: source });
+                None
             }
             Err(e) => {
                 tracing::error!(error = %e, "storage failure applying a received block");
@@ -381,11 +379,8 @@ impl Applier {
 
     fn drain_pending(&mut self, source: PeerId, dept: &DepartmentId, mut height: u64) {
         while let Some(next) = self.pending.remove(&(dept.clone(), height + 1)) {
-            match self
-                .store
-                .receive(&self.net, next, now_ms(), self.records_max)
-            {
-                Ok(Applied::Extended(h)) => {
+            match self.ledger.receive(next, now_ms(), self.records_max) {
+                Ok(Admission::Applied(h)) => {
                     self.metrics.blocks_received.inc();
                     height = h.height;
                 }
@@ -437,12 +432,12 @@ struct Actor {
 
 /// Runs the network until the inbox closes. Prints the listen addresses to stdout.
 pub async fn run(
-    net: Arc<Network>,
-    store: Arc<Store>,
+    ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
     params: NetParams,
     inbox: NetInbox,
 ) -> anyhow::Result<()> {
+    let (net, store) = (ledger.network().clone(), ledger.store().clone());
     let local = params.keypair.public().to_peer_id();
     let mut swarm = build_swarm(params.keypair, &net, &params.limits)?;
     let topic = IdentTopic::new(TOPIC);
@@ -480,7 +475,7 @@ pub async fn run(
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let applier = Applier {
         net: net.clone(),
-        store: store.clone(),
+        ledger,
         metrics: metrics.clone(),
         records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
         pending_max: params.limits.pending_blocks_max,

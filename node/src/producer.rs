@@ -23,6 +23,7 @@ use huren_core::{
 };
 use tokio::sync::oneshot;
 
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -167,8 +168,7 @@ impl OwnChainGate {
 /// Starts the producer thread. `on_block` is called with every block after it is durable
 /// (the network layer gossips it).
 pub fn spawn(
-    net: Arc<Network>,
-    store: Arc<Store>,
+    ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
     on_block: Box<dyn Fn(huren_core::Block) + Send>,
@@ -178,8 +178,9 @@ pub fn spawn(
         .name("huren-producer".into())
         .spawn(move || {
             Producer {
-                net,
-                store,
+                net: ledger.network().clone(),
+                store: ledger.store().clone(),
+                ledger,
                 cfg,
                 metrics,
                 on_block,
@@ -193,7 +194,10 @@ pub fn spawn(
 
 struct Producer {
     net: Arc<Network>,
+    /// For reads: heads, licence states, serial counters.
     store: Arc<Store>,
+    /// The only way this producer's blocks reach the store.
+    ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
     on_block: Box<dyn Fn(huren_core::Block) + Send>,
@@ -377,8 +381,7 @@ impl Producer {
                 .map(|t| (t.clone(), self.serials[t]))
                 .collect();
             let n = block.header.records.len();
-            match self.store.apply_own(
-                &self.net,
+            match self.ledger.append_own(
                 block.clone(),
                 &credentials,
                 &serials,

@@ -190,8 +190,8 @@ pub async fn chains(State(state): State<AppState>) -> Json<ChainsAnswer> {
         (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<EvidenceItem>>, ApiError> {
     let items = state
-        .store
-        .evidence(&state.net)
+        .ledger
+        .evidence()
         .map_err(ApiError::internal)?
         .into_iter()
         .map(|e| EvidenceItem {
