@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use huren_core::ledger::{BlockHeader, Issue, Record, RevokeReason, SuspendReason};
 use huren_core::validate::{next_state, BlockError, ChainView, Head, LicenceState};
 use huren_core::{
-    Credential, DepartmentId, Hash32, LicenceId, LicenceType, Network, OfficerId, RegionCode,
-    SecretKey,
+    Block, Credential, DecodeError, DepartmentId, Hash32, LicenceId, LicenceType, Network,
+    OfficerId, RegionCode, SecretKey,
 };
 use tokio::sync::oneshot;
 
-use crate::ledger::Ledger;
+use crate::ledger::{AppendError, Ledger};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
@@ -83,7 +83,7 @@ pub enum ProduceError {
     Refused(BlockError),
     /// The request is malformed for this licence type (missing holder field…).
     #[error("{0}")]
-    Invalid(String),
+    Invalid(#[from] InvalidRequest),
     #[error("the block producer is overloaded or stopping; try again")]
     Unavailable,
     /// Peers hold this department's chain beyond our head (restored backup, fresh data
@@ -92,7 +92,42 @@ pub enum ProduceError {
     CatchingUp { local: u64, peers: u64 },
     /// Storage failed; nothing in the batch was acknowledged.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(#[from] StoreError),
+    /// The block built for the batch broke a ledger rule as a whole: a fault in block
+    /// production, caught by the ledger before anything was written or acknowledged.
+    #[error("block production failed: {0}")]
+    BlockRefused(BlockError),
+}
+
+impl From<AppendError> for ProduceError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Refused(e) => ProduceError::BlockRefused(e),
+            AppendError::Store(e) => ProduceError::Storage(e),
+        }
+    }
+}
+
+/// Why a request cannot become a licence of its type. Nothing was written for it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error("licence type {0} is not defined in genesis")]
+    UnknownType(LicenceType),
+    #[error(
+        "{licence_type} requires holder fields {}; missing: {}",
+        .required.join(", "),
+        .missing.join(", ")
+    )]
+    MissingHolderFields {
+        licence_type: LicenceType,
+        required: Vec<String>,
+        missing: Vec<String>,
+    },
+    #[error("validity out of range")]
+    ValidityOutOfRange,
+    /// The credential would break the format's bounds (a field too long…).
+    #[error("{0}")]
+    Credential(DecodeError),
 }
 
 type Reply = oneshot::Sender<Vec<Result<Receipt, ProduceError>>>;
@@ -330,8 +365,11 @@ impl Producer {
                 let index = records.len();
                 let prepared = match draft {
                     Draft::Failed(e) => Err(e),
-                    Draft::Issue(cred, officer) => match signed.next() {
-                        Some(Ok(sc)) => {
+                    Draft::Issue(cred, officer) => match signed
+                        .next()
+                        .expect("sign_all answers every credential, in order")
+                    {
+                        Ok(sc) => {
                             let record = Record::Issue(Issue {
                                 licence_id: cred.licence_id.clone(),
                                 valid_from: cred.not_before,
@@ -342,8 +380,7 @@ impl Producer {
                             self.admit(record, height, index, &mut overlay)
                                 .map(|r| (r, Some((cred.licence_id, sc.cose, sc.qr_text))))
                         }
-                        Some(Err(e)) => Err(ProduceError::Invalid(e.to_string())),
-                        None => Err(ProduceError::Storage("credential was not signed".into())),
+                        Err(e) => Err(InvalidRequest::Credential(e).into()),
                     },
                     Draft::Lifecycle(record) => self
                         .admit(record, height, index, &mut overlay)
@@ -364,70 +401,63 @@ impl Producer {
             slots.push(out);
         }
 
-        let outcome = if records.is_empty() {
-            Ok(None)
-        } else {
-            let header = BlockHeader {
-                genesis: self.net.hash(),
-                department: self.cfg.department.clone(),
-                height,
-                prev: head.map_or(self.net.hash(), |h| h.hash),
-                time_ms: now.max(head.map_or(0, |h: Head| h.time_ms)),
-                records,
-            };
-            let block = header.sign(&self.cfg.key);
-            let serials: Vec<(LicenceType, u64)> = used_types
-                .iter()
-                .map(|t| (t.clone(), self.serials[t]))
-                .collect();
-            let n = block.header.records.len();
-            match self.ledger.append_own(
-                block.clone(),
-                &credentials,
-                &serials,
-                now,
-                self.cfg.block_records_max,
-            ) {
-                Ok(head) => Ok(Some((block, head, n))),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-
-        let block_ref = match &outcome {
-            Ok(Some((_, head, n))) => {
-                self.metrics.blocks_produced.inc();
-                self.metrics.records_produced.add(*n as u64);
-                self.metrics
-                    .block_production_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                tracing::debug!(height = head.height, records = n, "block produced");
-                Some(BlockRef {
+        // `None` when no request made it into the block: then no slot is pending.
+        let outcome: Option<Result<(Block, BlockRef), ProduceError>> =
+            (!records.is_empty()).then(|| {
+                let header = BlockHeader {
+                    genesis: self.net.hash(),
+                    department: self.cfg.department.clone(),
+                    height,
+                    prev: head.map_or(self.net.hash(), |h| h.hash),
+                    time_ms: now.max(head.map_or(0, |h: Head| h.time_ms)),
+                    records,
+                };
+                let block = header.sign(&self.cfg.key);
+                let serials: Vec<(LicenceType, u64)> = used_types
+                    .iter()
+                    .map(|t| (t.clone(), self.serials[t]))
+                    .collect();
+                let head = self.ledger.append_own(
+                    block.clone(),
+                    &credentials,
+                    &serials,
+                    now,
+                    self.cfg.block_records_max,
+                )?;
+                let block_ref = BlockRef {
                     department: self.cfg.department.clone(),
                     height: head.height,
                     hash: head.hash,
-                })
+                };
+                Ok((block, block_ref))
+            });
+
+        match &outcome {
+            Some(Ok((block, block_ref))) => {
+                let n = block.header.records.len();
+                self.metrics.blocks_produced.inc();
+                self.metrics.records_produced.add(n as u64);
+                self.metrics
+                    .block_production_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(height = block_ref.height, records = n, "block produced");
             }
-            Ok(None) => None,
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::error!(error = %e, "block production failed; nothing in the batch was acknowledged");
                 // Serials handed out in the failed block are reused: nothing was written.
                 self.serials = serials_before;
-                None
             }
-        };
-        let block_records: Option<&[Record]> = match &outcome {
-            Ok(Some((b, _, _))) => Some(&b.header.records),
-            _ => None,
-        };
+            None => {}
+        }
 
         for ((_, reply), slots) in batch.into_iter().zip(slots) {
             let answers = slots
                 .into_iter()
                 .map(|slot| match slot {
                     Slot::Done(r) => r,
-                    Slot::Pending(i, qr) => match (&outcome, &block_ref, block_records) {
-                        (Ok(Some(_)), Some(br), Some(recs)) => {
-                            let id = recs[i].licence_id().clone();
+                    Slot::Pending(i, qr) => match &outcome {
+                        Some(Ok((block, block_ref))) => {
+                            let id = block.header.records[i].licence_id().clone();
                             let state = overlay
                                 .get(&id)
                                 .copied()
@@ -436,18 +466,18 @@ impl Producer {
                                 licence_id: id,
                                 qr,
                                 state,
-                                block: br.clone(),
+                                block: block_ref.clone(),
                             })
                         }
-                        (Err(e), _, _) => Err(ProduceError::Storage(e.clone())),
-                        _ => Err(ProduceError::Storage("block was not written".into())),
+                        Some(Err(e)) => Err(e.clone()),
+                        None => unreachable!("a pending slot put its record in the block"),
                     },
                 })
                 .collect();
             // A requester that went away (client disconnected) is fine: the record is durable.
             let _ = reply.send(answers);
         }
-        if let Ok(Some((block, _, _))) = outcome {
+        if let Some(Ok((block, _))) = outcome {
             (self.on_block)(block);
         }
     }
@@ -480,9 +510,10 @@ impl Producer {
         match job {
             Job::Issue(req) => {
                 let t = &req.licence_type;
-                let def = self.net.licence_type(t).ok_or_else(|| {
-                    ProduceError::Invalid(format!("licence type {t} is not defined in genesis"))
-                })?;
+                let def = self
+                    .net
+                    .licence_type(t)
+                    .ok_or_else(|| InvalidRequest::UnknownType(t.clone()))?;
                 if !self.net.is_granted(dept, t) {
                     return Err(ProduceError::Refused(BlockError::TypeNotGranted {
                         department: dept.clone(),
@@ -491,18 +522,19 @@ impl Producer {
                         licence_type: t.clone(),
                     }));
                 }
-                let missing: Vec<&str> = def
+                let missing: Vec<String> = def
                     .holder_fields
                     .iter()
                     .filter(|f| req.holder.get(*f).is_none_or(|v| v.trim().is_empty()))
-                    .map(String::as_str)
+                    .cloned()
                     .collect();
                 if !missing.is_empty() {
-                    return Err(ProduceError::Invalid(format!(
-                        "{t} requires holder fields {}; missing: {}",
-                        def.holder_fields.join(", "),
-                        missing.join(", ")
-                    )));
+                    return Err(InvalidRequest::MissingHolderFields {
+                        licence_type: t.clone(),
+                        required: def.holder_fields.clone(),
+                        missing,
+                    }
+                    .into());
                 }
                 let now_s = (now_ms / 1000) as i64;
                 let valid_from = req.valid_from.unwrap_or(now_s);
@@ -511,14 +543,11 @@ impl Producer {
                     Some(u) => u,
                     None => valid_from
                         .checked_add(days * 86_400)
-                        .ok_or_else(|| ProduceError::Invalid("validity out of range".into()))?,
+                        .ok_or(InvalidRequest::ValidityOutOfRange)?,
                 };
                 let serial = match self.serials.get(t) {
                     Some(s) => *s,
-                    None => self
-                        .store
-                        .next_serial(t)
-                        .map_err(|e| ProduceError::Storage(e.to_string()))?,
+                    None => self.store.next_serial(t)?,
                 };
                 // The counter is a hint: after restoring an old backup it may lag behind
                 // the chain (caught up from peers), so skip serials already taken.
@@ -548,8 +577,7 @@ impl Producer {
                     salt,
                 };
                 // Refuse what could not be read back before spending a signature on it.
-                cred.check_bounds()
-                    .map_err(|e| ProduceError::Invalid(e.to_string()))?;
+                cred.check_bounds().map_err(InvalidRequest::Credential)?;
                 Ok(Draft::Issue(cred, req.officer.clone()))
             }
             Job::Lifecycle {
