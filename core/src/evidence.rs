@@ -45,8 +45,10 @@ pub enum EvidenceError {
     Mismatch,
     #[error("the two blocks are the same block")]
     SameBlock,
+    /// Boxed: the rule's values are rarely needed, and every `Result` carrying this
+    /// error stays small.
     #[error("a block of the evidence is not validly signed: {0}")]
-    Signature(BlockError),
+    Signature(Box<BlockError>),
 }
 
 impl Equivocation {
@@ -59,8 +61,9 @@ impl Equivocation {
         if first.hash() == second.hash() {
             return Err(EvidenceError::SameBlock);
         }
-        check_signature(net, &first).map_err(EvidenceError::Signature)?;
-        check_signature(net, &second).map_err(EvidenceError::Signature)?;
+        for block in [&first, &second] {
+            check_signature(net, block).map_err(|e| EvidenceError::Signature(Box::new(e)))?;
+        }
         // Order canonically so that the same pair is always the same evidence.
         let (first, second) = if first.hash() < second.hash() {
             (first, second)
@@ -194,7 +197,7 @@ mod tests {
         let forged = f.block(0, 1, 1, vec![issue(GD, "mvdl", 3)]);
         assert!(matches!(
             Equivocation::new(&f.net, a.clone(), forged),
-            Err(EvidenceError::Signature(BlockError::BadSignature { .. }))
+            Err(EvidenceError::Signature(e)) if matches!(*e, BlockError::BadSignature { .. })
         ));
         let other_dept = f.block(2, 2, 1, vec![issue("sh.transport", "mvdl", 1)]);
         assert_eq!(
@@ -246,7 +249,8 @@ mod tests {
             v.extend_from_slice(rest);
             v
         };
-        let cases: Vec<(&str, Vec<u8>, fn(&EvidenceError) -> bool)> = vec![
+        type Case = (&'static str, Vec<u8>, fn(&EvidenceError) -> bool);
+        let cases: Vec<Case> = vec![
             ("empty", vec![], |e| *e == EvidenceError::Truncated),
             ("short prefix", vec![0, 0, 1], |e| {
                 *e == EvidenceError::Truncated
