@@ -221,6 +221,15 @@ pub(crate) mod tests {
             .sign(&self.key(signer))
         }
 
+        /// The block after `prev` on its chain, with `records`, signed by its department.
+        pub(crate) fn next(&self, prev: &Block, records: Vec<Record>) -> Block {
+            let mut h = prev.header.clone();
+            h.height += 1;
+            h.prev = prev.hash();
+            h.records = records;
+            h.sign(&self.key(prev.department().as_str()))
+        }
+
         pub(crate) fn receive(&self, block: Block) -> Admission {
             self.ledger
                 .receive(block, NOW, huren_core::ledger::BLOCK_RECORDS_MAX)

@@ -6,7 +6,8 @@
 //! - `producer`: block production by group commit; the only writer of this department's chain.
 //! - `api`: the HTTP API (axum); the only module that knows HTTP and JSON.
 //! - `net`: libp2p replication (gossip, catch-up, equivocation evidence) as an actor; the only
-//!   module that knows libp2p.
+//!   module that knows libp2p. Its `wire`, `swarm`, `applier` and `peers` modules are
+//!   internal; the rest of the node uses `run`, `channel`, `NetHandle` and `NetParams`.
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
