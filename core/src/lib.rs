@@ -1,8 +1,8 @@
 //! huren-core: the Huren protocol as pure functions.
 //!
 //! Ids, keys and signatures, the credential codec (COSE/CWT and `HZ1:` QR text), ledger
-//! types with their canonical encoding, genesis types, block validation and credential
-//! verification.
+//! types with their canonical encoding, genesis types, block validation, equivocation evidence
+//! and credential verification.
 //!
 //! Architecture Invariant: this crate does no I/O. No files, sockets, clocks, threads or
 //! async runtimes: callers pass the time in. Everything here can be tested and fuzzed
@@ -13,6 +13,7 @@
 
 pub mod credential;
 pub mod crypto;
+pub mod evidence;
 pub mod genesis;
 pub mod ids;
 pub mod issuance;
@@ -27,6 +28,7 @@ pub use credential::{
     VerifiedCredential,
 };
 pub use crypto::{Hash32, KeyId, PublicKey, SecretKey, Signature};
+pub use evidence::{Equivocation, EvidenceError};
 pub use genesis::{GenesisDocument, Network};
 pub use ids::{DepartmentId, LicenceId, LicenceType, RegionCode};
 pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, SuspendReason};

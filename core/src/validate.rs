@@ -532,52 +532,6 @@ impl MemoryChain {
     }
 }
 
-/// Proof that a department signed two different blocks at one height.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Equivocation {
-    pub department: DepartmentId,
-    pub height: u64,
-    pub first: Block,
-    pub second: Block,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EvidenceError {
-    #[error("the two blocks are of different departments or heights")]
-    Mismatch,
-    #[error("the two blocks are the same block")]
-    SameBlock,
-    #[error("a block of the evidence is not validly signed: {0}")]
-    Signature(BlockError),
-}
-
-impl Equivocation {
-    /// Builds and checks evidence: both blocks validly signed by the same department for
-    /// this network, at the same height, with different hashes.
-    pub fn new(net: &Network, first: Block, second: Block) -> Result<Self, EvidenceError> {
-        if first.department() != second.department() || first.height() != second.height() {
-            return Err(EvidenceError::Mismatch);
-        }
-        if first.hash() == second.hash() {
-            return Err(EvidenceError::SameBlock);
-        }
-        check_signature(net, &first).map_err(EvidenceError::Signature)?;
-        check_signature(net, &second).map_err(EvidenceError::Signature)?;
-        // Order canonically so that the same pair is always the same evidence.
-        let (first, second) = if first.hash() < second.hash() {
-            (first, second)
-        } else {
-            (second, first)
-        };
-        Ok(Self {
-            department: first.department().clone(),
-            height: first.height(),
-            first,
-            second,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,33 +751,5 @@ mod tests {
         f.check(0, vec![revoke(1)], "already_revoked", r);
         // Nothing un-revokes, not even a fresh issue of the same id.
         f.check(0, vec![issue(GD, "mvdl", 1)], "duplicate_issue", r);
-    }
-
-    #[test]
-    fn equivocation_evidence() {
-        let f = Fixture::new();
-        let a = f.block(0, vec![issue(GD, "mvdl", 1)]);
-        let b = f.block(0, vec![issue(GD, "mvdl", 2)]);
-        let e = Equivocation::new(&f.net, a.clone(), b.clone()).expect("evidence");
-        assert_eq!(
-            e,
-            Equivocation::new(&f.net, b.clone(), a.clone()).expect("same")
-        );
-        assert_eq!(
-            Equivocation::new(&f.net, a.clone(), a.clone()),
-            Err(EvidenceError::SameBlock)
-        );
-        let forged = f
-            .next_header(0, vec![issue(GD, "mvdl", 3)])
-            .sign(&f.keys[1].1);
-        assert!(matches!(
-            Equivocation::new(&f.net, a.clone(), forged),
-            Err(EvidenceError::Signature(_))
-        ));
-        let other_dept = f.block(2, vec![issue("sh.transport", "mvdl", 1)]);
-        assert_eq!(
-            Equivocation::new(&f.net, a, other_dept),
-            Err(EvidenceError::Mismatch)
-        );
     }
 }

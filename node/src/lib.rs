@@ -1,10 +1,13 @@
 //! huren-node: one department's node (or an observer).
 //!
 //! - `store`: the ledger in sled, behind a narrow interface; the only module that knows sled.
+//! - `ledger`: block admission: validates with the core rules (and proves equivocation)
+//!   before the store appends; the only way a block reaches the store.
 //! - `producer`: block production by group commit; the only writer of this department's chain.
 //! - `api`: the HTTP API (axum); the only module that knows HTTP and JSON.
 //! - `net`: libp2p replication (gossip, catch-up, equivocation evidence) as an actor; the only
-//!   module that knows libp2p.
+//!   module that knows libp2p. Its `wire`, `swarm`, `applier` and `peers` modules are
+//!   internal; the rest of the node uses `run`, `channel`, `NetHandle` and `NetParams`.
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
@@ -14,6 +17,7 @@
 pub mod api;
 pub mod check;
 pub mod config;
+pub mod ledger;
 pub mod metrics;
 pub mod net;
 pub mod node;

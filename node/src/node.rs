@@ -1,4 +1,4 @@
-//! Wiring a node together from its config: genesis, keys, store, producer, API.
+//! Wiring a node together from its config: genesis, keys, store, ledger, producer, API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{AppState, Parts, Token};
 use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::net::{NetInbox, NetParams};
 use crate::producer::{self, ProducerConfig};
@@ -18,6 +19,8 @@ use crate::store::Store;
 pub struct Assembled {
     pub state: AppState,
     pub store: Arc<Store>,
+    /// The one way blocks reach the store, shared by the producer and the network.
+    pub ledger: Arc<Ledger>,
     /// The network actor's parameters and inbox, when a node key is configured.
     pub network: Option<(NetParams, NetInbox)>,
 }
@@ -25,13 +28,9 @@ pub struct Assembled {
 /// Starts the network actor (if configured) on the current tokio runtime.
 pub fn spawn_network(a: &mut Assembled) {
     if let Some((params, inbox)) = a.network.take() {
-        let (net, store, metrics) = (
-            a.state.net.clone(),
-            a.store.clone(),
-            a.state.metrics.clone(),
-        );
+        let (ledger, metrics) = (a.ledger.clone(), a.state.metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::net::run(net, store, metrics, params, inbox).await {
+            if let Err(e) = crate::net::run(ledger, metrics, params, inbox).await {
                 tracing::error!(error = %format!("{e:#}"), "network stopped");
             }
         });
@@ -49,6 +48,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
         Store::open(&cfg.data_dir, &net)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
+    let ledger = Arc::new(Ledger::new(net.clone(), store.clone()));
     let metrics = Arc::new(Metrics::default());
     // Without networking there is nobody to wait for; with it, `net` opens the gate.
     let gate = Arc::new(if cfg.node_key.as_os_str().is_empty() {
@@ -114,8 +114,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
             );
         }
         let handle = producer::spawn(
-            net.clone(),
-            store.clone(),
+            ledger.clone(),
             ProducerConfig {
                 department: id.clone(),
                 region: dept.region.clone(),
@@ -160,6 +159,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
     let state = AppState::new(Parts {
         net,
         store: store.clone(),
+        ledger: ledger.clone(),
         producer,
         department,
         region,
@@ -186,6 +186,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
     Ok(Assembled {
         state,
         store,
+        ledger,
         network,
     })
 }

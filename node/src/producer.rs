@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use huren_core::ledger::{BlockHeader, Issue, Record, RevokeReason, SuspendReason};
 use huren_core::validate::{next_state, BlockError, ChainView, Head, LicenceState};
 use huren_core::{
-    Credential, DepartmentId, Hash32, LicenceId, LicenceType, Network, OfficerId, RegionCode,
-    SecretKey,
+    Block, Credential, DecodeError, DepartmentId, Hash32, LicenceId, LicenceType, Network,
+    OfficerId, RegionCode, SecretKey,
 };
 use tokio::sync::oneshot;
 
+use crate::ledger::{AppendError, Ledger};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
@@ -84,9 +85,10 @@ pub enum ProduceError {
     /// granted, a required holder field missing, validity too long…). Nothing was signed.
     #[error("{0}")]
     Policy(huren_core::issuance::PolicyError),
-    /// The request is malformed for this licence type.
+    /// The drafted credential could not be encoded for signing (it passed the bounds
+    /// check, so this is a fault in the codec). Nothing was signed.
     #[error("{0}")]
-    Invalid(String),
+    Credential(#[from] DecodeError),
     #[error("the block producer is overloaded or stopping; try again")]
     Unavailable,
     /// Peers hold this department's chain beyond our head (restored backup, fresh data
@@ -95,7 +97,20 @@ pub enum ProduceError {
     CatchingUp { local: u64, peers: u64 },
     /// Storage failed; nothing in the batch was acknowledged.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(#[from] StoreError),
+    /// The block built for the batch broke a ledger rule as a whole: a fault in block
+    /// production, caught by the ledger before anything was written or acknowledged.
+    #[error("block production failed: {0}")]
+    BlockRefused(BlockError),
+}
+
+impl From<AppendError> for ProduceError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Refused(e) => ProduceError::BlockRefused(e),
+            AppendError::Store(e) => ProduceError::Storage(e),
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Vec<Result<Receipt, ProduceError>>>;
@@ -171,8 +186,7 @@ impl OwnChainGate {
 /// Starts the producer thread. `on_block` is called with every block after it is durable
 /// (the network layer gossips it).
 pub fn spawn(
-    net: Arc<Network>,
-    store: Arc<Store>,
+    ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
     on_block: Box<dyn Fn(huren_core::Block) + Send>,
@@ -182,8 +196,9 @@ pub fn spawn(
         .name("huren-producer".into())
         .spawn(move || {
             Producer {
-                net,
-                store,
+                net: ledger.network().clone(),
+                store: ledger.store().clone(),
+                ledger,
                 cfg,
                 metrics,
                 on_block,
@@ -197,7 +212,10 @@ pub fn spawn(
 
 struct Producer {
     net: Arc<Network>,
+    /// For reads: heads, licence states, serial counters.
     store: Arc<Store>,
+    /// The only way this producer's blocks reach the store.
+    ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
     on_block: Box<dyn Fn(huren_core::Block) + Send>,
@@ -328,8 +346,11 @@ impl Producer {
                 let index = records.len();
                 let prepared = match draft {
                     Draft::Failed(e) => Err(e),
-                    Draft::Issue(cred, officer) => match signed.next() {
-                        Some(Ok(sc)) => {
+                    Draft::Issue(cred, officer) => match signed
+                        .next()
+                        .expect("sign_all answers every credential, in order")
+                    {
+                        Ok(sc) => {
                             let record = Record::Issue(Issue {
                                 licence_id: cred.licence_id.clone(),
                                 valid_from: cred.not_before,
@@ -340,8 +361,7 @@ impl Producer {
                             self.admit(record, height, index, &mut overlay)
                                 .map(|r| (r, Some((cred.licence_id, sc.cose, sc.qr_text))))
                         }
-                        Some(Err(e)) => Err(ProduceError::Invalid(e.to_string())),
-                        None => Err(ProduceError::Storage("credential was not signed".into())),
+                        Err(e) => Err(ProduceError::Credential(e)),
                     },
                     Draft::Lifecycle(record) => self
                         .admit(record, height, index, &mut overlay)
@@ -362,71 +382,63 @@ impl Producer {
             slots.push(out);
         }
 
-        let outcome = if records.is_empty() {
-            Ok(None)
-        } else {
-            let header = BlockHeader {
-                genesis: self.net.hash(),
-                department: self.cfg.department.clone(),
-                height,
-                prev: head.map_or(self.net.hash(), |h| h.hash),
-                time_ms: now.max(head.map_or(0, |h: Head| h.time_ms)),
-                records,
-            };
-            let block = header.sign(&self.cfg.key);
-            let serials: Vec<(LicenceType, u64)> = used_types
-                .iter()
-                .map(|t| (t.clone(), self.serials[t]))
-                .collect();
-            let n = block.header.records.len();
-            match self.store.apply_own(
-                &self.net,
-                block.clone(),
-                &credentials,
-                &serials,
-                now,
-                self.cfg.block_records_max,
-            ) {
-                Ok(head) => Ok(Some((block, head, n))),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-
-        let block_ref = match &outcome {
-            Ok(Some((_, head, n))) => {
-                self.metrics.blocks_produced.inc();
-                self.metrics.records_produced.add(*n as u64);
-                self.metrics
-                    .block_production_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                tracing::debug!(height = head.height, records = n, "block produced");
-                Some(BlockRef {
+        // `None` when no request made it into the block: then no slot is pending.
+        let outcome: Option<Result<(Block, BlockRef), ProduceError>> =
+            (!records.is_empty()).then(|| {
+                let header = BlockHeader {
+                    genesis: self.net.hash(),
+                    department: self.cfg.department.clone(),
+                    height,
+                    prev: head.map_or(self.net.hash(), |h| h.hash),
+                    time_ms: now.max(head.map_or(0, |h: Head| h.time_ms)),
+                    records,
+                };
+                let block = header.sign(&self.cfg.key);
+                let serials: Vec<(LicenceType, u64)> = used_types
+                    .iter()
+                    .map(|t| (t.clone(), self.serials[t]))
+                    .collect();
+                let head = self.ledger.append_own(
+                    block.clone(),
+                    &credentials,
+                    &serials,
+                    now,
+                    self.cfg.block_records_max,
+                )?;
+                let block_ref = BlockRef {
                     department: self.cfg.department.clone(),
                     height: head.height,
                     hash: head.hash,
-                })
+                };
+                Ok((block, block_ref))
+            });
+
+        match &outcome {
+            Some(Ok((block, block_ref))) => {
+                let n = block.header.records.len();
+                self.metrics.blocks_produced.inc();
+                self.metrics.records_produced.add(n as u64);
+                self.metrics
+                    .block_production_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(height = block_ref.height, records = n, "block produced");
             }
-            Ok(None) => None,
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::error!(error = %e, "block production failed; nothing in the batch was acknowledged");
                 // Serials handed out in the failed block are reused: nothing was written.
                 self.serials = serials_before;
-                None
             }
-        };
-        let block_records: Option<&[Record]> = match &outcome {
-            Ok(Some((b, _, _))) => Some(&b.header.records),
-            _ => None,
-        };
+            None => {}
+        }
 
         for ((_, reply), slots) in batch.into_iter().zip(slots) {
             let answers = slots
                 .into_iter()
                 .map(|slot| match slot {
                     Slot::Done(r) => r,
-                    Slot::Pending(i, qr) => match (&outcome, &block_ref, block_records) {
-                        (Ok(Some(_)), Some(br), Some(recs)) => {
-                            let id = recs[i].licence_id().clone();
+                    Slot::Pending(i, qr) => match &outcome {
+                        Some(Ok((block, block_ref))) => {
+                            let id = block.header.records[i].licence_id().clone();
                             let state = overlay
                                 .get(&id)
                                 .copied()
@@ -435,18 +447,18 @@ impl Producer {
                                 licence_id: id,
                                 qr,
                                 state,
-                                block: br.clone(),
+                                block: block_ref.clone(),
                             })
                         }
-                        (Err(e), _, _) => Err(ProduceError::Storage(e.clone())),
-                        _ => Err(ProduceError::Storage("block was not written".into())),
+                        Some(Err(e)) => Err(e.clone()),
+                        None => unreachable!("a pending slot put its record in the block"),
                     },
                 })
                 .collect();
             // A requester that went away (client disconnected) is fine: the record is durable.
             let _ = reply.send(answers);
         }
-        if let Ok(Some((block, _, _))) = outcome {
+        if let Some(Ok((block, _))) = outcome {
             (self.on_block)(block);
         }
     }
@@ -473,10 +485,7 @@ impl Producer {
                 let now_s = (now_ms / 1000) as i64;
                 let serial = match self.serials.get(t) {
                     Some(s) => *s,
-                    None => self
-                        .store
-                        .next_serial(t)
-                        .map_err(|e| ProduceError::Storage(e.to_string()))?,
+                    None => self.store.next_serial(t)?,
                 };
                 // The counter is a hint: after restoring an old backup it may lag behind
                 // the chain (caught up from peers), so skip serials already taken.

@@ -1,9 +1,14 @@
 //! The ledger store: sled on disk behind a narrow interface.
 //!
-//! The rest of the node asks for "validate and apply this block", "status of this
-//! licence", "blocks of department D from height h"; it never sees a sled tree. Every
-//! block is applied in one sled transaction across all trees and flushed (fsync) before
-//! `apply` returns, so whatever the caller acknowledges afterwards survives a crash.
+//! The rest of the node asks for "append this validated block", "status of this licence",
+//! "blocks of department D from height h"; it never sees a sled tree. Every block is
+//! appended in one sled transaction across all trees and flushed (fsync) before `append`
+//! returns, so whatever the caller acknowledges afterwards survives a crash.
+//!
+//! The store knows sled and durability, nothing of the rules: it appends only a
+//! `ValidatedBlock`, which the ledger (`crate::ledger`) obtained from `huren_core::validate`
+//! against this store's read view (`ChainView`), and it keeps equivocation evidence the
+//! ledger proved. It must never decide whether a block or a piece of evidence is valid.
 //!
 //! Trees (keys → values):
 //! - `blocks`: block hash → canonical block bytes (the source of truth);
@@ -12,7 +17,7 @@
 //! - `licences`: licence id → `LicenceState` (66 bytes, see `encode_state`);
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
-//! - `evidence`: department ‖ 0x00 ‖ height → [block, block] of an equivocation;
+//! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
 //! - `meta`: `genesis` → genesis hash; `serial/<type>` → next serial (u64 BE).
 //!
 //! `chain`, `heads` and `licences` are indexes: `check::run` rebuilds them from `blocks`.
@@ -20,38 +25,47 @@
 //! Architecture Invariant: only this module knows sled.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use huren_core::ledger::{Block, RevokeReason, SuspendReason};
-use huren_core::validate::{
-    validate_block, validate_own_block, BlockError, ChainView, Equivocation, Head, LicenceState,
-    LicenceStatus, ValidatedBlock,
-};
+use huren_core::ledger::{Block, CodecError, RevokeReason, SuspendReason};
+use huren_core::validate::{ChainView, Head, LicenceState, LicenceStatus, ValidatedBlock};
 use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
+use huren_core::{Equivocation, EvidenceError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
     #[error("data directory belongs to another network (genesis {found}, expected {expected})")]
     WrongNetwork { found: String, expected: String },
     #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Block(#[from] BlockError),
+    Corrupt(#[from] Corruption),
 }
 
-/// What applying a received block did.
-#[derive(Debug)]
-pub enum Applied {
-    /// The block extended its chain.
-    Extended(Head),
-    /// We already have this exact block.
-    Duplicate,
-    /// The block conflicts with one we hold at the same height: proof of equivocation,
-    /// now stored.
-    Equivocation(Box<Equivocation>),
+/// What is wrong with data read back from the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Corruption {
+    #[error("block {hash}: {source}")]
+    Block {
+        /// Hex of the key the block is stored under.
+        hash: String,
+        source: CodecError,
+    },
+    #[error("chain of {0} names a missing block")]
+    ChainNamesMissingBlock(DepartmentId),
+    #[error("head of {department} is past {height} but the block is missing")]
+    MissingBlock {
+        department: DepartmentId,
+        height: u64,
+    },
+    #[error("head key {0} is not a department id")]
+    HeadKey(String),
+    #[error("head of {0}")]
+    Head(DepartmentId),
+    #[error("serial counter of {0}")]
+    Serial(LicenceType),
+    #[error("equivocation evidence: {0}")]
+    Evidence(#[source] EvidenceError),
 }
 
 pub struct Store {
@@ -63,9 +77,6 @@ pub struct Store {
     credentials: sled::Tree,
     evidence: sled::Tree,
     meta: sled::Tree,
-    /// One writer at a time: validation reads the state a block will be applied to, so
-    /// validate-then-apply must not interleave with another apply.
-    write: Mutex<()>,
     /// Entries in `licences`, kept here because sled counts a tree by reading all of it.
     licence_count: std::sync::atomic::AtomicU64,
 }
@@ -99,7 +110,7 @@ fn decode_head(b: &[u8]) -> Option<Head> {
 
 /// Fixed 66-byte layout: status, reason, commitment, valid_from, valid_until,
 /// issued_height, updated_height (integers big-endian).
-pub fn encode_state(s: &LicenceState) -> [u8; 66] {
+fn encode_state(s: &LicenceState) -> [u8; 66] {
     let mut b = [0u8; 66];
     let (status, reason) = match s.status {
         LicenceStatus::Active => (0, 0),
@@ -130,7 +141,7 @@ pub fn encode_state(s: &LicenceState) -> [u8; 66] {
     b
 }
 
-pub fn decode_state(b: &[u8]) -> Option<LicenceState> {
+fn decode_state(b: &[u8]) -> Option<LicenceState> {
     if b.len() != 66 {
         return None;
     }
@@ -176,7 +187,6 @@ impl Store {
             evidence: db.open_tree("evidence")?,
             meta: db.open_tree("meta")?,
             db,
-            write: Mutex::new(()),
             licence_count: std::sync::atomic::AtomicU64::new(0),
         };
         store.licence_count.store(
@@ -199,72 +209,11 @@ impl Store {
         Ok(store)
     }
 
-    /// Validates a block received from the network and applies it if it extends its
-    /// chain. A validly signed block at a height we already hold with a different hash is
-    /// stored as equivocation evidence.
-    pub fn receive(
-        &self,
-        net: &Network,
-        block: Block,
-        now_ms: u64,
-        records_max: usize,
-    ) -> Result<Applied, StoreError> {
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        match validate_block(net, self, block.clone(), now_ms, records_max) {
-            Ok(v) => {
-                let head = v.head();
-                self.apply_locked(&v, &[])?;
-                Ok(Applied::Extended(head))
-            }
-            Err(BlockError::AlreadyHave { .. }) => {
-                match self.block_at(block.department(), block.height())? {
-                    Some(ours) if ours.hash() == block.hash() => Ok(Applied::Duplicate),
-                    Some(ours) => {
-                        // validate_block checked the signature before the height, so both
-                        // blocks are the department's own: this is proof, not a rumour.
-                        let ev = Equivocation::new(net, ours, block)
-                            .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
-                        self.put_evidence(&ev)?;
-                        Ok(Applied::Equivocation(Box::new(ev)))
-                    }
-                    None => Err(StoreError::Corrupt(format!(
-                        "head of {} is past {} but the block is missing",
-                        block.department(),
-                        block.height()
-                    ))),
-                }
-            }
-            Err(e) => Err(StoreError::Block(e)),
-        }
-    }
-
-    /// Validates and applies a block this node produced, with the private credentials of
-    /// the licences it issues. Flushed before returning.
-    pub fn apply_own(
-        &self,
-        net: &Network,
-        block: Block,
-        credentials: &[(LicenceId, Vec<u8>)],
-        serials: &[(LicenceType, u64)],
-        now_ms: u64,
-        records_max: usize,
-    ) -> Result<Head, StoreError> {
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let v = validate_own_block(net, self, block, now_ms, records_max)?;
-        let head = v.head();
-        self.apply_with(&v, credentials, serials)?;
-        Ok(head)
-    }
-
-    fn apply_locked(
-        &self,
-        v: &ValidatedBlock,
-        credentials: &[(LicenceId, Vec<u8>)],
-    ) -> Result<(), StoreError> {
-        self.apply_with(v, credentials, &[])
-    }
-
-    fn apply_with(
+    /// Appends a block the ledger validated against this store's current state, with the
+    /// private credentials of the licences it issues (own blocks) and the next serial of
+    /// each licence type it used. One sled transaction across all trees, flushed before
+    /// returning.
+    pub(crate) fn append(
         &self,
         v: &ValidatedBlock,
         credentials: &[(LicenceId, Vec<u8>)],
@@ -319,46 +268,34 @@ impl Store {
         Ok(())
     }
 
-    fn put_evidence(&self, ev: &Equivocation) -> Result<(), StoreError> {
-        let key = chain_key(&ev.department, ev.height);
-        let mut v = Vec::new();
-        let a = ev.first.encode();
-        v.extend_from_slice(&(a.len() as u32).to_be_bytes());
-        v.extend_from_slice(&a);
-        v.extend_from_slice(&ev.second.encode());
-        self.evidence.insert(key, v)?;
+    /// Keeps evidence the ledger proved, replacing any at its department and height.
+    /// Flushed before returning.
+    pub(crate) fn put_evidence(&self, ev: &Equivocation) -> Result<(), StoreError> {
+        let key = chain_key(ev.department(), ev.height());
+        self.evidence.insert(key, ev.encode())?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Stores evidence received from a peer (already checked by `Equivocation::new`).
-    pub fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
+    /// Keeps evidence unless some is known at its department and height; true if it was
+    /// new. Flushed before returning.
+    pub(crate) fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
         let known = self
             .evidence
-            .contains_key(chain_key(&ev.department, ev.height))?;
+            .contains_key(chain_key(ev.department(), ev.height()))?;
         if !known {
             self.put_evidence(ev)?;
         }
         Ok(!known)
     }
 
-    /// All equivocation evidence, validated again on the way out.
-    pub fn evidence(&self, net: &Network) -> Result<Vec<Equivocation>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.evidence.iter() {
-            let (_, v) = item?;
-            let corrupt = || StoreError::Corrupt("evidence record".into());
-            let n = u32::from_be_bytes(
-                v.get(..4)
-                    .ok_or_else(corrupt)?
-                    .try_into()
-                    .map_err(|_| corrupt())?,
-            ) as usize;
-            let a = Block::decode(v.get(4..4 + n).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
-            let b = Block::decode(v.get(4 + n..).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
-            out.push(Equivocation::new(net, a, b).map_err(|_| corrupt())?);
-        }
-        Ok(out)
+    /// The stored bytes of every piece of equivocation evidence, in key order. The ledger
+    /// decodes (and so re-checks) them.
+    pub(crate) fn evidence_records(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.evidence
+            .iter()
+            .map(|item| Ok(item?.1.to_vec()))
+            .collect()
     }
 
     /// Lowest equivocation height proven against `dept`, if any.
@@ -378,9 +315,13 @@ impl Store {
 
     pub fn block_by_hash(&self, hash: &[u8]) -> Result<Option<Block>, StoreError> {
         match self.blocks.get(hash)? {
-            Some(b) => Block::decode(&b)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("block {}: {e}", hex::encode(hash)))),
+            Some(b) => Block::decode(&b).map(Some).map_err(|source| {
+                Corruption::Block {
+                    hash: hex::encode(hash),
+                    source,
+                }
+                .into()
+            }),
             None => Ok(None),
         }
     }
@@ -401,9 +342,7 @@ impl Store {
         for item in self.chain.range(start..=end) {
             let (_, hash) = item?;
             let Some(b) = self.blocks.get(&hash)? else {
-                return Err(StoreError::Corrupt(format!(
-                    "chain of {dept} names a missing block"
-                )));
+                return Err(Corruption::ChainNamesMissingBlock(dept.clone()).into());
             };
             total += b.len();
             if !out.is_empty() && (total > bytes_max || out.len() >= count) {
@@ -421,9 +360,8 @@ impl Store {
             let dept = std::str::from_utf8(&k)
                 .ok()
                 .and_then(|s| DepartmentId::parse(s).ok())
-                .ok_or_else(|| StoreError::Corrupt("head key".into()))?;
-            let head =
-                decode_head(&v).ok_or_else(|| StoreError::Corrupt(format!("head of {dept}")))?;
+                .ok_or_else(|| Corruption::HeadKey(hex::encode(&k)))?;
+            let head = decode_head(&v).ok_or_else(|| Corruption::Head(dept.clone()))?;
             out.push((dept, head));
         }
         Ok(out)
@@ -443,7 +381,7 @@ impl Store {
             Some(v) => u64::from_be_bytes(
                 v.as_ref()
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("serial".into()))?,
+                    .map_err(|_| Corruption::Serial(t.clone()))?,
             ),
             None => 1,
         })

@@ -54,10 +54,12 @@ fn produce_error(e: ProduceError) -> ApiError {
             // The producer is bound to its own department, which genesis names.
             PolicyError::UnknownIssuer(_) => return ApiError::internal(p),
         },
-        ProduceError::Invalid(_) => ErrorCode::InvalidLicence,
+        // The draft passed the bounds check; failing to encode it is a fault here.
+        ProduceError::Credential(_) => return ApiError::internal(e),
         ProduceError::Unavailable => ErrorCode::Unavailable,
         ProduceError::CatchingUp { .. } => ErrorCode::CatchingUp,
-        ProduceError::Storage(m) => return ApiError::internal(m),
+        // Nothing in the batch was acknowledged; the officer can retry.
+        ProduceError::Storage(_) | ProduceError::BlockRefused(_) => return ApiError::internal(e),
     };
     ApiError::new(code, e.to_string())
 }
@@ -338,4 +340,102 @@ pub async fn qr_png(
     let text = huren_core::credential::cose_to_qr(&cose);
     let png = huren_render::qr::png(&text, 8).map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Corruption, StoreError};
+
+    /// Every producer failure, the code the officer gets and the message shown: the HTTP
+    /// answers depend on variants only, never on message text.
+    #[test]
+    fn produce_errors_map_to_codes_and_messages() {
+        let d = huren_core::DepartmentId::parse("gd.transport").expect("department");
+        let t = LicenceType::parse("mvdl").expect("type");
+        let id = LicenceId::new(d.clone(), t.clone(), 7);
+        let internal = "internal error; see the node's log";
+        let cases: Vec<(ProduceError, ErrorCode, &str)> = vec![
+            (
+                ProduceError::Refused(BlockError::UnknownLicence {
+                    department: d.clone(),
+                    height: 3,
+                    index: 0,
+                    kind: "revoke",
+                    licence: id.clone(),
+                }),
+                ErrorCode::LicenceNotFound,
+                "block gd.transport#3: record 0 (revoke) concerns gd.transport:mvdl:00000007, which was never issued",
+            ),
+            (
+                ProduceError::Refused(BlockError::Empty {
+                    department: d.clone(),
+                    height: 3,
+                }),
+                ErrorCode::Internal,
+                internal,
+            ),
+            (
+                ProduceError::Policy(PolicyError::MissingHolderFields {
+                    licence_type: t.clone(),
+                    required: vec!["name".into(), "id_number".into(), "class".into()],
+                    missing: vec!["id_number".into(), "class".into()],
+                }),
+                ErrorCode::InvalidLicence,
+                "mvdl requires holder fields name, id_number, class; missing: id_number, class",
+            ),
+            (
+                ProduceError::Policy(PolicyError::UnknownType {
+                    licence_type: LicenceType::parse("boat").expect("type"),
+                    defined: vec![t.clone()],
+                }),
+                ErrorCode::InvalidLicence,
+                "licence type boat is not defined in genesis; defined types: mvdl",
+            ),
+            (
+                ProduceError::Policy(PolicyError::NotGranted {
+                    department: d.clone(),
+                    licence_type: LicenceType::parse("food").expect("type"),
+                    granted: vec![t.clone()],
+                }),
+                ErrorCode::TypeNotGranted,
+                "gd.transport may not issue food: genesis grants it only mvdl",
+            ),
+            (
+                ProduceError::Policy(PolicyError::Validity(
+                    huren_core::genesis::ValidityProblem::OutOfRange,
+                )),
+                ErrorCode::BadValidity,
+                "validity out of range",
+            ),
+            (
+                ProduceError::Unavailable,
+                ErrorCode::Unavailable,
+                "the block producer is overloaded or stopping; try again",
+            ),
+            (
+                ProduceError::CatchingUp { local: 1, peers: 4 },
+                ErrorCode::CatchingUp,
+                "this node is catching up its own department's chain (local height 1, peers have 4); try again shortly",
+            ),
+            (
+                StoreError::Corrupt(Corruption::Serial(t.clone())).into(),
+                ErrorCode::Internal,
+                internal,
+            ),
+            (
+                ProduceError::BlockRefused(BlockError::Empty {
+                    department: d,
+                    height: 3,
+                }),
+                ErrorCode::Internal,
+                internal,
+            ),
+        ];
+        for (e, code, message) in cases {
+            let shown = format!("{e}");
+            let api = produce_error(e);
+            assert_eq!((api.code, api.message.as_str()), (code, message), "{shown}");
+        }
+    }
 }

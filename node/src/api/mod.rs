@@ -25,6 +25,7 @@ use huren_core::{DepartmentId, Network, RegionCode};
 use utoipa::OpenApi;
 
 use crate::config::Limits;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::net::NetHandle;
 use crate::producer::ProducerHandle;
@@ -50,6 +51,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub net: Arc<Network>,
     pub store: Arc<Store>,
+    /// For equivocation evidence, which only the ledger can prove again.
+    pub ledger: Arc<Ledger>,
     /// `None` on an observer node: it issues nothing.
     pub producer: Option<ProducerHandle>,
     pub department: Option<DepartmentId>,
@@ -71,6 +74,7 @@ pub struct Shared {
 pub struct Parts {
     pub net: Arc<Network>,
     pub store: Arc<Store>,
+    pub ledger: Arc<Ledger>,
     /// `None` on an observer node.
     pub producer: Option<ProducerHandle>,
     pub department: Option<DepartmentId>,
@@ -98,6 +102,7 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             net: p.net,
             store: p.store,
+            ledger: p.ledger,
             producer: p.producer,
             department: p.department,
             region: p.region,

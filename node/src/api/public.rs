@@ -190,17 +190,17 @@ pub async fn chains(State(state): State<AppState>) -> Json<ChainsAnswer> {
         (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<EvidenceItem>>, ApiError> {
     let items = state
-        .store
-        .evidence(&state.net)
+        .ledger
+        .evidence()
         .map_err(ApiError::internal)?
         .into_iter()
         .map(|e| EvidenceItem {
-            department: e.department.clone(),
-            height: e.height,
-            first_hash: e.first.hash(),
-            second_hash: e.second.hash(),
-            first_block: hex::encode(e.first.encode()),
-            second_block: hex::encode(e.second.encode()),
+            department: e.department().clone(),
+            height: e.height(),
+            first_hash: e.first().hash(),
+            second_hash: e.second().hash(),
+            first_block: hex::encode(e.first().encode()),
+            second_block: hex::encode(e.second().encode()),
         })
         .collect();
     Ok(Json(items))

@@ -1,0 +1,310 @@
+//! The ledger: admission of blocks between their sources (the network, the producer) and
+//! the store.
+//!
+//! A block reaches the store only through here. The ledger validates it with
+//! `huren_core::validate` against the store's read view and hands the store the resulting
+//! `ValidatedBlock` to append. Validation reads the state the block will be appended to,
+//! so validate-then-append runs under one write lock: no other block can land in between.
+//! A validly signed block at a height already held, with a different hash, is
+//! equivocation: the ledger proves it (`core::evidence`) and has the store keep the proof.
+//!
+//! It must never let anything but a `ValidatedBlock` reach the store, and it answers only
+//! after the store has flushed (one block = one sled transaction + fsync).
+
+use std::sync::{Arc, Mutex};
+
+use huren_core::validate::{validate_block, validate_own_block, BlockError, Disposition, Head};
+use huren_core::{Block, Equivocation, LicenceId, LicenceType, Network};
+
+use crate::store::{Corruption, Store, StoreError};
+
+/// What became of a block received from a peer.
+#[derive(Debug)]
+pub enum Admission {
+    /// The block extended its chain and is durable.
+    Applied(Head),
+    /// The block conflicts with the one held at its height: proof that its department
+    /// equivocated, now durable.
+    Equivocation(Box<Equivocation>),
+    /// This exact block is held already.
+    Duplicate,
+    /// The block may be fine but does not fit now (`Disposition::Ignore`): blocks before it
+    /// are missing (`BlockError::Gap`) or its time is ahead of this node's clock.
+    Ignored(BlockError),
+    /// The block breaks a rule (`Disposition::Reject`): whoever sent it misbehaved.
+    Rejected(BlockError),
+}
+
+/// Why a block this node produced was not appended. Nothing was written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// The block breaks a ledger rule: a fault in block production, caught here.
+    #[error("own block refused: {0}")]
+    Refused(BlockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Ledger {
+    net: Arc<Network>,
+    store: Arc<Store>,
+    /// One writer at a time: see the module doc.
+    write: Mutex<()>,
+}
+
+impl Ledger {
+    pub fn new(net: Arc<Network>, store: Arc<Store>) -> Self {
+        Self {
+            net,
+            store,
+            write: Mutex::new(()),
+        }
+    }
+
+    pub fn network(&self) -> &Arc<Network> {
+        &self.net
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Validates a block received from a peer and appends it if it extends its chain. A
+    /// different, validly signed block at a height already held is kept as evidence.
+    pub fn receive(
+        &self,
+        block: Block,
+        now_ms: u64,
+        records_max: usize,
+    ) -> Result<Admission, StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        match validate_block(&self.net, &*self.store, block.clone(), now_ms, records_max) {
+            Ok(v) => {
+                let head = v.head();
+                self.store.append(&v, &[], &[])?;
+                Ok(Admission::Applied(head))
+            }
+            Err(BlockError::AlreadyHave { .. }) => {
+                let (department, height) = (block.department(), block.height());
+                match self.store.block_at(department, height)? {
+                    Some(ours) if ours.hash() == block.hash() => Ok(Admission::Duplicate),
+                    Some(ours) => {
+                        // validate_block checked the signature before the height, so both
+                        // blocks are the department's own: this is proof, not a rumour.
+                        let ev = Equivocation::new(&self.net, ours, block)
+                            .map_err(Corruption::Evidence)?;
+                        self.store.put_evidence(&ev)?;
+                        Ok(Admission::Equivocation(Box::new(ev)))
+                    }
+                    None => Err(Corruption::MissingBlock {
+                        department: department.clone(),
+                        height,
+                    }
+                    .into()),
+                }
+            }
+            Err(e) => Ok(match e.disposition() {
+                Disposition::Ignore => Admission::Ignored(e),
+                Disposition::Reject => Admission::Rejected(e),
+            }),
+        }
+    }
+
+    /// Validates a block this node produced and appends it with the private credentials
+    /// of the licences it issues and the next serial of each licence type it used.
+    pub fn append_own(
+        &self,
+        block: Block,
+        credentials: &[(LicenceId, Vec<u8>)],
+        serials: &[(LicenceType, u64)],
+        now_ms: u64,
+        records_max: usize,
+    ) -> Result<Head, AppendError> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let v = validate_own_block(&self.net, &*self.store, block, now_ms, records_max)
+            .map_err(AppendError::Refused)?;
+        self.store.append(&v, credentials, serials)?;
+        Ok(v.head())
+    }
+
+    /// Keeps evidence a peer sent (`Equivocation` exists only once proven); true if it
+    /// was not known here yet.
+    pub fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
+        self.store.record_evidence(ev)
+    }
+
+    /// Every piece of equivocation evidence held, proven again on the way out.
+    pub fn evidence(&self) -> Result<Vec<Equivocation>, StoreError> {
+        self.store
+            .evidence_records()?
+            .iter()
+            .map(|bytes| {
+                Equivocation::decode(&self.net, bytes).map_err(|e| Corruption::Evidence(e).into())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use huren_core::ledger::{BlockHeader, Issue, OfficerId, Record};
+    use huren_core::validate::ChainView;
+    use huren_core::{DepartmentId, Hash32, SecretKey};
+
+    /// A ledger on a fresh store in a temporary directory, in the example network the
+    /// test kit founds, with every department's issuer key.
+    pub(crate) struct TestLedger {
+        pub ledger: Arc<Ledger>,
+        pub founded: huren_testkit::Founded,
+    }
+
+    pub(crate) const NOW: u64 = 1_760_000_000_000;
+    pub(crate) const GD: &str = "gd.transport";
+
+    impl TestLedger {
+        pub(crate) fn new() -> Self {
+            let founded = huren_testkit::Founded::example().expect("founded network");
+            let net = Arc::new(founded.network().expect("genesis"));
+            let store = Arc::new(Store::open(&founded.path("data"), &net).expect("store opens"));
+            Self {
+                ledger: Arc::new(Ledger::new(net, store)),
+                founded,
+            }
+        }
+
+        pub(crate) fn key(&self, department: &str) -> SecretKey {
+            huren_genesis::keys::read_issuer_key(&self.founded.issuer_key(department))
+                .expect("issuer key")
+                .1
+        }
+
+        /// A licence of `department` (type mvdl) with `serial`, issued by a record.
+        pub(crate) fn issue(department: &str, serial: u64) -> Record {
+            Record::Issue(Issue {
+                licence_id: LicenceId::new(
+                    DepartmentId::parse(department).expect("department"),
+                    LicenceType::parse("mvdl").expect("type"),
+                    serial,
+                ),
+                valid_from: 1_750_000_000,
+                valid_until: 1_750_000_000 + 86_400,
+                commitment: Hash32::digest(&serial.to_be_bytes()),
+                officer: OfficerId::parse("officer-1").expect("officer"),
+            })
+        }
+
+        /// `department`'s block at `height` (following the held chain when it reaches
+        /// `height - 1`), signed with `signer`'s issuer key.
+        pub(crate) fn block(
+            &self,
+            department: &str,
+            signer: &str,
+            height: u64,
+            records: Vec<Record>,
+        ) -> Block {
+            let net = self.ledger.network();
+            let d = DepartmentId::parse(department).expect("department");
+            let prev = match self.ledger.store().head(&d) {
+                Some(h) if h.height + 1 == height => h.hash,
+                _ => net.hash(),
+            };
+            BlockHeader {
+                genesis: net.hash(),
+                department: d,
+                height,
+                prev,
+                time_ms: NOW,
+                records,
+            }
+            .sign(&self.key(signer))
+        }
+
+        /// The block after `prev` on its chain, with `records`, signed by its department.
+        pub(crate) fn next(&self, prev: &Block, records: Vec<Record>) -> Block {
+            let mut h = prev.header.clone();
+            h.height += 1;
+            h.prev = prev.hash();
+            h.records = records;
+            h.sign(&self.key(prev.department().as_str()))
+        }
+
+        pub(crate) fn receive(&self, block: Block) -> Admission {
+            self.ledger
+                .receive(block, NOW, huren_core::ledger::BLOCK_RECORDS_MAX)
+                .expect("storage works")
+        }
+    }
+
+    #[test]
+    fn received_blocks_are_admitted_by_the_core_rules() {
+        let t = TestLedger::new();
+        let b1 = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
+        assert!(matches!(t.receive(b1.clone()), Admission::Applied(h) if h.height == 1));
+        assert!(matches!(t.receive(b1), Admission::Duplicate));
+        let gap = t.block(GD, GD, 3, vec![TestLedger::issue(GD, 3)]);
+        assert!(matches!(
+            t.receive(gap),
+            Admission::Ignored(BlockError::Gap {
+                height: 3,
+                head: 1,
+                ..
+            })
+        ));
+        let forged = t.block(GD, "sh.transport", 2, vec![TestLedger::issue(GD, 2)]);
+        assert!(matches!(
+            t.receive(forged),
+            Admission::Rejected(BlockError::BadSignature { .. })
+        ));
+        // Nothing but the valid block reached the store.
+        let d = DepartmentId::parse(GD).expect("department");
+        assert_eq!(t.ledger.store().head(&d).map(|h| h.height), Some(1));
+    }
+
+    #[test]
+    fn a_second_block_at_a_held_height_is_kept_as_evidence() {
+        let t = TestLedger::new();
+        let ours = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
+        let theirs = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 2)]);
+        assert!(matches!(t.receive(ours.clone()), Admission::Applied(_)));
+        let Admission::Equivocation(ev) = t.receive(theirs.clone()) else {
+            panic!("expected equivocation");
+        };
+        assert_eq!(ev.height(), 1);
+        assert_eq!(t.ledger.evidence().expect("evidence"), vec![*ev.clone()]);
+        // The held chain is untouched, and evidence from a peer is known already.
+        let d = DepartmentId::parse(GD).expect("department");
+        assert_eq!(t.ledger.store().head(&d).map(|h| h.hash), Some(ours.hash()));
+        assert!(matches!(t.ledger.record_evidence(&ev), Ok(false)));
+        assert_eq!(t.ledger.store().equivocation_height(&d), Some(1));
+    }
+
+    #[test]
+    fn own_blocks_are_checked_before_they_are_written() {
+        let t = TestLedger::new();
+        let b1 = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
+        let head = t
+            .ledger
+            .append_own(b1, &[], &[], NOW, 100)
+            .expect("appended");
+        assert_eq!(head.height, 1);
+        // A duplicate issue in an own block is a production fault: refused, not written.
+        let dup = t.block(GD, GD, 2, vec![TestLedger::issue(GD, 1)]);
+        assert!(matches!(
+            t.ledger.append_own(dup, &[], &[], NOW, 100),
+            Err(AppendError::Refused(BlockError::DuplicateIssue { .. }))
+        ));
+        let d = DepartmentId::parse(GD).expect("department");
+        assert_eq!(t.ledger.store().head(&d), Some(head));
+        assert!(t
+            .ledger
+            .store()
+            .licence(&LicenceId::new(
+                d,
+                LicenceType::parse("mvdl").expect("type"),
+                1
+            ))
+            .is_some());
+    }
+}
