@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use huren_core::{DepartmentId, RegionCode};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -15,15 +16,31 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Genesis file of the network.
     pub genesis: PathBuf,
-    /// This department's id; empty for an observer node.
-    pub department: String,
-    /// Issuer key file; empty for an observer node.
-    pub issuer_key: PathBuf,
-    /// libp2p node key file.
-    pub node_key: PathBuf,
+    /// This department's id; absent for an observer node (see `role`).
+    #[serde(
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub department: Option<DepartmentId>,
+    /// Issuer key file; a department node's, absent for an observer.
+    #[serde(
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_key: Option<PathBuf>,
+    /// libp2p node key file; without it the node runs without networking.
+    #[serde(
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub node_key: Option<PathBuf>,
     /// The verifying region of this node, for the recognition policy. Defaults to the
     /// department's (or observer's) region in genesis.
-    pub region: String,
+    #[serde(
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub region: Option<RegionCode>,
     pub api: ApiConfig,
     pub network: NetworkConfig,
     pub limits: Limits,
@@ -34,10 +51,10 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("data"),
             genesis: PathBuf::from("genesis.json"),
-            department: String::new(),
-            issuer_key: PathBuf::new(),
-            node_key: PathBuf::new(),
-            region: String::new(),
+            department: None,
+            issuer_key: None,
+            node_key: None,
+            region: None,
             api: ApiConfig::default(),
             network: NetworkConfig::default(),
             limits: Limits::default(),
@@ -161,7 +178,47 @@ impl Default for Limits {
 
 const CONFIG_BYTES_MAX: u64 = 1024 * 1024;
 
+/// What a node is: one department's, holding its issuer key, or an observer that follows
+/// the network and verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role<'a> {
+    Department {
+        id: &'a DepartmentId,
+        issuer_key: &'a Path,
+    },
+    Observer,
+}
+
+/// Reads `""` as absent: config files written before these fields were optional say
+/// `department = ""` for an observer and `node_key = ""` for no networking.
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(d)?.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 impl Config {
+    /// The node's role, from `department` and `issuer_key`, which go together.
+    pub fn role(&self) -> anyhow::Result<Role<'_>> {
+        match (&self.department, &self.issuer_key) {
+            (Some(id), Some(issuer_key)) => Ok(Role::Department { id, issuer_key }),
+            (Some(id), None) => {
+                anyhow::bail!("config: issuer_key is required for the department node of {id}")
+            }
+            (None, Some(k)) => anyhow::bail!(
+                "config: issuer_key {} is set but department is not; an observer holds no issuer key",
+                k.display()
+            ),
+            (None, None) => Ok(Role::Observer),
+        }
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let len = std::fs::metadata(path)
             .with_context(|| format!("reading config {}", path.display()))?
@@ -177,12 +234,11 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         // Relative paths in a config file are relative to the file, not to the shell.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut cfg.data_dir,
-            &mut cfg.genesis,
-            &mut cfg.issuer_key,
-            &mut cfg.node_key,
-        ] {
+        for p in [&mut cfg.data_dir, &mut cfg.genesis]
+            .into_iter()
+            .chain(cfg.issuer_key.as_mut())
+            .chain(cfg.node_key.as_mut())
+        {
             if !p.as_os_str().is_empty() && p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -191,6 +247,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.role()?;
         let l = &self.limits;
         anyhow::ensure!(
             (1..=huren_core::ledger::BLOCK_RECORDS_MAX).contains(&l.block_records_max),
@@ -224,5 +281,52 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("token officer {:?}: {e}", t.officer))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        toml::from_str(text).expect("config parses")
+    }
+
+    #[test]
+    fn the_role_comes_from_department_and_issuer_key_together() {
+        let dept = parse("department = \"gd.transport\"\nissuer_key = \"k\"");
+        assert_eq!(
+            dept.role().expect("role"),
+            Role::Department {
+                id: &DepartmentId::parse("gd.transport").expect("id"),
+                issuer_key: Path::new("k"),
+            }
+        );
+        assert_eq!(parse("").role().expect("role"), Role::Observer);
+        let e = parse("department = \"gd.transport\"")
+            .role()
+            .expect_err("no key");
+        assert!(e.to_string().contains("issuer_key is required"), "{e}");
+        let e = parse("issuer_key = \"k\"")
+            .role()
+            .expect_err("no department");
+        assert!(
+            e.to_string().contains("observer holds no issuer key"),
+            "{e}"
+        );
+        assert!(toml::from_str::<Config>("department = \"Not An Id\"").is_err());
+    }
+
+    #[test]
+    fn configs_written_with_empty_strings_still_mean_absent() {
+        let old = parse("department = \"\"\nissuer_key = \"\"\nnode_key = \"\"\nregion = \"\"");
+        assert_eq!(old.role().expect("role"), Role::Observer);
+        assert!(old.node_key.is_none() && old.region.is_none());
+        // And a written config leaves absent fields out.
+        let text = toml::to_string(&Config::default()).expect("toml");
+        assert!(
+            !text.contains("department") && !text.contains("node_key"),
+            "{text}"
+        );
     }
 }

@@ -11,11 +11,12 @@
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
-//! - `now_ms`, `now_secs`: the wall clock, read in one place.
+//! - `clock`: the node's one clock (system, or manual in tests), passed to every part.
 //! - `web`: the service-window page (窗口核验页) at `/`, a client of the public API, assets embedded.
 
 pub mod api;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
@@ -25,15 +26,3 @@ pub mod producer;
 pub mod sigcheck;
 pub mod store;
 pub mod web;
-
-/// Wall-clock time in Unix milliseconds: block times, propagation delay.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Wall-clock time in Unix seconds: credential times, verification.
-pub fn now_secs() -> i64 {
-    (now_ms() / 1000) as i64
-}

@@ -164,12 +164,17 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
     let mut cfg = Config {
         data_dir: a.data,
         genesis: a.genesis,
-        department: a.department.clone().unwrap_or_default(),
-        node_key: huren_genesis::keys::node_key_path(&a.keys, &name),
+        department: a
+            .department
+            .as_deref()
+            .map(huren_core::DepartmentId::parse)
+            .transpose()
+            .context("--department")?,
+        node_key: Some(huren_genesis::keys::node_key_path(&a.keys, &name)),
         ..Config::default()
     };
     if a.department.is_some() {
-        cfg.issuer_key = huren_genesis::keys::issuer_key_path(&a.keys, &name);
+        cfg.issuer_key = Some(huren_genesis::keys::issuer_key_path(&a.keys, &name));
     }
     cfg.api.listen = a.listen;
     cfg.api.tokens.push(TokenConfig {

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use huren_core::{DepartmentId, Network, OfficerId, RegionCode};
+use huren_core::{Network, OfficerId, RegionCode};
 use sha2::{Digest, Sha256};
 
 use crate::api::{AppState, Parts, Token};
-use crate::config::Config;
+use crate::clock::SharedClock;
+use crate::config::{Config, Role};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::net::{NetInbox, NetParams};
@@ -37,9 +38,16 @@ pub fn spawn_network(a: &mut Assembled) {
     }
 }
 
-/// Reads genesis and keys, opens the store, starts the producer (department nodes).
+/// Reads genesis and keys, opens the store, starts the producer (department nodes), all on
+/// the system clock.
 pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
+    assemble_with_clock(cfg, crate::clock::system())
+}
+
+/// `assemble`, with every part reading `clock` (tests pass a manual one).
+pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<Assembled> {
     cfg.validate()?;
+    let role = cfg.role()?;
     let net = Arc::new(
         huren_genesis::load(&cfg.genesis)
             .with_context(|| format!("loading genesis {}", cfg.genesis.display()))?,
@@ -51,96 +59,95 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
     let ledger = Arc::new(Ledger::new(net.clone(), store.clone()));
     let metrics = Arc::new(Metrics::default());
     // Without networking there is nobody to wait for; with it, `net` opens the gate.
-    let gate = Arc::new(if cfg.node_key.as_os_str().is_empty() {
+    let gate = Arc::new(if cfg.node_key.is_none() {
         crate::producer::OwnChainGate::open()
     } else {
         crate::producer::OwnChainGate::default()
     });
 
     // Networking needs a node key, and the key must be the one genesis names for us.
-    let (handle, inbox, keypair) = if cfg.node_key.as_os_str().is_empty() {
-        (None, None, None)
-    } else {
-        let (_, kp) = huren_genesis::keys::read_node_key(&cfg.node_key)
-            .with_context(|| format!("reading node key {}", cfg.node_key.display()))?;
-        let (h, i) = crate::net::channel();
-        (Some(h), Some(i), Some(kp))
+    let (handle, inbox, keypair) = match &cfg.node_key {
+        None => (None, None, None),
+        Some(path) => {
+            let (_, kp) = huren_genesis::keys::read_node_key(path)
+                .with_context(|| format!("reading node key {}", path.display()))?;
+            let (h, i) = crate::net::channel();
+            (Some(h), Some(i), Some(kp))
+        }
     };
-    if let Some(kp) = &keypair {
+    if let (Some(kp), Some(path)) = (&keypair, &cfg.node_key) {
         let peer = kp.public().to_peer_id().to_string();
-        let expected = if cfg.department.is_empty() {
-            net.document()
+        let expected = match role {
+            Role::Observer => net
+                .document()
                 .observers
                 .iter()
                 .find(|o| o.node_peer_id == peer)
-                .map(|o| o.node_peer_id.clone())
-        } else {
-            DepartmentId::parse(&cfg.department)
-                .ok()
-                .and_then(|d| net.department(&d).map(|d| d.node_peer_id.clone()))
+                .map(|o| o.node_peer_id.clone()),
+            Role::Department { id, .. } => net.department(id).map(|d| d.node_peer_id.clone()),
         };
         if expected.as_deref() != Some(peer.as_str()) {
             bail!(
                 "node key {} (peer id {peer}) is not the node key genesis names for this node",
-                cfg.node_key.display()
+                path.display()
             );
         }
     }
 
-    let (department, producer, home_region) = if cfg.department.is_empty() {
-        let region = observer_region(&net, cfg)?;
-        (None, None, region)
-    } else {
-        let id = DepartmentId::parse(&cfg.department).context("config: department")?;
-        let dept = net
-            .department(&id)
-            .with_context(|| {
-                format!(
-                    "department {id} is not in genesis {}",
-                    cfg.genesis.display()
-                )
-            })?
-            .clone();
-        anyhow::ensure!(
-            !cfg.issuer_key.as_os_str().is_empty(),
-            "config: issuer_key is required for a department node"
-        );
-        let (name, key) = huren_genesis::keys::read_issuer_key(&cfg.issuer_key)
-            .with_context(|| format!("reading issuer key {}", cfg.issuer_key.display()))?;
-        if name != id.as_str() || key.public() != dept.issuer_key {
-            bail!(
-                "issuer key {} (generated for {name}) is not the key genesis names for {id}",
-                cfg.issuer_key.display()
-            );
+    let (department, producer, home_region) = match role {
+        Role::Observer => {
+            let region = observer_region(&net, cfg)?;
+            (None, None, region)
         }
-        let handle = producer::spawn(
-            ledger.clone(),
-            ProducerConfig {
-                department: id.clone(),
-                region: dept.region.clone(),
-                key,
-                batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
-                block_records_max: cfg.limits.block_records_max,
-                queue_max: cfg.limits.producer_queue_max,
-                gate: gate.clone(),
-            },
-            metrics.clone(),
-            match handle.clone() {
-                Some(h) => Box::new(move |b| h.publish_block(&b)),
-                None => Box::new(|_| {}),
-            },
-        );
-        (Some(id), Some(handle), dept.region)
+        Role::Department { id, issuer_key } => {
+            let id = id.clone();
+            let dept = net
+                .department(&id)
+                .with_context(|| {
+                    format!(
+                        "department {id} is not in genesis {}",
+                        cfg.genesis.display()
+                    )
+                })?
+                .clone();
+            let (name, key) = huren_genesis::keys::read_issuer_key(issuer_key)
+                .with_context(|| format!("reading issuer key {}", issuer_key.display()))?;
+            if name != id.as_str() || key.public() != dept.issuer_key {
+                bail!(
+                    "issuer key {} (generated for {name}) is not the key genesis names for {id}",
+                    issuer_key.display()
+                );
+            }
+            let handle = producer::spawn(
+                ledger.clone(),
+                ProducerConfig {
+                    department: id.clone(),
+                    region: dept.region.clone(),
+                    key,
+                    batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
+                    block_records_max: cfg.limits.block_records_max,
+                    queue_max: cfg.limits.producer_queue_max,
+                    gate: gate.clone(),
+                    clock: clock.clone(),
+                },
+                metrics.clone(),
+                match handle.clone() {
+                    Some(h) => Box::new(move |b| h.publish_block(&b)),
+                    None => Box::new(|_| {}),
+                },
+            );
+            (Some(id), Some(handle), dept.region)
+        }
     };
-    let region = if cfg.region.is_empty() {
-        home_region
-    } else {
-        let r = RegionCode::parse(&cfg.region).context("config: region")?;
-        anyhow::ensure!(
-            net.region(&r).is_some(),
-            "config: region {r} is not in genesis"
-        );
-        r
+    let region = match &cfg.region {
+        None => home_region,
+        Some(r) => {
+            anyhow::ensure!(
+                net.region(r).is_some(),
+                "config: region {r} is not in genesis"
+            );
+            r.clone()
+        }
     };
     let tokens = cfg
         .api
@@ -167,6 +174,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
         limits: cfg.limits.clone(),
         metrics,
         network: handle,
+        clock: clock.clone(),
     })
     .context("starting the signature checker threads")?;
     let network = match (keypair, inbox) {
@@ -177,7 +185,7 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
                 gate,
                 config: cfg.network.clone(),
                 limits: cfg.limits.clone(),
-                stale: state.stale.clone(),
+                clock,
             },
             inbox,
         )),
@@ -193,9 +201,9 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Assembled> {
 
 /// An observer's region: the one genesis names for its node key, else the config's.
 fn observer_region(net: &Network, cfg: &Config) -> anyhow::Result<RegionCode> {
-    if !cfg.node_key.as_os_str().is_empty() {
-        let (_, kp) = huren_genesis::keys::read_node_key(&cfg.node_key)
-            .with_context(|| format!("reading node key {}", cfg.node_key.display()))?;
+    if let Some(path) = &cfg.node_key {
+        let (_, kp) = huren_genesis::keys::read_node_key(path)
+            .with_context(|| format!("reading node key {}", path.display()))?;
         let peer = kp.public().to_peer_id().to_string();
         if let Some(o) = net
             .document()
@@ -206,8 +214,8 @@ fn observer_region(net: &Network, cfg: &Config) -> anyhow::Result<RegionCode> {
             return Ok(o.region.clone());
         }
     }
-    if !cfg.region.is_empty() {
-        return RegionCode::parse(&cfg.region).context("config: region");
+    if let Some(r) = &cfg.region {
+        return Ok(r.clone());
     }
     bail!("an observer node needs its node key listed in genesis observers, or a region in the config")
 }

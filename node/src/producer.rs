@@ -9,7 +9,6 @@
 //!
 //! It must never answer success for a record that is not flushed to disk.
 
-use crate::now_ms;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -146,6 +145,8 @@ pub struct ProducerConfig {
     pub queue_max: usize,
     /// What peers say of this department's own chain.
     pub gate: Arc<OwnChainGate>,
+    /// The node's clock: block and credential times come from its wall-clock reading.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// Keeps a node from signing blocks before it knows its own chain's head. A department
@@ -298,7 +299,7 @@ impl Producer {
 
     fn produce(&mut self, batch: Vec<(Vec<Job>, Reply)>) {
         let started = Instant::now();
-        let now = now_ms();
+        let now = self.cfg.clock.now_ms();
         let head = self.store.head(&self.cfg.department);
         let height = head.map_or(1, |h| h.height + 1);
         let local = head.map_or(0, |h| h.height);

@@ -286,7 +286,9 @@ mod tests {
     }
 
     fn router(department: &str) -> (axum::Router, huren_testkit::Founded) {
-        let f = crate::api::tests::fixture_with(department, |c| c.region = "310000".into());
+        let f = crate::api::tests::fixture_with(department, |c| {
+            c.region = Some(huren_core::RegionCode::parse("310000").expect("region"))
+        });
         (f.router, f.dir)
     }
 

@@ -87,14 +87,22 @@ impl Founded {
     pub fn config_text(&self, name: &str, opts: &NodeOptions) -> anyhow::Result<String> {
         let dir = self.dir.path().join(name);
         let observer = name.contains("observer");
-        let (department, issuer) = if observer {
-            (String::new(), String::new())
+        // An observer names no department and no issuer key; a node without networking
+        // no node key.
+        let role = if observer {
+            String::new()
         } else {
-            (name.to_owned(), path_text(&self.issuer_key(name))?)
+            format!(
+                "department = \"{name}\"\nissuer_key = \"{}\"\n",
+                path_text(&self.issuer_key(name))?
+            )
         };
         let (node_key, network) = match &opts.bootstrap {
             Some(b) => (
-                path_text(&huren_genesis::keys::node_key_path(&self.keys, name))?,
+                format!(
+                    "node_key = \"{}\"\n",
+                    path_text(&huren_genesis::keys::node_key_path(&self.keys, name))?
+                ),
                 format!(
                     "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {}\n",
                     serde_json::to_string(b)?
@@ -109,10 +117,7 @@ impl Founded {
         Ok(format!(
             r#"data_dir = "{data}"
 genesis = "{genesis}"
-department = "{department}"
-issuer_key = "{issuer}"
-node_key = "{node_key}"
-{region}
+{role}{node_key}{region}
 [api]
 listen = "127.0.0.1:0"
 

@@ -10,7 +10,6 @@
 //! few files the card uses are kept in memory for the life of the process (about 45 MB
 //! with Noto Sans CJK, 5 MB with WenQuanYi Micro Hei), so that rendering reads no file.
 
-use crate::now_secs;
 use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
@@ -143,7 +142,7 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         stale: false,
     };
     let ctx = VerifyContext {
-        now: now_secs(),
+        now: state.clock.now_secs(),
         // Recognition is the verifying window's business, not the card's.
         region: None,
     };

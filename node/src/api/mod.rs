@@ -14,7 +14,6 @@ mod public;
 mod ratelimit;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -62,8 +61,8 @@ pub struct Shared {
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
     pub limiter: ratelimit::RateLimiter,
-    /// Set by the network layer when this node has lost touch with the network.
-    pub stale: Arc<AtomicBool>,
+    /// The node's one clock.
+    pub clock: crate::clock::SharedClock,
     /// The network actor, when networking runs.
     pub network: Option<NetHandle>,
     /// Checks credential signatures for the verify API, in batches.
@@ -83,6 +82,7 @@ pub struct Parts {
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
     pub network: Option<NetHandle>,
+    pub clock: crate::clock::SharedClock,
 }
 
 impl AppState {
@@ -110,7 +110,7 @@ impl AppState {
             limits: p.limits,
             metrics: p.metrics,
             limiter,
-            stale: Arc::new(AtomicBool::new(false)),
+            clock: p.clock,
             network: p.network,
             signatures,
         })))

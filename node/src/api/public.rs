@@ -1,7 +1,6 @@
 //! Public routes: verification, licence status, chain heads, evidence, peers, health,
 //! metrics. Nothing here returns personal data that the caller did not present.
 
-use crate::now_secs;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -50,7 +49,7 @@ pub async fn status(
 
 fn context(state: &AppState) -> VerifyContext {
     VerifyContext {
-        now: now_secs(),
+        now: state.clock.now_secs(),
         region: Some(state.region.clone()),
     }
 }
@@ -68,7 +67,9 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
                 licence: state.store.licence(&id),
                 issuer_head: state.store.head(id.department()),
                 equivocation_height: state.store.equivocation_height(id.department()),
-                stale: state.stale.load(std::sync::atomic::Ordering::Relaxed),
+                // The network decides staleness; a node without networking has no peers to
+                // fall behind.
+                stale: state.network.as_ref().is_some_and(|n| n.is_stale()),
             };
             match verify::prepare(&state.net, un, facts, &ctx) {
                 Step::Done(d) => {

@@ -62,7 +62,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
-    if !state.limiter.allow(ip, Instant::now()) {
+    if !state.limiter.allow(ip, state.clock.instant()) {
         state.metrics.api_rate_limited.inc();
         return ApiError::new(
             huren_api::ErrorCode::RateLimited,

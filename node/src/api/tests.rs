@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::config::Config;
-use crate::node::assemble;
 
 pub(crate) struct Fixture {
     pub router: axum::Router,
@@ -23,6 +22,15 @@ const OTHER_DEPT: &str = "test-token-other";
 /// A gd.transport node (or an observer when `department` is empty), in the example
 /// network the test kit founds, with the kit's two officer tokens.
 pub(crate) fn fixture_with(department: &str, tweak: impl FnOnce(&mut Config)) -> Fixture {
+    fixture_with_clock(department, crate::clock::system(), tweak)
+}
+
+/// `fixture_with`, on `clock`.
+pub(crate) fn fixture_with_clock(
+    department: &str,
+    clock: crate::clock::SharedClock,
+    tweak: impl FnOnce(&mut Config),
+) -> Fixture {
     let founded = huren_testkit::Founded::example().expect("founded network");
     let name = if department.is_empty() {
         "sh.observer"
@@ -41,7 +49,7 @@ pub(crate) fn fixture_with(department: &str, tweak: impl FnOnce(&mut Config)) ->
         .expect("config");
     let mut cfg: Config = toml::from_str(&text).expect("the kit's config parses");
     tweak(&mut cfg);
-    let a = assemble(&cfg).expect("assemble");
+    let a = crate::node::assemble_with_clock(&cfg, clock).expect("assemble");
     Fixture {
         router: super::router(a.state),
         dir: founded,
@@ -463,7 +471,7 @@ async fn signature_path_in_batches() {
         .expect("issuer key")
         .1;
     let dept = huren_core::DepartmentId::parse("gd.transport").expect("dept");
-    let now = crate::now_secs();
+    let now = crate::clock::system().now_secs();
     let tasks: Vec<_> = (0..120u64)
         .map(|i| {
             let credential = huren_core::Credential {
@@ -565,4 +573,59 @@ async fn observer_issues_nothing() {
         .await;
     assert_error(s, &v, StatusCode::FORBIDDEN, "observer_node");
     let _ = &f.dir;
+}
+
+/// The not-yet-seen window, on a node whose clock the test moves: a correctly signed
+/// credential the issuer's chain does not hold is "not yet seen" until the chain has a
+/// block newer than its issue time plus the allowed skew, and "not on ledger" after.
+#[tokio::test]
+async fn not_yet_seen_turns_not_on_ledger_once_the_chain_has_moved_past_it() {
+    use crate::clock::{Clock, ManualClock};
+    use huren_core::issuance::{draft, Terms};
+    let t0_ms = 1_800_000_000_000;
+    let clock = ManualClock::at(t0_ms);
+    let f = fixture_with_clock("gd.transport", clock.clone(), |_| {});
+    let issued = f.issue().await; // the chain's head is now at t0
+    assert_eq!(
+        f.verify(issued["qr"].as_str().expect("qr")).await["verdict"],
+        "valid"
+    );
+    let key = huren_genesis::keys::read_issuer_key(&f.dir.issuer_key("gd.transport"))
+        .expect("issuer key")
+        .1;
+    let net = f.dir.network().expect("genesis");
+    let dept = huren_core::DepartmentId::parse("gd.transport").expect("dept");
+    let terms = Terms {
+        licence_type: huren_core::LicenceType::parse("mvdl").expect("type"),
+        holder: [("name", "王五"), ("id_number", "x"), ("class", "C1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        fields: Default::default(),
+        valid_from: None,
+        valid_until: None,
+        valid_days: Some(30),
+    };
+    // Signed by the department's key (a backup of it, say) but never recorded.
+    let unrecorded = draft(&net, &dept, &terms, clock.now_secs(), 999, [4; 16])
+        .expect("draft")
+        .sign(&key)
+        .expect("sign")
+        .qr_text;
+    let reason = |v: &Value| v["reason"].as_str().unwrap_or("valid").to_owned();
+    assert_eq!(reason(&f.verify(&unrecorded).await), "not_yet_seen");
+    // Just inside the window, the chain moves on: still not yet seen.
+    let skew = huren_core::validate::FUTURE_SKEW_MS_MAX;
+    clock.advance(std::time::Duration::from_millis(skew));
+    f.issue().await;
+    assert_eq!(reason(&f.verify(&unrecorded).await), "not_yet_seen");
+    // A block newer than its issue time plus the skew: the issuer would have recorded it.
+    clock.advance(std::time::Duration::from_secs(1));
+    f.issue().await;
+    assert_eq!(reason(&f.verify(&unrecorded).await), "not_on_ledger");
+    // The licences that are on the ledger stay valid meanwhile.
+    assert_eq!(
+        f.verify(issued["qr"].as_str().expect("qr")).await["verdict"],
+        "valid"
+    );
 }

@@ -118,8 +118,8 @@ pub(crate) struct Applier {
     pub(crate) net: Arc<Network>,
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) metrics: Arc<Metrics>,
-    /// Wall-clock Unix milliseconds, passed in: block times are checked against it.
-    pub(crate) clock: fn() -> u64,
+    /// The node's clock: block times are checked against its wall-clock reading.
+    pub(crate) clock: crate::clock::SharedClock,
     pub(crate) records_max: usize,
     pub(crate) pending_max: usize,
     /// Early blocks held while the gap before them is fetched, at most `pending_max`.
@@ -222,23 +222,24 @@ impl Applier {
     fn block(&mut self, source: PeerId, block: Block, gossiped: bool) -> Handled {
         let dept = block.department().clone();
         let (height, time_ms) = (block.height(), block.header.time_ms);
-        let admission = match self
-            .ledger
-            .receive(block.clone(), (self.clock)(), self.records_max)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "storage failure applying a received block");
-                return Handled::StorageFailed;
-            }
-        };
+        let admission =
+            match self
+                .ledger
+                .receive(block.clone(), self.clock.now_ms(), self.records_max)
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, "storage failure applying a received block");
+                    return Handled::StorageFailed;
+                }
+            };
         match &admission {
             Admission::Applied(head) => {
                 self.metrics.blocks_received.inc();
                 if gossiped {
                     self.metrics
                         .propagation_seconds
-                        .observe((self.clock)().saturating_sub(time_ms) as f64 / 1000.0);
+                        .observe(self.clock.now_ms().saturating_sub(time_ms) as f64 / 1000.0);
                 }
                 self.drain_pending(&dept, head.height);
             }
@@ -266,7 +267,10 @@ impl Applier {
     /// Applies the held blocks that now follow `dept`'s head at `height`, in order.
     fn drain_pending(&mut self, dept: &DepartmentId, mut height: u64) {
         while let Some(next) = self.pending.remove(&(dept.clone(), height + 1)) {
-            match self.ledger.receive(next, (self.clock)(), self.records_max) {
+            match self
+                .ledger
+                .receive(next, self.clock.now_ms(), self.records_max)
+            {
                 Ok(Admission::Applied(h)) => {
                     self.metrics.blocks_received.inc();
                     height = h.height;
@@ -300,7 +304,7 @@ mod tests {
                 net: t.ledger.network().clone(),
                 ledger: t.ledger.clone(),
                 metrics: Arc::new(Metrics::default()),
-                clock: crate::now_ms,
+                clock: crate::clock::system(),
                 records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
                 pending_max: 16,
                 pending: HashMap::new(),
@@ -395,7 +399,7 @@ mod tests {
             f.t.block(GD, "sh.transport", 2, vec![TestLedger::issue(GD, 2)]);
         let future = {
             let mut h = b1.header.clone();
-            h.time_ms = crate::now_ms() + 10 * 60 * 1000;
+            h.time_ms = crate::clock::system().now_ms() + 10 * 60 * 1000;
             h.sign(&f.t.key(GD))
         };
         let evidence = wire::evidence_message(
@@ -424,7 +428,7 @@ mod tests {
                 "a block from the future",
                 {
                     let mut h = b2.header.clone();
-                    h.time_ms = crate::now_ms() + 10 * 60 * 1000;
+                    h.time_ms = crate::clock::system().now_ms() + 10 * 60 * 1000;
                     wire::block_message(&h.sign(&f.t.key(GD)))
                 },
                 "ignore",

@@ -22,6 +22,7 @@
 
 mod applier;
 mod peers;
+mod schedule;
 mod swarm;
 mod wire;
 
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use huren_core::validate::ChainView;
@@ -40,12 +41,14 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identity, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::SharedClock;
 use crate::config::{Limits, NetworkConfig};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use applier::{Applier, ApplyJob, ApplyOutcome};
 use peers::Peers;
+use schedule::Schedule;
 
 /// A connected peer, as `/v1/peers` shows it.
 pub use huren_api::PeerInfo;
@@ -56,13 +59,6 @@ pub use wire::{block_message, CatchupRequest, CatchupResponse, TOPIC};
 
 /// How often the node redials bootstrap peers and compares chain heads with every peer.
 const TICK: Duration = Duration::from_secs(2);
-/// Without any peer for this long, the node says its data may be stale.
-const STALE_AFTER: Duration = Duration::from_secs(300);
-/// How long a department node waits for a peer's view of its own chain before it
-/// signs blocks anyway (a network where no bootstrap peer is up).
-const OWN_CHAIN_WAIT: Duration = Duration::from_secs(10);
-/// A catch-up request unanswered for this long no longer holds its department's slot.
-const CATCHUP_INFLIGHT_MAX: Duration = Duration::from_secs(60);
 /// Commands queued for the actor (gossip of own blocks, peer listings).
 const COMMANDS_MAX: usize = 1024;
 /// The applier's queue holds at least this many jobs, whatever `pending_blocks_max` says.
@@ -77,6 +73,8 @@ enum Command {
 #[derive(Clone)]
 pub struct NetHandle {
     tx: mpsc::Sender<Command>,
+    /// Written by the actor only: it alone knows when it last heard from a peer.
+    stale: Arc<AtomicBool>,
 }
 
 impl NetHandle {
@@ -84,6 +82,12 @@ impl NetHandle {
     /// dropped here and peers fetch it by catch-up on their next tick.
     pub fn publish_block(&self, block: &Block) {
         let _ = self.tx.try_send(Command::Publish(block_message(block)));
+    }
+
+    /// Whether the node has been out of touch with every peer for too long to vouch for
+    /// the status of other departments' licences.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
     }
 
     /// The connected peers; none when the network is not running.
@@ -99,17 +103,28 @@ impl NetHandle {
 /// Creates the handle and the receiving end for `run`.
 pub fn channel() -> (NetHandle, NetInbox) {
     let (tx, rx) = mpsc::channel(COMMANDS_MAX);
-    (NetHandle { tx }, NetInbox(rx))
+    let stale = Arc::new(AtomicBool::new(false));
+    (
+        NetHandle {
+            tx,
+            stale: stale.clone(),
+        },
+        NetInbox { rx, stale },
+    )
 }
 
-/// The actor's end of the command channel.
-pub struct NetInbox(mpsc::Receiver<Command>);
+/// The actor's end of the command channel, and the stale flag it alone writes.
+pub struct NetInbox {
+    rx: mpsc::Receiver<Command>,
+    stale: Arc<AtomicBool>,
+}
 
 pub struct NetParams {
     pub keypair: identity::Keypair,
     pub config: NetworkConfig,
     pub limits: Limits,
-    pub stale: Arc<AtomicBool>,
+    /// The node's one clock.
+    pub clock: SharedClock,
     /// This node's department (None for observers) and the highest height of its chain
     /// any peer reported, which the producer reads before signing.
     pub own_department: Option<DepartmentId>,
@@ -126,14 +141,14 @@ struct Actor {
     peers: Peers,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     /// Catch-up in flight per department: only one at a time.
-    inflight: HashMap<DepartmentId, (PeerId, Instant)>,
+    /// Staleness, catch-up retries and the own-chain wait, decided by the clock.
+    schedule: Schedule,
+    clock: SharedClock,
     requests: HashMap<OutboundRequestId, (PeerId, CatchupRequest)>,
     apply_tx: SyncSender<ApplyJob>,
-    last_peer_seen: Instant,
     stale: Arc<AtomicBool>,
     own_department: Option<DepartmentId>,
     gate: Arc<crate::producer::OwnChainGate>,
-    started: Instant,
 }
 
 /// Runs the network until the inbox closes. Prints the listen addresses to stdout.
@@ -144,6 +159,7 @@ pub async fn run(
     inbox: NetInbox,
 ) -> anyhow::Result<()> {
     let (net, store) = (ledger.network().clone(), ledger.store().clone());
+    let has_peers = net.peers().len() > 1;
     let local = params.keypair.public().to_peer_id();
     let mut swarm = build_swarm(params.keypair, &net, &params.limits)?;
     let topic = IdentTopic::new(TOPIC);
@@ -158,7 +174,7 @@ pub async fn run(
         net: net.clone(),
         ledger,
         metrics: metrics.clone(),
-        clock: crate::now_ms,
+        clock: params.clock.clone(),
         records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
         pending_max: params.limits.pending_blocks_max,
         pending: HashMap::new(),
@@ -176,21 +192,20 @@ pub async fn run(
         limits: params.limits,
         topic,
         bootstrap,
-        inflight: HashMap::new(),
+        schedule: Schedule::new(params.clock.instant(), has_peers),
+        clock: params.clock,
         requests: HashMap::new(),
         apply_tx,
-        last_peer_seen: Instant::now(),
-        stale: params.stale,
+        stale: inbox.stale.clone(),
         own_department: params.own_department,
         gate: params.gate,
-        started: Instant::now(),
     };
     if actor.bootstrap.is_empty() {
         // Nobody to ask about our own chain: this node is the first of its network.
         actor.gate.mark_checked();
     }
     actor.dial_bootstrap();
-    let mut inbox = inbox.0;
+    let mut inbox = inbox.rx;
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
@@ -220,7 +235,7 @@ impl Actor {
                 }
             }
             Command::Peers(reply) => {
-                let _ = reply.send(self.peers.info(Instant::now()));
+                let _ = reply.send(self.peers.info(self.clock.instant()));
             }
         }
     }
@@ -237,13 +252,12 @@ impl Actor {
     }
 
     fn tick(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.instant();
         for p in self.peers.expire_bans(now) {
             self.swarm.behaviour_mut().readmit(p);
         }
-        self.inflight
-            .retain(|_, (_, since)| now.duration_since(*since) < CATCHUP_INFLIGHT_MAX);
-        if now.duration_since(self.started) > OWN_CHAIN_WAIT {
+        let t = self.schedule.tick(now, self.peers.connected_count());
+        if t.own_chain_wait_over {
             // No peer answered in time: go on rather than refuse issuance forever.
             self.gate.mark_checked();
         }
@@ -251,13 +265,7 @@ impl Actor {
         for p in self.peers.connected_peers() {
             self.request(p, CatchupRequest::Heads);
         }
-        if self.peers.connected_count() > 0 {
-            self.last_peer_seen = now;
-        }
-        self.stale.store(
-            self.net.peers().len() > 1 && now.duration_since(self.last_peer_seen) > STALE_AFTER,
-            Ordering::Relaxed,
-        );
+        self.stale.store(t.stale, Ordering::Relaxed);
         self.count_peers();
     }
 
@@ -280,11 +288,11 @@ impl Actor {
     }
 
     fn fetch(&mut self, peer: PeerId, dept: DepartmentId) {
-        if self.inflight.contains_key(&dept) || !self.peers.is_connected(&peer) {
+        if self.schedule.fetching(&dept) || !self.peers.is_connected(&peer) {
             return;
         }
         let from = self.store.head(&dept).map_or(1, |h| h.height + 1);
-        self.inflight.insert(dept.clone(), (peer, Instant::now()));
+        self.schedule.start_fetch(&dept, peer, self.clock.instant());
         self.request(
             peer,
             CatchupRequest::Blocks {
@@ -295,7 +303,7 @@ impl Actor {
     }
 
     fn penalise(&mut self, peer: PeerId) {
-        if self.peers.penalise(peer, Instant::now()) {
+        if self.peers.penalise(peer, self.clock.instant()) {
             tracing::warn!(%peer, "disconnecting a peer that sent too many invalid blocks");
             self.swarm.behaviour_mut().refuse(peer);
         }
@@ -319,7 +327,7 @@ impl Actor {
                 department,
                 progressed,
             } => {
-                self.inflight.remove(&department);
+                self.schedule.fetch_done(&department);
                 if progressed {
                     self.fetch(peer, department);
                 }
@@ -356,10 +364,10 @@ impl Actor {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                let now = Instant::now();
+                let now = self.clock.instant();
                 self.peers
                     .connected(peer_id, endpoint.get_remote_address().clone(), now);
-                self.last_peer_seen = now;
+                self.schedule.peer_seen(now);
                 self.count_peers();
                 tracing::info!(peer = %peer_id, role = self.peers.role(&peer_id).unwrap_or("?"), "peer connected");
                 self.request(peer_id, CatchupRequest::Heads);
@@ -429,7 +437,7 @@ impl Actor {
                     self.requests.remove(&request_id)
                 {
                     if let Ok(d) = DepartmentId::parse(&department) {
-                        self.inflight.remove(&d);
+                        self.schedule.fetch_done(&d);
                     }
                 }
             }
@@ -497,7 +505,7 @@ impl Actor {
                     return;
                 };
                 let Some(blocks) = wire::catchup_batch(blocks, &self.limits) else {
-                    self.inflight.remove(&d);
+                    self.schedule.fetch_done(&d);
                     return;
                 };
                 let job = ApplyJob::Catchup {
@@ -506,12 +514,12 @@ impl Actor {
                     blocks,
                 };
                 if !self.submit(job) {
-                    self.inflight.remove(&d);
+                    self.schedule.fetch_done(&d);
                 }
             }
             (CatchupRequest::Blocks { department, .. }, _) => {
                 if let Ok(d) = DepartmentId::parse(&department) {
-                    self.inflight.remove(&d);
+                    self.schedule.fetch_done(&d);
                 }
             }
             _ => {}
@@ -530,7 +538,7 @@ mod tests {
     async fn the_handle_never_blocks_the_producer() {
         let t = TestLedger::new();
         let block = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
-        let (handle, NetInbox(mut inbox)) = channel();
+        let (handle, NetInbox { rx: mut inbox, .. }) = channel();
         for _ in 0..COMMANDS_MAX + 10 {
             handle.publish_block(&block);
         }
