@@ -32,7 +32,12 @@ impl Summary {
 /// Mismatches past this are counted, not listed: a corrupt store must not flood the terminal.
 const MISMATCHES_LISTED_MAX: usize = 100;
 
-pub fn run(net: &Network, store: &Store) -> anyhow::Result<Summary> {
+/// Re-walks every chain in `store`, with `clock`'s wall-clock time for the block time rule.
+pub fn run(
+    net: &Network,
+    store: &Store,
+    clock: &dyn crate::clock::Clock,
+) -> anyhow::Result<Summary> {
     let mut s = Summary::default();
     let mismatch = |s: &mut Summary, m: String| {
         if s.mismatches.len() < MISMATCHES_LISTED_MAX {
@@ -42,9 +47,7 @@ pub fn run(net: &Network, store: &Store) -> anyhow::Result<Summary> {
         }
     };
     let mut rebuilt = MemoryChain::default();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(u64::MAX, |d| d.as_millis() as u64);
+    let now_ms = clock.now_ms();
 
     // Walk the chain index in key order: department, then height ascending.
     let mut referenced = 0usize;

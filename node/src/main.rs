@@ -259,7 +259,7 @@ fn check_cmd(a: CheckArgs) -> ExitCode {
             .with_context(|| format!("loading genesis {}", genesis.display()))?;
         let store =
             Store::open(&data, &net).with_context(|| format!("opening {}", data.display()))?;
-        check::run(&net, &store)
+        check::run(&net, &store, &huren_node::clock::SystemClock)
     })();
     match result {
         Ok(s) => {

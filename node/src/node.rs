@@ -21,9 +21,9 @@ pub struct Assembled {
     pub state: AppState,
     pub store: Arc<Store>,
     /// The one way blocks reach the store, shared by the producer and the network.
-    pub ledger: Arc<Ledger>,
+    pub(crate) ledger: Arc<Ledger>,
     /// The network actor's parameters and inbox, when a node key is configured.
-    pub network: Option<(NetParams, NetInbox)>,
+    pub(crate) network: Option<(NetParams, NetInbox)>,
 }
 
 /// Starts the network actor (if configured) on the current tokio runtime.
@@ -122,7 +122,6 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
                 ledger.clone(),
                 ProducerConfig {
                     department: id.clone(),
-                    region: dept.region.clone(),
                     key,
                     batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
                     block_records_max: cfg.limits.block_records_max,

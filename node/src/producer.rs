@@ -18,7 +18,7 @@ use huren_core::ledger::{BlockHeader, Issue, Record, RevokeReason, SuspendReason
 use huren_core::validate::{next_state, BlockError, ChainView, Head, LicenceState};
 use huren_core::{
     Block, Credential, DecodeError, DepartmentId, Hash32, LicenceId, LicenceType, Network,
-    OfficerId, RegionCode, SecretKey,
+    OfficerId, SecretKey,
 };
 use tokio::sync::oneshot;
 
@@ -138,7 +138,6 @@ impl ProducerHandle {
 
 pub struct ProducerConfig {
     pub department: DepartmentId,
-    pub region: RegionCode,
     pub key: SecretKey,
     pub batch_window: Duration,
     pub block_records_max: usize,
