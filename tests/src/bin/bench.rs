@@ -113,6 +113,12 @@ struct Load {
     client_cpu_share: f64,
 }
 
+impl Load {
+    fn per_s(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
 /// Drives `make` with `concurrency` tasks for `secs`.
 async fn drive<F, Fut>(secs: f64, concurrency: usize, make: F) -> Load
 where
@@ -529,28 +535,136 @@ fn histogram_quantiles(metrics: &str, name: &str) -> (f64, f64, u64) {
 }
 
 // ----------------------------------------------------------------------------------------
+// The run: one function per phase, called by `main` in the order they run.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let quick = args.quick;
-    let secs = args
-        .seconds
-        .map_or(if quick { 2.0 } else { 10.0 }, |s| s as f64);
-    let big = args
-        .licences
-        .unwrap_or(if quick { 20_000 } else { 1_000_000 });
-    let started = Instant::now();
-    let mut r = serde_json::Map::new();
-    let section = |name: &str| eprintln!("\n== {name} ({:.0} s)", started.elapsed().as_secs_f64());
+    let run = Run::new(Args::parse())?;
+    let limits = machine_limits(&run)?;
+    let qr = qr_sizes(&run)?;
+    // The node keeps running after its own figures: the catch-up phase syncs a fresh node
+    // from it.
+    let (node, one) = one_node(&run).await?;
+    let sync = catch_up(&run, node, one.large.licences).await?;
+    let propagation = replication(&run).await?;
+    let results = json!({
+        "limits": limits.json(),
+        "qr": qr.iter().map(QrSize::json).collect::<Vec<_>>(),
+        "one_node": one.json(&limits),
+        "scale": one.scale_json(),
+        "catch_up": sync.json(),
+        "replication": propagation.iter().map(Propagation::json).collect::<Vec<_>>(),
+        "machine": run.machine_json(),
+    });
+    report(&run.out, &results)
+}
 
-    // ---- 1. Limits of the machine.
-    section("machine limits");
+/// What every phase shares: the run's settings and clock, one HTTP client, and the test
+/// network that the machine limits, QR sizes, one-node and catch-up phases use (the
+/// replication phase founds its own).
+struct Run {
+    quick: bool,
+    /// Seconds per throughput measurement.
+    secs: f64,
+    /// Ledger size for the scale and catch-up figures.
+    licences: u64,
+    out: std::path::PathBuf,
+    started: Instant,
+    http: reqwest::Client,
+    net: TestNetwork,
+}
+
+impl Run {
+    fn new(args: Args) -> anyhow::Result<Run> {
+        let quick = args.quick;
+        let secs = args
+            .seconds
+            .map_or(if quick { 2.0 } else { 10.0 }, |s| s as f64);
+        let licences = args
+            .licences
+            .unwrap_or(if quick { 20_000 } else { 1_000_000 });
+        let started = Instant::now();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        Ok(Run {
+            quick,
+            secs,
+            licences,
+            out: args.out,
+            started,
+            http,
+            net: TestNetwork::new()?,
+        })
+    }
+
+    /// Announces a phase on stderr, with the seconds since the run started.
+    fn section(&self, name: &str) {
+        eprintln!(
+            "\n== {name} ({:.0} s)",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// The machine and the run's settings; `total_seconds` is the time until this call.
+    fn machine_json(&self) -> Value {
+        json!({
+            "cores": cores(),
+            "memory": std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().map(str::to_owned)),
+            "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())),
+            "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
+            "quick": self.quick,
+            "seconds_per_measurement": self.secs,
+            "total_seconds": self.started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+// ---- 1. Limits of the machine.
+
+/// The machine's limits: operations per second, except SHA-256 in bytes per second.
+struct Limits {
+    sign_per_s_one_core: f64,
+    sign_per_s_all_cores: f64,
+    verify_per_s_one_core: f64,
+    verify_per_s_all_cores: f64,
+    batch_verify_per_s_all_cores: f64,
+    sha256_bytes_per_s: f64,
+    fdatasync_4k_appends_per_s: f64,
+}
+
+impl Limits {
+    // Targets are stated against 2 x the one-core rate: the machine's two cores doing
+    // nothing but that operation.
+    fn verify_cap(&self) -> f64 {
+        2.0 * self.verify_per_s_one_core
+    }
+
+    fn sign_cap(&self) -> f64 {
+        2.0 * self.sign_per_s_one_core
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "cores": cores(),
+            "ed25519_sign_per_s_one_core": self.sign_per_s_one_core, "ed25519_sign_per_s_all_cores": self.sign_per_s_all_cores,
+            "ed25519_verify_per_s_one_core": self.verify_per_s_one_core, "ed25519_verify_per_s_all_cores": self.verify_per_s_all_cores,
+            "ed25519_batch_verify_per_s_all_cores": self.batch_verify_per_s_all_cores,
+            "sha256_bytes_per_s": self.sha256_bytes_per_s, "fdatasync_4k_appends_per_s": self.fdatasync_4k_appends_per_s,
+        })
+    }
+}
+
+/// Ed25519, SHA-256 and fdatasync rates, in-process; the fdatasync probe appends in the
+/// test network's directory, the file system the nodes write to.
+fn machine_limits(run: &Run) -> anyhow::Result<Limits> {
+    run.section("machine limits");
     let key = SecretKey::from_seed(&[7; 32]);
     let msg = [42u8; 32];
     let sig = key.sign(&msg);
     let pk = key.public();
-    let lim_secs = if quick { 0.5 } else { 2.0 };
+    let lim_secs = if run.quick { 0.5 } else { 2.0 };
     let sign_1 = rate_threads(1, lim_secs, |_| {
         std::hint::black_box(key.sign(&msg));
         1
@@ -581,9 +695,8 @@ async fn main() -> anyhow::Result<()> {
         std::hint::black_box(huren_core::Hash32::digest(&buf));
         1
     }) * (1 << 20) as f64;
-    let net = TestNetwork::new()?;
     let fsync = {
-        let path = net.dir.path().join("fsync-probe");
+        let path = run.net.dir.path().join("fsync-probe");
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -600,24 +713,37 @@ async fn main() -> anyhow::Result<()> {
         n as f64 / t0.elapsed().as_secs_f64()
     };
     eprintln!("sign {sign_1:.0}/s per core ({sign_all:.0}/s all), verify {verify_1:.0}/s per core ({verify_all:.0}/s all), batch verify {batch_all:.0}/s, sha256 {:.0} MB/s, fdatasync {fsync:.0}/s", sha / 1e6);
-    r.insert(
-        "limits".into(),
-        json!({
-            "cores": cores(),
-            "ed25519_sign_per_s_one_core": sign_1, "ed25519_sign_per_s_all_cores": sign_all,
-            "ed25519_verify_per_s_one_core": verify_1, "ed25519_verify_per_s_all_cores": verify_all,
-            "ed25519_batch_verify_per_s_all_cores": batch_all,
-            "sha256_bytes_per_s": sha, "fdatasync_4k_appends_per_s": fsync,
-        }),
-    );
-    // Targets are stated against 2 x the one-core rate: the machine's two cores doing
-    // nothing but that operation.
-    let verify_cap = 2.0 * verify_1;
-    let sign_cap = 2.0 * sign_1;
+    Ok(Limits {
+        sign_per_s_one_core: sign_1,
+        sign_per_s_all_cores: sign_all,
+        verify_per_s_one_core: verify_1,
+        verify_per_s_all_cores: verify_all,
+        batch_verify_per_s_all_cores: batch_all,
+        sha256_bytes_per_s: sha,
+        fdatasync_4k_appends_per_s: fsync,
+    })
+}
 
-    // ---- 6 (cheap, first). QR sizes.
-    section("QR sizes");
-    let genesis = huren_genesis::load(&net.genesis)?;
+// ---- 6 (cheap, first). QR sizes.
+
+/// One licence type's credential: its length as text and its QR version at level M.
+struct QrSize {
+    licence_type: &'static str,
+    name: String,
+    characters: usize,
+    qr_version_m: i16,
+}
+
+impl QrSize {
+    fn json(&self) -> Value {
+        json!({"licence_type": self.licence_type, "name": self.name, "characters": self.characters, "qr_version_m": self.qr_version_m})
+    }
+}
+
+/// A credential of each licence type of the example genesis, signed by its department.
+fn qr_sizes(run: &Run) -> anyhow::Result<Vec<QrSize>> {
+    run.section("QR sizes");
+    let genesis = huren_genesis::load(&run.net.genesis)?;
     let mut qr_sizes = Vec::new();
     for (t, dept, holder) in [
         (
@@ -648,7 +774,8 @@ async fn main() -> anyhow::Result<()> {
         ),
     ] {
         let key = huren_genesis::keys::read_issuer_key(&huren_genesis::keys::issuer_key_path(
-            &net.keys, dept,
+            &run.net.keys,
+            dept,
         ))?
         .1;
         let d = DepartmentId::parse(dept)?;
@@ -675,35 +802,133 @@ async fn main() -> anyhow::Result<()> {
             "{t}: {} characters, QR version {version} (level M)",
             qr.len()
         );
-        qr_sizes.push(json!({"licence_type": t, "name": def.name, "characters": qr.len(), "qr_version_m": version}));
+        qr_sizes.push(QrSize {
+            licence_type: t,
+            name: def.name.clone(),
+            characters: qr.len(),
+            qr_version_m: version,
+        });
     }
-    r.insert("qr".into(), json!(qr_sizes));
+    Ok(qr_sizes)
+}
 
-    // ---- 2 + 3. One node: scale at 10k, throughput, scale at `big`.
-    section("one node");
-    let node = NodeProcess::start(&net.node_config("gd.transport", Some(&[]), "")?)?;
-    let url = node.url.clone();
-    let data_dir = net.dir.path().join("gd.transport").join("data");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .timeout(Duration::from_secs(120))
-        .build()?;
-    let generator = Generator::detect(net.dir.path());
-    eprintln!("verify load generator: {}", generator.describe());
-    let (mut ledger_qrs, _) = bulk_import(&http, &url, 0, 10_000, 2_000).await?;
-    settle(&data_dir).await;
+// ---- 2 + 3. One node: scale at 10k, throughput, scale at `--licences`.
+
+/// The node the one-node phases measure, and the load generator for its verify figures.
+struct Target {
+    url: String,
+    data_dir: std::path::PathBuf,
+    generator: Generator,
+}
+
+/// The one-node figures: throughput (`json`) and scale (`scale_json`).
+struct OneNode {
+    verify_load_generator: String,
+    small: SmallScale,
+    issue: Issuance,
+    verify: VerifyPaths,
+    large: LargeScale,
+}
+
+impl OneNode {
+    fn json(&self, limits: &Limits) -> Value {
+        let (fast, slow, single) = (
+            &self.verify.fast,
+            &self.verify.signature,
+            &self.issue.single,
+        );
+        let (fast_rate, slow_rate, single_rate) = (fast.per_s(), slow.per_s(), single.per_s());
+        let (verify_cap, sign_cap) = (limits.verify_cap(), limits.sign_cap());
+        let bulk_rate = self.issue.bulk_per_s;
+        json!({
+            "verify_load_generator": self.verify_load_generator,
+            "verify_fast_path": {"per_s": fast_rate, "p50_ms": fast.p50_ms, "p99_ms": fast.p99_ms, "client_cpu_share": fast.client_cpu_share, "ratio_to_2x_verify": fast_rate / verify_cap},
+            "verify_signature_path": {"per_s": slow_rate, "p50_ms": slow.p50_ms, "p99_ms": slow.p99_ms, "client_cpu_share": slow.client_cpu_share, "ratio_to_2x_verify": slow_rate / verify_cap},
+            "issue_single_concurrency_64": {"per_s": single_rate, "p50_ms": single.p50_ms, "p99_ms": single.p99_ms, "client_cpu_share": single.client_cpu_share, "ratio_to_2x_sign": single_rate / sign_cap},
+            "issue_bulk": {"per_s": bulk_rate, "licences": self.issue.bulk_licences, "ratio_to_2x_sign": bulk_rate / sign_cap},
+        })
+    }
+
+    fn scale_json(&self) -> Value {
+        let (small, large, spread) = (&self.small.load, &self.large.load, &self.large.spread);
+        json!({
+            "small": {"licences": self.small.licences, "verify_p99_ms": small.p99_ms, "verify_per_s": small.per_s(), "disk_bytes_per_licence": self.small.disk_bytes_per_licence},
+            "large": {"licences": self.large.licences, "verify_p99_ms": large.p99_ms, "verify_per_s": large.per_s(), "disk_bytes_per_licence": self.large.disk_bytes_per_licence},
+            "p99_ratio_large_to_small": large.p99_ms / small.p99_ms,
+            "spread": {"licences_sampled": self.large.spread_sampled, "verify_p99_ms": spread.p99_ms, "verify_per_s": spread.per_s()},
+            "p99_ratio_spread_to_small": spread.p99_ms / small.p99_ms,
+            "concurrency": SCALE_CONCURRENCY,
+        })
+    }
+}
+
+/// Starts one node and measures it at 10,000 licences, then its issuance and verify
+/// throughput, then at `--licences`. Returns the node still running.
+async fn one_node(run: &Run) -> anyhow::Result<(NodeProcess, OneNode)> {
+    run.section("one node");
+    let node = NodeProcess::start(&run.net.node_config("gd.transport", Some(&[]), "")?)?;
+    let target = Target {
+        url: node.url.clone(),
+        data_dir: run.net.dir.path().join("gd.transport").join("data"),
+        generator: Generator::detect(run.net.dir.path()),
+    };
+    eprintln!("verify load generator: {}", target.generator.describe());
+    let small = scale_small(run, &target).await?;
+    let issue = issuance(run, &target.url).await?;
+    let verify = verify_paths(run, &target, small.qrs.clone()).await?;
+    let have = small.licences + issue.single.ops + issue.bulk_licences;
+    let large = scale_large(run, &target, have, &small.qrs).await?;
+    let one = OneNode {
+        verify_load_generator: target.generator.describe(),
+        small,
+        issue,
+        verify,
+        large,
+    };
+    Ok((node, one))
+}
+
+/// Verify latency and disk use with 10,000 licences on the ledger.
+struct SmallScale {
+    licences: u64,
+    /// QR texts of 2,000 of them, verified again at the large size.
+    qrs: Arc<Vec<String>>,
+    load: Load,
+    disk_bytes_per_licence: f64,
+}
+
+async fn scale_small(run: &Run, target: &Target) -> anyhow::Result<SmallScale> {
+    let (http, url) = (&run.http, &target.url);
+    let (qrs, _) = bulk_import(http, url, 0, 10_000, 2_000).await?;
+    settle(&target.data_dir).await;
     // The same licences are verified again at the large size: the ratio then shows what
-    // the ledger's size does, not what a larger working set does (measured too, below).
-    let first_qrs = Arc::new(ledger_qrs.clone());
-    let small = scale_load(&generator, &http, &url, first_qrs.clone(), secs).await?;
-    let small_disk = dir_bytes(&data_dir) as f64 / 10_000.0;
+    // the ledger's size does, not what a larger working set does (measured too, in
+    // `scale_large`).
+    let qrs = Arc::new(qrs);
+    let load = scale_load(&target.generator, http, url, qrs.clone(), run.secs).await?;
+    let disk = dir_bytes(&target.data_dir) as f64 / 10_000.0;
     eprintln!(
-        "at 10,000 licences: verify p99 {:.2} ms, {small_disk:.0} bytes/licence on disk",
-        small.p99_ms
+        "at 10,000 licences: verify p99 {:.2} ms, {disk:.0} bytes/licence on disk",
+        load.p99_ms
     );
+    Ok(SmallScale {
+        licences: 10_000,
+        qrs,
+        load,
+        disk_bytes_per_licence: disk,
+    })
+}
 
-    let (h, u) = (http.clone(), url.clone());
-    let single = drive(secs, 64, move |n| {
+/// Durable issuance: single requests at concurrency 64, then bulk import.
+struct Issuance {
+    single: Load,
+    bulk_licences: u64,
+    bulk_per_s: f64,
+}
+
+async fn issuance(run: &Run, url: &str) -> anyhow::Result<Issuance> {
+    let (h, u) = (run.http.clone(), url.to_owned());
+    let single = drive(run.secs, 64, move |n| {
         let (h, u) = (h.clone(), u.clone());
         async move {
             h.post(format!("{u}/v1/licences"))
@@ -715,36 +940,71 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
-    let single_rate = single.ops as f64 / single.secs;
+    let single_rate = single.per_s();
     eprintln!(
         "issue, single requests at concurrency 64: {single_rate:.0}/s (p99 {:.1} ms)",
         single.p99_ms
     );
-    let bulk_n = if quick { 10_000 } else { 100_000 };
-    let (_, bulk_rate) = bulk_import(&http, &url, 60_000_000, bulk_n, 0).await?;
+    let bulk_n = if run.quick { 10_000 } else { 100_000 };
+    let (_, bulk_rate) = bulk_import(&run.http, url, 60_000_000, bulk_n, 0).await?;
     eprintln!("issue, bulk import: {bulk_rate:.0}/s");
+    Ok(Issuance {
+        single,
+        bulk_licences: bulk_n,
+        bulk_per_s: bulk_rate,
+    })
+}
 
-    let fast = verify_load(
-        &generator,
-        &http,
-        &url,
-        Arc::new(ledger_qrs.clone()),
-        secs,
-        64,
-    )
-    .await?;
+/// Verify throughput for licences on the ledger (fast path) and for credentials whose
+/// signature must be checked.
+struct VerifyPaths {
+    fast: Load,
+    signature: Load,
+}
+
+async fn verify_paths(
+    run: &Run,
+    target: &Target,
+    ledger_qrs: Arc<Vec<String>>,
+) -> anyhow::Result<VerifyPaths> {
+    let (generator, http, url) = (&target.generator, &run.http, &target.url);
+    let fast = verify_load(generator, http, url, ledger_qrs, run.secs, 64).await?;
     let sig_key = huren_genesis::keys::read_issuer_key(&huren_genesis::keys::issuer_key_path(
-        &net.keys,
+        &run.net.keys,
         "gd.transport",
     ))?
     .1;
     let sig_qrs = Arc::new(offline_credentials(&sig_key, 2_000)?);
-    let slow = verify_load(&generator, &http, &url, sig_qrs, secs, 64).await?;
-    let (fast_rate, slow_rate) = (fast.ops as f64 / fast.secs, slow.ops as f64 / slow.secs);
+    let slow = verify_load(generator, http, url, sig_qrs, run.secs, 64).await?;
+    let (fast_rate, slow_rate) = (fast.per_s(), slow.per_s());
     eprintln!("verify fast path {fast_rate:.0}/s (p99 {:.2} ms), signature path {slow_rate:.0}/s (p99 {:.2} ms)", fast.p99_ms, slow.p99_ms);
+    Ok(VerifyPaths {
+        fast,
+        signature: slow,
+    })
+}
 
-    // Grow the ledger to `big` and measure again.
-    let have = 10_000 + single.ops + bulk_n;
+/// Verify latency and disk use at `--licences`.
+struct LargeScale {
+    /// Licences on the ledger, as the node counts them.
+    licences: u64,
+    /// The licences measured at the small size.
+    load: Load,
+    disk_bytes_per_licence: f64,
+    /// Licences sampled across the whole ledger.
+    spread: Load,
+    spread_sampled: usize,
+}
+
+/// Grows the ledger from `have` licences to `--licences` and measures again.
+async fn scale_large(
+    run: &Run,
+    target: &Target,
+    have: u64,
+    first_qrs: &Arc<Vec<String>>,
+) -> anyhow::Result<LargeScale> {
+    let (generator, http, url, big) = (&target.generator, &run.http, &target.url, run.licences);
+    let mut ledger_qrs = first_qrs.to_vec();
     if big > have {
         let t0 = Instant::now();
         let chunk = 100_000;
@@ -752,7 +1012,7 @@ async fn main() -> anyhow::Result<()> {
         while done < big - have {
             let n = chunk.min(big - have - done);
             // Keep some of every chunk, so the large measurement reads across the ledger.
-            let (more, rate) = bulk_import(&http, &url, 100_000_000 + done, n, 2_000).await?;
+            let (more, rate) = bulk_import(http, url, 100_000_000 + done, n, 2_000).await?;
             ledger_qrs.extend(more);
             done += n;
             eprintln!("  ledger at {} licences ({rate:.0}/s)", have + done);
@@ -762,71 +1022,99 @@ async fn main() -> anyhow::Result<()> {
             t0.elapsed().as_secs_f64()
         );
     }
-    let total_licences = aget(&http, &format!("{url}/healthz")).await?["licences"]
+    let total_licences = aget(http, &format!("{url}/healthz")).await?["licences"]
         .as_u64()
         .unwrap_or(0);
     // Once the node has finished writing behind the import (as before the small
     // measurement): the licences measured at 10,000, then licences spread across the
     // whole ledger.
-    settle(&data_dir).await;
-    let large = scale_load(&generator, &http, &url, first_qrs, secs).await?;
+    settle(&target.data_dir).await;
+    let large = scale_load(generator, http, url, first_qrs.clone(), run.secs).await?;
     let spread_n = ledger_qrs.len();
-    let spread = scale_load(&generator, &http, &url, Arc::new(ledger_qrs.clone()), secs).await?;
-    let large_disk = dir_bytes(&data_dir) as f64 / total_licences.max(1) as f64;
+    let spread = scale_load(generator, http, url, Arc::new(ledger_qrs), run.secs).await?;
+    let large_disk = dir_bytes(&target.data_dir) as f64 / total_licences.max(1) as f64;
     eprintln!(
         "at {total_licences} licences: verify p99 {:.2} ms, {large_disk:.0} bytes/licence on disk",
         large.p99_ms
     );
+    Ok(LargeScale {
+        licences: total_licences,
+        load: large,
+        disk_bytes_per_licence: large_disk,
+        spread,
+        spread_sampled: spread_n,
+    })
+}
 
-    r.insert(
-        "one_node".into(),
-        json!({
-            "verify_load_generator": generator.describe(),
-            "verify_fast_path": {"per_s": fast_rate, "p50_ms": fast.p50_ms, "p99_ms": fast.p99_ms, "client_cpu_share": fast.client_cpu_share, "ratio_to_2x_verify": fast_rate / verify_cap},
-            "verify_signature_path": {"per_s": slow_rate, "p50_ms": slow.p50_ms, "p99_ms": slow.p99_ms, "client_cpu_share": slow.client_cpu_share, "ratio_to_2x_verify": slow_rate / verify_cap},
-            "issue_single_concurrency_64": {"per_s": single_rate, "p50_ms": single.p50_ms, "p99_ms": single.p99_ms, "client_cpu_share": single.client_cpu_share, "ratio_to_2x_sign": single_rate / sign_cap},
-            "issue_bulk": {"per_s": bulk_rate, "licences": bulk_n, "ratio_to_2x_sign": bulk_rate / sign_cap},
-        }),
-    );
-    r.insert(
-        "scale".into(),
-        json!({
-            "small": {"licences": 10_000, "verify_p99_ms": small.p99_ms, "verify_per_s": small.ops as f64 / small.secs, "disk_bytes_per_licence": small_disk},
-            "large": {"licences": total_licences, "verify_p99_ms": large.p99_ms, "verify_per_s": large.ops as f64 / large.secs, "disk_bytes_per_licence": large_disk},
-            "p99_ratio_large_to_small": large.p99_ms / small.p99_ms,
-            "spread": {"licences_sampled": spread_n, "verify_p99_ms": spread.p99_ms, "verify_per_s": spread.ops as f64 / spread.secs},
-            "p99_ratio_spread_to_small": spread.p99_ms / small.p99_ms,
-            "concurrency": SCALE_CONCURRENCY,
-        }),
-    );
+// ---- 4. Catch-up of a fresh node.
 
-    // ---- 4. Catch-up of a fresh node.
-    section("catch-up");
+struct CatchUp {
+    licences: u64,
+    blocks: u64,
+    seconds: f64,
+    records_per_s: f64,
+    replica_disk_bytes_per_licence: f64,
+}
+
+impl CatchUp {
+    fn json(&self) -> Value {
+        json!({"licences": self.licences, "blocks": self.blocks, "seconds": self.seconds, "records_per_s": self.records_per_s, "replica_disk_bytes_per_licence": self.replica_disk_bytes_per_licence})
+    }
+}
+
+/// A fresh node syncing the ledger of `node`, which holds `total_licences`; stops both.
+async fn catch_up(run: &Run, node: NodeProcess, total_licences: u64) -> anyhow::Result<CatchUp> {
+    run.section("catch-up");
+    let http = &run.http;
     let boot = vec![node.p2p.clone().unwrap_or_default()];
-    let target = height_at(&http, &url, "gd.transport").await;
+    let target = height_at(http, &node.url, "gd.transport").await;
     let t0 = Instant::now();
-    let fresh = NodeProcess::start(&net.node_config("sh.market", Some(&boot), "")?)?;
+    let fresh = NodeProcess::start(&run.net.node_config("sh.market", Some(&boot), "")?)?;
     let fresh_url = fresh.url.clone();
     wait_for(3600, "the fresh node to catch up", || {
-        height_at(&http, &fresh_url, "gd.transport").then(|h| async move { h >= target })
+        height_at(http, &fresh_url, "gd.transport").then(|h| async move { h >= target })
     })
     .await?;
     let catchup_secs = t0.elapsed().as_secs_f64();
     let catchup_rate = total_licences as f64 / catchup_secs;
     eprintln!("fresh node synced {total_licences} licences ({target} blocks) in {catchup_secs:.1} s: {catchup_rate:.0} records/s");
     // A replica holds blocks and the index, not the issuer's private credentials.
-    let replica_disk = dir_bytes(&net.dir.path().join("sh.market").join("data")) as f64
+    let replica_disk = dir_bytes(&run.net.dir.path().join("sh.market").join("data")) as f64
         / total_licences.max(1) as f64;
     eprintln!("replica: {replica_disk:.0} bytes/licence on disk");
-    r.insert(
-        "catch_up".into(),
-        json!({"licences": total_licences, "blocks": target, "seconds": catchup_secs, "records_per_s": catchup_rate, "replica_disk_bytes_per_licence": replica_disk}),
-    );
     drop(fresh);
     node.stop()?;
+    Ok(CatchUp {
+        licences: total_licences,
+        blocks: target,
+        seconds: catchup_secs,
+        records_per_s: catchup_rate,
+        replica_disk_bytes_per_licence: replica_disk,
+    })
+}
 
-    // ---- 5. Replication across 4 nodes.
-    section("replication, 4 nodes");
+// ---- 5. Replication across 4 nodes.
+
+/// Records reaching every node and their propagation delay, under one load.
+struct Propagation {
+    load: &'static str,
+    records: u64,
+    records_per_s_all_nodes: f64,
+    p50_ms_le: f64,
+    p99_ms_le: f64,
+    block_arrivals: u64,
+}
+
+impl Propagation {
+    fn json(&self) -> Value {
+        json!({"load": self.load, "records": self.records, "records_per_s_all_nodes": self.records_per_s_all_nodes, "propagation_p50_ms_le": self.p50_ms_le, "propagation_p99_ms_le": self.p99_ms_le, "block_arrivals": self.block_arrivals})
+    }
+}
+
+/// Four connected nodes of a network of their own, issuance at the first one: light load,
+/// then sustained load.
+async fn replication(run: &Run) -> anyhow::Result<Vec<Propagation>> {
+    run.section("replication, 4 nodes");
     let net4 = TestNetwork::new()?;
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for name in ["gd.transport", "gd.market", "sh.transport", "sh.market"] {
@@ -838,115 +1126,132 @@ async fn main() -> anyhow::Result<()> {
         )?)?);
     }
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
-    wait_for(30, "4 nodes to connect", || {
-        let (http, urls) = (http.clone(), urls.clone());
-        async move {
-            for u in &urls {
-                let peers = aget(&http, &format!("{u}/v1/peers"))
-                    .await
-                    .ok()
-                    .and_then(|v| v.as_array().map(Vec::len))
-                    .unwrap_or(0);
-                if peers < 3 {
-                    return false;
-                }
+    let (http, urls) = (&run.http, urls.as_slice());
+    wait_for(30, "4 nodes to connect", || async move {
+        for u in urls {
+            let peers = aget(http, &format!("{u}/v1/peers"))
+                .await
+                .ok()
+                .and_then(|v| v.as_array().map(Vec::len))
+                .unwrap_or(0);
+            if peers < 3 {
+                return false;
             }
-            true
         }
+        true
     })
     .await?;
     let mut repl = Vec::new();
     // Light load: one licence at a time; then sustained bulk load.
     for (label, batch, conc) in [("light", 1u64, 1usize), ("sustained", 200, 4)] {
-        let (h, u) = (http.clone(), nodes[0].url.clone());
-        let t0 = Instant::now();
-        let load = drive(secs, conc, move |n| {
-            let (h, u) = (h.clone(), u.clone());
-            async move {
-                let licences: Vec<Value> = (0..batch)
-                    .map(|i| driving_body(200_000_000 + n * 1000 + i))
-                    .collect();
-                let ok = h
-                    .post(format!("{u}/v1/licences:batch"))
-                    .bearer_auth(TOKEN)
-                    .json(&json!({ "licences": licences }))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if batch == 1 {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                ok
-            }
-        })
-        .await;
-        let issued = load.ops * batch;
-        let final_head = height_at(&http, &urls[0], "gd.transport").await;
-        wait_for(120, "every node to hold the last block", || {
-            let (http, urls) = (http.clone(), urls.clone());
-            async move {
-                for u in &urls[1..] {
-                    if height_at(&http, u, "gd.transport").await < final_head {
-                        return false;
-                    }
-                }
-                true
-            }
-        })
-        .await?;
-        let all_secs = t0.elapsed().as_secs_f64();
-        let mut merged = String::new();
-        for u in &urls[1..] {
-            merged.push_str(
-                &http
-                    .get(format!("{u}/metrics"))
-                    .send()
-                    .await?
-                    .text()
-                    .await?,
-            );
-        }
-        // Sum the three peers' histograms bucket by bucket.
-        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
-        for line in merged
-            .lines()
-            .filter(|l| l.starts_with("huren_net_propagation_seconds_bucket"))
-        {
-            if let Some((k, v)) = line.rsplit_once(' ') {
-                *sums.entry(k.to_owned()).or_default() += v.parse::<u64>().unwrap_or(0);
-            }
-        }
-        let text: String = sums.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
-        let (p50, p99, count) = histogram_quantiles(&text, "huren_net_propagation_seconds");
-        let rate = issued as f64 / all_secs;
-        eprintln!("{label}: {issued} records reached all 4 nodes at {rate:.0} records/s; propagation p50 ≤ {:.1} ms, p99 ≤ {:.1} ms ({count} block arrivals)", p50 * 1e3, p99 * 1e3);
-        repl.push(json!({"load": label, "records": issued, "records_per_s_all_nodes": rate, "propagation_p50_ms_le": p50 * 1e3, "propagation_p99_ms_le": p99 * 1e3, "block_arrivals": count}));
+        repl.push(propagation(run, urls, label, batch, conc).await?);
         // The histograms are cumulative: the sustained phase's quantiles include the
         // light phase's few dozen arrivals, which can only make them look better by a hair.
     }
-    r.insert("replication".into(), json!(repl));
     for n in nodes {
         n.stop()?;
     }
+    Ok(repl)
+}
 
-    // ---- Report.
-    let machine = json!({
-        "cores": cores(),
-        "memory": std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().map(str::to_owned)),
-        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())),
-        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
-        "quick": quick,
-        "seconds_per_measurement": secs,
-        "total_seconds": started.elapsed().as_secs_f64(),
-    });
-    r.insert("machine".into(), machine);
-    let results = Value::Object(r);
-    std::fs::create_dir_all(&args.out)?;
-    let json_path = args.out.join("results.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
-    let md_path = args.out.join("results.md");
-    std::fs::write(&md_path, markdown(&results))?;
-    println!("{}", markdown(&results));
+/// Issues at `urls[0]` for `--seconds`, `batch` licences per request with `conc` requests
+/// in flight, until every node holds the last block; the delays are the other nodes'.
+async fn propagation(
+    run: &Run,
+    urls: &[String],
+    label: &'static str,
+    batch: u64,
+    conc: usize,
+) -> anyhow::Result<Propagation> {
+    let http = &run.http;
+    let (h, u) = (http.clone(), urls[0].clone());
+    let t0 = Instant::now();
+    let load = drive(run.secs, conc, move |n| {
+        let (h, u) = (h.clone(), u.clone());
+        async move {
+            let licences: Vec<Value> = (0..batch)
+                .map(|i| driving_body(200_000_000 + n * 1000 + i))
+                .collect();
+            let ok = h
+                .post(format!("{u}/v1/licences:batch"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "licences": licences }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if batch == 1 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            ok
+        }
+    })
+    .await;
+    let issued = load.ops * batch;
+    let final_head = height_at(http, &urls[0], "gd.transport").await;
+    wait_for(120, "every node to hold the last block", || async move {
+        for u in &urls[1..] {
+            if height_at(http, u, "gd.transport").await < final_head {
+                return false;
+            }
+        }
+        true
+    })
+    .await?;
+    let all_secs = t0.elapsed().as_secs_f64();
+    let (p50, p99, count) = propagation_quantiles(http, &urls[1..]).await?;
+    let rate = issued as f64 / all_secs;
+    eprintln!("{label}: {issued} records reached all 4 nodes at {rate:.0} records/s; propagation p50 ≤ {:.1} ms, p99 ≤ {:.1} ms ({count} block arrivals)", p50 * 1e3, p99 * 1e3);
+    Ok(Propagation {
+        load: label,
+        records: issued,
+        records_per_s_all_nodes: rate,
+        p50_ms_le: p50 * 1e3,
+        p99_ms_le: p99 * 1e3,
+        block_arrivals: count,
+    })
+}
+
+/// p50 and p99 (seconds, bucket upper bounds) and count of block arrivals at `peers`,
+/// from their propagation histograms.
+async fn propagation_quantiles(
+    http: &reqwest::Client,
+    peers: &[String],
+) -> anyhow::Result<(f64, f64, u64)> {
+    let mut merged = String::new();
+    for u in peers {
+        merged.push_str(
+            &http
+                .get(format!("{u}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?,
+        );
+    }
+    // Sum the three peers' histograms bucket by bucket.
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+    for line in merged
+        .lines()
+        .filter(|l| l.starts_with("huren_net_propagation_seconds_bucket"))
+    {
+        if let Some((k, v)) = line.rsplit_once(' ') {
+            *sums.entry(k.to_owned()).or_default() += v.parse::<u64>().unwrap_or(0);
+        }
+    }
+    let text: String = sums.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+    Ok(histogram_quantiles(&text, "huren_net_propagation_seconds"))
+}
+
+// ---- Report.
+
+/// Writes `results.json` and `results.md` to `out` and prints the table.
+fn report(out: &Path, results: &Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let json_path = out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(results)?)?;
+    let md_path = out.join("results.md");
+    std::fs::write(&md_path, markdown(results))?;
+    println!("{}", markdown(results));
     println!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(())
 }
