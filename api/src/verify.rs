@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use huren_core::genesis::FieldLabel;
 use huren_core::verify::{labels, rfc3339, Decision, Family, Reason};
 use huren_core::{
     Credential, DepartmentId, Hash32, LicenceId, LicenceStatus, LicenceType, Network, RegionCode,
@@ -49,6 +50,10 @@ pub struct LicenceView {
     pub region_name: String,
     /// The holder fields the credential discloses, for the clerk to compare with the person.
     pub holder: BTreeMap<String, String>,
+    /// How to label the holder fields (中文 / English), from the licence type in genesis;
+    /// a field without one is shown by its name.
+    #[serde(default)]
+    pub labels: BTreeMap<String, FieldLabel>,
     pub fields: BTreeMap<String, String>,
     /// RFC 3339.
     pub issued_at: String,
@@ -75,6 +80,7 @@ impl LicenceView {
                 .map(|r| r.name.clone())
                 .unwrap_or_default(),
             holder: c.holder.clone(),
+            labels: t.map(|t| t.labels.clone()).unwrap_or_default(),
             fields: c.fields.clone(),
             issued_at: rfc3339(c.issued_at),
             valid_from: rfc3339(c.not_before),

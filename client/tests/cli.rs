@@ -735,3 +735,51 @@ fn qr_sizes_of_the_example_licence_types() {
         assert_eq!(n.verify(&[qr]).code, 0);
     }
 }
+
+/// A credential its department signed outside the ledger with a longer validity than its
+/// type allows is invalid offline too, as online (the rule is genesis's, not the ledger's).
+#[test]
+fn offline_verification_applies_the_types_validity_maximum() {
+    let n = Net::new();
+    let key = huren_genesis::keys::read_issuer_key(&n.keys.join("gd.transport.issuer.key"))
+        .expect("issuer key")
+        .1;
+    let net = huren_genesis::load(&n.path("genesis.json")).expect("genesis");
+    let max = net
+        .licence_type(&huren_core::LicenceType::parse("mvdl").expect("type"))
+        .expect("mvdl")
+        .validity_days_max;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let sign = |days: i64| {
+        let dept = huren_core::DepartmentId::parse("gd.transport").expect("dept");
+        huren_core::Credential {
+            issuer: dept.clone(),
+            licence_id: huren_core::LicenceId::new(
+                dept,
+                huren_core::LicenceType::parse("mvdl").expect("type"),
+                77,
+            ),
+            region: huren_core::RegionCode::parse("440000").expect("region"),
+            issued_at: now,
+            not_before: now,
+            expires_at: now + days * 86_400,
+            holder: [("name", "张三"), ("id_number", "x"), ("class", "C1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fields: Default::default(),
+            salt: [1; 16],
+        }
+        .sign(&key)
+        .expect("sign")
+        .qr_text
+    };
+    let too_long = n.verify(&[&sign(i64::from(max) + 1)]);
+    assert_eq!(too_long.code, 1, "{too_long:?}");
+    let report: Value = serde_json::from_str(&too_long.stdout).expect("report");
+    assert_eq!(report["reason"], "bad_validity");
+    assert_eq!(n.verify(&[&sign(i64::from(max))]).code, 0);
+}

@@ -63,8 +63,10 @@ pub enum ValidityProblem {
     },
 }
 
-/// A holder field's label in Chinese and in English, as the printable card shows it.
+/// A holder field's label in Chinese and in English, as the printable card and the
+/// service-window page show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FieldLabel {
     /// e.g. 身份证号.

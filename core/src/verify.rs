@@ -41,6 +41,9 @@ pub enum InvalidReason {
     TypeNotGranted,
     /// The credential's region is not its issuer's region.
     RegionMismatch,
+    /// The credential's validity period breaks its licence type's rule in genesis
+    /// (longer than the type's maximum, or empty).
+    BadValidity,
     CommitmentMismatch,
     NotRecognised,
     NotOnLedger,
@@ -64,7 +67,7 @@ pub enum UndeterminedReason {
 }
 
 impl InvalidReason {
-    pub const ALL: [InvalidReason; 12] = [
+    pub const ALL: [InvalidReason; 13] = [
         Self::Revoked,
         Self::Suspended,
         Self::Expired,
@@ -74,6 +77,7 @@ impl InvalidReason {
         Self::BadSignature,
         Self::TypeNotGranted,
         Self::RegionMismatch,
+        Self::BadValidity,
         Self::CommitmentMismatch,
         Self::NotRecognised,
         Self::NotOnLedger,
@@ -91,6 +95,7 @@ impl InvalidReason {
             Self::BadSignature => "bad_signature",
             Self::TypeNotGranted => "type_not_granted",
             Self::RegionMismatch => "region_mismatch",
+            Self::BadValidity => "bad_validity",
             Self::CommitmentMismatch => "commitment_mismatch",
             Self::NotRecognised => "not_recognised",
             Self::NotOnLedger => "not_on_ledger",
@@ -677,7 +682,9 @@ fn rules(
 }
 
 /// The issuer's mandate under genesis: the department the credential names exists, may
-/// issue its type, and is in the region the credential names. The verdict rules and
+/// issue its type, is in the region the credential names, and gave it a validity period
+/// its type allows. Every rule the credential alone can be checked against, online and
+/// offline alike. The verdict rules and
 /// `GenuineCredential` both ask here.
 fn mandate<'n>(net: &'n Network, c: &Credential) -> Result<&'n Department, (Verdict, String)> {
     let issuer: &DepartmentId = &c.issuer;
@@ -703,6 +710,11 @@ fn mandate<'n>(net: &'n Network, c: &Credential) -> Result<&'n Department, (Verd
             ),
         ));
     }
+    // The same rule the ledger applies to issue records, so a credential the issuer
+    // signed outside the ledger (offline, or with a stolen key) cannot claim more.
+    if let Some(p) = net.validity_problem(c.licence_type(), c.not_before, c.expires_at) {
+        return Err((Verdict::Invalid(I::BadValidity), format!("validity {p}")));
+    }
     Ok(dept)
 }
 
@@ -725,6 +737,10 @@ pub fn labels(v: Verdict) -> (&'static str, &'static str) {
                 "无效：发证机关无权签发此类证照",
             ),
             I::RegionMismatch => ("Invalid: region mismatch", "无效：地区不符"),
+            I::BadValidity => (
+                "Invalid: validity period not allowed for its type",
+                "无效：有效期超出该类证照的规定",
+            ),
             I::CommitmentMismatch => ("Invalid: does not match the ledger", "无效：与账本记录不符"),
             I::NotRecognised => (
                 "Invalid: not recognised in this region",
@@ -785,6 +801,8 @@ mod tests {
         FoodByTransport,
         /// gd.transport's driving licence claiming region 310000.
         WrongRegion,
+        /// gd.transport's driving licence valid this many days (the type allows 3660).
+        Days(i64),
         /// The driving licence with its signature's last byte flipped.
         Forged,
         Garbage,
@@ -801,6 +819,8 @@ mod tests {
                 LicenceType::parse("food").expect("type"),
                 1,
             );
+            // Within food's 1830 days.
+            c.expires_at = c.not_before + 365 * 86_400;
             c
         };
         match p {
@@ -810,6 +830,11 @@ mod tests {
             Presented::WrongRegion => {
                 let mut c = driving_licence(1);
                 c.region = RegionCode::parse("310000").expect("region");
+                signed(c, 1).qr_text
+            }
+            Presented::Days(days) => {
+                let mut c = driving_licence(1);
+                c.expires_at = c.not_before + days * 86_400;
                 signed(c, 1).qr_text
             }
             Presented::Forged => {
@@ -928,6 +953,9 @@ mod tests {
             ("type not granted",             P::FoodByTransport, L::Offline, T + 1, None, Invalid(I::TypeNotGranted)),
             ("  short: granted to gd.market", P::Food, L::Offline, T + 1, None, Valid),
             ("region mismatch",              P::WrongRegion, L::Offline, T + 1, None, Invalid(I::RegionMismatch)),
+            ("validity longer than the type's", P::Days(3661), L::Offline, T + 1, None, Invalid(I::BadValidity)),
+            ("  online too",                 P::Days(3661), L::Absent(None), T + 1, None, Invalid(I::BadValidity)),
+            ("  short: the type's maximum",  P::Days(3660), L::Offline, T + 1, None, Valid),
             ("not recognised",               P::Food, L::Offline, T + 1, Some("310000"), Invalid(I::NotRecognised)),
             ("  short: in its own region",   P::Food, L::Offline, T + 1, Some("440000"), Valid),
             ("revoked",                      P::Mvdl(1), L::On(LicenceStatus::Revoked(RevokeReason::Penalty)), T + 1, None, Invalid(I::Revoked)),
@@ -956,8 +984,11 @@ mod tests {
             );
             assert_eq!(d.credential().is_some(), proven, "{name}");
             // A card can be made only when, besides, the issuer may issue it.
-            let genuine =
-                proven && !matches!(expected, Invalid(I::TypeNotGranted | I::RegionMismatch));
+            let genuine = proven
+                && !matches!(
+                    expected,
+                    Invalid(I::TypeNotGranted | I::RegionMismatch | I::BadValidity)
+                );
             assert_eq!(d.clone().into_genuine(&net()).is_some(), genuine, "{name}");
             // Undecodable input names no licence, so no ledger was asked: the caller says
             // whether it had one.

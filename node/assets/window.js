@@ -58,6 +58,7 @@
     bad_signature: ['签名错误，可能伪造', 'bad signature: possibly forged'],
     type_not_granted: ['发证机关无权签发此类证照', 'issuer may not issue this type'],
     region_mismatch: ['地区不符', 'region mismatch'],
+    bad_validity: ['有效期超出该类证照的规定', 'validity period not allowed for its type'],
     commitment_mismatch: ['与账本记录不符', 'does not match the ledger'],
     not_recognised: ['本地区不互认此证照', 'not recognised in this region'],
     not_on_ledger: ['账本无此证照', 'not on the ledger'],
@@ -86,6 +87,9 @@
   };
   // Holder fields are shown in this order, the rest after them as the credential has them.
   const HOLDER_FIRST = ['name', 'entity', 'id_number', 'credit_code'];
+  // Labels of the licence's further fields, and of holder fields when a node's report
+  // carries none: a holder field's label comes from the licence type in genesis
+  // (`licence.labels` in the report) first.
   const FIELDS = {
     name: ['姓名', 'Name'],
     id_number: ['身份证号', 'ID number'],
@@ -296,9 +300,11 @@
 
   function showLicence(report, lic) {
     const holder = lic.holder || {};
+    const labels = lic.labels || {};
+    const label = (key) => (labels[key] ? [labels[key].zh, labels[key].en] : FIELDS[key] || [key, '']);
     const rank = (k) => (HOLDER_FIRST.includes(k) ? HOLDER_FIRST.indexOf(k) : HOLDER_FIRST.length);
     for (const key of Object.keys(holder).sort((a, b) => rank(a) - rank(b))) {
-      row(holderBody, FIELDS[key] || [key, ''], String(holder[key]));
+      row(holderBody, label(key), String(holder[key]));
     }
     if (!holderBody.rows.length) row(holderBody, ['持证人', 'Holder'], '—');
 

@@ -163,6 +163,11 @@ async fn issue_then_lifecycle_and_verify() {
     let r = f.verify(&qr).await;
     assert_eq!(r["verdict"], "valid", "{r}");
     assert_eq!(r["licence"]["holder"]["name"], "张三");
+    // The clerk's labels come from the licence type in genesis.
+    assert_eq!(
+        r["licence"]["labels"]["id_number"],
+        json!({"zh": "身份证号", "en": "ID No."})
+    );
     assert_eq!(r["ledger"]["status"]["status"], "active");
 
     let (s, st) = f
