@@ -76,11 +76,14 @@ pub enum ErrorCode {
     /// 503: the node does not yet know how far its own chain went; it signs nothing
     /// until it has caught up.
     CatchingUp,
+    /// 503: the node's clock reads earlier than its own chain's newest block (set back,
+    /// or it ran ahead before); it signs nothing until the clock has caught up.
+    ClockBehind,
 }
 
 impl ErrorCode {
     /// Every code, in the order of docs/api.md's table.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         Self::MalformedBody,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -112,6 +115,7 @@ impl ErrorCode {
         Self::Internal,
         Self::Unavailable,
         Self::CatchingUp,
+        Self::ClockBehind,
     ];
 
     /// The HTTP status this code is always answered with.
@@ -143,7 +147,7 @@ impl ErrorCode {
             }
             Self::RateLimited => 429,
             Self::Internal => 500,
-            Self::Unavailable | Self::CatchingUp => 503,
+            Self::Unavailable | Self::CatchingUp | Self::ClockBehind => 503,
         }
     }
 
@@ -181,6 +185,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::CatchingUp => "catching_up",
+            Self::ClockBehind => "clock_behind",
         }
     }
 

@@ -203,6 +203,10 @@ impl Verdict {
     }
 }
 
+/// How far a verifier's clock may be behind a credential's `nbf` and still take it as
+/// started: clocks of windows and nodes drift; five minutes is the block time skew too.
+pub const NBF_SKEW_SECS: i64 = (FUTURE_SKEW_MS_MAX / 1000) as i64;
+
 /// What the verifying node's ledger says, or `Offline` when there is no ledger.
 #[derive(Debug, Clone, Copy)]
 pub enum LedgerFacts {
@@ -653,7 +657,9 @@ fn rules(
         }
     }
 
-    if ctx.now < c.not_before {
+    // A verifier's clock a few minutes slow must not call a licence issued a moment ago
+    // "not yet valid": the same skew peers allow between block times.
+    if ctx.now.saturating_add(NBF_SKEW_SECS) < c.not_before {
         return (
             Verdict::Invalid(I::NotYetValid),
             format!("valid from {}", rfc3339(c.not_before)),
@@ -942,8 +948,8 @@ mod tests {
         let table: &[(&str, Presented, Ledger, i64, Option<&str>, Verdict)] = &[
             ("valid offline",                P::Mvdl(1), L::Offline, T + 1, None, Valid),
             ("valid online",                 P::Mvdl(1), active, T + 1, Some("310000"), Valid),
-            ("not yet valid",                P::Mvdl(1), L::Offline, T - 1, None, Invalid(I::NotYetValid)),
-            ("  short: the first second",    P::Mvdl(1), L::Offline, T, None, Valid),
+            ("not yet valid",                P::Mvdl(1), L::Offline, T - NBF_SKEW_SECS - 1, None, Invalid(I::NotYetValid)),
+            ("  short: a clock five minutes slow", P::Mvdl(1), L::Offline, T - NBF_SKEW_SECS, None, Valid),
             ("expired",                      P::Mvdl(1), L::Offline, EXPIRES, None, Invalid(I::Expired)),
             ("  short: the last second",     P::Mvdl(1), L::Offline, EXPIRES - 1, None, Valid),
             ("unknown issuer",               P::Mvdl(99), L::Offline, T + 1, None, Invalid(I::UnknownIssuer)),

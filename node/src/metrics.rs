@@ -106,6 +106,7 @@ impl Histogram {
 pub struct Metrics {
     pub blocks_produced: Counter,
     pub records_produced: Counter,
+    pub producer_clock_behind: Counter,
     pub block_production_seconds: Histogram,
     pub api_requests: LabelledCounter,
     pub api_rate_limited: Counter,
@@ -143,6 +144,12 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
                 }
             };
+        counter(
+            &mut out,
+            "huren_producer_clock_behind_total",
+            "Batches refused because this node's clock is behind its own chain's head.",
+            self.producer_clock_behind.get(),
+        );
         counter(
             &mut out,
             "huren_ledger_blocks_produced_total",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use huren_core::ledger::{BlockHeader, Issue, Record, RevokeReason, SuspendReason};
-use huren_core::validate::{next_state, BlockError, ChainView, Head, LicenceState};
+use huren_core::validate::{next_state, BlockError, ChainView, LicenceState};
 use huren_core::{
     Block, Credential, DecodeError, DepartmentId, Hash32, LicenceId, LicenceType, Network,
     OfficerId, SecretKey,
@@ -90,6 +90,9 @@ pub enum ProduceError {
     Credential(#[from] DecodeError),
     #[error("the block producer is overloaded or stopping; try again")]
     Unavailable,
+    /// This node's clock reads earlier than its own chain's newest block.
+    #[error("this node's clock ({now_ms} ms) is behind its chain's newest block ({head_ms} ms); it signs nothing until the clock has caught up: check the node's time synchronisation")]
+    ClockBehind { now_ms: u64, head_ms: u64 },
     /// Peers hold this department's chain beyond our head (restored backup, fresh data
     /// directory): signing now would fork our own chain. Catch-up is under way.
     #[error("this node is catching up its own department's chain (local height {local}, peers have {peers}); try again shortly")]
@@ -135,6 +138,10 @@ impl ProducerHandle {
             .unwrap_or_else(|_| vec![Err(ProduceError::Unavailable); n])
     }
 }
+
+/// How far the clock may read behind the chain's head and still sign (at the head's
+/// time): small steps of time synchronisation, not a clock set back.
+const CLOCK_BEHIND_TOLERANCE_MS: u64 = 1_000;
 
 pub struct ProducerConfig {
     pub department: DepartmentId,
@@ -302,6 +309,30 @@ impl Producer {
         let head = self.store.head(&self.cfg.department);
         let height = head.map_or(1, |h| h.height + 1);
         let local = head.map_or(0, |h| h.height);
+        // Chain time never decreases. A clock a moment behind the head (an NTP step of a
+        // few milliseconds) signs at the head's time; a clock further behind (stepped
+        // back, or the head was cut while the clock ran ahead) refuses to sign, with a
+        // clear error and a metric, until it has caught up: signing at the head's time
+        // would date blocks ahead of this clock and of every peer's.
+        let head_ms = head.map_or(0, |h| h.time_ms);
+        if now + CLOCK_BEHIND_TOLERANCE_MS < head_ms {
+            self.metrics.producer_clock_behind.inc();
+            tracing::warn!(
+                now_ms = now,
+                head_ms,
+                "clock behind the chain's head; not signing"
+            );
+            for (jobs, reply) in batch {
+                let _ = reply.send(vec![
+                    Err(ProduceError::ClockBehind {
+                        now_ms: now,
+                        head_ms
+                    });
+                    jobs.len()
+                ]);
+            }
+            return;
+        }
         if let Some(peers) = self.cfg.gate.blocks(local) {
             // Never sign a block at a height our own department already used elsewhere.
             for (jobs, reply) in batch {
@@ -390,7 +421,7 @@ impl Producer {
                     department: self.cfg.department.clone(),
                     height,
                     prev: head.map_or(self.net.hash(), |h| h.hash),
-                    time_ms: now.max(head.map_or(0, |h: Head| h.time_ms)),
+                    time_ms: now.max(head_ms),
                     records,
                 };
                 let block = header.sign(&self.cfg.key);

@@ -58,6 +58,7 @@ fn produce_error(e: ProduceError) -> ApiError {
         ProduceError::Credential(_) => return ApiError::internal(e),
         ProduceError::Unavailable => ErrorCode::Unavailable,
         ProduceError::CatchingUp { .. } => ErrorCode::CatchingUp,
+        ProduceError::ClockBehind { .. } => ErrorCode::ClockBehind,
         // Nothing in the batch was acknowledged; the officer can retry.
         ProduceError::Storage(_) | ProduceError::BlockRefused(_) => return ApiError::internal(e),
     };
@@ -124,7 +125,7 @@ fn issue_answer(r: Receipt) -> Result<IssueAnswer, ApiError> {
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`, `invalid_licence` (missing holder field…), `bad_validity`", body = ErrorBody),
         (status = 500, description = "`internal`: nothing was acknowledged", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody),
     ))]
 pub async fn issue(
     State(state): State<AppState>,
@@ -152,7 +153,7 @@ pub async fn issue(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody),
     ))]
 pub async fn issue_batch(
     State(state): State<AppState>,
@@ -252,7 +253,7 @@ async fn lifecycle(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody)))]
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody)))]
 pub async fn suspend(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -276,7 +277,7 @@ pub async fn suspend(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody)))]
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody)))]
 pub async fn reinstate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -300,7 +301,7 @@ pub async fn reinstate(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`: retry", body = ErrorBody)))]
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

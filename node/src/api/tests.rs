@@ -634,3 +634,46 @@ async fn not_yet_seen_turns_not_on_ledger_once_the_chain_has_moved_past_it() {
         "valid"
     );
 }
+
+/// A clock set back behind the chain's head: issuing answers 503 `clock_behind` with a
+/// metric, never a 500, and nothing is signed; once the clock has caught up the node
+/// issues again. A small step back (time synchronisation) signs at the head's time.
+#[tokio::test]
+async fn a_clock_set_back_refuses_to_sign_until_it_has_caught_up() {
+    use crate::clock::ManualClock;
+    let t0_ms = 1_800_000_000_000;
+    let clock = ManualClock::at(t0_ms);
+    let f = fixture_with_clock("gd.transport", clock.clone(), |_| {});
+    f.issue().await;
+    // A step of half a second back: the chain keeps its time, issuing goes on.
+    clock.set_wall_ms(t0_ms - 500);
+    f.issue().await;
+    // Ten minutes back: refused, clearly, and counted.
+    clock.set_wall_ms(t0_ms - 10 * 60 * 1000);
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
+        .await;
+    assert_error(s, &v, StatusCode::SERVICE_UNAVAILABLE, "clock_behind");
+    let (_, _, metrics) = f.send("GET", "/metrics", None, None).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("huren_producer_clock_behind_total 1"),
+        "{metrics}"
+    );
+    let (_, chains) = f.call("GET", "/v1/chains", None, None).await;
+    let height = |c: &Value| {
+        c["chains"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["department"] == "gd.transport"))
+            .map(|d| d["height"].clone())
+    };
+    assert_eq!(height(&chains), Some(json!(2)), "nothing signed: {chains}");
+    // The clock catches up: the node signs again, after its head.
+    clock.set_wall_ms(t0_ms + 1);
+    let issued = f.issue().await;
+    assert_eq!(issued["block"]["height"], 3);
+    // A window whose clock is two minutes slow still takes the fresh licence.
+    clock.set_wall_ms(t0_ms - 2 * 60 * 1000);
+    let v = f.verify(issued["qr"].as_str().expect("qr")).await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+}
