@@ -138,6 +138,15 @@ pub struct Limits {
     pub body_bytes_max: usize,
     /// Uploaded images on /v1/verify (phone photos).
     pub image_bytes_max: usize,
+    /// Photos decoded at once, node-wide; 0 means one per core (api::images).
+    pub image_decodes_max: usize,
+    /// Photos that may wait for a decoder; past this, 503 at once.
+    pub image_queue_max: usize,
+    /// How long a photo waits for a decoder before 503.
+    pub image_queue_wait_ms: u64,
+    /// How long the answer to a photo waits for its decode; past it the verdict is
+    /// undetermined · undecodable (the decode keeps its decoder until it ends).
+    pub image_decode_ms_max: u64,
     /// Licences in one bulk import request.
     pub batch_licences_max: usize,
     /// Public requests per client IP per minute (verify, status); bursts up to this.
@@ -164,6 +173,10 @@ impl Default for Limits {
             producer_queue_max: 65_536,
             body_bytes_max: 4 * 1024 * 1024,
             image_bytes_max: huren_render::qr::IMAGE_BYTES_MAX,
+            image_decodes_max: 0,
+            image_queue_max: 16,
+            image_queue_wait_ms: 2000,
+            image_decode_ms_max: 5000,
             batch_licences_max: 1000,
             public_requests_per_minute: 6000,
             rate_clients_max: 100_000,

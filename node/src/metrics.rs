@@ -112,6 +112,7 @@ pub struct Metrics {
     pub api_rate_limited: Counter,
     pub verify_verdicts: LabelledCounter,
     pub verify_fast_path: Counter,
+    pub verify_images_refused: Counter,
     pub signatures_checked: Counter,
     pub signature_batches: Counter,
     pub blocks_received: Counter,
@@ -144,6 +145,12 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
                 }
             };
+        counter(
+            &mut out,
+            "huren_verify_images_refused_total",
+            "Photos refused with 503 because every decoder was busy and the queue full or too slow.",
+            self.verify_images_refused.get(),
+        );
         counter(
             &mut out,
             "huren_producer_clock_behind_total",

@@ -10,6 +10,7 @@ mod auth;
 mod card;
 mod department;
 pub mod error;
+mod images;
 mod public;
 mod ratelimit;
 
@@ -67,6 +68,8 @@ pub struct Shared {
     pub network: Option<NetHandle>,
     /// Checks credential signatures for the verify API, in batches.
     pub signatures: SignatureChecker,
+    /// Bounds the photos decoded at once.
+    pub(crate) images: images::ImageGate,
 }
 
 /// What the node assembles for its API.
@@ -99,6 +102,11 @@ impl AppState {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = (cores / 2).max(1);
         let signatures = SignatureChecker::spawn(threads, p.metrics.clone())?;
+        let images = images::ImageGate::new(
+            p.limits.image_decodes_max,
+            p.limits.image_queue_max,
+            std::time::Duration::from_millis(p.limits.image_queue_wait_ms),
+        );
         Ok(Self(Arc::new(Shared {
             net: p.net,
             store: p.store,
@@ -113,6 +121,7 @@ impl AppState {
             clock: p.clock,
             network: p.network,
             signatures,
+            images,
         })))
     }
 }

@@ -111,7 +111,8 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody)))]
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: every photo decoder busy and the queue full; retry, or send the text", body = ErrorBody)))]
 pub async fn verify_qr(
     State(state): State<AppState>,
     req: Request,
@@ -139,10 +140,30 @@ pub async fn verify_qr(
                 "multipart body needs a part named 'image'",
             )
         })?;
-        // Image decoding is CPU-heavy; keep it off the async workers.
-        let decoded = tokio::task::spawn_blocking(move || huren_render::qr::decode_image(&image))
-            .await
-            .map_err(ApiError::internal)?;
+        // Decoding is CPU-heavy: at most so many at once node-wide (api::images), off the
+        // async workers, so a flood of photos cannot starve issuance and replication.
+        let permit = state.images.enter().await.map_err(|_| {
+            state.metrics.verify_images_refused.inc();
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "too many photos are being read right now; try again in a moment, or type or scan the QR text",
+            )
+        })?;
+        // The permit goes with the decode: a photo that takes long keeps its decoder busy
+        // (and later photos are refused) until it is done, but its answer does not wait
+        // past the deadline.
+        let decode = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            huren_render::qr::decode_image(&image)
+        });
+        let deadline = std::time::Duration::from_millis(state.limits.image_decode_ms_max);
+        let decoded = match tokio::time::timeout(deadline, decode).await {
+            Ok(joined) => joined.map_err(ApiError::internal)?,
+            Err(_) => Err(huren_render::qr::QrError::Image(format!(
+                "reading the photo took longer than {} ms",
+                deadline.as_millis()
+            ))),
+        };
         match decoded {
             Ok(t) => t,
             Err(e) => {

@@ -677,3 +677,76 @@ async fn a_clock_set_back_refuses_to_sign_until_it_has_caught_up() {
     let v = f.verify(issued["qr"].as_str().expect("qr")).await;
     assert_eq!(v["verdict"], "valid", "{v}");
 }
+
+fn image_request(png: &[u8]) -> Request<Body> {
+    let boundary = "XBOUNDARYX";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
+    body.extend_from_slice(png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Request::post("/v1/verify")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .expect("req")
+}
+
+/// A flood of photos to verify does not starve issuance: at most so many decode at once,
+/// a few wait, the rest get 503 at once; meanwhile officers issue as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_goes_on_while_verify_is_flooded_with_photos() {
+    let f = std::sync::Arc::new(fixture_with("gd.transport", |c| {
+        c.limits.image_decodes_max = 1;
+        c.limits.image_queue_max = 2;
+        c.limits.image_queue_wait_ms = 50;
+    }));
+    // A noisy 2400 × 2000 photo with no QR in it: the costliest kind to search.
+    let mut seed = 7u32;
+    let photo = image::GrayImage::from_fn(2400, 2000, |_, _| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        image::Luma([(seed >> 24) as u8])
+    });
+    let mut png = Vec::new();
+    photo
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let png = std::sync::Arc::new(png);
+    let flood: Vec<_> = (0..24)
+        .map(|_| {
+            let (f, png) = (f.clone(), png.clone());
+            tokio::spawn(async move { f.raw(image_request(&png)).await })
+        })
+        .collect();
+    // Officers issue while the photos are read.
+    for _ in 0..3 {
+        f.issue().await;
+    }
+    let mut answered = 0;
+    let mut refused = 0;
+    for h in flood {
+        let (s, v) = h.await.expect("join");
+        match s {
+            StatusCode::OK => {
+                assert_eq!(v["reason"], "undecodable", "{v}");
+                answered += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(v["error"]["code"], "unavailable", "{v}");
+                refused += 1;
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert!(answered >= 1, "some photos were read");
+    assert!(
+        refused >= 1,
+        "the rest were refused, not queued without bound"
+    );
+    let (_, _, metrics) = f.send("GET", "/metrics", None, None).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(&format!("huren_verify_images_refused_total {refused}")),
+        "{metrics}"
+    );
+}
