@@ -76,6 +76,9 @@ pub enum ErrorCode {
     /// 503: the node does not yet know how far its own chain went; it signs nothing
     /// until it has caught up.
     CatchingUp,
+    /// 503: issuing stopped after a failed flush (the state on disk is unknown); restart
+    /// the node and run `huren-node check`.
+    ProducerStopped,
     /// 503: the node's clock reads earlier than its own chain's newest block (set back,
     /// or it ran ahead before); it signs nothing until the clock has caught up.
     ClockBehind,
@@ -83,7 +86,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of docs/api.md's table.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         Self::MalformedBody,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -115,6 +118,7 @@ impl ErrorCode {
         Self::Internal,
         Self::Unavailable,
         Self::CatchingUp,
+        Self::ProducerStopped,
         Self::ClockBehind,
     ];
 
@@ -147,7 +151,7 @@ impl ErrorCode {
             }
             Self::RateLimited => 429,
             Self::Internal => 500,
-            Self::Unavailable | Self::CatchingUp | Self::ClockBehind => 503,
+            Self::Unavailable | Self::CatchingUp | Self::ProducerStopped | Self::ClockBehind => 503,
         }
     }
 
@@ -185,6 +189,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::CatchingUp => "catching_up",
+            Self::ProducerStopped => "producer_stopped",
             Self::ClockBehind => "clock_behind",
         }
     }

@@ -107,6 +107,7 @@ pub struct Metrics {
     pub blocks_produced: Counter,
     pub records_produced: Counter,
     pub producer_clock_behind: Counter,
+    pub producer_stopped: Gauge,
     pub block_production_seconds: Histogram,
     pub api_requests: LabelledCounter,
     pub api_rate_limited: Counter,
@@ -150,6 +151,12 @@ impl Metrics {
             "huren_verify_images_refused_total",
             "Photos refused with 503 because every decoder was busy and the queue full or too slow.",
             self.verify_images_refused.get(),
+        );
+        gauge(
+            &mut out,
+            "huren_producer_stopped",
+            "1 when issuing has stopped after a failed flush (restart the node and run huren-node check).",
+            self.producer_stopped.get(),
         );
         counter(
             &mut out,

@@ -90,6 +90,10 @@ pub enum ProduceError {
     Credential(#[from] DecodeError),
     #[error("the block producer is overloaded or stopping; try again")]
     Unavailable,
+    /// A block's flush failed earlier; the producer stopped rather than build on a block
+    /// whose durability is unknown.
+    #[error("issuing has stopped after a disk failure: restart the node and run huren-node check")]
+    Stopped,
     /// This node's clock reads earlier than its own chain's newest block.
     #[error("this node's clock ({now_ms} ms) is behind its chain's newest block ({head_ms} ms); it signs nothing until the clock has caught up: check the node's time synchronisation")]
     ClockBehind { now_ms: u64, head_ms: u64 },
@@ -210,6 +214,7 @@ pub fn spawn(
                 metrics,
                 on_block,
                 serials: HashMap::new(),
+                stopped: false,
             }
             .run(rx)
         })
@@ -228,6 +233,9 @@ struct Producer {
     on_block: Box<dyn Fn(huren_core::Block) + Send>,
     /// Next serial per type, loaded from the store on first use and written with blocks.
     serials: HashMap<LicenceType, u64>,
+    /// Set when a block's flush failed: the state on disk is unknown, so this producer
+    /// signs nothing more until the node is restarted (and `huren-node check` run).
+    stopped: bool,
 }
 
 /// A request after the first, sequential pass.
@@ -304,6 +312,12 @@ impl Producer {
     }
 
     fn produce(&mut self, batch: Vec<(Vec<Job>, Reply)>) {
+        if self.stopped {
+            for (jobs, reply) in batch {
+                let _ = reply.send(vec![Err(ProduceError::Stopped); jobs.len()]);
+            }
+            return;
+        }
         let started = Instant::now();
         let now = self.cfg.clock.now_ms();
         let head = self.store.head(&self.cfg.department);
@@ -453,6 +467,14 @@ impl Producer {
                     .block_production_seconds
                     .observe(started.elapsed().as_secs_f64());
                 tracing::debug!(height = block_ref.height, records = n, "block produced");
+            }
+            Some(Err(ProduceError::Storage(StoreError::Flush(e)))) => {
+                // Fail-stop: the block may or may not be on disk. Acknowledging it, building
+                // the next block on it or letting a retry issue the same licence again
+                // would each be wrong in one of the two cases.
+                tracing::error!(error = %e, "flushing a block failed; the state on disk is unknown: issuing stops until the node is restarted and checked");
+                self.stopped = true;
+                self.metrics.producer_stopped.set(1);
             }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "block production failed; nothing in the batch was acknowledged");

@@ -40,6 +40,10 @@ pub enum StoreError {
     WrongNetwork { found: String, expected: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] Corruption),
+    /// The transaction committed but the flush (fsync) failed: what is on disk is
+    /// unknown. The block must not be acknowledged, published or built upon.
+    #[error("flushing to disk failed after the write (the state on disk is unknown): {0}")]
+    Flush(sled::Error),
 }
 
 /// What is wrong with data read back from the store.
@@ -79,6 +83,9 @@ pub struct Store {
     meta: sled::Tree,
     /// Entries in `licences`, kept here because sled counts a tree by reading all of it.
     licence_count: std::sync::atomic::AtomicU64,
+    /// Tests make the next flush fail, as a disk that reports an fsync error would.
+    #[cfg(test)]
+    fail_next_flush: std::sync::atomic::AtomicBool,
 }
 
 fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
@@ -188,6 +195,8 @@ impl Store {
             meta: db.open_tree("meta")?,
             db,
             licence_count: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_flush: std::sync::atomic::AtomicBool::new(false),
         };
         store.licence_count.store(
             store.licences.len() as u64,
@@ -257,7 +266,7 @@ impl Store {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Sled(e),
         })?;
-        self.db.flush()?;
+        self.flush_block()?;
         let issued = v
             .changes()
             .iter()
@@ -266,6 +275,27 @@ impl Store {
         self.licence_count
             .fetch_add(issued as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The fsync that makes a block durable.
+    fn flush_block(&self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self
+            .fail_next_flush
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Flush(sled::Error::Io(std::io::Error::other(
+                "injected fsync failure",
+            ))));
+        }
+        self.db.flush().map(drop).map_err(StoreError::Flush)
+    }
+
+    /// Makes the next block's flush fail (tests of the producer's fail-stop).
+    #[cfg(test)]
+    pub(crate) fn fail_next_flush(&self) {
+        self.fail_next_flush
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Keeps evidence the ledger proved, replacing any at its department and height.

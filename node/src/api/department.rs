@@ -59,6 +59,7 @@ fn produce_error(e: ProduceError) -> ApiError {
         ProduceError::Unavailable => ErrorCode::Unavailable,
         ProduceError::CatchingUp { .. } => ErrorCode::CatchingUp,
         ProduceError::ClockBehind { .. } => ErrorCode::ClockBehind,
+        ProduceError::Stopped => ErrorCode::ProducerStopped,
         // Nothing in the batch was acknowledged; the officer can retry.
         ProduceError::Storage(_) | ProduceError::BlockRefused(_) => return ApiError::internal(e),
     };
@@ -125,7 +126,7 @@ fn issue_answer(r: Receipt) -> Result<IssueAnswer, ApiError> {
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`, `invalid_licence` (missing holder field…), `bad_validity`", body = ErrorBody),
         (status = 500, description = "`internal`: nothing was acknowledged", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry; `producer_stopped`: the operator must restart the node", body = ErrorBody),
     ))]
 pub async fn issue(
     State(state): State<AppState>,
@@ -153,7 +154,7 @@ pub async fn issue(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry; `producer_stopped`: the operator must restart the node", body = ErrorBody),
     ))]
 pub async fn issue_batch(
     State(state): State<AppState>,
@@ -253,7 +254,7 @@ async fn lifecycle(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody)))]
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry; `producer_stopped`: the operator must restart the node", body = ErrorBody)))]
 pub async fn suspend(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -277,7 +278,7 @@ pub async fn suspend(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody)))]
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry; `producer_stopped`: the operator must restart the node", body = ErrorBody)))]
 pub async fn reinstate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -301,7 +302,7 @@ pub async fn reinstate(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry", body = ErrorBody)))]
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`: retry; `producer_stopped`: the operator must restart the node", body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

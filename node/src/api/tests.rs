@@ -10,6 +10,8 @@ use crate::config::Config;
 
 pub(crate) struct Fixture {
     pub router: axum::Router,
+    /// The node's store, for faults tests inject below the API.
+    pub store: std::sync::Arc<crate::store::Store>,
     /// The founded network (keys, genesis, the node's data directory), kept while the
     /// router runs.
     pub dir: huren_testkit::Founded,
@@ -51,6 +53,7 @@ pub(crate) fn fixture_with_clock(
     tweak(&mut cfg);
     let a = crate::node::assemble_with_clock(&cfg, clock).expect("assemble");
     Fixture {
+        store: a.store.clone(),
         router: super::router(a.state),
         dir: founded,
     }
@@ -749,4 +752,43 @@ async fn issuance_goes_on_while_verify_is_flooded_with_photos() {
         metrics.contains(&format!("huren_verify_images_refused_total {refused}")),
         "{metrics}"
     );
+}
+
+/// A flush (fsync) that fails after the block's transaction: the officer gets a 500, the
+/// producer stops (no retry may issue the licence a second time, no later block may be
+/// built on a block whose durability is unknown), and says so until the node restarts.
+#[tokio::test]
+async fn a_failed_flush_stops_issuing_until_restart() {
+    let f = fixture();
+    f.issue().await;
+    f.store.fail_next_flush();
+    let (s, v) = f
+        .call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
+        .await;
+    assert_error(s, &v, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    for _ in 0..2 {
+        let (s, v) = f
+            .call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
+            .await;
+        assert_error(s, &v, StatusCode::SERVICE_UNAVAILABLE, "producer_stopped");
+    }
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/licences/gd.transport:mvdl:00000001/revoke",
+            Some(TOKEN),
+            Some(json!({"reason": "penalty"})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::SERVICE_UNAVAILABLE, "producer_stopped");
+    let (_, _, metrics) = f.send("GET", "/metrics", None, None).await;
+    assert!(
+        String::from_utf8_lossy(&metrics).contains("huren_producer_stopped 1"),
+        "alertable"
+    );
+    // Verification goes on: the first licence is still good.
+    let (_, st) = f
+        .call("GET", "/v1/licences/gd.transport:mvdl:00000001", None, None)
+        .await;
+    assert_eq!(st["status"]["status"], "active", "{st}");
 }
