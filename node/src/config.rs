@@ -163,6 +163,14 @@ pub struct Limits {
     pub pending_blocks_max: usize,
     /// Established connections in total (and pending incoming); per peer at most 2.
     pub connections_max: u32,
+    /// Open HTTP connections; past this the node stops accepting until one closes (the
+    /// kernel's backlog holds the rest). Keeps descriptors for libp2p and sled.
+    pub http_connections_max: usize,
+    /// How long a client may take to send a request's headers before its connection is
+    /// closed (slow clients, slowloris).
+    pub http_header_read_ms_max: u64,
+    /// How long a client may take to send a request's body.
+    pub http_body_read_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -185,6 +193,9 @@ impl Default for Limits {
             catchup_bytes_max: 8 * 1024 * 1024,
             pending_blocks_max: 1024,
             connections_max: 64,
+            http_connections_max: 1024,
+            http_header_read_ms_max: 10_000,
+            http_body_read_ms_max: 30_000,
         }
     }
 }

@@ -13,8 +13,8 @@ pub mod error;
 mod images;
 mod public;
 mod ratelimit;
+mod serve;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -274,6 +274,10 @@ pub fn router(state: AppState) -> Router {
             count_route,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A body that trickles in is cut off (408) rather than holding a connection.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_millis(limits.http_body_read_ms_max),
+        ))
         .with_state(state)
 }
 
@@ -305,13 +309,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
+    serve::serve(state, listener, shutdown).await
 }
 
 #[cfg(test)]

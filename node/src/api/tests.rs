@@ -12,6 +12,8 @@ pub(crate) struct Fixture {
     pub router: axum::Router,
     /// The node's store, for faults tests inject below the API.
     pub store: std::sync::Arc<crate::store::Store>,
+    /// The API's state, for tests that serve it on a real socket.
+    pub state: super::AppState,
     /// The founded network (keys, genesis, the node's data directory), kept while the
     /// router runs.
     pub dir: huren_testkit::Founded,
@@ -54,6 +56,7 @@ pub(crate) fn fixture_with_clock(
     let a = crate::node::assemble_with_clock(&cfg, clock).expect("assemble");
     Fixture {
         store: a.store.clone(),
+        state: a.state.clone(),
         router: super::router(a.state),
         dir: founded,
     }
@@ -791,4 +794,71 @@ async fn a_failed_flush_stops_issuing_until_restart() {
         .call("GET", "/v1/licences/gd.transport:mvdl:00000001", None, None)
         .await;
     assert_eq!(st["status"]["status"], "active", "{st}");
+}
+
+/// One HTTP/1.1 exchange on a fresh connection; returns the status line.
+async fn raw_http(addr: std::net::SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.expect("read");
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Slow clients that never finish their headers are cut off after
+/// `http_header_read_ms_max`, connections are capped, and meanwhile `/healthz` and
+/// issuance keep answering (issue 11 A.6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_the_node_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = fixture_with("gd.transport", |c| {
+        c.limits.http_connections_max = 32;
+        c.limits.http_header_read_ms_max = 300;
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(super::serve(
+        f.state.clone(),
+        listener,
+        futures::future::pending(),
+    ));
+    // Twice the connection cap of clients that send half a request and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: huren\r\n")
+            .await
+            .expect("write");
+        slow.push(s);
+    }
+    let health = raw_http(
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: huren\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = driving().to_string();
+    let issued = raw_http(
+        addr,
+        format!(
+            "POST /v1/licences HTTP/1.1\r\nHost: huren\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(issued.starts_with("HTTP/1.1 201"), "{issued}");
+    // Every slow client was cut off by the server (its read ends), none left hanging.
+    for mut s in slow {
+        let mut buf = Vec::new();
+        let ended =
+            tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+        assert!(ended.is_ok(), "a slow client was never cut off");
+    }
 }
