@@ -433,9 +433,26 @@ fn survey(path: &Path) -> anyhow::Result<(Header, u64)> {
 
 fn create_csv(path: &Path, force: bool, header: [&str; 3]) -> anyhow::Result<csv::Writer<File>> {
     files::check_new(path, force)?;
-    let file = File::create(path)
+    // The output holds every licence's QR, with the holders' names and ID numbers: the
+    // officer's alone (0600), also when it replaces a file (--force).
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts
+        .open(path)
         .with_context(|| format!("cannot create {}", path.display()))
         .code(Exit::CANT_CREATE)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private", path.display()))
+            .code(Exit::CANT_CREATE)?;
+    }
     let mut w = csv::Writer::from_writer(file);
     w.write_record(header)
         .with_context(|| format!("cannot write {}", path.display()))

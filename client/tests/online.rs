@@ -200,7 +200,8 @@ fn online_issue_status_suspend_reinstate_revoke() {
 #[test]
 fn online_verify_text_and_image() {
     let n = Net::new();
-    // A small image limit: the public routes take at most this plus 64 KiB.
+    // A small image limit: a photo of more bytes is refused, though the route's body
+    // limit (this plus 64 KiB for the form's framing) would take it.
     let node = LiveNode::start(&n.founded, "image_bytes_max = 2048");
     let url = node.url.as_str();
     let out = n.huren(&issue_args(url, &["--png", "dl.png"]));
@@ -226,7 +227,7 @@ fn online_verify_text_and_image() {
     // A photo: the multipart part is named image. This one is over the node's limit,
     // and a refused verification request is an error (65), never a verdict.
     let mut big = std::fs::read(n.path("dl.png")).expect("png");
-    big.resize(200 * 1024, 0);
+    big.resize(10 * 1024, 0);
     std::fs::write(n.path("big.png"), big).expect("write");
     let out = n.huren(&["verify", "--node", url, "--image", "big.png"]);
     let req = node.seen().last().cloned().expect("req");
@@ -381,6 +382,18 @@ fn import_sends_batches_and_reports_failures() {
     assert_eq!(batches[2].json()["licences"][0]["holder"]["name"], "钱,七");
 
     let issued = std::fs::read_to_string(n.path("issued.csv")).expect("out");
+    // It holds holders' details: the officer's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["issued.csv", "failed.csv"] {
+            let mode = std::fs::metadata(n.path(f))
+                .expect("out")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
     let lines: Vec<&str> = issued.lines().collect();
     assert_eq!(lines[0], "row,licence_id,qr");
     assert_eq!(lines.len(), 6, "{issued}");

@@ -33,6 +33,10 @@ pub enum KeyFileError {
         "{0:?} is not a valid key name (a department id like gd.transport or an observer name)"
     )]
     Name(String),
+    /// A secret key file others may read: refused rather than used, since the key may
+    /// already be copied; `chmod 600` it (and consider rotating it).
+    #[error("{path} is readable by others (mode {mode:o}); a key file must be 0600: chmod 600 it, and consider the key exposed")]
+    Exposed { path: String, mode: u32 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -164,7 +168,30 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, KeyFileError> {
     std::fs::read(path).map_err(io)
 }
 
+/// Refuses a secret key file that group or others may read or write.
+fn check_private(path: &Path) -> Result<(), KeyFileError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| KeyFileError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::Exposed {
+                path: path.display().to_string(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn read_secret(path: &Path, expected: &'static str) -> Result<(String, SecretKey), KeyFileError> {
+    check_private(path)?;
     let bad = |problem: String| KeyFileError::Format {
         path: path.display().to_string(),
         expected,
@@ -233,6 +260,28 @@ mod tests {
         assert!(matches!(
             generate("../evil", dir.path()),
             Err(KeyFileError::Name(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let g = generate("gd.transport", dir.path()).expect("keys");
+        assert!(read_issuer_key(&g.issuer_key).is_ok());
+        for mode in [0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&g.issuer_key, std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+            let e = read_issuer_key(&g.issuer_key).expect_err("exposed");
+            assert!(matches!(e, KeyFileError::Exposed { .. }), "{e}");
+            assert!(e.to_string().contains("chmod 600"), "{e}");
+        }
+        std::fs::set_permissions(&g.node_key, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        assert!(matches!(
+            read_node_key(&g.node_key),
+            Err(KeyFileError::Exposed { .. })
         ));
     }
 }

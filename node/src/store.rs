@@ -179,6 +179,17 @@ impl Store {
     /// Opens (or creates) the store in `dir` for the network `net`. A directory created
     /// for another genesis is refused.
     pub fn open(dir: &Path, net: &Network) -> Result<Self, StoreError> {
+        // The credentials tree holds personal data: a new data directory is the node
+        // user's alone (0700). An existing one is left as its operator set it.
+        #[cfg(unix)]
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        }
         let db = sled::Config::new()
             .path(dir)
             // Durability comes from the explicit flush after every block, not from a timer.
@@ -479,6 +490,17 @@ impl ChainView for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_directory_is_the_node_users_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let founded = huren_testkit::Founded::example().expect("founded");
+        let dir = founded.path("fresh").join("data");
+        let _store = Store::open(&dir, &founded.network().expect("genesis")).expect("open");
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     #[test]
     fn state_encoding_round_trips() {

@@ -140,6 +140,18 @@ pub async fn verify_qr(
                 "multipart body needs a part named 'image'",
             )
         })?;
+        // The route's body limit leaves room for the multipart framing; the photo itself
+        // gets exactly `image_bytes_max`.
+        if image.len() > state.limits.image_bytes_max {
+            return Err(ApiError::new(
+                ErrorCode::BodyTooLarge,
+                format!(
+                    "the photo is {} bytes; at most {}",
+                    image.len(),
+                    state.limits.image_bytes_max
+                ),
+            ));
+        }
         // Decoding is CPU-heavy: at most so many at once node-wide (api::images), off the
         // async workers, so a flood of photos cannot starve issuance and replication.
         let permit = state.images.enter().await.map_err(|_| {
