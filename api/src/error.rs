@@ -85,7 +85,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order of docs/api.md's table.
+    /// Every code.
     pub const ALL: [ErrorCode; 33] = [
         Self::MalformedBody,
         Self::InvalidBody,
@@ -192,13 +192,6 @@ impl ErrorCode {
             Self::ProducerStopped => "producer_stopped",
             Self::ClockBehind => "clock_behind",
         }
-    }
-
-    /// Whether the request was refused before the node did anything with it, so that
-    /// sending it again cannot do anything twice (every 4xx, and the 503s).
-    pub fn nothing_done(self) -> bool {
-        let s = self.http_status();
-        (400..500).contains(&s) || s == 503
     }
 }
 
