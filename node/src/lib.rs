@@ -11,6 +11,7 @@
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
+//! - `signing`: the signing record beside the issuer key (the highest height it signed).
 //! - `clock`: the node's one clock (system, or manual in tests), passed to every part.
 //! - `web`: the service-window page (窗口核验页) at `/`, a client of the public API, assets embedded.
 
@@ -24,5 +25,6 @@ pub mod net;
 pub mod node;
 pub(crate) mod producer;
 pub(crate) mod sigcheck;
+pub(crate) mod signing;
 pub mod store;
 pub(crate) mod web;

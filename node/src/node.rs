@@ -58,12 +58,6 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
     );
     let ledger = Arc::new(Ledger::new(net.clone(), store.clone()));
     let metrics = Arc::new(Metrics::default());
-    // Without networking there is nobody to wait for; with it, `net` opens the gate.
-    let gate = Arc::new(if cfg.node_key.is_none() {
-        crate::producer::OwnChainGate::open()
-    } else {
-        crate::producer::OwnChainGate::default()
-    });
 
     // Networking needs a node key, and the key must be the one genesis names for us.
     let (handle, inbox, keypair) = match &cfg.node_key {
@@ -126,7 +120,12 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
                     batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
                     block_records_max: cfg.limits.block_records_max,
                     queue_max: cfg.limits.producer_queue_max,
-                    gate: gate.clone(),
+                    signing: crate::signing::SigningRecord::open(
+                        issuer_key,
+                        &id,
+                        huren_core::ChainView::head(&*store, &id).map_or(0, |h| h.height),
+                    )
+                    .context("opening the signing record beside the issuer key")?,
                     clock: clock.clone(),
                 },
                 metrics.clone(),
@@ -180,8 +179,6 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         (Some(keypair), Some(inbox)) => Some((
             NetParams {
                 keypair,
-                own_department: state.department.clone(),
-                gate,
                 config: cfg.network.clone(),
                 limits: cfg.limits.clone(),
                 clock,

@@ -90,6 +90,10 @@ pub enum ProduceError {
     Credential(#[from] DecodeError),
     #[error("the block producer is overloaded or stopping; try again")]
     Unavailable,
+    /// The signing record beside the key could not be written after a block: the block
+    /// is durable but is not released, and the producer stops.
+    #[error("the signing record could not be written: {0}")]
+    SigningRecord(String),
     /// A block's flush failed earlier; the producer stopped rather than build on a block
     /// whose durability is unknown.
     #[error("issuing has stopped after a disk failure: restart the node and run huren-node check")]
@@ -99,8 +103,8 @@ pub enum ProduceError {
     ClockBehind { now_ms: u64, head_ms: u64 },
     /// Peers hold this department's chain beyond our head (restored backup, fresh data
     /// directory): signing now would fork our own chain. Catch-up is under way.
-    #[error("this node is catching up its own department's chain (local height {local}, peers have {peers}); try again shortly")]
-    CatchingUp { local: u64, peers: u64 },
+    #[error("this node is catching up its own department's chain (local height {local}, its key has signed up to {signed}); try again shortly")]
+    CatchingUp { local: u64, signed: u64 },
     /// Storage failed; nothing in the batch was acknowledged.
     #[error("storage failure: {0}")]
     Storage(#[from] StoreError),
@@ -153,45 +157,10 @@ pub struct ProducerConfig {
     pub batch_window: Duration,
     pub block_records_max: usize,
     pub queue_max: usize,
-    /// What peers say of this department's own chain.
-    pub gate: Arc<OwnChainGate>,
+    /// The highest height the issuer key has signed, kept beside the key.
+    pub signing: crate::signing::SigningRecord,
     /// The node's clock: block and credential times come from its wall-clock reading.
     pub clock: crate::clock::SharedClock,
-}
-
-/// Keeps a node from signing blocks before it knows its own chain's head. A department
-/// node restored from an old backup, or started on an empty data directory, must first
-/// fetch the blocks it already signed from peers: signing a new block at a height it
-/// used before would be equivocation.
-#[derive(Debug, Default)]
-pub struct OwnChainGate {
-    /// Set once a peer has told us its view of our chain (or there is no peer to ask).
-    checked: std::sync::atomic::AtomicBool,
-    /// Highest height of our chain that any peer reported.
-    peers_height: std::sync::atomic::AtomicU64,
-}
-
-impl OwnChainGate {
-    /// A gate that is open from the start: no network, or no peer to wait for.
-    pub fn open() -> Self {
-        let g = Self::default();
-        g.mark_checked();
-        g
-    }
-    pub fn mark_checked(&self) {
-        self.checked
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    pub fn peer_reports(&self, height: u64) {
-        self.peers_height
-            .fetch_max(height, std::sync::atomic::Ordering::Relaxed);
-    }
-    /// `Some(peers' height)` while production must wait.
-    fn blocks(&self, local: u64) -> Option<u64> {
-        let peers = self.peers_height.load(std::sync::atomic::Ordering::Relaxed);
-        let checked = self.checked.load(std::sync::atomic::Ordering::Relaxed);
-        (!checked || peers > local).then_some(peers)
-    }
 }
 
 /// Starts the producer thread. `on_block` is called with every block after it is durable
@@ -347,11 +316,14 @@ impl Producer {
             }
             return;
         }
-        if let Some(peers) = self.cfg.gate.blocks(local) {
-            // Never sign a block at a height our own department already used elsewhere.
+        let signed = self.cfg.signing.highest();
+        if local < signed {
+            // Never sign at a height the key already used: this data directory is behind
+            // the key (restored, copied or lost). Catch-up brings our own signed blocks
+            // back from peers; then signing goes on.
             for (jobs, reply) in batch {
                 let _ = reply.send(vec![
-                    Err(ProduceError::CatchingUp { local, peers });
+                    Err(ProduceError::CatchingUp { local, signed });
                     jobs.len()
                 ]);
             }
@@ -450,6 +422,11 @@ impl Producer {
                     now,
                     self.cfg.block_records_max,
                 )?;
+                // Durable before the block is acknowledged or gossiped.
+                self.cfg
+                    .signing
+                    .signed(head.height)
+                    .map_err(|e| ProduceError::SigningRecord(e.to_string()))?;
                 let block_ref = BlockRef {
                     department: self.cfg.department.clone(),
                     height: head.height,
@@ -467,6 +444,11 @@ impl Producer {
                     .block_production_seconds
                     .observe(started.elapsed().as_secs_f64());
                 tracing::debug!(height = block_ref.height, records = n, "block produced");
+            }
+            Some(Err(e @ ProduceError::SigningRecord(_))) => {
+                tracing::error!(error = %e, "issuing stops until the node is restarted");
+                self.stopped = true;
+                self.metrics.producer_stopped.set(1);
             }
             Some(Err(ProduceError::Storage(StoreError::Flush(e)))) => {
                 // Fail-stop: the block may or may not be on disk. Acknowledging it, building

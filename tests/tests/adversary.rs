@@ -396,3 +396,58 @@ fn an_equivocating_department_is_caught_by_every_node() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A genesis peer that claims our own chain is far ahead of what it can show (here at
+/// `u64::MAX`) and never hands over the blocks cannot stop the department from issuing:
+/// only signed blocks and the signing record beside the key decide that (issue 11 A.1).
+#[test]
+fn a_peer_claiming_our_chain_is_ahead_cannot_stop_issuance() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let _guard = rt.enter();
+    let s = Stage::start()?;
+    let (_, gd_addr) = node_peer(s.gd.p2p.as_deref().unwrap_or_default())?;
+    let (_, observer_key) = huren_genesis::keys::read_node_key(
+        &huren_genesis::keys::node_key_path(&s.net.keys, "sh.observer"),
+    )?;
+    let mut liar = swarm_for(&s.net, observer_key)?;
+    liar.dial(gd_addr)?;
+    // Answer gd's questions for a few of its 2 s ticks: heads with gd's chain at
+    // u64::MAX, and no blocks.
+    let mut lies = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(7);
+    rt.block_on(async {
+        while let Ok(ev) = tokio::time::timeout_at(until, liar.select_next_some()).await {
+            if let SwarmEvent::Behaviour(BehaviourEvent::Catchup(
+                request_response::Event::Message {
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                },
+            )) = ev
+            {
+                let answer = match request {
+                    CatchupRequest::Heads => {
+                        lies += 1;
+                        CatchupResponse::Heads(vec![("gd.transport".into(), u64::MAX)])
+                    }
+                    CatchupRequest::Blocks { .. } => CatchupResponse::Blocks(Vec::new()),
+                };
+                let _ = liar
+                    .behaviour_mut()
+                    .catchup()
+                    .send_response(channel, answer);
+            }
+        }
+    });
+    anyhow::ensure!(lies > 0, "gd never asked the liar for its heads");
+    let issued = s
+        .http
+        .post(format!("{}/v1/licences", s.gd.url))
+        .bearer_auth(TOKEN)
+        .json(&driving_body(7))
+        .send()?;
+    assert_eq!(issued.status().as_u16(), 201, "{}", issued.text()?);
+    Ok(())
+}

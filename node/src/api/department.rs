@@ -61,7 +61,9 @@ fn produce_error(e: ProduceError) -> ApiError {
         ProduceError::ClockBehind { .. } => ErrorCode::ClockBehind,
         ProduceError::Stopped => ErrorCode::ProducerStopped,
         // Nothing in the batch was acknowledged; the officer can retry.
-        ProduceError::Storage(_) | ProduceError::BlockRefused(_) => return ApiError::internal(e),
+        ProduceError::Storage(_)
+        | ProduceError::BlockRefused(_)
+        | ProduceError::SigningRecord(_) => return ApiError::internal(e),
     };
     ApiError::new(code, e.to_string())
 }
@@ -416,9 +418,12 @@ mod tests {
                 "the block producer is overloaded or stopping; try again",
             ),
             (
-                ProduceError::CatchingUp { local: 1, peers: 4 },
+                ProduceError::CatchingUp {
+                    local: 1,
+                    signed: 4,
+                },
                 ErrorCode::CatchingUp,
-                "this node is catching up its own department's chain (local height 1, peers have 4); try again shortly",
+                "this node is catching up its own department's chain (local height 1, its key has signed up to 4); try again shortly",
             ),
             (
                 StoreError::Corrupt(Corruption::Serial(t.clone())).into(),

@@ -862,3 +862,51 @@ async fn slow_clients_are_cut_off_and_the_node_keeps_answering() {
         assert!(ended.is_ok(), "a slow client was never cut off");
     }
 }
+
+/// A data directory behind its key (restored from an old backup, copied, or lost) never
+/// signs at a height the key already used, however long it waits and whatever peers say:
+/// the signing record beside the key says how far the key went (issue 11 A.1).
+#[tokio::test]
+async fn a_data_directory_behind_its_key_never_signs_a_used_height() {
+    let f = fixture();
+    for _ in 0..2 {
+        f.issue().await;
+    }
+    // The same department, keys and signing record, with an empty data directory and no
+    // network to catch up from.
+    let text = f
+        .dir
+        .config_text(
+            "gd.transport",
+            &huren_testkit::NodeOptions {
+                limits: "batch_window_ms = 1".into(),
+                ..Default::default()
+            },
+        )
+        .expect("config");
+    let mut cfg: Config = toml::from_str(&text).expect("config");
+    cfg.data_dir = f.dir.path("restored-data");
+    let restored = crate::node::assemble(&cfg).expect("assemble");
+    let router = super::router(restored.state);
+    for _ in 0..2 {
+        let resp = router
+            .clone()
+            .oneshot(
+                Request::post("/v1/licences")
+                    .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(driving().to_string()))
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let v: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["error"]["code"], "catching_up", "{v}");
+    }
+    // The original data directory goes on from where the key is.
+    assert_eq!(f.issue().await["block"]["height"], 3);
+}

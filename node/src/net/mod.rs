@@ -125,10 +125,6 @@ pub struct NetParams {
     pub limits: Limits,
     /// The node's one clock.
     pub clock: SharedClock,
-    /// This node's department (None for observers) and the highest height of its chain
-    /// any peer reported, which the producer reads before signing.
-    pub own_department: Option<DepartmentId>,
-    pub gate: Arc<crate::producer::OwnChainGate>,
 }
 
 struct Actor {
@@ -147,8 +143,6 @@ struct Actor {
     requests: HashMap<OutboundRequestId, (PeerId, CatchupRequest)>,
     apply_tx: SyncSender<ApplyJob>,
     stale: Arc<AtomicBool>,
-    own_department: Option<DepartmentId>,
-    gate: Arc<crate::producer::OwnChainGate>,
 }
 
 /// Runs the network until the inbox closes. Prints the listen addresses to stdout.
@@ -197,13 +191,7 @@ pub async fn run(
         requests: HashMap::new(),
         apply_tx,
         stale: inbox.stale.clone(),
-        own_department: params.own_department,
-        gate: params.gate,
     };
-    if actor.bootstrap.is_empty() {
-        // Nobody to ask about our own chain: this node is the first of its network.
-        actor.gate.mark_checked();
-    }
     actor.dial_bootstrap();
     let mut inbox = inbox.rx;
     let mut tick = tokio::time::interval(TICK);
@@ -257,10 +245,6 @@ impl Actor {
             self.swarm.behaviour_mut().readmit(p);
         }
         let t = self.schedule.tick(now, self.peers.connected_count());
-        if t.own_chain_wait_over {
-            // No peer answered in time: go on rather than refuse issuance forever.
-            self.gate.mark_checked();
-        }
         self.dial_bootstrap();
         for p in self.peers.connected_peers() {
             self.request(p, CatchupRequest::Heads);
@@ -483,17 +467,10 @@ impl Actor {
     fn response(&mut self, peer: PeerId, req: CatchupRequest, response: CatchupResponse) {
         match (req, response) {
             (CatchupRequest::Heads, CatchupResponse::Heads(heads)) => {
-                // Record what the peer says of our chain before opening the gate.
-                if let Some(own) = &self.own_department {
-                    if let Some((_, h)) = heads.iter().find(|(d, _)| d == own.as_str()) {
-                        self.gate.peer_reports(*h);
-                    }
-                }
-                self.gate.mark_checked();
+                // What a peer claims of any chain, ours included, only makes us fetch the
+                // signed blocks; it never opens or closes our own signing (the signing
+                // record beside the key does).
                 for (d, height) in wire::known_heads(&self.net, heads) {
-                    if self.own_department.as_ref() == Some(&d) {
-                        self.gate.peer_reports(height);
-                    }
                     let ours = self.store.head(&d).map_or(0, |h| h.height);
                     if height > ours {
                         self.fetch(peer, d);

@@ -1,8 +1,7 @@
 //! The network actor's decisions that depend on time, kept apart from the swarm so that
 //! they are tested with a manual clock: when the node's data goes stale (no peer for
 //! `STALE_AFTER`), when a catch-up request left unanswered frees its department's slot
-//! for a retry (`CATCHUP_INFLIGHT_MAX`), and when a department node stops waiting for a
-//! peer's view of its own chain (`OWN_CHAIN_WAIT`).
+//! for a retry (`CATCHUP_INFLIGHT_MAX`).
 //!
 //! It never reads a clock: every call takes `now`, which the actor reads from the node's
 //! one clock (`crate::clock`).
@@ -15,9 +14,6 @@ use libp2p::PeerId;
 
 /// Without any peer for this long, the node says its data may be stale.
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(300);
-/// How long a department node waits for a peer's view of its own chain before it
-/// signs blocks anyway (a network where no bootstrap peer is up).
-pub(crate) const OWN_CHAIN_WAIT: Duration = Duration::from_secs(10);
 /// A catch-up request unanswered for this long no longer holds its department's slot.
 pub(crate) const CATCHUP_INFLIGHT_MAX: Duration = Duration::from_secs(60);
 
@@ -26,13 +22,10 @@ pub(crate) const CATCHUP_INFLIGHT_MAX: Duration = Duration::from_secs(60);
 pub(crate) struct Tick {
     /// The node has not been in touch with any peer for `STALE_AFTER`.
     pub(crate) stale: bool,
-    /// `OWN_CHAIN_WAIT` has passed since the start.
-    pub(crate) own_chain_wait_over: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Schedule {
-    started: Instant,
     last_peer_seen: Instant,
     /// One catch-up fetch per department at a time: from whom, since when.
     inflight: HashMap<DepartmentId, (PeerId, Instant)>,
@@ -43,7 +36,6 @@ pub(crate) struct Schedule {
 impl Schedule {
     pub(crate) fn new(now: Instant, has_peers: bool) -> Self {
         Self {
-            started: now,
             last_peer_seen: now,
             inflight: HashMap::new(),
             has_peers,
@@ -82,7 +74,6 @@ impl Schedule {
         }
         Tick {
             stale: self.has_peers && now.duration_since(self.last_peer_seen) > STALE_AFTER,
-            own_chain_wait_over: now.duration_since(self.started) > OWN_CHAIN_WAIT,
         }
     }
 }
@@ -138,16 +129,5 @@ mod tests {
         );
         s.fetch_done(&dept());
         assert!(!s.fetching(&dept()));
-    }
-
-    #[test]
-    fn the_own_chain_wait_ends_after_ten_seconds() {
-        let clock = ManualClock::at(0);
-        let mut s = Schedule::new(clock.instant(), true);
-        assert!(!s.tick(clock.instant(), 0).own_chain_wait_over);
-        clock.advance(OWN_CHAIN_WAIT);
-        assert!(!s.tick(clock.instant(), 0).own_chain_wait_over);
-        clock.advance(Duration::from_millis(1));
-        assert!(s.tick(clock.instant(), 0).own_chain_wait_over);
     }
 }
