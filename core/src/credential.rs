@@ -408,11 +408,7 @@ impl UnverifiedCredential {
                 Err(BadSignature)
             }
         })?;
-        Ok(VerifiedCredential {
-            credential: self.credential,
-            kid: self.kid,
-            commitment: self.commitment,
-        })
+        Ok(self.into_verified())
     }
 
     /// The signature check `verify(key)` would make, to be made elsewhere; `None` when
@@ -439,11 +435,7 @@ impl UnverifiedCredential {
     ) -> Result<VerifiedCredential, Self> {
         debug_assert_eq!(checked.key.key_id(), self.kid);
         if ok {
-            Ok(VerifiedCredential {
-                credential: self.credential,
-                kid: self.kid,
-                commitment: self.commitment,
-            })
+            Ok(self.into_verified())
         } else {
             Err(self)
         }
@@ -454,13 +446,18 @@ impl UnverifiedCredential {
     /// adds nothing. Gives the credential back unchanged when the commitments differ.
     pub fn vouched_by_ledger(self, ledger_commitment: &Hash32) -> Result<VerifiedCredential, Self> {
         if self.commitment == *ledger_commitment {
-            Ok(VerifiedCredential {
-                credential: self.credential,
-                kid: self.kid,
-                commitment: self.commitment,
-            })
+            Ok(self.into_verified())
         } else {
             Err(self)
+        }
+    }
+
+    /// Private: only the proofs above may call it.
+    fn into_verified(self) -> VerifiedCredential {
+        VerifiedCredential {
+            credential: self.credential,
+            kid: self.kid,
+            commitment: self.commitment,
         }
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! It must never answer success for a record that is not flushed to disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,14 +28,8 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
-    pub licence_type: LicenceType,
-    pub holder: BTreeMap<String, String>,
-    pub fields: BTreeMap<String, String>,
-    /// Unix seconds; `None` means now.
-    pub valid_from: Option<i64>,
-    /// Unix seconds; `None` means valid_from + valid_days (or the type's maximum).
-    pub valid_until: Option<i64>,
-    pub valid_days: Option<u32>,
+    /// What the officer asks for, checked by `core::issuance::draft`.
+    pub terms: huren_core::issuance::Terms,
     pub officer: OfficerId,
 }
 
@@ -516,7 +510,7 @@ impl Producer {
         let dept = &self.cfg.department;
         match job {
             Job::Issue(req) => {
-                let t = &req.licence_type;
+                let t = &req.terms.licence_type;
                 let now_s = (now_ms / 1000) as i64;
                 let serial = match self.serials.get(t) {
                     Some(s) => *s,
@@ -536,16 +530,8 @@ impl Producer {
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
                 // The issuance policy (type, grant, holder fields, validity, bounds) is
                 // core's, the same the offline CLI applies.
-                let terms = huren_core::issuance::Terms {
-                    licence_type: t.clone(),
-                    holder: req.holder.clone(),
-                    fields: req.fields.clone(),
-                    valid_from: req.valid_from,
-                    valid_until: req.valid_until,
-                    valid_days: req.valid_days,
-                };
                 let cred =
-                    huren_core::issuance::draft(&self.net, dept, &terms, now_s, serial, salt)
+                    huren_core::issuance::draft(&self.net, dept, &req.terms, now_s, serial, salt)
                         .map_err(ProduceError::Policy)?;
                 // Only a drafted licence uses up its serial.
                 self.serials.insert(t.clone(), serial + 1);

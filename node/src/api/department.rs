@@ -91,12 +91,14 @@ fn issue_request(body: IssueBody, officer: &OfficerId) -> Result<IssueRequest, A
         .transpose()
     };
     Ok(IssueRequest {
-        licence_type,
-        holder: body.holder,
-        fields: body.fields,
-        valid_from: time(body.valid_from, "valid_from")?,
-        valid_until: time(body.valid_until, "valid_until")?,
-        valid_days: body.valid_days,
+        terms: huren_core::issuance::Terms {
+            licence_type,
+            holder: body.holder,
+            fields: body.fields,
+            valid_from: time(body.valid_from, "valid_from")?,
+            valid_until: time(body.valid_until, "valid_until")?,
+            valid_days: body.valid_days,
+        },
         officer: officer.clone(),
     })
 }
