@@ -262,7 +262,7 @@ fn a_stranger_is_refused_at_connection() -> anyhow::Result<()> {
         "stranger still connected"
     );
     eventually(10, "refused connection metric", || {
-        metric(&s.http, &s.sh, "huren_net_connections_refused_total 1").then_some(())
+        metric(&s.http, &s.sh, "huren_net_connections_refused_total{reason=\"not_in_genesis\"} 1").then_some(())
     })?;
     Ok(())
 }
@@ -370,14 +370,14 @@ fn an_equivocating_department_is_caught_by_every_node() -> anyhow::Result<()> {
                 .max(1),
             "evidence at every node",
             || {
-                let ev: Vec<huren_api::EvidenceItem> = s
+                let ev: huren_api::EvidencePage = s
                     .http
                     .get(format!("{}/v1/evidence", n.url))
                     .send()
                     .ok()?
                     .json()
                     .ok()?;
-                let item = ev.first()?;
+                let item = ev.evidence.first()?;
                 (item.department.as_str() == "gd.transport" && item.height == 2).then_some(())
             },
         )?;
