@@ -138,8 +138,9 @@ pub(crate) struct Applier {
     pub(crate) records_max: usize,
     pub(crate) pending_max: usize,
     /// Early blocks held while the gap before them is fetched, at most `pending_max` of
-    /// them and `PENDING_BYTES_MAX` of their encodings.
+    /// them and `pending_bytes_max` of their encodings.
     pub(crate) pending: HashMap<(DepartmentId, u64), (Block, usize)>,
+    pub(crate) pending_bytes_max: usize,
     pub(crate) pending_bytes: usize,
     /// Chains a signed early block proves ahead of this node's.
     pub(crate) lag: Arc<super::Lag>,
@@ -284,7 +285,7 @@ impl Applier {
                 // chain has reached `height`, past this node's.
                 self.lag.signed(&dept, height);
                 if self.pending.len() < self.pending_max
-                    && self.pending_bytes + size <= PENDING_BYTES_MAX
+                    && self.pending_bytes + size <= self.pending_bytes_max
                     && !self.pending.contains_key(&(dept.clone(), height))
                 {
                     self.pending.insert((dept.clone(), height), (block, size));
@@ -359,6 +360,7 @@ mod tests {
                 records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
                 pending_max: 16,
                 pending: HashMap::new(),
+                pending_bytes_max: PENDING_BYTES_MAX,
                 pending_bytes: 0,
                 lag: Arc::new(super::super::Lag::new(crate::clock::system())),
                 queued_bytes: Arc::default(),
@@ -539,6 +541,34 @@ mod tests {
         ));
         assert_eq!(f.head(), Some(3));
         assert!(f.applier.pending.is_empty());
+        assert_eq!(f.applier.pending_bytes, 0);
+    }
+
+    /// Early blocks are held within a byte budget as well as a count: past it they are
+    /// dropped (and fetched again later), and the budget is given back as they apply.
+    #[test]
+    fn early_blocks_are_held_within_a_byte_budget() {
+        let mut f = Fixture::new();
+        let b1 = f.first(1);
+        let b2 = f.next(&b1, 2);
+        let b3 = f.next(&b2, 3);
+        let b4 = f.next(&b3, 4);
+        let size = wire::block_message(&b3).len();
+        f.applier.pending_bytes_max = size + size / 2;
+        assert_eq!(f.gossip(wire::block_message(&b1)).0, "accept");
+        assert_eq!(f.gossip(wire::block_message(&b3)).0, "ignore");
+        assert_eq!(f.gossip(wire::block_message(&b4)).0, "ignore");
+        assert_eq!(f.applier.pending.len(), 1, "the second early block is over the budget");
+        assert_eq!(f.applier.pending_bytes, size);
+        // The same early block again takes no second share.
+        assert_eq!(f.gossip(wire::block_message(&b3)).0, "ignore");
+        assert_eq!(f.applier.pending_bytes, size);
+        // The gap fills: the held block applies and its bytes are free again.
+        assert_eq!(f.gossip(wire::block_message(&b2)).0, "accept");
+        assert_eq!(f.head(), Some(3));
+        assert_eq!(f.applier.pending_bytes, 0);
+        // A proven gap (b4 signed at height 4) showed in the lag until the chain passed it.
+        assert_eq!(f.applier.lag.behind(b4.department(), 3), None, "within the grace");
     }
 
     #[test]

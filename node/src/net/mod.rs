@@ -221,6 +221,7 @@ pub async fn run(
         records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
         pending_max: params.limits.pending_blocks_max,
         pending: HashMap::new(),
+        pending_bytes_max: applier::PENDING_BYTES_MAX,
         pending_bytes: 0,
         lag: inbox.lag.clone(),
         queued_bytes: apply_bytes.clone(),
