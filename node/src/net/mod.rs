@@ -21,6 +21,9 @@
 //! the ledger (`core::validate`) accepted it.
 
 mod applier;
+/// The wire decoders for the fuzz targets in `fuzz/`; the node never calls it.
+#[doc(hidden)]
+pub mod fuzzing;
 mod peers;
 mod schedule;
 mod swarm;
