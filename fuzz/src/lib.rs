@@ -59,7 +59,7 @@ pub fn network() -> &'static Network {
 pub fn qr_text(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(un) = UnverifiedCredential::from_qr(&text) {
-        verify_every_way(un);
+        verify_every_way(un, &text);
     }
 }
 
@@ -75,14 +75,15 @@ pub fn cose(data: &[u8]) {
         assert_eq!(again.commitment, un.commitment);
         assert_eq!(again.credential, un.credential);
     }
-    verify_every_way(un);
+    verify_every_way(un, &text);
 }
 
 /// Verification as the node and the offline CLI run it, under every kind of ledger answer,
 /// including the fast path (the ledger vouches for these exact bytes, so no signature
-/// check stands between arbitrary claims and the verdict), then the report and the card's
-/// gate.
-fn verify_every_way(un: UnverifiedCredential) {
+/// check stands between arbitrary claims and the verdict), then the report and, for what
+/// verification calls genuine, the printable card (`huren card` draws it from a citizen's
+/// QR text): holder text of any shape is cleaned, fitted and escaped there.
+fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
     let net = network();
     let c = &un.credential;
     let vouched = LicenceState {
@@ -109,7 +110,16 @@ fn verify_every_way(un: UnverifiedCredential) {
         LedgerFacts::Online {
             licence: Some(vouched),
             issuer_head: Some(head),
-            equivocation_height: Some(2),
+            equivocation_height: None,
+            stale: false,
+        },
+        LedgerFacts::Online {
+            licence: Some(LicenceState {
+                status: LicenceStatus::Suspended(huren_core::SuspendReason::Penalty),
+                ..vouched
+            }),
+            issuer_head: Some(head),
+            equivocation_height: Some(1),
             stale: true,
         },
     ];
@@ -122,7 +132,12 @@ fn verify_every_way(un: UnverifiedCredential) {
             };
             let d = verify::decide(net, un.clone(), f, &ctx);
             let _ = huren_api::Report::new(net, &d);
-            let _ = d.into_genuine(net);
+            if let Some(genuine) = d.into_genuine(net) {
+                if let Ok(card) = huren_render::card::Card::new(&genuine, qr_text) {
+                    let _ = card.svg();
+                    let _ = card.html();
+                }
+            }
         }
     }
 }
