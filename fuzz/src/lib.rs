@@ -167,7 +167,10 @@ pub fn block(data: &[u8]) {
 /// reads it.
 pub fn gossip(data: &[u8]) {
     if let Ok(again) = huren_node::net::fuzzing::gossip(network(), data) {
-        assert_eq!(again, data, "a decoded gossip message re-encodes to its bytes");
+        assert_eq!(
+            again, data,
+            "a decoded gossip message re-encodes to its bytes"
+        );
     }
 }
 
@@ -192,7 +195,11 @@ pub fn catchup_response(data: &[u8]) {
 /// Equivocation evidence, as gossip and the store carry it.
 pub fn evidence(data: &[u8]) {
     if let Ok(ev) = Equivocation::decode(network(), data) {
-        assert_eq!(ev.encode(), data, "decoded evidence re-encodes to its bytes");
+        assert_eq!(
+            ev.encode(),
+            data,
+            "decoded evidence re-encodes to its bytes"
+        );
     }
 }
 

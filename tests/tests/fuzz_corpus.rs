@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use huren_core::credential::{Credential, SALT_BYTES};
 use huren_core::{
-    BlockHeader, DepartmentId, Equivocation, Issue, LicenceId, LicenceType, OfficerId,
-    Record, RegionCode, RevokeReason, SuspendReason,
+    BlockHeader, DepartmentId, Equivocation, Issue, LicenceId, LicenceType, OfficerId, Record,
+    RegionCode, RevokeReason, SuspendReason,
 };
 use huren_node::net::fuzzing as wire;
 use huren_node::net::{CatchupRequest, CatchupResponse};
@@ -102,21 +102,32 @@ fn credentials() -> Vec<Credential> {
             "440000",
             "mvdl",
             1,
-            &[("name", "张三"), ("id_number", "44010619900101123X"), ("class", "C1")],
+            &[
+                ("name", "张三"),
+                ("id_number", "44010619900101123X"),
+                ("class", "C1"),
+            ],
         ),
         make(
             "gd.market",
             "440000",
             "food",
             2,
-            &[("entity", "广州市某餐饮有限公司"), ("credit_code", "91440101MA5ABCDE1X")],
+            &[
+                ("entity", "广州市某餐饮有限公司"),
+                ("credit_code", "91440101MA5ABCDE1X"),
+            ],
         ),
         make(
             "gd.health",
             "440000",
             "physician",
             3,
-            &[("name", "李四"), ("id_number", "440106198001011234"), ("category", "临床")],
+            &[
+                ("name", "李四"),
+                ("id_number", "440106198001011234"),
+                ("category", "临床"),
+            ],
         ),
     ]
 }
@@ -216,7 +227,11 @@ fn write_fuzz_seeds() {
 
     for (name, b) in [("1", &b1), ("2", &b2)] {
         write("block", &format!("{name}.block"), &b.encode());
-        write("gossip", &format!("block{name}.msg"), &huren_node::net::block_message(b));
+        write(
+            "gossip",
+            &format!("block{name}.msg"),
+            &huren_node::net::block_message(b),
+        );
     }
     write("evidence", "equivocation.ev", &ev.encode());
     write("gossip", "evidence.msg", &wire::evidence_message(&ev));
