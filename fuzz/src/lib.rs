@@ -22,8 +22,11 @@ use huren_core::validate::{self, Head, LicenceState, LicenceStatus, MemoryChain}
 use huren_core::verify::{self, LedgerFacts, VerifyContext};
 use huren_core::{Block, Equivocation, Hash32, Network};
 
+/// A target's body: it returns when the input was handled, and panics on a defect.
+pub type Body = fn(&[u8]);
+
 /// Every target, by the name of its binary and its corpus directories.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("qr_text", qr_text),
     ("cose", cose),
     ("block", block),
