@@ -254,10 +254,19 @@ impl Config {
         );
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let mut cfg: Config =
-            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-        // Relative paths in a config file are relative to the file, not to the shell.
         let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("parsing config {}", path.display()))
+    }
+
+    /// Parses config text (bounded) read from a file in directory `base`: what `load` does
+    /// once it has the text, and what the config fuzz target drives.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            text.len() as u64 <= CONFIG_BYTES_MAX,
+            "the config is larger than 1 MiB"
+        );
+        let mut cfg: Config = toml::from_str(text)?;
+        // Relative paths in a config file are relative to the file, not to the shell.
         for p in [&mut cfg.data_dir, &mut cfg.genesis]
             .into_iter()
             .chain(cfg.issuer_key.as_mut())

@@ -29,6 +29,9 @@
 mod applier;
 mod gate;
 mod lag;
+/// The wire decoders for the fuzz targets in `fuzz/`; the node never calls it.
+#[doc(hidden)]
+pub mod fuzzing;
 mod peers;
 mod schedule;
 mod swarm;
