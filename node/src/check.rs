@@ -1,25 +1,65 @@
 //! `huren-node check`: the integrity check.
 //!
-//! Re-walks every department's chain from height 1: decodes each block (which re-checks
-//! its canonical form), recomputes its hash, re-validates it with the core rules
-//! (signature, height, previous hash, time, records) against a chain state rebuilt in
-//! memory, then compares the rebuilt heads and licence index with the stored ones. Any
-//! difference is a mismatch; the command exits non-zero if there is one.
+//! **Full** (the default). Re-walks every department's chain from height 1: decodes each
+//! block (which re-checks its canonical form), recomputes its hash, re-validates it with
+//! the core rules (signature, height, previous hash, time, records) against a chain state
+//! rebuilt in memory, then compares the rebuilt heads and licence index with the stored
+//! ones. The trees that are not rebuilt from blocks are checked against the chains:
+//! - `credentials`: every stored credential decodes, names the licence it is stored
+//!   under, and hashes to the commitment the ledger holds for that licence; when the
+//!   node's own department is known, every licence its chain issued has its credential
+//!   (the store keeps the credentials of this department's own licences, nothing else);
+//! - `evidence`: every piece decodes and proves a conflict (two blocks at one height,
+//!   both signed by the department's key in genesis), stored under that department and
+//!   height;
+//! - `meta`: the genesis hash is this network's, every key is one the store writes, and
+//!   each serial counter of the own department lies past every serial its chain issued
+//!   (else the next issue would reuse a licence id).
+//!
+//! **Since a checkpoint** (`Options::since`: the heads an earlier check verified, as it
+//! printed them). The blocks appended after the checkpoint are validated exactly as the
+//! full check does, against a state seeded from the checkpoint's heads and, for the
+//! licences those blocks change, from a replay of those licences' records up to the
+//! checkpoint; then the heads, the licence index entries and the credentials of what
+//! changed are compared, and a bounded random sample of older blocks is re-read (hash,
+//! index, signature, their licences' index entries and credentials). Evidence and meta are
+//! checked in full (both are small). Its cost is what changed plus the sample, not the
+//! whole ledger; what it does not re-read (older blocks outside the sample, index entries
+//! of licences nothing touched since) only a full check sees. The SIGKILL drill runs it
+//! after every crash and a full check at the end.
+//!
+//! The check never writes to the store and reads no clock: the caller passes the clock
+//! (the block time rule needs "now"). Any difference is a mismatch; the command exits
+//! non-zero if there is one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use huren_core::validate::{validate_block, MemoryChain};
-use huren_core::{DepartmentId, Network};
+use huren_core::credential::UnverifiedCredential;
+use huren_core::ledger::{Block, Record};
+use huren_core::validate::{check_signature, next_state, validate_block, Head, MemoryChain};
+use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
 use serde::Serialize;
 
 use crate::store::Store;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
+    /// `full`, or `since` a checkpoint.
+    pub mode: &'static str,
     pub departments: usize,
+    /// Blocks validated (in `since` mode: those after the checkpoint).
     pub blocks: u64,
     pub records: u64,
+    /// Licence index entries compared with the rebuilt state.
     pub licences: usize,
+    /// Stored credentials compared with the ledger's commitments.
+    pub credentials: usize,
+    /// Pieces of equivocation evidence proven again.
+    pub evidence: usize,
+    /// Older blocks re-read at random (`since` mode).
+    pub sampled_blocks: u64,
+    /// The heads this check verified, to pass as `--since` to a later check.
+    pub checkpoint: String,
     pub mismatches: Vec<String>,
 }
 
@@ -27,162 +67,670 @@ impl Summary {
     pub fn ok(&self) -> bool {
         self.mismatches.is_empty()
     }
+
+    fn mismatch(&mut self, m: String) {
+        if self.mismatches.len() < MISMATCHES_LISTED_MAX {
+            self.mismatches.push(m);
+        } else if self.mismatches.len() == MISMATCHES_LISTED_MAX {
+            self.mismatches.push("… more mismatches not listed".into());
+        }
+    }
 }
 
 /// Mismatches past this are counted, not listed: a corrupt store must not flood the terminal.
 const MISMATCHES_LISTED_MAX: usize = 100;
 
-/// Re-walks every chain in `store`, with `clock`'s wall-clock time for the block time rule.
+/// Older blocks re-read per department by a check since a checkpoint, by default.
+pub const SAMPLE_BLOCKS_DEFAULT: usize = 32;
+
+/// The heads of every chain a check verified: `department:height:hash`, comma-separated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint(BTreeMap<DepartmentId, (u64, Hash32)>);
+
+impl Checkpoint {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut heads = BTreeMap::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut f = part.split(':');
+            let (Some(d), Some(h), Some(x), None) = (f.next(), f.next(), f.next(), f.next()) else {
+                return Err(format!("{part:?} is not department:height:hash"));
+            };
+            let d = DepartmentId::parse(d).map_err(|e| format!("{part:?}: {e}"))?;
+            let h = h
+                .parse::<u64>()
+                .map_err(|e| format!("{part:?}: height: {e}"))?;
+            let x = Hash32::from_hex(x).map_err(|e| format!("{part:?}: hash: {e}"))?;
+            if heads.insert(d, (h, x)).is_some() {
+                return Err(format!("{part:?}: department named twice"));
+            }
+        }
+        Ok(Self(heads))
+    }
+
+    fn of(heads: &HashMap<DepartmentId, Head>) -> Self {
+        Self(
+            heads
+                .iter()
+                .map(|(d, h)| (d.clone(), (h.height, h.hash)))
+                .collect(),
+        )
+    }
+
+    fn height(&self, d: &DepartmentId) -> u64 {
+        self.0.get(d).map_or(0, |(h, _)| *h)
+    }
+}
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(d, (h, x))| format!("{d}:{h}:{}", x.to_hex()))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// What to check.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// The node's own department, whose issued credentials the store keeps: every licence
+    /// its chain issued must have one. `None` (an observer, or a data directory checked
+    /// without its config): stored credentials are still checked, missing ones are not
+    /// looked for.
+    pub own: Option<&'a DepartmentId>,
+    /// Check only what was appended after this checkpoint, plus a sample (module doc).
+    pub since: Option<&'a Checkpoint>,
+    /// Older blocks re-read per department in `since` mode.
+    pub sample_blocks: usize,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            own: None,
+            since: None,
+            sample_blocks: SAMPLE_BLOCKS_DEFAULT,
+        }
+    }
+}
+
+/// Checks `store`, with `clock`'s wall-clock time for the block time rule.
 pub fn run(
     net: &Network,
     store: &Store,
     clock: &dyn crate::clock::Clock,
+    opts: Options<'_>,
 ) -> anyhow::Result<Summary> {
-    let mut s = Summary::default();
-    let mismatch = |s: &mut Summary, m: String| {
-        if s.mismatches.len() < MISMATCHES_LISTED_MAX {
-            s.mismatches.push(m);
-        } else if s.mismatches.len() == MISMATCHES_LISTED_MAX {
-            s.mismatches.push("… more mismatches not listed".into());
-        }
+    let mut c = Checker {
+        net,
+        store,
+        now_ms: clock.now_ms(),
+        own: opts.own,
+        s: Summary::default(),
+        rebuilt: MemoryChain::default(),
     };
-    let mut rebuilt = MemoryChain::default();
-    let now_ms = clock.now_ms();
+    match opts.since {
+        None => c.full()?,
+        Some(cp) => c.since(cp, opts.sample_blocks)?,
+    }
+    c.evidence()?;
+    c.s.departments = c.rebuilt.heads.len();
+    c.s.checkpoint = Checkpoint::of(&c.rebuilt.heads).to_string();
+    Ok(c.s)
+}
 
-    // Walk the chain index in key order: department, then height ascending.
-    let mut referenced = 0usize;
-    for entry in store.chain_entries() {
-        let (key, hash) = entry?;
-        referenced += 1;
-        let Some(sep) = key.iter().position(|&b| b == 0) else {
-            mismatch(
-                &mut s,
-                format!("chain index key {} is malformed", hex::encode(&key)),
-            );
-            continue;
+struct Checker<'a> {
+    net: &'a Network,
+    store: &'a Store,
+    now_ms: u64,
+    own: Option<&'a DepartmentId>,
+    s: Summary,
+    rebuilt: MemoryChain,
+}
+
+impl Checker<'_> {
+    fn mismatch(&mut self, m: String) {
+        self.s.mismatch(m);
+    }
+
+    /// Reads the block a chain index entry names and checks that it is the block the key
+    /// says (its hash, department and height). `None` after reporting a mismatch.
+    fn indexed_block(&mut self, key: &[u8], hash: &[u8]) -> Option<(DepartmentId, u64, Block)> {
+        let parsed = key.iter().position(|&b| b == 0).and_then(|sep| {
+            let dept = std::str::from_utf8(&key[..sep])
+                .ok()
+                .and_then(|d| DepartmentId::parse(d).ok())?;
+            let height = key
+                .get(sep + 1..)
+                .and_then(|h| h.try_into().ok())
+                .map(u64::from_be_bytes)?;
+            Some((dept, height))
+        });
+        let Some((dept, height)) = parsed else {
+            self.mismatch(format!("chain index key {} is malformed", hex::encode(key)));
+            return None;
         };
-        let dept = std::str::from_utf8(&key[..sep])
-            .ok()
-            .and_then(|d| DepartmentId::parse(d).ok());
-        let height = key
-            .get(sep + 1..)
-            .and_then(|h| h.try_into().ok())
-            .map(u64::from_be_bytes);
-        let (Some(dept), Some(height)) = (dept, height) else {
-            mismatch(
-                &mut s,
-                format!("chain index key {} is malformed", hex::encode(&key)),
-            );
-            continue;
-        };
-        let block = match store.block_by_hash(&hash) {
+        let block = match self.store.block_by_hash(hash) {
             Ok(Some(b)) => b,
             Ok(None) => {
-                mismatch(
-                    &mut s,
-                    format!("{dept}#{height}: block {} is missing", hex::encode(&hash)),
-                );
-                continue;
+                self.mismatch(format!(
+                    "{dept}#{height}: block {} is missing",
+                    hex::encode(hash)
+                ));
+                return None;
             }
             Err(e) => {
-                mismatch(&mut s, format!("{dept}#{height}: {e}"));
-                continue;
+                self.mismatch(format!("{dept}#{height}: {e}"));
+                return None;
             }
         };
-        if block.hash().0.as_slice() != hash.as_slice() {
-            mismatch(
-                &mut s,
-                format!(
-                    "{dept}#{height}: stored under hash {}, but hashes to {}",
-                    hex::encode(&hash),
-                    block.hash()
-                ),
-            );
-            continue;
+        if block.hash().0.as_slice() != hash {
+            self.mismatch(format!(
+                "{dept}#{height}: stored under hash {}, but hashes to {}",
+                hex::encode(hash),
+                block.hash()
+            ));
+            return None;
         }
         if block.department() != &dept || block.height() != height {
-            mismatch(
-                &mut s,
-                format!(
-                    "{dept}#{height}: index points at block {}#{}",
-                    block.department(),
-                    block.height()
-                ),
-            );
-            continue;
+            self.mismatch(format!(
+                "{dept}#{height}: index points at block {}#{}",
+                block.department(),
+                block.height()
+            ));
+            return None;
         }
+        Some((dept, height, block))
+    }
+
+    /// Validates `block` against the rebuilt state with the core rules and applies it.
+    fn admit(&mut self, dept: &DepartmentId, height: u64, block: Block) {
         let records = block.header.records.len() as u64;
         match validate_block(
-            net,
-            &rebuilt,
+            self.net,
+            &self.rebuilt,
             block,
-            now_ms,
+            self.now_ms,
             huren_core::ledger::BLOCK_RECORDS_MAX,
         ) {
             Ok(v) => {
-                rebuilt.apply(&v);
-                s.blocks += 1;
-                s.records += records;
+                self.rebuilt.apply(&v);
+                self.s.blocks += 1;
+                self.s.records += records;
             }
-            Err(e) => mismatch(&mut s, format!("{dept}#{height}: {e}")),
+            Err(e) => self.mismatch(format!("{dept}#{height}: {e}")),
         }
-    }
-    if store.block_count() != referenced {
-        mismatch(
-            &mut s,
-            format!(
-                "{} blocks stored, {} in the chain index",
-                store.block_count(),
-                referenced
-            ),
-        );
     }
 
-    // Heads.
-    let stored_heads: BTreeMap<_, _> = store.heads()?.into_iter().collect();
-    for (dept, head) in &stored_heads {
-        if rebuilt.heads.get(dept) != Some(head) {
-            mismatch(
-                &mut s,
-                format!(
-                    "head of {dept}: stored {head:?}, rebuilt {:?}",
-                    rebuilt.heads.get(dept)
-                ),
-            );
+    fn full(&mut self) -> anyhow::Result<()> {
+        self.s.mode = "full";
+        // Walk the chain index in key order: department, then height ascending.
+        let mut referenced = 0usize;
+        for entry in self.store.chain_entries() {
+            let (key, hash) = entry?;
+            referenced += 1;
+            if let Some((dept, height, block)) = self.indexed_block(&key, &hash) {
+                self.admit(&dept, height, block);
+            }
         }
-    }
-    for dept in rebuilt.heads.keys() {
-        if !stored_heads.contains_key(dept) {
-            mismatch(&mut s, format!("head of {dept} is missing"));
+        let stored_blocks = self.store.block_count();
+        if stored_blocks != referenced {
+            self.mismatch(format!(
+                "{stored_blocks} blocks stored, {referenced} in the chain index"
+            ));
         }
-    }
-    s.departments = rebuilt.heads.len();
+        self.heads()?;
 
-    // Licence index.
-    let mut seen = 0usize;
-    for entry in store.licences() {
-        let (id, state) = entry?;
-        seen += 1;
-        let rebuilt_state = huren_core::LicenceId::parse(&id)
-            .ok()
-            .and_then(|id| rebuilt.licences.get(&id).copied());
-        match (state, rebuilt_state) {
-            (Some(a), Some(b)) if a == b => {}
-            (stored, rebuilt) => mismatch(
-                &mut s,
-                format!("licence {id}: stored {stored:?}, rebuilt {rebuilt:?}"),
-            ),
+        // Licence index.
+        let mut seen = 0usize;
+        for entry in self.store.licences() {
+            let (id, state) = entry?;
+            seen += 1;
+            let rebuilt_state = LicenceId::parse(&id)
+                .ok()
+                .and_then(|id| self.rebuilt.licences.get(&id).copied());
+            match (state, rebuilt_state) {
+                (Some(a), Some(b)) if a == b => {}
+                (stored, rebuilt) => self.mismatch(format!(
+                    "licence {id}: stored {stored:?}, rebuilt {rebuilt:?}"
+                )),
+            }
         }
-    }
-    if seen != rebuilt.licences.len() {
-        mismatch(
-            &mut s,
-            format!(
+        if seen != self.rebuilt.licences.len() {
+            self.mismatch(format!(
                 "licence index has {seen} entries, the chains give {}",
-                rebuilt.licences.len()
-            ),
-        );
+                self.rebuilt.licences.len()
+            ));
+        }
+        self.s.licences = self.rebuilt.licences.len();
+
+        // Credentials: every stored one against the ledger, then none missing.
+        let mut with_credential = HashSet::new();
+        for entry in self.store.credential_entries() {
+            let (key, cose) = entry?;
+            let rebuilt = &self.rebuilt.licences;
+            let committed = LicenceId::parse(&key)
+                .ok()
+                .and_then(|id| rebuilt.get(&id))
+                .map(|s| s.commitment);
+            if let Some(id) = self.stored_credential(&key, &cose, |_| committed) {
+                with_credential.insert(id);
+            }
+        }
+        if let Some(own) = self.own {
+            let mut missing: Vec<&LicenceId> = self
+                .rebuilt
+                .licences
+                .keys()
+                .filter(|id| id.department() == own && !with_credential.contains(*id))
+                .collect();
+            missing.sort();
+            let missing: Vec<String> = missing.iter().map(|id| id.to_string()).collect();
+            for id in missing {
+                self.mismatch(format!(
+                    "credential of {id} is missing: this node issued it (its chain says so) but \
+                     the credentials tree does not hold it"
+                ));
+            }
+        }
+
+        // Serial counters against every serial the own chain issued.
+        let mut issued: BTreeMap<LicenceType, u64> = BTreeMap::new();
+        if let Some(own) = self.own {
+            for id in self.rebuilt.licences.keys() {
+                if id.department() == own {
+                    let max = issued.entry(id.licence_type().clone()).or_default();
+                    *max = (*max).max(id.serial());
+                }
+            }
+        }
+        self.meta(&issued)
     }
-    s.licences = rebuilt.licences.len();
-    Ok(s)
+
+    /// Stored heads against the rebuilt ones, both ways.
+    fn heads(&mut self) -> anyhow::Result<()> {
+        let stored_heads: BTreeMap<_, _> = self.store.heads()?.into_iter().collect();
+        for (dept, head) in &stored_heads {
+            if self.rebuilt.heads.get(dept) != Some(head) {
+                self.mismatch(format!(
+                    "head of {dept}: stored {head:?}, rebuilt {:?}",
+                    self.rebuilt.heads.get(dept)
+                ));
+            }
+        }
+        let missing: Vec<_> = self
+            .rebuilt
+            .heads
+            .keys()
+            .filter(|d| !stored_heads.contains_key(*d))
+            .cloned()
+            .collect();
+        for dept in missing {
+            self.mismatch(format!("head of {dept} is missing"));
+        }
+        Ok(())
+    }
+
+    /// Checks one stored credential: its key is a licence id of this department, its
+    /// bytes decode as a credential of that licence and hash to `committed`, the
+    /// commitment the chain holds for it (`None`: no chain issued it). Returns the licence
+    /// id when all of that holds.
+    fn stored_credential(
+        &mut self,
+        key: &str,
+        cose: &[u8],
+        committed: impl FnOnce(&LicenceId) -> Option<Hash32>,
+    ) -> Option<LicenceId> {
+        self.s.credentials += 1;
+        let Ok(id) = LicenceId::parse(key) else {
+            self.mismatch(format!("credential stored under {key:?}, not a licence id"));
+            return None;
+        };
+        if let Some(own) = self.own {
+            if id.department() != own {
+                self.mismatch(format!(
+                    "credential of {id}: a licence of {}, but this node issues for {own} only",
+                    id.department()
+                ));
+                return None;
+            }
+        }
+        let decoded = match UnverifiedCredential::from_cose(cose) {
+            Ok(c) => c,
+            Err(e) => {
+                self.mismatch(format!("credential of {id} does not decode: {e}"));
+                return None;
+            }
+        };
+        if decoded.credential.licence_id != id {
+            self.mismatch(format!(
+                "credential stored under {id} is the credential of {}",
+                decoded.credential.licence_id
+            ));
+            return None;
+        }
+        let Some(commitment) = committed(&id) else {
+            self.mismatch(format!(
+                "credential of {id} is stored, but no chain issued {id}"
+            ));
+            return None;
+        };
+        if decoded.commitment != commitment {
+            self.mismatch(format!(
+                "credential of {id} hashes to {}, but the ledger committed to {commitment}",
+                decoded.commitment
+            ));
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Every piece of evidence decodes (which proves the conflict again: two different
+    /// blocks at one height, both signed by the department's key in genesis) and is
+    /// stored under its own department and height.
+    fn evidence(&mut self) -> anyhow::Result<()> {
+        for entry in self.store.evidence_entries() {
+            let (key, bytes) = entry?;
+            self.s.evidence += 1;
+            match huren_core::Equivocation::decode(self.net, &bytes) {
+                Ok(ev) => {
+                    let expected = Store::chain_key(ev.department(), ev.height());
+                    if key != expected {
+                        self.mismatch(format!(
+                            "evidence stored under {} proves an equivocation of {}#{}",
+                            hex::encode(&key),
+                            ev.department(),
+                            ev.height()
+                        ));
+                    }
+                }
+                Err(e) => self.mismatch(format!(
+                    "evidence stored under {} is not proof of an equivocation: {e}",
+                    hex::encode(&key)
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// `meta`: the genesis hash, keys the store writes, and each serial counter of the
+    /// own department past the highest serial of its type in `issued`.
+    fn meta(&mut self, issued: &BTreeMap<LicenceType, u64>) -> anyhow::Result<()> {
+        let mut counters: BTreeMap<LicenceType, u64> = BTreeMap::new();
+        for entry in self.store.meta_entries() {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            if name == "genesis" {
+                if value.as_slice() != self.net.hash().0.as_slice() {
+                    self.mismatch(format!(
+                        "meta genesis is {}, this network's is {}",
+                        hex::encode(&value),
+                        self.net.hash()
+                    ));
+                }
+            } else if let Some(t) = name.strip_prefix("serial/") {
+                let t = LicenceType::parse(t);
+                let next = <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes);
+                match (t, next) {
+                    (Ok(t), Ok(next)) => {
+                        counters.insert(t, next);
+                    }
+                    _ => self.mismatch(format!(
+                        "meta {name:?}: {} is not a serial counter of a licence type",
+                        hex::encode(&value)
+                    )),
+                }
+            } else {
+                self.mismatch(format!("meta {name:?} is not a key the store writes"));
+            }
+        }
+        for (t, max) in issued {
+            match counters.get(t) {
+                Some(next) if next > max => {}
+                Some(next) => self.mismatch(format!(
+                    "serial counter of {t} is {next}, but the chain already issued serial {max}: \
+                     the next issue would reuse a licence id"
+                )),
+                None => self.mismatch(format!(
+                    "serial counter of {t} is missing, but the chain issued up to serial {max}"
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    fn since(&mut self, cp: &Checkpoint, sample_blocks: usize) -> anyhow::Result<()> {
+        self.s.mode = "since";
+        // The checkpoint's heads must still be there: the history below them is what the
+        // earlier check verified.
+        for (dept, (height, hash)) in &cp.0 {
+            if self.net.department(dept).is_none() {
+                self.mismatch(format!("checkpoint names {dept}, which genesis does not"));
+                continue;
+            }
+            if *height == 0 {
+                continue;
+            }
+            let stored = self.store.chain_hash_at(dept, *height)?;
+            let key = Store::chain_key(dept, *height);
+            match stored {
+                Some(h) if h.as_slice() == hash.0.as_slice() => {
+                    if let Some((_, _, block)) = self.indexed_block(&key, &h) {
+                        self.rebuilt.heads.insert(
+                            dept.clone(),
+                            Head {
+                                height: *height,
+                                hash: *hash,
+                                time_ms: block.header.time_ms,
+                            },
+                        );
+                    }
+                }
+                other => self.mismatch(format!(
+                    "{dept}#{height}: the checkpoint verified block {}, the chain index now names {}",
+                    hash,
+                    other.map_or("nothing".into(), hex::encode)
+                )),
+            }
+        }
+
+        // What was appended after the checkpoint, chain by chain.
+        let departments: Vec<DepartmentId> = self
+            .net
+            .departments()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
+        let mut new_blocks: Vec<(DepartmentId, u64, Block)> = Vec::new();
+        for dept in &departments {
+            let from = cp.height(dept);
+            for entry in self.store.chain_entries_above(dept, from) {
+                let (key, hash) = entry?;
+                if let Some(b) = self.indexed_block(&key, &hash) {
+                    new_blocks.push(b);
+                }
+            }
+        }
+
+        // The licences those blocks change, and their state at the checkpoint: replayed
+        // from their issue records (the index entry says where each was issued; an entry
+        // that lies makes the replay miss the issue, and validation then fails).
+        let touched: HashSet<LicenceId> = new_blocks
+            .iter()
+            .flat_map(|(_, _, b)| b.header.records.iter().map(|r| r.licence_id().clone()))
+            .collect();
+        let mut replay_from: BTreeMap<DepartmentId, u64> = BTreeMap::new();
+        for id in &touched {
+            let at = cp.height(id.department());
+            if let Some(Some(state)) = self.store.licence_entry(id)? {
+                if state.issued_height >= 1 && state.issued_height <= at {
+                    let from = replay_from
+                        .entry(id.department().clone())
+                        .or_insert(u64::MAX);
+                    *from = (*from).min(state.issued_height);
+                }
+            }
+        }
+        for (dept, from) in replay_from {
+            for height in from..=cp.height(&dept) {
+                let Some(block) = self.store.block_at(&dept, height)? else {
+                    self.mismatch(format!("{dept}#{height}: block is missing"));
+                    continue;
+                };
+                for (index, record) in block.header.records.iter().enumerate() {
+                    let id = record.licence_id();
+                    if !touched.contains(id) {
+                        continue;
+                    }
+                    let current = self.rebuilt.licences.get(id).copied();
+                    match next_state(self.net, &dept, height, index, record, current) {
+                        Ok(s) => {
+                            self.rebuilt.licences.insert(id.clone(), s);
+                        }
+                        Err(e) => self.mismatch(format!("{dept}#{height}: {e}")),
+                    }
+                }
+            }
+        }
+
+        // Validate the new blocks exactly as the full check does.
+        let mut issued: BTreeMap<LicenceType, u64> = BTreeMap::new();
+        let mut own_issues: Vec<(LicenceId, Hash32)> = Vec::new();
+        for (dept, height, block) in new_blocks {
+            if Some(&dept) == self.own {
+                for r in &block.header.records {
+                    if let Record::Issue(i) = r {
+                        note_serial(&mut issued, &i.licence_id);
+                        own_issues.push((i.licence_id.clone(), i.commitment));
+                    }
+                }
+            }
+            self.admit(&dept, height, block);
+        }
+        self.heads()?;
+
+        // The index entries of every licence the new blocks changed.
+        let mut changed: Vec<(LicenceId, _)> = self
+            .rebuilt
+            .licences
+            .iter()
+            .map(|(id, s)| (id.clone(), *s))
+            .collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, rebuilt) in changed {
+            self.s.licences += 1;
+            match self.store.licence_entry(&id)? {
+                Some(Some(stored)) if stored == rebuilt => {}
+                Some(stored) => self.mismatch(format!(
+                    "licence {id}: stored {stored:?}, rebuilt {rebuilt:?}"
+                )),
+                None => self.mismatch(format!("licence {id}: missing from the index")),
+            }
+        }
+        for (id, commitment) in own_issues {
+            self.credential_of(&id, commitment)?;
+        }
+
+        // A bounded random sample of the older blocks.
+        self.sample(cp, sample_blocks, &touched, &mut issued)?;
+        self.meta(&issued)
+    }
+
+    /// The stored credential of `id`, a licence this node issued with `commitment`.
+    fn credential_of(&mut self, id: &LicenceId, commitment: Hash32) -> anyhow::Result<()> {
+        match self.store.credential(id)? {
+            None => self.mismatch(format!(
+                "credential of {id} is missing: this node issued it (its chain says so) but the \
+                 credentials tree does not hold it"
+            )),
+            Some(cose) => {
+                self.stored_credential(&id.to_string(), &cose, |_| Some(commitment));
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads `per_department` random blocks at or below the checkpoint of every chain:
+    /// index, hash, signature; the index entry of every licence they name agrees with
+    /// them; this node's own issues have their credential.
+    fn sample(
+        &mut self,
+        cp: &Checkpoint,
+        per_department: usize,
+        touched: &HashSet<LicenceId>,
+        issued: &mut BTreeMap<LicenceType, u64>,
+    ) -> anyhow::Result<()> {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        for (dept, (top, _)) in &cp.0 {
+            if *top == 0 {
+                continue;
+            }
+            for _ in 0..per_department.min(usize::try_from(*top).unwrap_or(usize::MAX)) {
+                let height = rng.gen_range(1..=*top);
+                let key = Store::chain_key(dept, height);
+                let Some(hash) = self.store.chain_hash_at(dept, height)? else {
+                    self.mismatch(format!("{dept}#{height}: missing from the chain index"));
+                    continue;
+                };
+                let Some((_, _, block)) = self.indexed_block(&key, &hash) else {
+                    continue;
+                };
+                self.s.sampled_blocks += 1;
+                if let Err(e) = check_signature(self.net, &block) {
+                    self.mismatch(format!("{dept}#{height}: {e}"));
+                    continue;
+                }
+                for r in &block.header.records {
+                    let id = r.licence_id();
+                    let stored = match self.store.licence_entry(id)? {
+                        Some(Some(s)) => s,
+                        Some(None) => {
+                            self.mismatch(format!("licence {id}: index entry does not decode"));
+                            continue;
+                        }
+                        None => {
+                            self.mismatch(format!(
+                                "licence {id}: {dept}#{height} names it, the index does not"
+                            ));
+                            continue;
+                        }
+                    };
+                    if let Record::Issue(i) = r {
+                        if stored.issued_height != height || stored.commitment != i.commitment {
+                            self.mismatch(format!(
+                                "licence {id}: issued at {dept}#{height} with commitment {}, \
+                                 the index says height {} and {}",
+                                i.commitment, stored.issued_height, stored.commitment
+                            ));
+                        }
+                        if Some(dept) == self.own {
+                            note_serial(issued, id);
+                            self.credential_of(id, i.commitment)?;
+                        }
+                    }
+                    if stored.updated_height < height
+                        || (!touched.contains(id) && stored.updated_height > *top)
+                    {
+                        self.mismatch(format!(
+                            "licence {id}: {dept}#{height} changes it, the index says it was last \
+                             changed at height {}",
+                            stored.updated_height
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+fn note_serial(issued: &mut BTreeMap<LicenceType, u64>, id: &LicenceId) {
+    let max = issued.entry(id.licence_type().clone()).or_default();
+    *max = (*max).max(id.serial());
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use huren_core::DepartmentId;
 use huren_node::config::{Config, Scope, TokenConfig};
 use huren_node::{api, check, node, store::Store};
 
@@ -111,6 +112,17 @@ struct CheckArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// This node's department (with --data; --config names it): every licence its chain
+    /// issued must have its credential stored.
+    #[arg(long, conflicts_with = "config")]
+    department: Option<String>,
+    /// Check only what was appended after this checkpoint (`department:height:hash,…`, as
+    /// an earlier check printed it), plus a random sample of older blocks.
+    #[arg(long)]
+    since: Option<String>,
+    /// Older blocks re-read per department with --since.
+    #[arg(long, default_value_t = check::SAMPLE_BLOCKS_DEFAULT, requires = "since")]
+    sample_blocks: usize,
 }
 
 fn main() -> ExitCode {
@@ -247,19 +259,38 @@ async fn shutdown_signal() {
 
 fn check_cmd(a: CheckArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<check::Summary> {
-        let (data, genesis) = match (a.config, a.data, a.genesis) {
+        let (data, genesis, own) = match (a.config, a.data, a.genesis) {
             (Some(c), None, g) => {
                 let cfg = Config::load(&c)?;
-                (cfg.data_dir, g.unwrap_or(cfg.genesis))
+                (cfg.data_dir, g.unwrap_or(cfg.genesis), cfg.department)
             }
-            (None, Some(d), Some(g)) => (d, g),
+            (None, Some(d), Some(g)) => {
+                let own = a
+                    .department
+                    .as_deref()
+                    .map(DepartmentId::parse)
+                    .transpose()
+                    .context("--department")?;
+                (d, g, own)
+            }
             _ => anyhow::bail!("give --config, or --data with --genesis"),
         };
+        let since = a
+            .since
+            .as_deref()
+            .map(check::Checkpoint::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
         let net = huren_genesis::load(&genesis)
             .with_context(|| format!("loading genesis {}", genesis.display()))?;
         let store =
             Store::open(&data, &net).with_context(|| format!("opening {}", data.display()))?;
-        check::run(&net, &store, &huren_node::clock::SystemClock)
+        let opts = check::Options {
+            own: own.as_ref(),
+            since: since.as_ref(),
+            sample_blocks: a.sample_blocks,
+        };
+        check::run(&net, &store, &huren_node::clock::SystemClock, opts)
     })();
     match result {
         Ok(s) => {
@@ -267,13 +298,20 @@ fn check_cmd(a: CheckArgs) -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
             } else {
                 println!(
-                    "checked {} chains, {} blocks, {} records, {} licences: {}",
+                    "checked ({}) {} chains, {} blocks, {} records, {} licences, {} credentials, {} evidence, {} sampled blocks: {}",
+                    s.mode,
                     s.departments,
                     s.blocks,
                     s.records,
                     s.licences,
+                    s.credentials,
+                    s.evidence,
+                    s.sampled_blocks,
                     if s.ok() { "ok" } else { "MISMATCH" }
                 );
+                if s.ok() {
+                    println!("checkpoint: {}", s.checkpoint);
+                }
                 for m in &s.mismatches {
                     println!("  mismatch: {m}");
                 }

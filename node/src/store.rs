@@ -526,6 +526,115 @@ impl Store {
         })
     }
 
+    /// The block hash the chain index names at `dept`'s `height`, read as stored (the
+    /// integrity check compares it with the block's own hash).
+    pub fn chain_hash_at(
+        &self,
+        dept: &DepartmentId,
+        height: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.chain.get(chain_key(dept, height))?.map(|v| v.to_vec()))
+    }
+
+    /// The chain index of `dept` above `height`, in height order, as stored.
+    pub fn chain_entries_above(
+        &self,
+        dept: &DepartmentId,
+        height: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        let start = chain_key(dept, height.saturating_add(1));
+        let end = chain_key(dept, u64::MAX);
+        // `height + 1` overflowing means nothing lies above: an empty range.
+        let empty = height == u64::MAX;
+        self.chain
+            .range(start..=end)
+            .filter(move |_| !empty)
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+    }
+
+    /// The licence index entry of `id` as stored: `None` when absent, `Some(None)` when
+    /// its bytes do not decode (the integrity check reports the difference).
+    pub fn licence_entry(
+        &self,
+        id: &LicenceId,
+    ) -> Result<Option<Option<LicenceState>>, StoreError> {
+        Ok(self
+            .licences
+            .get(id.to_string().as_bytes())?
+            .map(|v| decode_state(&v)))
+    }
+
+    /// Every stored credential (key as stored, COSE bytes), for the integrity check.
+    pub fn credential_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, Vec<u8>), StoreError>> + '_ {
+        self.credentials.iter().map(|r| {
+            let (k, v) = r?;
+            Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+        })
+    }
+
+    /// Every piece of stored evidence (key, bytes), for the integrity check.
+    pub fn evidence_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.evidence.iter().map(|r| {
+            let (k, v) = r?;
+            Ok((k.to_vec(), v.to_vec()))
+        })
+    }
+
+    /// Every `meta` entry (key, value), for the integrity check.
+    pub fn meta_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.meta.iter().map(|r| {
+            let (k, v) = r?;
+            Ok((k.to_vec(), v.to_vec()))
+        })
+    }
+
+    /// Writes `value` under `key` in `tree` bypassing every rule: tests of the integrity
+    /// check corrupt a real data directory with it. `None` removes the key.
+    #[cfg(test)]
+    pub(crate) fn corrupt(&self, tree: &str, key: &[u8], value: Option<&[u8]>) {
+        let t = match tree {
+            "blocks" => &self.blocks,
+            "chain" => &self.chain,
+            "heads" => &self.heads,
+            "licences" => &self.licences,
+            "credentials" => &self.credentials,
+            "evidence" => &self.evidence,
+            "meta" => &self.meta,
+            other => panic!("no tree {other}"),
+        };
+        match value {
+            Some(v) => t.insert(key, v).map(drop),
+            None => t.remove(key).map(drop),
+        }
+        .expect("raw write");
+        self.db.flush().expect("flush");
+    }
+
+    /// The bytes stored under `key` in `tree` (tests copy entries with it).
+    #[cfg(test)]
+    pub(crate) fn raw(&self, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.db
+            .open_tree(tree)
+            .expect("tree")
+            .get(key)
+            .expect("read")
+            .map(|v| v.to_vec())
+    }
+
+    /// The chain index key of `dept` at `height` (evidence is keyed the same way).
+    pub(crate) fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
+        chain_key(dept, height)
+    }
+
     pub fn block_count(&self) -> usize {
         self.blocks.len()
     }

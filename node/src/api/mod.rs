@@ -7,6 +7,7 @@
 //! personal data except what the presented credential itself discloses.
 
 mod auth;
+mod bodies;
 mod card;
 mod department;
 pub mod error;
@@ -165,7 +166,8 @@ pub struct ApiDoc;
 /// `ListedRoutes::listed`, which refuses (in debug builds, so in every test that builds
 /// a router) a route that is not here, and `openapi_tests` checks that this table and the
 /// document's paths are the same set and that each of them reaches a handler.
-pub(crate) const ROUTES: &[(&str, &str)] = &[
+/// Public so that the multi-process abuse suite (tests/tests/abuse.rs) can try every route.
+pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/licences"),
     ("POST", "/v1/licences:batch"),
     ("POST", "/v1/licences/{id}/suspend"),
@@ -222,6 +224,10 @@ pub fn router(state: AppState) -> Router {
     // The state is one Arc: a clone to read the limits from while the router is built.
     let shared = state.clone();
     let limits = &shared.limits;
+    let body_read = std::time::Duration::from_millis(limits.http_body_read_ms_max);
+    let department_body_max = limits.body_bytes_max;
+    // A photo, plus room for the multipart framing around it.
+    let public_body_max = limits.image_bytes_max + 64 * 1024;
     let department = Router::new()
         .listed("POST", "/v1/licences", department::issue)
         .listed("POST", "/v1/licences:batch", department::issue_batch)
@@ -233,18 +239,27 @@ pub fn router(state: AppState) -> Router {
         .listed("GET", "/v1/licences/{id}/card.html", card::card_html)
         .listed("GET", "/v1/licences/{id}/card.png", card::card_png)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        .layer(axum::middleware::map_request(move |req| async move {
+            bodies::announced_within(req, department_body_max)
+        }))
         // Refuse requests without a valid token before their bodies are read.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
-        ));
+        ))
+        // Officers' answers carry personal data (the QR text, its image, the card): no
+        // cache may keep them, refusals included.
+        .layer(axum::middleware::map_response(no_store));
     let public = Router::new()
         .listed("GET", "/v1/licences/{id}", public::status)
         .listed("POST", "/v1/verify", public::verify_qr)
         .listed("GET", "/v1/chains", public::chains)
         .listed("GET", "/v1/evidence", public::evidence)
         .listed("GET", "/v1/peers", public::peers)
-        .layer(DefaultBodyLimit::max(limits.image_bytes_max + 64 * 1024))
+        .layer(DefaultBodyLimit::max(public_body_max))
+        .layer(axum::middleware::map_request(move |req| async move {
+            bodies::announced_within(req, public_body_max)
+        }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::middleware,
@@ -273,11 +288,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_route,
         ))
+        .layer(axum::middleware::map_response(nosniff))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        // A body that trickles in is cut off (408) rather than holding a connection.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            std::time::Duration::from_millis(limits.http_body_read_ms_max),
-        ))
+        // A body that trickles in is cut off at one deadline for the whole body, rather
+        // than holding a connection (api::bodies).
+        .layer(axum::middleware::map_request(move |req| async move {
+            bodies::with_deadline(req, body_read)
+        }))
         .with_state(state)
 }
 
@@ -286,6 +303,24 @@ pub fn router(state: AppState) -> Router {
     responses((status = 200, description = "This document: OpenAPI 3.1, every route the node serves", content_type = "application/json")))]
 async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
+}
+
+/// `Cache-Control: no-store` on every department answer.
+async fn no_store(mut r: axum::response::Response) -> axum::response::Response {
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer: a JSON error or a PNG is never
+/// run as a page, whatever a browser would guess from its bytes.
+async fn nosniff(mut r: axum::response::Response) -> axum::response::Response {
+    r.headers_mut()
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    r
 }
 
 /// Counts requests per matched route (`huren_api_requests_total{route=…}`).
