@@ -28,6 +28,10 @@ pub(crate) const CATCHUP_INFLIGHT_MAX: Duration = Duration::from_secs(30);
 pub(crate) const HEDGE_AFTER: Duration = Duration::from_secs(2);
 /// Peers asked at once for one department's blocks.
 pub(crate) const FETCH_PEERS_MAX: usize = 2;
+/// Fetches asked of one peer at once, all departments together: each answer may be
+/// `catchup_bytes_max` (8 MiB), and all of them must arrive within the request timeout
+/// (10 s), or an honest peer on a modest link would be taken for a liar.
+pub(crate) const FETCHES_PER_PEER_MAX: usize = 4;
 /// How long a peer that failed a department is not asked for it again.
 pub(crate) const COOLDOWN: Duration = Duration::from_secs(60);
 /// How long a peer that answered busy (or could not read its store) is not asked again.
@@ -110,6 +114,7 @@ impl Schedule {
             .filter(|(p, h)| {
                 **h > ours
                     && !fetches.iter().any(|(f, _)| f == *p)
+                    && self.asked_of(p) < FETCHES_PER_PEER_MAX
                     && self
                         .failed
                         .get(&(dept.clone(), **p))
@@ -117,6 +122,15 @@ impl Schedule {
             })
             .max_by_key(|(p, h)| (**h, p.to_bytes()))
             .map(|(p, _)| *p)
+    }
+
+    /// Fetches under way from `peer`, all departments together.
+    fn asked_of(&self, peer: &PeerId) -> usize {
+        self.inflight
+            .values()
+            .flatten()
+            .filter(|(p, _)| p == peer)
+            .count()
     }
 
     /// Departments some peer claims ahead of `ours` (the chain here).
@@ -261,6 +275,23 @@ mod tests {
         assert_eq!(s.behind(|_| 3), vec![d.clone()]);
         s.forget_peer(&liar);
         assert_eq!(s.behind(|_| 5), Vec::<DepartmentId>::new());
+        // One peer is asked for at most FETCHES_PER_PEER_MAX departments at once.
+        let depts: Vec<DepartmentId> = (0..=FETCHES_PER_PEER_MAX)
+            .map(|i| DepartmentId::parse(&format!("d{i}.transport")).expect("dept"))
+            .collect();
+        let busy = PeerId::random();
+        for (i, d) in depts.iter().enumerate() {
+            s.claim(d, busy, 10);
+            let next = s.next_fetch(d, 0, clock.instant());
+            if i < FETCHES_PER_PEER_MAX {
+                assert_eq!(next, Some(busy), "department {i}");
+                s.start_fetch(d, busy, clock.instant());
+            } else {
+                assert_eq!(next, None, "the peer has enough to send");
+            }
+        }
+        s.fetch_done(&depts[0], &busy);
+        assert_eq!(s.next_fetch(&depts[FETCHES_PER_PEER_MAX], 0, clock.instant()), Some(busy));
         // A fetch nobody answers and no failure reported frees its slot at the backstop.
         s.start_fetch(&d, third, clock.instant());
         clock.advance(CATCHUP_INFLIGHT_MAX);
