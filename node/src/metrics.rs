@@ -125,6 +125,7 @@ pub struct Metrics {
     pub equivocations: Counter,
     pub peers_connected: Gauge,
     pub connections_refused: LabelledCounter,
+    pub connections_unresponsive: Counter,
     pub propagation_seconds: Histogram,
     pub licences: Gauge,
 }
@@ -283,6 +284,12 @@ impl Metrics {
             "p2p connections refused, by reason: not_in_genesis (or banned), pending_per_ip, limit.",
             "reason",
             &self.connections_refused,
+        );
+        counter(
+            &mut out,
+            "huren_net_connections_unresponsive_total",
+            "Connections closed because the peer stopped answering pings (a silent link).",
+            self.connections_unresponsive.get(),
         );
         self.propagation_seconds.render(
             &mut out,

@@ -486,6 +486,17 @@ impl Actor {
             } => {
                 self.metrics.connections_refused.inc(swarm::refusal_reason(&cause));
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Err(failure),
+            })) => {
+                // A silent link (a partition drops packets; nothing resets the
+                // connection): close it, and the tick redials once the link is back.
+                tracing::info!(%peer, %failure, "peer stopped answering pings; closing the connection");
+                self.metrics.connections_unresponsive.inc();
+                self.swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,

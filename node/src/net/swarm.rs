@@ -33,6 +33,12 @@ pub(crate) const CATCHUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Peers are few and known: an idle connection stays up for an hour.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Liveness: every connection is pinged this often, and a ping unanswered this long closes
+/// it (`net::mod`), so that a link cut silently (a partition drops packets, it does not
+/// reset connections) is noticed within 15 s and redialled, instead of waiting out TCP's
+/// retransmission backoff, which after a long cut is minutes.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -44,6 +50,7 @@ pub struct Behaviour {
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     catchup: request_response::cbor::Behaviour<CatchupRequest, CatchupResponse>,
+    ping: libp2p::ping::Behaviour,
 }
 
 impl Behaviour {
@@ -141,6 +148,11 @@ pub fn build_swarm(
                 limits: connection_limits::Behaviour::new(conn_limits),
                 gossipsub,
                 catchup,
+                ping: libp2p::ping::Behaviour::new(
+                    libp2p::ping::Config::new()
+                        .with_interval(PING_INTERVAL)
+                        .with_timeout(PING_TIMEOUT),
+                ),
             })
         })
         .map_err(|e| anyhow::anyhow!("building behaviour: {e}"))?
