@@ -12,9 +12,10 @@
 //! - `evidence`: every piece decodes and proves a conflict (two blocks at one height,
 //!   both signed by the department's key in genesis), stored under that department and
 //!   height;
-//! - `meta`: the genesis hash is this network's, every key is one the store writes, and
-//!   each serial counter of the own department lies past every serial its chain issued
-//!   (else the next issue would reuse a licence id).
+//! - `meta`: the genesis hash is this network's, every key is one the store writes, the
+//!   licence count is the number of licences the chains issued, and each serial counter
+//!   of the own department lies past every serial its chain issued (else the next issue
+//!   would reuse a licence id).
 //!
 //! **Since a checkpoint** (`Options::since`: the heads an earlier check verified, as it
 //! printed them). The blocks appended after the checkpoint are validated exactly as the
@@ -459,6 +460,7 @@ impl Checker<'_> {
     /// own department past the highest serial of its type in `issued`.
     fn meta(&mut self, issued: &BTreeMap<LicenceType, u64>) -> anyhow::Result<()> {
         let mut counters: BTreeMap<LicenceType, u64> = BTreeMap::new();
+        let mut counted = None;
         for entry in self.store.meta_entries() {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key).into_owned();
@@ -469,6 +471,14 @@ impl Checker<'_> {
                         hex::encode(&value),
                         self.net.hash()
                     ));
+                }
+            } else if name == crate::store::LICENCE_COUNT_KEY {
+                match <[u8; 8]>::try_from(value.as_slice()) {
+                    Ok(n) => counted = Some(u64::from_be_bytes(n)),
+                    Err(_) => self.mismatch(format!(
+                        "meta {name:?}: {} is not a licence count",
+                        hex::encode(&value)
+                    )),
                 }
             } else if let Some(t) = name.strip_prefix("serial/") {
                 let t = LicenceType::parse(t);
@@ -484,6 +494,20 @@ impl Checker<'_> {
                 }
             } else {
                 self.mismatch(format!("meta {name:?} is not a key the store writes"));
+            }
+        }
+        // The licence count, where the whole index was compared (a check since a
+        // checkpoint does not count the index).
+        if self.s.mode == "full" {
+            let entries = self.rebuilt.licences.len() as u64;
+            match counted {
+                Some(n) if n == entries => {}
+                Some(n) => self.mismatch(format!(
+                    "meta licence count is {n}, the chains give {entries} licences"
+                )),
+                None => self.mismatch(format!(
+                    "meta licence count is missing; the chains give {entries} licences"
+                )),
             }
         }
         for (t, max) in issued {

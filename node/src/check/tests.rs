@@ -294,6 +294,16 @@ async fn metadata_out_of_step_with_the_chains_fails() {
     f.store
         .corrupt("meta", b"serial/mvdl", Some(&4u64.to_be_bytes()));
     passes(&full(&f, &*clock));
+    // A licence count the chains do not give.
+    f.store
+        .corrupt("meta", b"licences", Some(&7u64.to_be_bytes()));
+    fails_with(
+        &full(&f, &*clock),
+        "meta licence count is 7, the chains give 3 licences",
+    );
+    f.store
+        .corrupt("meta", b"licences", Some(&3u64.to_be_bytes()));
+    passes(&full(&f, &*clock));
     // Keys the store never writes, and another network's genesis.
     f.store.corrupt("meta", b"owner", Some(b"me"));
     fails_with(
