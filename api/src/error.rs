@@ -30,6 +30,9 @@ pub enum ErrorCode {
     BadTime,
     /// 400: a multipart verify request without a part named `image`.
     MissingImage,
+    /// 400: the query string is not what the route takes (an unknown parameter, a value
+    /// out of range, a cursor this node did not hand out).
+    BadQuery,
     /// 401: no bearer token, or an unknown one.
     Unauthorized,
     /// 403: a department request to an observer node.
@@ -86,7 +89,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::MalformedBody,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -96,6 +99,7 @@ impl ErrorCode {
         Self::BadLicenceType,
         Self::BadTime,
         Self::MissingImage,
+        Self::BadQuery,
         Self::Unauthorized,
         Self::ObserverNode,
         Self::InsufficientScope,
@@ -129,7 +133,8 @@ impl ErrorCode {
             | Self::BadLicenceId
             | Self::BadLicenceType
             | Self::BadTime
-            | Self::MissingImage => 400,
+            | Self::MissingImage
+            | Self::BadQuery => 400,
             Self::Unauthorized => 401,
             Self::ObserverNode
             | Self::InsufficientScope
@@ -167,6 +172,7 @@ impl ErrorCode {
             Self::BadLicenceType => "bad_licence_type",
             Self::BadTime => "bad_time",
             Self::MissingImage => "missing_image",
+            Self::BadQuery => "bad_query",
             Self::Unauthorized => "unauthorized",
             Self::ObserverNode => "observer_node",
             Self::InsufficientScope => "insufficient_scope",

@@ -21,5 +21,8 @@ pub use licences::{
     BatchAnswer, BatchItem, BatchRequest, BlockRef, IssueAnswer, IssueRequest, LifecycleAnswer,
     ReinstateRequest, RevokeRequest, StatusAnswer, SuspendRequest,
 };
-pub use network::{ChainHead, ChainsAnswer, EvidenceItem, Health, HealthStatus, PeerInfo};
+pub use network::{
+    ChainHead, ChainsAnswer, EvidenceItem, EvidencePage, EvidenceQuery, Health, HealthStatus,
+    PeerInfo, EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
+};
 pub use verify::{LedgerView, LicenceView, Report, VerifyImage, VerifyRequest};

@@ -40,6 +40,35 @@ pub struct EvidenceItem {
     pub second_block: String,
 }
 
+/// `GET /v1/evidence`: one page of proven equivocations, in department and height order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EvidencePage {
+    pub evidence: Vec<EvidenceItem>,
+    /// Pass as `after` for the next page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /v1/evidence`'s query: `department` to see one department's, `limit` items per
+/// page (1 to `EVIDENCE_PAGE_MAX`, default `EVIDENCE_PAGE_DEFAULT`), `after` a previous
+/// page's `next`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<DepartmentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+pub const EVIDENCE_PAGE_DEFAULT: usize = 16;
+pub const EVIDENCE_PAGE_MAX: usize = 64;
+
 /// A connected libp2p peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

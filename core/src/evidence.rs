@@ -112,6 +112,14 @@ impl Equivocation {
     /// Reads evidence and checks it as `new` does. Bounded and total: any input gives a
     /// value or an error, never a panic.
     pub fn decode(net: &Network, bytes: &[u8]) -> Result<Self, EvidenceError> {
+        let (first, second) = Self::blocks(bytes)?;
+        Self::new(net, first, second)
+    }
+
+    /// The two blocks of evidence bytes, read but NOT checked: for showing evidence this
+    /// node checked (`decode`, `new`) when it stored it, without verifying two signatures
+    /// per request. Bounded and total like `decode`.
+    pub fn blocks(bytes: &[u8]) -> Result<(Block, Block), EvidenceError> {
         if bytes.len() > EVIDENCE_BYTES_MAX {
             return Err(EvidenceError::TooLarge {
                 bytes: bytes.len(),
@@ -129,7 +137,7 @@ impl Equivocation {
         let (first, second) = blocks.split_at(first_len);
         let first = Block::decode(first).map_err(EvidenceError::First)?;
         let second = Block::decode(second).map_err(EvidenceError::Second)?;
-        Self::new(net, first, second)
+        Ok((first, second))
     }
 }
 

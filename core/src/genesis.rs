@@ -198,7 +198,7 @@ pub enum GenesisError {
         licence_type: LicenceType,
         problem: String,
     },
-    #[error("governance quorum {quorum} must be between 1 and the number of departments ({departments})")]
+    #[error("governance quorum {quorum} must be more than half of the {departments} departments and at most all of them: then two conflicting governance records can both reach it only if some department signed both")]
     BadQuorum { quorum: u32, departments: usize },
 }
 
@@ -238,7 +238,30 @@ pub enum Recognition {
 }
 
 impl Network {
+    /// Founds a network: validates the document, including the quorum rule
+    /// (`governance::quorum_ok`: more than half of the departments, at most all).
     pub fn from_document(doc: GenesisDocument) -> Result<Self, GenesisError> {
+        let hash = doc.hash();
+        let net = Self::index(doc, hash)?;
+        let (quorum, n) = (net.doc.governance.quorum, net.doc.departments.len());
+        if !crate::governance::quorum_ok(quorum, n) {
+            return Err(GenesisError::BadQuorum {
+                quorum,
+                departments: n,
+            });
+        }
+        Ok(net)
+    }
+
+    /// The network a governance record made of a founded one: `doc` evolved from the
+    /// genesis document, keeping the founding `hash` (blocks name it). Checked like
+    /// genesis, except the quorum, which `governance` checks against the departments
+    /// able to vote.
+    pub(crate) fn evolved(doc: GenesisDocument, hash: Hash32) -> Result<Self, GenesisError> {
+        Self::index(doc, hash)
+    }
+
+    fn index(doc: GenesisDocument, hash: Hash32) -> Result<Self, GenesisError> {
         if !name_ok(&doc.network) {
             return Err(GenesisError::NetworkName);
         }
@@ -390,14 +413,6 @@ impl Network {
                 return Err(bad("the rule is given twice".into()));
             }
         }
-        let n = doc.departments.len();
-        if doc.governance.quorum == 0 || doc.governance.quorum as usize > n.max(1) {
-            return Err(GenesisError::BadQuorum {
-                quorum: doc.governance.quorum,
-                departments: n,
-            });
-        }
-        let hash = doc.hash();
         Ok(Self {
             doc,
             hash,
@@ -640,6 +655,17 @@ pub(crate) mod tests {
         );
         check(|d| d.governance.quorum = 0, "quorum");
         check(|d| d.governance.quorum = 9, "quorum");
+        // Half is not enough: two halves could each pass a record without a common signer.
+        check(
+            |d| {
+                d.departments.push(d.departments[0].clone());
+                d.departments[3].id = DepartmentId::parse("bj.transport").expect("id");
+                d.departments[3].issuer_key = SecretKey::from_seed(&[77; 32]).public();
+                d.departments[3].node_peer_id = "peer-77".into();
+                d.governance.quorum = 2;
+            },
+            "quorum",
+        );
         check(
             |d| d.licence_types[0].holder_fields.push("Bad Field".into()),
             "holder field",

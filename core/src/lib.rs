@@ -15,6 +15,7 @@ pub mod credential;
 pub mod crypto;
 pub mod evidence;
 pub mod genesis;
+pub mod governance;
 pub mod ids;
 pub mod issuance;
 pub mod ledger;

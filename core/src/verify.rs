@@ -204,7 +204,7 @@ impl Verdict {
 }
 
 /// How far a verifier's clock may be behind a credential's `nbf` and still take it as
-/// started: clocks of windows and nodes drift; five minutes is the block time skew too.
+/// started: clocks of windows and nodes drift; the same bound as the block time skew.
 pub const NBF_SKEW_SECS: i64 = (FUTURE_SKEW_MS_MAX / 1000) as i64;
 
 /// What the verifying node's ledger says, or `Offline` when there is no ledger.
@@ -220,6 +220,10 @@ pub enum LedgerFacts {
         equivocation_height: Option<u64>,
         /// The node has not been in touch with the network recently.
         stale: bool,
+        /// A block signed by the issuer proves its chain reached this height, above
+        /// `issuer_head`: the blocks between have not reached this node yet (a peer holds
+        /// them back, or they are on their way), and one of them may change the licence.
+        behind: Option<u64>,
     },
 }
 
@@ -579,6 +583,7 @@ fn rules(
         issuer_head,
         equivocation_height,
         stale,
+        behind,
     } = facts
     {
         if let Some(h) = equivocation_height {
@@ -653,6 +658,17 @@ fn rules(
             return (
                 Verdict::Undetermined(U::Stale),
                 "this node has not heard from the network recently".into(),
+            );
+        }
+        if let Some(signed) = behind {
+            return (
+                Verdict::Undetermined(U::Stale),
+                format!(
+                    "this node holds {}'s chain to height {}, but {} has signed height {signed}: a newer change of this licence may not have reached this node",
+                    dept.id,
+                    issuer_head.map_or(0, |h| h.height),
+                    dept.id
+                ),
             );
         }
     }
@@ -867,6 +883,8 @@ mod tests {
         /// Active, with an equivocation proven at this height.
         Forked(u64),
         Stale,
+        /// Active, but a signed block of the issuer at height 9 is known here.
+        Behind,
     }
 
     fn facts(l: Ledger, commitment: Hash32) -> LedgerFacts {
@@ -888,6 +906,7 @@ mod tests {
             issuer_head,
             equivocation_height,
             stale,
+            behind: None,
         };
         match l {
             Ledger::Offline => LedgerFacts::Offline,
@@ -911,6 +930,13 @@ mod tests {
                 None,
                 true,
             ),
+            Ledger::Behind => LedgerFacts::Online {
+                licence: Some(state(LicenceStatus::Active, commitment)),
+                issuer_head: Some(head(LATE_MS)),
+                equivocation_height: None,
+                stale: false,
+                behind: Some(9),
+            },
         }
     }
 
@@ -949,7 +975,7 @@ mod tests {
             ("valid offline",                P::Mvdl(1), L::Offline, T + 1, None, Valid),
             ("valid online",                 P::Mvdl(1), active, T + 1, Some("310000"), Valid),
             ("not yet valid",                P::Mvdl(1), L::Offline, T - NBF_SKEW_SECS - 1, None, Invalid(I::NotYetValid)),
-            ("  short: a clock five minutes slow", P::Mvdl(1), L::Offline, T - NBF_SKEW_SECS, None, Valid),
+            ("  short: a clock fifteen minutes slow", P::Mvdl(1), L::Offline, T - NBF_SKEW_SECS, None, Valid),
             ("expired",                      P::Mvdl(1), L::Offline, EXPIRES, None, Invalid(I::Expired)),
             ("  short: the last second",     P::Mvdl(1), L::Offline, EXPIRES - 1, None, Valid),
             ("unknown issuer",               P::Mvdl(99), L::Offline, T + 1, None, Invalid(I::UnknownIssuer)),
@@ -974,6 +1000,7 @@ mod tests {
             ("equivocation",                 P::Mvdl(1), L::Forked(5), T + 1, None, Undetermined(U::Equivocation)),
             ("  short: last change below the fork", P::Mvdl(1), L::Forked(6), T + 1, None, Valid),
             ("stale",                        P::Mvdl(1), L::Stale, T + 1, None, Undetermined(U::Stale)),
+            ("  behind a signed block",      P::Mvdl(1), L::Behind, T + 1, None, Undetermined(U::Stale)),
             ("undecodable",                  P::Garbage, L::Offline, T + 1, None, Undetermined(U::Undecodable)),
         ];
         let mut seen = std::collections::BTreeSet::new();

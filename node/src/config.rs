@@ -254,10 +254,19 @@ impl Config {
         );
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let mut cfg: Config =
-            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-        // Relative paths in a config file are relative to the file, not to the shell.
         let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("parsing config {}", path.display()))
+    }
+
+    /// Parses config text (bounded) read from a file in directory `base`: what `load` does
+    /// once it has the text, and what the config fuzz target drives.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            text.len() as u64 <= CONFIG_BYTES_MAX,
+            "the config is larger than 1 MiB"
+        );
+        let mut cfg: Config = toml::from_str(text)?;
+        // Relative paths in a config file are relative to the file, not to the shell.
         for p in [&mut cfg.data_dir, &mut cfg.genesis]
             .into_iter()
             .chain(cfg.issuer_key.as_mut())
@@ -294,6 +303,27 @@ impl Config {
         anyhow::ensure!(
             l.public_requests_per_minute >= 1,
             "limits.public_requests_per_minute must be at least 1"
+        );
+        // Peers read each other's catch-up answers within the protocol's bounds, so a
+        // node may be configured anywhere inside them, never past them; and an answer
+        // must hold at least the largest block, or that block could never be fetched.
+        let blocks_max = crate::net::CATCHUP_BLOCKS_MAX;
+        anyhow::ensure!(
+            (1..=blocks_max).contains(&l.catchup_blocks_max),
+            "limits.catchup_blocks_max must be 1..={blocks_max} (the catch-up protocol's bound)"
+        );
+        let (block_max, bytes_max) = (huren_core::ledger::BLOCK_BYTES_MAX, crate::net::CATCHUP_BYTES_MAX);
+        anyhow::ensure!(
+            (block_max..=bytes_max).contains(&l.catchup_bytes_max),
+            "limits.catchup_bytes_max must be {block_max}..={bytes_max}: at least one largest block, at most the catch-up protocol's bound"
+        );
+        anyhow::ensure!(
+            (1024..=block_max).contains(&l.gossip_message_bytes_max),
+            "limits.gossip_message_bytes_max must be 1024..={block_max} (the largest block)"
+        );
+        anyhow::ensure!(
+            l.connections_max >= 1,
+            "limits.connections_max must be at least 1"
         );
         for t in &self.api.tokens {
             anyhow::ensure!(
@@ -352,5 +382,33 @@ mod tests {
             !text.contains("department") && !text.contains("node_key"),
             "{text}"
         );
+    }
+
+    /// Every limit checked against what the protocol and the other limits allow: a value
+    /// out of bounds is refused with the limit's name and the bound, before anything runs.
+    #[test]
+    fn limits_outside_their_bounds_are_refused_by_name() {
+        assert!(Config::default().validate().is_ok(), "the defaults are valid");
+        let cases = [
+            ("catchup_blocks_max = 0", "catchup_blocks_max"),
+            ("catchup_blocks_max = 257", "catchup_blocks_max"),
+            ("catchup_bytes_max = 1024", "catchup_bytes_max"),
+            ("catchup_bytes_max = 33554433", "catchup_bytes_max"),
+            ("gossip_message_bytes_max = 4194305", "gossip_message_bytes_max"),
+            ("gossip_message_bytes_max = 10", "gossip_message_bytes_max"),
+            ("connections_max = 0", "connections_max"),
+            ("block_records_max = 0", "block_records_max"),
+            ("batch_window_ms = 1001", "batch_window_ms"),
+            ("public_requests_per_minute = 0", "public_requests_per_minute"),
+        ];
+        for (line, name) in cases {
+            let e = parse(&format!("[limits]\n{line}"))
+                .validate()
+                .expect_err(line);
+            assert!(e.to_string().contains(name), "{line}: {e}");
+        }
+        for ok in ["catchup_blocks_max = 256", "catchup_bytes_max = 4194304"] {
+            parse(&format!("[limits]\n{ok}")).validate().expect(ok);
+        }
     }
 }

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 
 use huren_core::validate::{validate_block, validate_own_block, BlockError, Disposition, Head};
-use huren_core::{Block, Equivocation, LicenceId, LicenceType, Network};
+use huren_core::{Block, DepartmentId, Equivocation, LicenceId, LicenceType, Network};
 
 use crate::store::{Corruption, Store, StoreError};
 
@@ -28,12 +28,20 @@ pub enum Admission {
     Equivocation(Box<Equivocation>),
     /// This exact block is held already.
     Duplicate,
+    /// The block conflicts with the one held at its height, and that equivocation is
+    /// proven here already (or its department's evidence is full): nothing was written,
+    /// and a replay is neither news nor progress.
+    KnownEquivocation,
     /// The block may be fine but does not fit now (`Disposition::Ignore`): blocks before it
     /// are missing (`BlockError::Gap`) or its time is ahead of this node's clock.
     Ignored(BlockError),
     /// The block breaks a rule (`Disposition::Reject`): whoever sent it misbehaved.
     Rejected(BlockError),
 }
+
+/// A page of evidence, each as its two conflicting blocks, and the key of the last one
+/// when more may follow.
+pub type EvidencePage = (Vec<(Block, Block)>, Option<crate::store::EvidenceKey>);
 
 /// Why a block this node produced was not appended. Nothing was written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,8 +102,11 @@ impl Ledger {
                         // blocks are the department's own: this is proof, not a rumour.
                         let ev = Equivocation::new(&self.net, ours, block)
                             .map_err(Corruption::Evidence)?;
-                        self.store.put_evidence(&ev)?;
-                        Ok(Admission::Equivocation(Box::new(ev)))
+                        if self.store.record_evidence(&ev)? {
+                            Ok(Admission::Equivocation(Box::new(ev)))
+                        } else {
+                            Ok(Admission::KnownEquivocation)
+                        }
                     }
                     None => Err(Corruption::MissingBlock {
                         department: department.clone(),
@@ -135,6 +146,22 @@ impl Ledger {
     }
 
     /// Every piece of equivocation evidence held, proven again on the way out.
+    /// One page of stored evidence as its two blocks each, not re-verified (it was proven
+    /// when stored; `huren-node check` proves it again), and where the next page starts.
+    pub fn evidence_page(
+        &self,
+        dept: Option<&DepartmentId>,
+        after: Option<(&DepartmentId, u64)>,
+        limit: usize,
+    ) -> Result<EvidencePage, StoreError> {
+        let (records, next) = self.store.evidence_page(dept, after, limit)?;
+        let blocks = records
+            .iter()
+            .map(|bytes| Equivocation::blocks(bytes).map_err(|e| Corruption::Evidence(e).into()))
+            .collect::<Result<_, StoreError>>()?;
+        Ok((blocks, next))
+    }
+
     pub fn evidence(&self) -> Result<Vec<Equivocation>, StoreError> {
         self.store
             .evidence_records()?
@@ -235,6 +262,61 @@ pub(crate) mod tests {
                 .receive(block, NOW, huren_core::ledger::BLOCK_RECORDS_MAX)
                 .expect("storage works")
         }
+    }
+
+    /// Equivocation evidence: a replayed conflicting block is neither stored again nor
+    /// news; a department keeps its lowest `EVIDENCE_PER_DEPARTMENT_MAX` heights; pages
+    /// walk them in order.
+    #[test]
+    fn evidence_is_bounded_per_department_and_paged() {
+        use crate::store::EVIDENCE_PER_DEPARTMENT_MAX as MAX;
+        let t = TestLedger::new();
+        let top = MAX as u64 + 4;
+        for h in 1..=top {
+            let b = t.block(GD, GD, h, vec![TestLedger::issue(GD, h)]);
+            assert!(matches!(t.receive(b), Admission::Applied(_)), "height {h}");
+        }
+        let conflict = |h: u64| t.block(GD, GD, h, vec![TestLedger::issue(GD, 1000 + h)]);
+        // From the top down: the lowest heights replace the highest once full.
+        for h in (1..=top).rev() {
+            assert!(
+                matches!(t.receive(conflict(h)), Admission::Equivocation(_)),
+                "height {h}: new proof"
+            );
+        }
+        assert!(
+            matches!(t.receive(conflict(3)), Admission::KnownEquivocation),
+            "a replay is not news"
+        );
+        let d = DepartmentId::parse(GD).expect("department");
+        assert_eq!(t.ledger.store().equivocation_height(&d), Some(1));
+        // Pages of 5: all MAX lowest heights, in order, each once.
+        let (mut heights, mut after) = (Vec::new(), None::<(DepartmentId, u64)>);
+        loop {
+            let (page, next) = t
+                .ledger
+                .evidence_page(Some(&d), after.as_ref().map(|(d, h)| (d, *h)), 5)
+                .expect("page");
+            assert!(page.len() <= 5);
+            heights.extend(page.iter().map(|(first, second)| {
+                assert_eq!(first.height(), second.height());
+                assert_ne!(first.hash(), second.hash());
+                first.height()
+            }));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(heights, (1..=MAX as u64).collect::<Vec<_>>());
+        // Another department has none.
+        let sh = DepartmentId::parse("sh.transport").expect("department");
+        let (page, next) = t.ledger.evidence_page(Some(&sh), None, 5).expect("page");
+        assert!(page.is_empty() && next.is_none());
+        // A full department refuses a height above all it keeps, and stores nothing.
+        let higher = t.block(GD, GD, top, vec![TestLedger::issue(GD, 5000)]);
+        assert!(matches!(t.receive(higher), Admission::KnownEquivocation));
+        assert_eq!(t.ledger.evidence().expect("evidence").len(), MAX);
     }
 
     #[test]

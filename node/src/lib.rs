@@ -13,6 +13,7 @@
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
 //! - `signing`: the signing record beside the issuer key (the highest height it signed).
 //! - `clock`: the node's one clock (system, or manual in tests), passed to every part.
+//! - `source`: a client's source address as limits count it (IPv4, or IPv6 /64).
 //! - `web`: the service-window page (窗口核验页) at `/`, a client of the public API, assets embedded.
 
 pub mod api;
@@ -26,5 +27,6 @@ pub mod node;
 pub(crate) mod producer;
 pub(crate) mod sigcheck;
 pub(crate) mod signing;
+pub(crate) mod source;
 pub mod store;
 pub(crate) mod web;

@@ -120,9 +120,11 @@ pub struct Metrics {
     pub blocks_rejected: LabelledCounter,
     pub catchup_requests_sent: Counter,
     pub catchup_requests_served: Counter,
+    pub catchup_requests_refused: Counter,
+    pub catchup_unbacked: LabelledCounter,
     pub equivocations: Counter,
     pub peers_connected: Gauge,
-    pub connections_refused: Counter,
+    pub connections_refused: LabelledCounter,
     pub propagation_seconds: Histogram,
     pub licences: Gauge,
 }
@@ -252,6 +254,19 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "huren_net_catchup_requests_refused_total",
+            "Catch-up requests from a peer over its rate, answered busy.",
+            self.catchup_requests_refused.get(),
+        );
+        labelled(
+            &mut out,
+            "huren_net_catchup_unbacked_total",
+            "Peers that did not back their head claim: no answer in time, no blocks, an oversized answer.",
+            "why",
+            &self.catchup_unbacked,
+        );
+        counter(
+            &mut out,
             "huren_net_equivocations_total",
             "Equivocations detected or received.",
             self.equivocations.get(),
@@ -262,11 +277,12 @@ impl Metrics {
             "Connected genesis peers.",
             self.peers_connected.get(),
         );
-        counter(
+        labelled(
             &mut out,
             "huren_net_connections_refused_total",
-            "Connections refused: peer not in genesis.",
-            self.connections_refused.get(),
+            "p2p connections refused, by reason: not_in_genesis (or banned), pending_per_ip, limit.",
+            "reason",
+            &self.connections_refused,
         );
         self.propagation_seconds.render(
             &mut out,

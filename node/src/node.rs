@@ -65,7 +65,7 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         Some(path) => {
             let (_, kp) = huren_genesis::keys::read_node_key(path)
                 .with_context(|| format!("reading node key {}", path.display()))?;
-            let (h, i) = crate::net::channel();
+            let (h, i) = crate::net::channel(clock.clone());
             (Some(h), Some(i), Some(kp))
         }
     };

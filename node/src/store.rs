@@ -104,6 +104,31 @@ fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
     k
 }
 
+/// The key prefix of `dept`'s entries in trees keyed by `chain_key`.
+fn dept_prefix(dept: &DepartmentId) -> Vec<u8> {
+    let mut k = dept.as_str().as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The department and height of a `chain_key`, if it is one.
+fn split_chain_key(k: &[u8]) -> Option<(DepartmentId, u64)> {
+    let (dept, height) = k.split_at_checked(k.len().checked_sub(9)?)?;
+    let (zero, height) = height.split_first()?;
+    if *zero != 0 {
+        return None;
+    }
+    let dept = DepartmentId::parse(std::str::from_utf8(dept).ok()?).ok()?;
+    Some((dept, u64::from_be_bytes(height.try_into().ok()?)))
+}
+
+/// Where a piece of evidence is kept: its department and height (a page cursor).
+pub type EvidenceKey = (DepartmentId, u64);
+
+/// Equivocations kept per department: one proves its key was misused; a few more show
+/// the extent; past that a stolen key could fill the disk with proof of itself.
+pub(crate) const EVIDENCE_PER_DEPARTMENT_MAX: usize = 16;
+
 fn encode_head(h: &Head) -> [u8; 48] {
     let mut b = [0u8; 48];
     b[..8].copy_from_slice(&h.height.to_be_bytes());
@@ -351,16 +376,65 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps evidence unless some is known at its department and height; true if it was
-    /// new. Flushed before returning.
+    /// Keeps evidence unless some is known at its department and height, or the
+    /// department's `EVIDENCE_PER_DEPARTMENT_MAX` lowest heights are all proven already;
+    /// true if it was kept. Flushed before returning.
     pub(crate) fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
-        let known = self
-            .evidence
-            .contains_key(chain_key(ev.department(), ev.height()))?;
-        if !known {
-            self.put_evidence(ev)?;
+        let key = chain_key(ev.department(), ev.height());
+        if self.evidence.contains_key(&key)? {
+            return Ok(false);
         }
-        Ok(!known)
+        let prefix = dept_prefix(ev.department());
+        let held = self.evidence.scan_prefix(&prefix).keys().count();
+        if held >= EVIDENCE_PER_DEPARTMENT_MAX {
+            // Keep the lowest heights: the first fork is what verification uses.
+            let highest = self.evidence.scan_prefix(&prefix).keys().next_back().transpose()?;
+            if highest.is_none_or(|h| h.as_ref() < key.as_slice()) {
+                return Ok(false);
+            }
+        }
+        self.put_evidence(ev)?;
+        if held >= EVIDENCE_PER_DEPARTMENT_MAX {
+            if let Some(highest) = self.evidence.scan_prefix(&prefix).keys().next_back() {
+                self.evidence.remove(highest?)?;
+                self.db.flush()?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stored evidence bytes in key order (department, then height), `limit` at most,
+    /// of `dept` only if given, strictly after `after` (a department and height); and
+    /// the key of the last one returned when more may follow.
+    pub(crate) fn evidence_page(
+        &self,
+        dept: Option<&DepartmentId>,
+        after: Option<(&DepartmentId, u64)>,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, Option<EvidenceKey>), StoreError> {
+        let prefix = dept.map(dept_prefix).unwrap_or_default();
+        let start = match after {
+            Some((d, h)) => {
+                let mut k = chain_key(d, h);
+                k.push(0); // the smallest key after it
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        let mut last = None;
+        for item in self.evidence.range(start..) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, last));
+            }
+            last = split_chain_key(&k);
+            out.push(v.to_vec());
+        }
+        Ok((out, None))
     }
 
     /// The stored bytes of every piece of equivocation evidence, in key order. The ledger
@@ -374,8 +448,7 @@ impl Store {
 
     /// Lowest equivocation height proven against `dept`, if any.
     pub fn equivocation_height(&self, dept: &DepartmentId) -> Option<u64> {
-        let mut prefix = dept.as_str().as_bytes().to_vec();
-        prefix.push(0);
+        let prefix = dept_prefix(dept);
         let (k, _) = self.evidence.scan_prefix(&prefix).next()?.ok()?;
         Some(u64::from_be_bytes(k.get(prefix.len()..)?.try_into().ok()?))
     }

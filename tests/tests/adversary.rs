@@ -262,7 +262,7 @@ fn a_stranger_is_refused_at_connection() -> anyhow::Result<()> {
         "stranger still connected"
     );
     eventually(10, "refused connection metric", || {
-        metric(&s.http, &s.sh, "huren_net_connections_refused_total 1").then_some(())
+        metric(&s.http, &s.sh, "huren_net_connections_refused_total{reason=\"not_in_genesis\"} 1").then_some(())
     })?;
     Ok(())
 }
@@ -370,14 +370,14 @@ fn an_equivocating_department_is_caught_by_every_node() -> anyhow::Result<()> {
                 .max(1),
             "evidence at every node",
             || {
-                let ev: Vec<huren_api::EvidenceItem> = s
+                let ev: huren_api::EvidencePage = s
                     .http
                     .get(format!("{}/v1/evidence", n.url))
                     .send()
                     .ok()?
                     .json()
                     .ok()?;
-                let item = ev.first()?;
+                let item = ev.evidence.first()?;
                 (item.department.as_str() == "gd.transport" && item.height == 2).then_some(())
             },
         )?;
@@ -449,5 +449,263 @@ fn a_peer_claiming_our_chain_is_ahead_cannot_stop_issuance() -> anyhow::Result<(
         .json(&driving_body(7))
         .send()?;
     assert_eq!(issued.status().as_u16(), 201, "{}", issued.text()?);
+    // The claim it could not back (no blocks from gd's head on) cost it a penalty point.
+    eventually(10, "the liar penalised for an unbacked claim", || {
+        metric(
+            &s.http,
+            &s.gd,
+            "huren_net_catchup_unbacked_total{why=\"no_blocks\"}",
+        )
+        .then_some(())
+    })?;
+    Ok(())
+}
+
+/// What the withholding peer is told to do from the test thread.
+enum LiarCommand {
+    /// Fetch gd.transport's blocks from `from` at gd, keep them, reply with how many.
+    Fetch(u64, std::sync::mpsc::Sender<usize>),
+    /// Serve blocks up to this height when asked; never answer past it.
+    ServeUpTo(u64),
+    /// Gossip the kept block at this height.
+    Gossip(u64),
+}
+
+/// A genesis peer (the observer's key) that sits between gd and sh: it fetches gd's real
+/// blocks, answers sh's heads with gd's chain far ahead, serves sh the blocks up to a
+/// height and never answers past it, and gossips chosen blocks. Runs on its own thread.
+fn withholding_peer(
+    net: &TestNetwork,
+    gd_addr: Multiaddr,
+) -> anyhow::Result<(Multiaddr, std::sync::mpsc::Sender<LiarCommand>)> {
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<LiarCommand>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (_, observer_key) = huren_genesis::keys::read_node_key(
+        &huren_genesis::keys::node_key_path(&net.keys, "sh.observer"),
+    )?;
+    let me = observer_key.public().to_peer_id();
+    let network = huren_genesis::load(&net.genesis)?;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            // Not subscribed to the blocks topic: it would receive gd's own gossip of the
+            // blocks it relays, and gossipsub refuses to publish a message it has seen.
+            // Publishing to the topic reaches its subscribers (sh, gd) all the same.
+            let mut swarm = build_swarm(observer_key, &network, &Limits::default()).expect("swarm");
+            swarm
+                .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("addr"))
+                .expect("listen");
+            let (gd_peer, _) = node_peer(&gd_addr.to_string()).expect("gd peer");
+            swarm.dial(gd_addr).expect("dial gd");
+            let mut blocks: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+            let mut serve_up_to = 0;
+            let mut fetching: Option<std::sync::mpsc::Sender<usize>> = None;
+            // Held, never answered: dropping a channel would tell sh at once.
+            let mut withheld = Vec::new();
+            let mut gossip_queue: Vec<Vec<u8>> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    ev = swarm.select_next_some() => match ev {
+                        SwarmEvent::NewListenAddr { address, .. } => {
+                            let _ = addr_tx.send(format!("{address}/p2p/{me}"));
+                        }
+                        SwarmEvent::Behaviour(BehaviourEvent::Catchup(request_response::Event::Message { message, .. })) => match message {
+                            request_response::Message::Request { request, channel, .. } => match request {
+                                CatchupRequest::Heads => {
+                                    let _ = swarm.behaviour_mut().catchup().send_response(
+                                        channel,
+                                        CatchupResponse::Heads(vec![("gd.transport".into(), 1_000_000)]),
+                                    );
+                                }
+                                CatchupRequest::Blocks { from, .. } if from <= serve_up_to => {
+                                    let answer = blocks
+                                        .range(from..=serve_up_to)
+                                        .map(|(_, b)| serde_bytes::ByteBuf::from(b.clone()))
+                                        .collect();
+                                    let _ = swarm.behaviour_mut().catchup().send_response(channel, CatchupResponse::Blocks(answer));
+                                }
+                                CatchupRequest::Blocks { .. } => withheld.push(channel),
+                            },
+                            request_response::Message::Response { response: CatchupResponse::Blocks(got), .. } => {
+                                for b in got {
+                                    if let Ok(block) = huren_core::Block::decode(&b) {
+                                        blocks.insert(block.height(), b.into_vec());
+                                    }
+                                }
+                                if let Some(reply) = fetching.take() {
+                                    let _ = reply.send(blocks.len());
+                                }
+                            }
+                            request_response::Message::Response { .. } => {}
+                        },
+                        _ => {}
+                    },
+                    _ = tick.tick() => {
+                        while let Ok(cmd) = cmd_rx.try_recv() {
+                            match cmd {
+                                LiarCommand::Fetch(from, reply) => {
+                                    fetching = Some(reply);
+                                    swarm.behaviour_mut().catchup().send_request(
+                                        &gd_peer,
+                                        CatchupRequest::Blocks { department: "gd.transport".into(), from },
+                                    );
+                                }
+                                LiarCommand::ServeUpTo(h) => serve_up_to = h,
+                                LiarCommand::Gossip(h) => {
+                                    let mut data = vec![1u8];
+                                    data.extend_from_slice(&blocks[&h]);
+                                    gossip_queue.push(data);
+                                }
+                            }
+                        }
+                        // Published once sh is a gossip peer (until then publishing fails).
+                        gossip_queue.retain(|data| {
+                            swarm
+                                .behaviour_mut()
+                                .gossipsub()
+                                .publish(IdentTopic::new(TOPIC), data.clone())
+                                .is_err()
+                        });
+                    }
+                }
+            }
+        });
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(10))?;
+    Ok((addr.parse()?, cmd_tx))
+}
+
+/// A peer between sh and gd that holds back gd's revocation of a licence while relaying
+/// a later gd block: sh cannot know what is in the missing block, so it must not call the
+/// licence valid: it says undetermined · stale, penalises the peer that claimed the blocks
+/// and never sent them, and decides again once the block arrives (issue 11 A.3).
+#[test]
+fn a_peer_withholding_blocks_makes_the_issuers_licences_stale_not_valid() -> anyhow::Result<()> {
+    let net = TestNetwork::new()?;
+    let http = client();
+    let gd = NodeProcess::start(&net.node_config("gd.transport", Some(&[]), "")?)?;
+    let issue = |n: u64| -> anyhow::Result<huren_api::IssueAnswer> {
+        Ok(http
+            .post(format!("{}/v1/licences", gd.url))
+            .bearer_auth(TOKEN)
+            .json(&driving_body(n))
+            .send()?
+            .error_for_status()?
+            .json()?)
+    };
+    let x = issue(1)?;
+    issue(2)?;
+    issue(3)?;
+    let (_, gd_addr) = node_peer(gd.p2p.as_deref().unwrap_or_default())?;
+    let (liar_addr, liar) = withholding_peer(&net, gd_addr)?;
+    let fetch = |from: u64, want: usize| -> anyhow::Result<()> {
+        eventually(20, "the liar to fetch gd's blocks", || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            liar.send(LiarCommand::Fetch(from, tx)).ok()?;
+            (rx.recv_timeout(Duration::from_secs(2)).ok()? >= want).then_some(())
+        })
+    };
+    fetch(1, 3)?;
+    liar.send(LiarCommand::ServeUpTo(3))?;
+    // sh knows only the liar.
+    let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&[liar_addr.to_string()]), "")?)?;
+    eventually(30, "sh to catch up with gd#3 through the liar", || {
+        heads(&http, &sh)
+            .ok()?
+            .iter()
+            .any(|(d, h, _)| d == "gd.transport" && *h == 3)
+            .then_some(())
+    })?;
+    assert_eq!(verify(&http, &sh, &x.qr)?["verdict"], "valid");
+    // gd revokes x (block 4) and issues again (block 5); the liar relays only block 5.
+    let revoked = http
+        .post(format!("{}/v1/licences/{}/revoke", gd.url, x.licence_id))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"reason": "cancelled"}))
+        .send()?;
+    assert!(revoked.status().is_success(), "{}", revoked.text()?);
+    issue(4)?;
+    fetch(4, 5)?;
+    liar.send(LiarCommand::Gossip(5))?;
+    let v = huren_tests::until_verdict(&http, &sh, &x.qr, "undetermined", Some("stale"))?;
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains("signed height 5"),
+        "{v}"
+    );
+    // Asked for the blocks before 5, the liar never answers: penalised for it.
+    eventually(30, "the withholding peer penalised", || {
+        metric(&http, &sh, "huren_net_catchup_unbacked_total{why=\"timeout\"}").then_some(())
+    })?;
+    // The withheld block arrives after all: the revocation applies, and so does block 5.
+    liar.send(LiarCommand::Gossip(4))?;
+    let v = huren_tests::until_verdict(&http, &sh, &x.qr, "invalid", Some("revoked"))?;
+    assert_eq!(v["verdict"], "invalid");
+    Ok(())
+}
+
+/// A stranger holding a hundred idle TCP connections to a node's p2p port, opened again
+/// as soon as they drop, cannot lock genesis peers out: one source address holds a few
+/// pending handshakes at most, and the refusals are counted as what they are (issue 11
+/// A.5). The stranger connects from 127.0.0.2, the genesis peer from 127.0.0.1.
+#[test]
+fn idle_connections_from_a_stranger_do_not_lock_out_genesis_peers() -> anyhow::Result<()> {
+    let net = TestNetwork::new()?;
+    let http = client();
+    // 16 pending handshakes at most, so that a hundred idle connections fill them many
+    // times over.
+    let gd = NodeProcess::start(&net.node_config(
+        "gd.transport",
+        Some(&[]),
+        "connections_max = 16",
+    )?)?;
+    let gd_p2p = gd.p2p.clone().unwrap_or_default();
+    let port: u16 = gd_p2p
+        .split('/')
+        .nth(4)
+        .and_then(|p| p.parse().ok())
+        .context("gd's p2p port")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    for _ in 0..100 {
+        rt.spawn(async move {
+            loop {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                if socket.bind(([127, 0, 0, 2], 0).into()).is_ok() {
+                    if let Ok(mut stream) = socket.connect(target).await {
+                        // Say nothing; wait for the node to drop it, then come back.
+                        let mut buf = [0u8; 64];
+                        use tokio::io::AsyncReadExt;
+                        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&[gd_p2p]), "")?)?;
+    eventually(20, "sh connected to gd through the flood", || {
+        let peers: Vec<huren_api::PeerInfo> = http
+            .get(format!("{}/v1/peers", gd.url))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        peers
+            .iter()
+            .any(|p| p.role == "sh.transport")
+            .then_some(())
+    })?;
+    assert!(
+        metric(
+            &http,
+            &gd,
+            "huren_net_connections_refused_total{reason=\"pending_per_source\"}"
+        ),
+        "the stranger's surplus connections are counted as such"
+    );
+    drop(sh);
+    rt.shutdown_background();
     Ok(())
 }

@@ -313,7 +313,7 @@ fn department_restored_from_nothing_catches_up_before_signing() -> anyhow::Resul
     for n in [&sh, &gd] {
         let ev = huren_tests::get_json(&http, &format!("{}/v1/evidence", n.url))?;
         assert_eq!(
-            ev.as_array().map(Vec::len),
+            ev["evidence"].as_array().map(Vec::len),
             Some(0),
             "the restored node forked its chain: {ev}"
         );

@@ -140,6 +140,7 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         // This node writes this chain: nothing about its own licences is fresher
         // anywhere else, so not having heard from peers lately does not matter here.
         stale: false,
+        behind: None,
     };
     let ctx = VerifyContext {
         now: state.clock.now_secs(),

@@ -1,16 +1,18 @@
 //! Public routes: verification, licence status, chain heads, evidence, peers, health,
 //! metrics. Nothing here returns personal data that the caller did not present.
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use huren_api::{
-    ChainHead, ChainsAnswer, ErrorBody, ErrorCode, EvidenceItem, Health, HealthStatus, PeerInfo,
-    Report, StatusAnswer, VerifyImage, VerifyRequest,
+    ChainHead, ChainsAnswer, ErrorBody, ErrorCode, EvidenceItem, EvidencePage, EvidenceQuery,
+    Health, HealthStatus, PeerInfo, Report, StatusAnswer, VerifyImage, VerifyRequest,
+    EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
 };
 use huren_core::verify::{self, rfc3339, Decision, LedgerFacts, Step, VerifyContext};
-use huren_core::{ChainView, LicenceId, UnverifiedCredential};
+use huren_core::{ChainView, DepartmentId, LicenceId, UnverifiedCredential};
 
 use super::error::{ApiError, ApiJson};
 use super::AppState;
@@ -63,13 +65,17 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
         Err(e) => verify::undecodable(&e.to_string(), &ctx),
         Ok(un) => {
             let id = un.credential.licence_id.clone();
+            let issuer_head = state.store.head(id.department());
             let facts = LedgerFacts::Online {
                 licence: state.store.licence(&id),
-                issuer_head: state.store.head(id.department()),
+                issuer_head,
                 equivocation_height: state.store.equivocation_height(id.department()),
                 // The network decides staleness; a node without networking has no peers to
                 // fall behind.
                 stale: state.network.as_ref().is_some_and(|n| n.is_stale()),
+                behind: state.network.as_ref().and_then(|n| {
+                    n.behind(id.department(), issuer_head.map_or(0, |h| h.height))
+                }),
             };
             match verify::prepare(&state.net, un, facts, &ctx) {
                 Step::Done(d) => {
@@ -218,26 +224,56 @@ pub async fn chains(State(state): State<AppState>) -> Json<ChainsAnswer> {
 }
 
 #[utoipa::path(get, path = "/v1/evidence", tag = "public",
+    params(EvidenceQuery),
     responses(
-        (status = 200, description = "Proven equivocations: two blocks a department signed at one height", body = [EvidenceItem]),
+        (status = 200, description = "Proven equivocations, a page at a time: two blocks a department signed at one height", body = EvidencePage),
+        (status = 400, description = "`bad_query`: an unknown parameter, a limit out of 1..=64, a cursor this node did not hand out", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody)))]
-pub async fn evidence(State(state): State<AppState>) -> Result<Json<Vec<EvidenceItem>>, ApiError> {
-    let items = state
+pub async fn evidence(
+    State(state): State<AppState>,
+    query: Result<Query<EvidenceQuery>, QueryRejection>,
+) -> Result<Json<EvidencePage>, ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::BadQuery, m);
+    let Query(q) = query.map_err(|e| bad(e.body_text()))?;
+    let limit = q.limit.unwrap_or(EVIDENCE_PAGE_DEFAULT);
+    if !(1..=EVIDENCE_PAGE_MAX).contains(&limit) {
+        return Err(bad(format!("limit must be 1..={EVIDENCE_PAGE_MAX}")));
+    }
+    let after = q
+        .after
+        .as_deref()
+        .map(|c| parse_cursor(c).ok_or_else(|| bad(format!("after {c:?} is not a cursor this node hands out (department:height)"))))
+        .transpose()?;
+    let (pairs, next) = state
         .ledger
-        .evidence()
-        .map_err(ApiError::internal)?
+        .evidence_page(
+            q.department.as_ref(),
+            after.as_ref().map(|(d, h)| (d, *h)),
+            limit,
+        )
+        .map_err(ApiError::internal)?;
+    let evidence = pairs
         .into_iter()
-        .map(|e| EvidenceItem {
-            department: e.department().clone(),
-            height: e.height(),
-            first_hash: e.first().hash(),
-            second_hash: e.second().hash(),
-            first_block: hex::encode(e.first().encode()),
-            second_block: hex::encode(e.second().encode()),
+        .map(|(first, second)| EvidenceItem {
+            department: first.department().clone(),
+            height: first.height(),
+            first_hash: first.hash(),
+            second_hash: second.hash(),
+            first_block: hex::encode(first.encode()),
+            second_block: hex::encode(second.encode()),
         })
         .collect();
-    Ok(Json(items))
+    Ok(Json(EvidencePage {
+        evidence,
+        next: next.map(|(d, h)| format!("{d}:{h}")),
+    }))
+}
+
+/// `department:height`, as `evidence` hands out in `next`.
+fn parse_cursor(c: &str) -> Option<(DepartmentId, u64)> {
+    let (d, h) = c.rsplit_once(':')?;
+    Some((DepartmentId::parse(d).ok()?, h.parse().ok()?))
 }
 
 #[utoipa::path(get, path = "/v1/peers", tag = "public",

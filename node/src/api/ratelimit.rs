@@ -1,11 +1,18 @@
 //! Per-client token buckets for the public endpoints.
 //!
-//! Bounded: at most `clients_max` addresses are tracked; when full, buckets that have
+//! A client is an IPv4 address or an IPv6 /64 (`crate::source`): one host commonly holds
+//! a whole /64, so counting IPv6 addresses one by one would be no limit at all.
+//!
+//! Bounded: at most `clients_max` clients are tracked; when full, buckets that have
 //! refilled completely (idle clients) are dropped first, and if that frees nothing the
-//! table is cleared (erring towards letting requests through, never towards memory).
+//! one closest to full goes (the least active client). The table is never cleared for
+//! everyone at once: a flood of new addresses must not hand every busy client a fresh
+//! bucket.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::source::Source;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -19,7 +26,7 @@ use super::AppState;
 pub struct RateLimiter {
     per_minute: f64,
     clients_max: usize,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<HashMap<Source, (f64, Instant)>>,
 }
 
 impl RateLimiter {
@@ -33,19 +40,28 @@ impl RateLimiter {
 
     /// Takes one token for `ip`; false when its bucket is empty.
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        let client = Source::of(ip);
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let rate = self.per_minute / 60.0;
-        if b.len() >= self.clients_max && !b.contains_key(&ip) {
+        if b.len() >= self.clients_max && !b.contains_key(&client) {
             let cap = self.per_minute;
-            b.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
-            });
+            let refilled = |(tokens, at): &(f64, Instant)| {
+                tokens + now.saturating_duration_since(*at).as_secs_f64() * rate
+            };
+            b.retain(|_, bucket| refilled(bucket) < cap);
             if b.len() >= self.clients_max {
-                b.clear();
+                let least_active = b
+                    .iter()
+                    .max_by(|x, y| refilled(x.1).total_cmp(&refilled(y.1)))
+                    .map(|(k, _)| *k);
+                if let Some(k) = least_active {
+                    b.remove(&k);
+                }
             }
         }
-        let (tokens, at) = b.entry(ip).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+        let (tokens, at) = b.entry(client).or_insert((self.per_minute, now));
+        *tokens =
+            (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -92,5 +108,34 @@ mod tests {
             r.allow(IpAddr::V4(Ipv4Addr::new(10, 0, 1, i)), t0);
         }
         assert!(r.buckets.lock().expect("lock").len() <= 2);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_64() {
+        let r = RateLimiter::new(3, 100);
+        let t0 = Instant::now();
+        for host in 1..=3u16 {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 7, host, 0, 0, 1));
+            assert!(r.allow(ip, t0), "host {host} of the /64");
+        }
+        let fourth = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 7, 99, 0, 0, 1));
+        assert!(!r.allow(fourth, t0), "the /64 shares one bucket");
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 8, 1, 0, 0, 1));
+        assert!(r.allow(other, t0), "another /64 has its own");
+    }
+
+    /// A flood of new addresses evicts one bucket at a time, the least active: a busy
+    /// client keeps its empty bucket instead of getting a fresh one.
+    #[test]
+    fn a_full_table_is_never_reset_for_everyone() {
+        let r = RateLimiter::new(10, 3);
+        let t0 = Instant::now();
+        let busy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        while r.allow(busy, t0) {}
+        for i in 0..50 {
+            r.allow(IpAddr::V4(Ipv4Addr::new(10, 9, 0, i)), t0);
+        }
+        assert!(r.buckets.lock().expect("lock").len() <= 3);
+        assert!(!r.allow(busy, t0), "the busy client's bucket survived the flood");
     }
 }

@@ -910,3 +910,32 @@ async fn a_data_directory_behind_its_key_never_signs_a_used_height() {
     // The original data directory goes on from where the key is.
     assert_eq!(f.issue().await["block"]["height"], 3);
 }
+
+/// `GET /v1/evidence` is paged and its query typed: a page answers even with nothing
+/// proven, and every query it does not take is `bad_query`, never a 500 or a silent
+/// default.
+#[tokio::test]
+async fn evidence_pages_and_refuses_queries_it_does_not_take() {
+    let f = fixture();
+    let (s, v) = f.call("GET", "/v1/evidence", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"evidence": []}));
+    let (s, v) = f
+        .call("GET", "/v1/evidence?department=gd.transport&limit=64", None, None)
+        .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"evidence": []})));
+    for bad in [
+        "limit=0",
+        "limit=65",
+        "limit=many",
+        "department=Not%20An%20Id",
+        "after=nonsense",
+        "after=gd.transport%3Ax",
+        "everything=1",
+    ] {
+        let (s, v) = f
+            .call("GET", &format!("/v1/evidence?{bad}"), None, None)
+            .await;
+        assert_error(s, &v, StatusCode::BAD_REQUEST, "bad_query");
+    }
+}

@@ -7,6 +7,7 @@
 //! This module must never touch the swarm: it only sends `ApplyOutcome`s back.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -36,6 +37,16 @@ pub(crate) enum ApplyJob {
     },
 }
 
+impl ApplyJob {
+    /// The bytes the job holds, for the queue's byte bound.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            ApplyJob::Gossip { data, .. } => data.len(),
+            ApplyJob::Catchup { blocks, .. } => blocks.iter().map(Vec::len).sum(),
+        }
+    }
+}
+
 /// What the applier asks of the event loop.
 #[derive(Debug)]
 pub(crate) enum ApplyOutcome {
@@ -45,10 +56,12 @@ pub(crate) enum ApplyOutcome {
         source: PeerId,
         acceptance: MessageAcceptance,
     },
-    /// A gap before a received block: ask `peer` for `department` from our head.
+    /// A gap before a received block at `height`, signed by `department`: ask `peer`
+    /// (which relayed it) or another for the blocks before it.
     Fetch {
         peer: PeerId,
         department: DepartmentId,
+        height: u64,
     },
     /// A catch-up batch is through; `progressed` if any block of it extended the chain
     /// (then there may be more to fetch).
@@ -84,7 +97,9 @@ impl Handled {
         match self {
             Handled::Block(Admission::Applied(_) | Admission::Equivocation(_))
             | Handled::Evidence { new: true } => MessageAcceptance::Accept,
-            Handled::Block(Admission::Duplicate | Admission::Ignored(_))
+            Handled::Block(
+                Admission::Duplicate | Admission::KnownEquivocation | Admission::Ignored(_),
+            )
             | Handled::Evidence { new: false }
             | Handled::StorageFailed => MessageAcceptance::Ignore,
             Handled::Block(Admission::Rejected(_)) | Handled::Undecodable(_) => {
@@ -122,16 +137,30 @@ pub(crate) struct Applier {
     pub(crate) clock: crate::clock::SharedClock,
     pub(crate) records_max: usize,
     pub(crate) pending_max: usize,
-    /// Early blocks held while the gap before them is fetched, at most `pending_max`.
-    pub(crate) pending: HashMap<(DepartmentId, u64), Block>,
+    /// Early blocks held while the gap before them is fetched, at most `pending_max` of
+    /// them and `pending_bytes_max` of their encodings.
+    pub(crate) pending: HashMap<(DepartmentId, u64), (Block, usize)>,
+    pub(crate) pending_bytes_max: usize,
+    pub(crate) pending_bytes: usize,
+    /// Chains a signed early block proves ahead of this node's.
+    pub(crate) lag: Arc<super::Lag>,
+    /// Bytes of the jobs queued for this thread; the event loop adds, this thread takes
+    /// away what it has handled.
+    pub(crate) queued_bytes: Arc<AtomicUsize>,
     pub(crate) out: mpsc::UnboundedSender<ApplyOutcome>,
 }
+
+/// Bytes of early blocks held at most (a block is at most `gossip_message_bytes_max`; a
+/// count alone would allow 1024 of them, gigabytes).
+pub(crate) const PENDING_BYTES_MAX: usize = 64 << 20;
 
 impl Applier {
     /// Runs until every sender of `rx` is gone (the event loop stopped).
     pub(crate) fn run(mut self, rx: Receiver<ApplyJob>) {
         while let Ok(job) = rx.recv() {
+            let bytes = job.bytes();
             self.job(job);
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
@@ -169,7 +198,7 @@ impl Applier {
 
     fn gossip(&mut self, source: PeerId, data: &[u8]) -> Handled {
         let handled = match Gossip::decode(&self.net, data) {
-            Ok(Gossip::Block(block)) => self.block(source, block, true),
+            Ok(Gossip::Block(block)) => self.block(source, block, data.len(), true),
             Ok(Gossip::Evidence(ev)) => self.evidence(&ev),
             Err(e) => Handled::Undecodable(e),
         };
@@ -179,7 +208,7 @@ impl Applier {
 
     fn catchup_block(&mut self, source: PeerId, bytes: &[u8]) -> Handled {
         let handled = match Block::decode(bytes) {
-            Ok(block) => self.block(source, block, false),
+            Ok(block) => self.block(source, block, bytes.len(), false),
             Err(e) => Handled::Undecodable(WireError::Block(e)),
         };
         self.account(source, &handled);
@@ -219,7 +248,7 @@ impl Applier {
         }
     }
 
-    fn block(&mut self, source: PeerId, block: Block, gossiped: bool) -> Handled {
+    fn block(&mut self, source: PeerId, block: Block, size: usize, gossiped: bool) -> Handled {
         let dept = block.department().clone();
         let (height, time_ms) = (block.height(), block.header.time_ms);
         let admission =
@@ -241,7 +270,8 @@ impl Applier {
                         .propagation_seconds
                         .observe(self.clock.now_ms().saturating_sub(time_ms) as f64 / 1000.0);
                 }
-                self.drain_pending(&dept, head.height);
+                let height = self.drain_pending(&dept, head.height);
+                self.lag.reached(&dept, height);
             }
             Admission::Equivocation(ev) => {
                 self.metrics.equivocations.inc();
@@ -251,22 +281,35 @@ impl Applier {
                     .send(ApplyOutcome::Evidence(wire::evidence_message(ev)));
             }
             Admission::Ignored(BlockError::Gap { .. }) => {
-                if self.pending.len() < self.pending_max {
-                    self.pending.insert((dept.clone(), height), block);
+                // Its signature was checked before the gap was found: the department's
+                // chain has reached `height`, past this node's.
+                self.lag.signed(&dept, height);
+                if self.pending.len() < self.pending_max
+                    && self.pending_bytes + size <= self.pending_bytes_max
+                    && !self.pending.contains_key(&(dept.clone(), height))
+                {
+                    self.pending.insert((dept.clone(), height), (block, size));
+                    self.pending_bytes += size;
                 }
                 let _ = self.out.send(ApplyOutcome::Fetch {
                     peer: source,
                     department: dept,
+                    height,
                 });
             }
-            Admission::Duplicate | Admission::Ignored(_) | Admission::Rejected(_) => {}
+            Admission::Duplicate
+            | Admission::KnownEquivocation
+            | Admission::Ignored(_)
+            | Admission::Rejected(_) => {}
         }
         Handled::Block(admission)
     }
 
-    /// Applies the held blocks that now follow `dept`'s head at `height`, in order.
-    fn drain_pending(&mut self, dept: &DepartmentId, mut height: u64) {
-        while let Some(next) = self.pending.remove(&(dept.clone(), height + 1)) {
+    /// Applies the held blocks that now follow `dept`'s head at `height`, in order;
+    /// returns the head reached.
+    fn drain_pending(&mut self, dept: &DepartmentId, mut height: u64) -> u64 {
+        while let Some((next, size)) = self.pending.remove(&(dept.clone(), height + 1)) {
+            self.pending_bytes -= size;
             match self
                 .ledger
                 .receive(next, self.clock.now_ms(), self.records_max)
@@ -279,7 +322,16 @@ impl Applier {
             }
         }
         // Drop anything now at or below the head: it can never apply.
-        self.pending.retain(|(d, h), _| d != dept || *h > height);
+        let mut freed = 0;
+        self.pending.retain(|(d, h), (_, size)| {
+            let keep = d != dept || *h > height;
+            if !keep {
+                freed += *size;
+            }
+            keep
+        });
+        self.pending_bytes -= freed;
+        height
     }
 }
 
@@ -308,6 +360,10 @@ mod tests {
                 records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
                 pending_max: 16,
                 pending: HashMap::new(),
+                pending_bytes_max: PENDING_BYTES_MAX,
+                pending_bytes: 0,
+                lag: Arc::new(super::super::Lag::new(crate::clock::system())),
+                queued_bytes: Arc::default(),
                 out: tx,
             };
             let peer = libp2p::identity::Keypair::generate_ed25519()
@@ -399,7 +455,7 @@ mod tests {
             f.t.block(GD, "sh.transport", 2, vec![TestLedger::issue(GD, 2)]);
         let future = {
             let mut h = b1.header.clone();
-            h.time_ms = crate::clock::system().now_ms() + 10 * 60 * 1000;
+            h.time_ms = crate::clock::system().now_ms() + huren_core::validate::FUTURE_SKEW_MS_MAX + 60_000;
             h.sign(&f.t.key(GD))
         };
         let evidence = wire::evidence_message(
@@ -428,7 +484,7 @@ mod tests {
                 "a block from the future",
                 {
                     let mut h = b2.header.clone();
-                    h.time_ms = crate::clock::system().now_ms() + 10 * 60 * 1000;
+                    h.time_ms = crate::clock::system().now_ms() + huren_core::validate::FUTURE_SKEW_MS_MAX + 60_000;
                     wire::block_message(&h.sign(&f.t.key(GD)))
                 },
                 "ignore",
@@ -485,6 +541,34 @@ mod tests {
         ));
         assert_eq!(f.head(), Some(3));
         assert!(f.applier.pending.is_empty());
+        assert_eq!(f.applier.pending_bytes, 0);
+    }
+
+    /// Early blocks are held within a byte budget as well as a count: past it they are
+    /// dropped (and fetched again later), and the budget is given back as they apply.
+    #[test]
+    fn early_blocks_are_held_within_a_byte_budget() {
+        let mut f = Fixture::new();
+        let b1 = f.first(1);
+        let b2 = f.next(&b1, 2);
+        let b3 = f.next(&b2, 3);
+        let b4 = f.next(&b3, 4);
+        let size = wire::block_message(&b3).len();
+        f.applier.pending_bytes_max = size + size / 2;
+        assert_eq!(f.gossip(wire::block_message(&b1)).0, "accept");
+        assert_eq!(f.gossip(wire::block_message(&b3)).0, "ignore");
+        assert_eq!(f.gossip(wire::block_message(&b4)).0, "ignore");
+        assert_eq!(f.applier.pending.len(), 1, "the second early block is over the budget");
+        assert_eq!(f.applier.pending_bytes, size);
+        // The same early block again takes no second share.
+        assert_eq!(f.gossip(wire::block_message(&b3)).0, "ignore");
+        assert_eq!(f.applier.pending_bytes, size);
+        // The gap fills: the held block applies and its bytes are free again.
+        assert_eq!(f.gossip(wire::block_message(&b2)).0, "accept");
+        assert_eq!(f.head(), Some(3));
+        assert_eq!(f.applier.pending_bytes, 0);
+        // A proven gap (b4 signed at height 4) showed in the lag until the chain passed it.
+        assert_eq!(f.applier.lag.behind(b4.department(), 3), None, "within the grace");
     }
 
     #[test]

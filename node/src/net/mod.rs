@@ -11,23 +11,34 @@
 //!   gossipsub with manual validation, catch-up request-response) and building the swarm.
 //! - `applier`: the huren-applier thread, and the one mapping to Accept / Ignore / Reject.
 //! - `peers`: connected peers, their genesis roles, penalty points and bans.
-//! - here: the actor (`run`), its handle and commands, catch-up scheduling.
+//! - `schedule`: whom to ask for which department's blocks, and staleness, by the clock.
+//! - `lag`: chains a signed block proves ahead of this node's (verification reads it).
+//! - here: the actor (`run`), its handle and commands.
 //!
 //! Catch-up: every tick the node asks each peer for its chain heads, then "blocks of
 //! department D from height h" in bounded batches, repeated until caught up, so a node that
 //! starts fresh, restarts or rejoins after a partition converges without operator action.
+//! A peer's heads are claims: they decide whom to ask, never what is true, and a peer
+//! that does not back its claim (no answer in time, or no blocks) earns a penalty point
+//! and is not asked for that department for a while (`schedule`). A second peer is asked
+//! when the first is slow, so no single peer holds a department's catch-up.
 //!
 //! Architecture Invariant: only this module knows libp2p; a block is forwarded only after
 //! the ledger (`core::validate`) accepted it.
 
 mod applier;
+mod gate;
+mod lag;
+/// The wire decoders for the fuzz targets in `fuzz/`; the node never calls it.
+#[doc(hidden)]
+pub mod fuzzing;
 mod peers;
 mod schedule;
 mod swarm;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +58,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use applier::{Applier, ApplyJob, ApplyOutcome};
+pub use lag::Lag;
 use peers::Peers;
 use schedule::Schedule;
 
@@ -55,7 +67,9 @@ pub use huren_api::PeerInfo;
 /// The protocol as a peer speaks it: the multi-process adversary test drives its own swarm
 /// with these.
 pub use swarm::{build_swarm, Behaviour, BehaviourEvent};
-pub use wire::{block_message, CatchupRequest, CatchupResponse, TOPIC};
+pub use wire::{
+    block_message, CatchupRequest, CatchupResponse, CATCHUP_BLOCKS_MAX, CATCHUP_BYTES_MAX, TOPIC,
+};
 
 /// How often the node redials bootstrap peers and compares chain heads with every peer.
 const TICK: Duration = Duration::from_secs(2);
@@ -63,6 +77,13 @@ const TICK: Duration = Duration::from_secs(2);
 const COMMANDS_MAX: usize = 1024;
 /// The applier's queue holds at least this many jobs, whatever `pending_blocks_max` says.
 const APPLY_QUEUE_MIN: usize = 16;
+/// Catch-up answers being read from the store for one peer at once; its further requests
+/// wait in its queue (`SERVE_QUEUE_PER_PEER`), past that they are answered busy.
+const SERVING_PER_PEER: usize = 2;
+const SERVE_QUEUE_PER_PEER: usize = 64;
+/// Bytes queued for the applier at most: jobs are counted too, but one job may be a
+/// catch-up batch of `catchup_bytes_max`, so a count alone would allow gigabytes.
+const APPLY_QUEUE_BYTES_MAX: usize = 128 << 20;
 
 enum Command {
     Publish(Vec<u8>),
@@ -75,6 +96,8 @@ pub struct NetHandle {
     tx: mpsc::Sender<Command>,
     /// Written by the actor only: it alone knows when it last heard from a peer.
     stale: Arc<AtomicBool>,
+    /// Written by the applier only: it alone sees signed blocks ahead of the chain.
+    lag: Arc<Lag>,
 }
 
 impl NetHandle {
@@ -90,6 +113,12 @@ impl NetHandle {
         self.stale.load(Ordering::Relaxed)
     }
 
+    /// The height a block signed by `department` proves its chain has reached, when this
+    /// node's chain of it ends below, at `head`, for longer than a moment (`lag`).
+    pub fn behind(&self, department: &DepartmentId, head: u64) -> Option<u64> {
+        self.lag.behind(department, head)
+    }
+
     /// The connected peers; none when the network is not running.
     pub async fn peers(&self) -> Vec<PeerInfo> {
         let (tx, rx) = oneshot::channel();
@@ -100,23 +129,26 @@ impl NetHandle {
     }
 }
 
-/// Creates the handle and the receiving end for `run`.
-pub fn channel() -> (NetHandle, NetInbox) {
+/// Creates the handle and the receiving end for `run`; `clock` is the node's one clock.
+pub fn channel(clock: SharedClock) -> (NetHandle, NetInbox) {
     let (tx, rx) = mpsc::channel(COMMANDS_MAX);
     let stale = Arc::new(AtomicBool::new(false));
+    let lag = Arc::new(Lag::new(clock));
     (
         NetHandle {
             tx,
             stale: stale.clone(),
+            lag: lag.clone(),
         },
-        NetInbox { rx, stale },
+        NetInbox { rx, stale, lag },
     )
 }
 
-/// The actor's end of the command channel, and the stale flag it alone writes.
+/// The actor's end of the command channel, and the stale flag and lag it alone writes.
 pub struct NetInbox {
     rx: mpsc::Receiver<Command>,
     stale: Arc<AtomicBool>,
+    lag: Arc<Lag>,
 }
 
 pub struct NetParams {
@@ -136,13 +168,31 @@ struct Actor {
     topic: IdentTopic,
     peers: Peers,
     bootstrap: Vec<(PeerId, Multiaddr)>,
-    /// Catch-up in flight per department: only one at a time.
-    /// Staleness, catch-up retries and the own-chain wait, decided by the clock.
+    /// Staleness and whom to ask for which blocks, decided by the clock.
     schedule: Schedule,
     clock: SharedClock,
     requests: HashMap<OutboundRequestId, (PeerId, CatchupRequest)>,
     apply_tx: SyncSender<ApplyJob>,
+    /// Bytes queued for the applier (`APPLY_QUEUE_BYTES_MAX`).
+    apply_bytes: Arc<AtomicUsize>,
+    /// Catch-up answers being read (off the event loop) and waiting, per peer.
+    serving: HashMap<PeerId, Serving>,
+    served_tx: mpsc::UnboundedSender<Served>,
     stale: Arc<AtomicBool>,
+}
+
+/// A peer's catch-up requests: how many are being read, which wait.
+#[derive(Default)]
+struct Serving {
+    reading: usize,
+    waiting: std::collections::VecDeque<(DepartmentId, u64, ResponseChannel<CatchupResponse>)>,
+}
+
+/// A catch-up answer read from the store, for the event loop to send.
+struct Served {
+    peer: PeerId,
+    channel: ResponseChannel<CatchupResponse>,
+    response: CatchupResponse,
 }
 
 /// Runs the network until the inbox closes. Prints the listen addresses to stdout.
@@ -164,6 +214,8 @@ pub async fn run(
     let bootstrap = swarm::bootstrap_peers(&params.config, local)?;
     let (apply_tx, apply_rx) = sync_channel(params.limits.pending_blocks_max.max(APPLY_QUEUE_MIN));
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let apply_bytes = Arc::new(AtomicUsize::new(0));
+    let (served_tx, mut served_rx) = mpsc::unbounded_channel();
     let applier = Applier {
         net: net.clone(),
         ledger,
@@ -172,6 +224,10 @@ pub async fn run(
         records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
         pending_max: params.limits.pending_blocks_max,
         pending: HashMap::new(),
+        pending_bytes_max: applier::PENDING_BYTES_MAX,
+        pending_bytes: 0,
+        lag: inbox.lag.clone(),
+        queued_bytes: apply_bytes.clone(),
         out: out_tx,
     };
     std::thread::Builder::new()
@@ -190,6 +246,9 @@ pub async fn run(
         clock: params.clock,
         requests: HashMap::new(),
         apply_tx,
+        apply_bytes,
+        serving: HashMap::new(),
+        served_tx,
         stale: inbox.stale.clone(),
     };
     actor.dial_bootstrap();
@@ -203,6 +262,7 @@ pub async fn run(
             },
             ev = actor.swarm.select_next_some() => actor.event(ev),
             Some(out) = out_rx.recv() => actor.outcome(out),
+            Some(served) = served_rx.recv() => actor.served(served),
             _ = tick.tick() => actor.tick(),
         }
     }
@@ -249,6 +309,14 @@ impl Actor {
         for p in self.peers.connected_peers() {
             self.request(p, CatchupRequest::Heads);
         }
+        // A fetch that has gone unanswered lets another peer be asked (hedging).
+        let store = self.store.clone();
+        for d in self
+            .schedule
+            .behind(|d| store.head(d).map_or(0, |h| h.height))
+        {
+            self.fetch(d);
+        }
         self.stale.store(t.stale, Ordering::Relaxed);
         self.count_peers();
     }
@@ -271,19 +339,33 @@ impl Actor {
         self.requests.insert(id, (peer, req));
     }
 
-    fn fetch(&mut self, peer: PeerId, dept: DepartmentId) {
-        if self.schedule.fetching(&dept) || !self.peers.is_connected(&peer) {
+    /// Asks the next peer the schedule names for `dept`'s blocks past the chain here, if
+    /// any may be asked now.
+    fn fetch(&mut self, dept: DepartmentId) {
+        let ours = self.store.head(&dept).map_or(0, |h| h.height);
+        let now = self.clock.instant();
+        let Some(peer) = self.schedule.next_fetch(&dept, ours, now) else {
             return;
-        }
-        let from = self.store.head(&dept).map_or(1, |h| h.height + 1);
-        self.schedule.start_fetch(&dept, peer, self.clock.instant());
+        };
+        self.schedule.start_fetch(&dept, peer, now);
         self.request(
             peer,
             CatchupRequest::Blocks {
                 department: dept.to_string(),
-                from,
+                from: ours + 1,
             },
         );
+    }
+
+    /// `peer` did not back what it claimed of `dept` (no answer in time, no blocks): a
+    /// penalty point, and another peer is asked.
+    fn unbacked(&mut self, peer: PeerId, dept: DepartmentId, why: &'static str) {
+        tracing::info!(%peer, department = %dept, why, "a peer did not back its head claim");
+        self.metrics.catchup_unbacked.inc(why);
+        self.schedule
+            .fetch_failed(&dept, peer, self.clock.instant());
+        self.penalise(peer);
+        self.fetch(dept);
     }
 
     fn penalise(&mut self, peer: PeerId) {
@@ -305,15 +387,24 @@ impl Actor {
                     .gossipsub()
                     .report_message_validation_result(&id, &source, acceptance);
             }
-            ApplyOutcome::Fetch { peer, department } => self.fetch(peer, department),
+            ApplyOutcome::Fetch {
+                peer,
+                department,
+                height,
+            } => {
+                // The peer relayed a block at `height`, signed by its department: it can
+                // be asked for the blocks before it.
+                self.schedule.claim(&department, peer, height);
+                self.fetch(department);
+            }
             ApplyOutcome::CatchupDone {
                 peer,
                 department,
                 progressed,
             } => {
-                self.schedule.fetch_done(&department);
+                self.schedule.fetch_done(&department, &peer);
                 if progressed {
-                    self.fetch(peer, department);
+                    self.fetch(department);
                 }
             }
             ApplyOutcome::Misbehaved { peer } => self.penalise(peer),
@@ -328,13 +419,22 @@ impl Actor {
     }
 
     fn submit(&mut self, job: ApplyJob) -> bool {
+        let bytes = job.bytes();
+        if self.apply_bytes.load(Ordering::Relaxed) + bytes > APPLY_QUEUE_BYTES_MAX {
+            self.metrics.blocks_rejected.inc("overloaded");
+            return false;
+        }
+        // Counted before the applier can take it, so that its subtraction never comes first.
+        self.apply_bytes.fetch_add(bytes, Ordering::Relaxed);
         match self.apply_tx.try_send(job) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.metrics.blocks_rejected.inc("overloaded");
+            Err(e) => {
+                self.apply_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                if let TrySendError::Full(_) = e {
+                    self.metrics.blocks_rejected.inc("overloaded");
+                }
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
         }
     }
 
@@ -362,18 +462,29 @@ impl Actor {
                 ..
             } => {
                 self.peers.disconnected(&peer_id);
+                self.schedule.forget_peer(&peer_id);
+                if let Some(s) = self.serving.get_mut(&peer_id) {
+                    // Nobody to answer: what is being read is sent into the void.
+                    s.waiting.clear();
+                }
                 self.count_peers();
             }
-            SwarmEvent::IncomingConnectionError { error, .. } => {
-                if matches!(error, libp2p::swarm::ListenError::Denied { .. }) {
-                    self.metrics.connections_refused.inc();
-                    tracing::info!(error = %error, "refused a connection: peer not in genesis");
-                }
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                // Counted by reason; logged at debug only: a flood of refusals must not
+                // become a flood of log lines.
+                let reason = swarm::refusal_reason(&cause);
+                self.metrics.connections_refused.inc(reason);
+                tracing::debug!(from = %send_back_addr, reason, error = %cause, "refused an incoming connection");
             }
-            SwarmEvent::OutgoingConnectionError { error, .. } => {
-                if matches!(error, libp2p::swarm::DialError::Denied { .. }) {
-                    self.metrics.connections_refused.inc();
-                }
+            SwarmEvent::OutgoingConnectionError {
+                error: libp2p::swarm::DialError::Denied { cause },
+                ..
+            } => {
+                self.metrics.connections_refused.inc(swarm::refusal_reason(&cause));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -403,7 +514,7 @@ impl Actor {
             })) => match message {
                 request_response::Message::Request {
                     request, channel, ..
-                } => self.serve(request, channel),
+                } => self.serve(peer, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -415,13 +526,29 @@ impl Actor {
                 }
             },
             SwarmEvent::Behaviour(BehaviourEvent::Catchup(
-                request_response::Event::OutboundFailure { request_id, .. },
+                request_response::Event::OutboundFailure {
+                    request_id,
+                    peer,
+                    error,
+                    ..
+                },
             )) => {
                 if let Some((_, CatchupRequest::Blocks { department, .. })) =
                     self.requests.remove(&request_id)
                 {
-                    if let Ok(d) = DepartmentId::parse(&department) {
-                        self.schedule.fetch_done(&d);
+                    let Ok(d) = DepartmentId::parse(&department) else {
+                        return;
+                    };
+                    match error {
+                        // Asked for blocks it claimed, and silent: the liar's stall.
+                        request_response::OutboundFailure::Timeout => {
+                            self.unbacked(peer, d, "timeout");
+                        }
+                        // Gone, or not speaking the protocol: ask someone else, no blame.
+                        _ => {
+                            self.schedule.fetch_deferred(&d, peer, self.clock.instant());
+                            self.fetch(d);
+                        }
                     }
                 }
             }
@@ -429,39 +556,114 @@ impl Actor {
         }
     }
 
-    fn serve(&mut self, request: CatchupRequest, channel: ResponseChannel<CatchupResponse>) {
-        let response = match request {
-            CatchupRequest::Heads => match self.store.heads() {
-                Ok(h) => CatchupResponse::Heads(
-                    h.into_iter()
-                        .map(|(d, h)| (d.to_string(), h.height))
-                        .collect(),
-                ),
-                Err(e) => CatchupResponse::Error(e.to_string()),
-            },
-            CatchupRequest::Blocks { department, from } => {
-                self.metrics.catchup_requests_served.inc();
-                match DepartmentId::parse(&department) {
-                    Ok(d) => match self.store.blocks_from(
-                        &d,
-                        from,
-                        self.limits.catchup_blocks_max,
-                        self.limits.catchup_bytes_max,
-                    ) {
-                        Ok(blocks) => CatchupResponse::Blocks(
-                            blocks.into_iter().map(serde_bytes::ByteBuf::from).collect(),
-                        ),
-                        Err(e) => CatchupResponse::Error(e.to_string()),
-                    },
+    /// Answers a peer's catch-up request: heads at once (they are a few entries kept in
+    /// memory), blocks read from the store off the event loop, at most `SERVING_PER_PEER`
+    /// at a time per peer; a peer over its request rate, or with a full queue, is answered
+    /// busy.
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        request: CatchupRequest,
+        channel: ResponseChannel<CatchupResponse>,
+    ) {
+        if !self.peers.admit_request(peer, self.clock.instant()) {
+            self.busy(channel, "over this peer's catch-up request rate");
+            return;
+        }
+        match request {
+            CatchupRequest::Heads => {
+                let response = match self.store.heads() {
+                    Ok(h) => CatchupResponse::Heads(
+                        h.into_iter()
+                            .map(|(d, h)| (d.to_string(), h.height))
+                            .collect(),
+                    ),
                     Err(e) => CatchupResponse::Error(e.to_string()),
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .catchup()
+                    .send_response(channel, response);
+            }
+            CatchupRequest::Blocks { department, from } => {
+                let d = match DepartmentId::parse(&department) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .catchup()
+                            .send_response(channel, CatchupResponse::Error(e.to_string()));
+                        return;
+                    }
+                };
+                let serving = self.serving.entry(peer).or_default();
+                if serving.reading < SERVING_PER_PEER {
+                    serving.reading += 1;
+                    self.read_blocks(peer, d, from, channel);
+                } else if serving.waiting.len() < SERVE_QUEUE_PER_PEER {
+                    serving.waiting.push_back((d, from, channel));
+                } else {
+                    self.busy(channel, "too many catch-up requests waiting from this peer");
                 }
             }
-        };
+        }
+    }
+
+    fn busy(&mut self, channel: ResponseChannel<CatchupResponse>, why: &str) {
+        self.metrics.catchup_requests_refused.inc();
         let _ = self
             .swarm
             .behaviour_mut()
             .catchup()
-            .send_response(channel, response);
+            .send_response(channel, CatchupResponse::Error(format!("busy: {why}")));
+    }
+
+    /// Reads `dept`'s blocks from `from` on a blocking thread; the answer comes back to
+    /// the loop as `Served`.
+    fn read_blocks(
+        &mut self,
+        peer: PeerId,
+        dept: DepartmentId,
+        from: u64,
+        channel: ResponseChannel<CatchupResponse>,
+    ) {
+        self.metrics.catchup_requests_served.inc();
+        let (store, tx) = (self.store.clone(), self.served_tx.clone());
+        let (blocks_max, bytes_max) = (self.limits.catchup_blocks_max, self.limits.catchup_bytes_max);
+        tokio::task::spawn_blocking(move || {
+            let response = match store.blocks_from(&dept, from, blocks_max, bytes_max) {
+                Ok(blocks) => CatchupResponse::Blocks(
+                    blocks.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                ),
+                Err(e) => CatchupResponse::Error(e.to_string()),
+            };
+            let _ = tx.send(Served {
+                peer,
+                channel,
+                response,
+            });
+        });
+    }
+
+    /// A catch-up answer is read: send it, and start the peer's next waiting request.
+    fn served(&mut self, s: Served) {
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .catchup()
+            .send_response(s.channel, s.response);
+        let Some(serving) = self.serving.get_mut(&s.peer) else {
+            return;
+        };
+        serving.reading = serving.reading.saturating_sub(1);
+        if let Some((d, from, channel)) = serving.waiting.pop_front() {
+            serving.reading += 1;
+            self.read_blocks(s.peer, d, from, channel);
+        } else if serving.reading == 0 {
+            self.serving.remove(&s.peer);
+        }
     }
 
     fn response(&mut self, peer: PeerId, req: CatchupRequest, response: CatchupResponse) {
@@ -473,16 +675,30 @@ impl Actor {
                 for (d, height) in wire::known_heads(&self.net, heads) {
                     let ours = self.store.head(&d).map_or(0, |h| h.height);
                     if height > ours {
-                        self.fetch(peer, d);
+                        self.schedule.claim(&d, peer, height);
+                        self.fetch(d);
                     }
                 }
             }
-            (CatchupRequest::Blocks { department, .. }, CatchupResponse::Blocks(blocks)) => {
+            (
+                CatchupRequest::Blocks { department, from },
+                CatchupResponse::Blocks(blocks),
+            ) => {
                 let Ok(d) = DepartmentId::parse(&department) else {
                     return;
                 };
-                let Some(blocks) = wire::catchup_batch(blocks, &self.limits) else {
-                    self.schedule.fetch_done(&d);
+                if blocks.is_empty() {
+                    // Nothing from `from` on, yet it claimed at least that far.
+                    if self.schedule.claimed(&d, &peer).is_some_and(|c| c >= from) {
+                        self.unbacked(peer, d, "no_blocks");
+                    } else {
+                        self.schedule.fetch_done(&d, &peer);
+                    }
+                    return;
+                }
+                let Some(blocks) = wire::catchup_batch(blocks) else {
+                    // More than it may send: not what was asked for.
+                    self.unbacked(peer, d, "oversized");
                     return;
                 };
                 let job = ApplyJob::Catchup {
@@ -491,12 +707,14 @@ impl Actor {
                     blocks,
                 };
                 if !self.submit(job) {
-                    self.schedule.fetch_done(&d);
+                    self.schedule.fetch_done(&d, &peer);
                 }
             }
             (CatchupRequest::Blocks { department, .. }, _) => {
+                // An error answer (the peer is busy, or its store failed): ask another.
                 if let Ok(d) = DepartmentId::parse(&department) {
-                    self.schedule.fetch_done(&d);
+                    self.schedule.fetch_deferred(&d, peer, self.clock.instant());
+                    self.fetch(d);
                 }
             }
             _ => {}
@@ -515,7 +733,7 @@ mod tests {
     async fn the_handle_never_blocks_the_producer() {
         let t = TestLedger::new();
         let block = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
-        let (handle, NetInbox { rx: mut inbox, .. }) = channel();
+        let (handle, NetInbox { rx: mut inbox, .. }) = channel(crate::clock::system());
         for _ in 0..COMMANDS_MAX + 10 {
             handle.publish_block(&block);
         }

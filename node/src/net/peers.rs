@@ -17,6 +17,10 @@ use libp2p::{Multiaddr, PeerId};
 pub(crate) const PENALTY_DISCONNECT: u32 = 10;
 /// How long a peer that reached `PENALTY_DISCONNECT` is refused.
 pub(crate) const PENALTY_BAN: Duration = Duration::from_secs(60);
+/// Catch-up requests a peer may send per second, on average…
+pub(crate) const REQUESTS_PER_SEC: f64 = 20.0;
+/// …and at once (a node catching up asks for every department on its first tick).
+pub(crate) const REQUESTS_BURST: f64 = 100.0;
 
 #[derive(Debug)]
 pub(crate) struct Peers {
@@ -25,6 +29,10 @@ pub(crate) struct Peers {
     connected: HashMap<PeerId, (Multiaddr, Instant)>,
     penalties: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
+    /// Each peer's catch-up request allowance: tokens left, and when last counted. Kept
+    /// across reconnections (a fresh burst per connection would be no limit); only genesis
+    /// peers connect, so it holds a few entries.
+    allowance: HashMap<PeerId, (f64, Instant)>,
 }
 
 impl Peers {
@@ -45,6 +53,7 @@ impl Peers {
             connected: HashMap::new(),
             penalties: HashMap::new(),
             banned: HashMap::new(),
+            allowance: HashMap::new(),
         }
     }
 
@@ -59,6 +68,24 @@ impl Peers {
     /// The peer's last connection closed.
     pub(crate) fn disconnected(&mut self, peer: &PeerId) {
         self.connected.remove(peer);
+    }
+
+    /// Whether `peer` may have one more catch-up request served at `now`: a token bucket
+    /// of `REQUESTS_BURST`, refilled at `REQUESTS_PER_SEC`, per peer.
+    pub(crate) fn admit_request(&mut self, peer: PeerId, now: Instant) -> bool {
+        let (tokens, last) = self
+            .allowance
+            .entry(peer)
+            .or_insert((REQUESTS_BURST, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * REQUESTS_PER_SEC;
+        *tokens = (*tokens + refill).min(REQUESTS_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
@@ -154,6 +181,24 @@ mod tests {
         assert!(!p.is_banned(&bad));
         // Points were forgiven with the ban: one more is one point, not a ban.
         assert!(!p.penalise(bad, later));
+    }
+
+    #[test]
+    fn catch_up_requests_are_rate_limited_per_peer() {
+        let (mut p, _f) = peers();
+        let (greedy, other) = (random_peer(), random_peer());
+        let t0 = Instant::now();
+        let burst = REQUESTS_BURST as usize;
+        let admitted = (0..burst * 2).filter(|_| p.admit_request(greedy, t0)).count();
+        assert_eq!(admitted, burst, "the burst, then nothing");
+        assert!(p.admit_request(other, t0), "another peer has its own allowance");
+        // A second refills REQUESTS_PER_SEC requests.
+        let t1 = t0 + Duration::from_secs(1);
+        let refilled = (0..burst).filter(|_| p.admit_request(greedy, t1)).count();
+        assert_eq!(refilled, REQUESTS_PER_SEC as usize);
+        // Reconnecting does not bring a fresh burst.
+        p.disconnected(&greedy);
+        assert!(!p.admit_request(greedy, t1));
     }
 
     #[test]

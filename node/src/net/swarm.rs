@@ -3,7 +3,8 @@
 //! and reading the configured listen and bootstrap addresses.
 //!
 //! It must never let a peer that genesis does not name past the allow-list: the allow-list
-//! is the first behaviour, so such a peer is refused before anything else sees it.
+//! comes right after the pending-handshake gate (which only counts handshakes per source,
+//! before any peer id is known), so such a peer is refused before anything else sees it.
 
 use std::time::Duration;
 
@@ -23,14 +24,22 @@ const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 /// gossipsub messages in one RPC frame.
 const GOSSIP_MESSAGES_PER_RPC_MAX: usize = 64;
 const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(500);
-/// A catch-up answer is at most `catchup_bytes_max` of blocks; this is ample to send it.
-const CATCHUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A catch-up answer is at most `catchup_bytes_max` of blocks (8 MiB by default: under a
+/// second on any link between departments). A peer silent this long has not backed the
+/// head it claimed, and another is asked (`schedule`).
+pub(crate) const CATCHUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP connect, Noise handshake and Yamux negotiation together; a stranger that opens
+/// connections and never speaks holds a pending slot this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Peers are few and known: an idle connection stays up for an hour.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
-    /// First, so that peers outside genesis are refused before anything else sees them.
+    /// Handshakes under way per source address, before any peer id is known.
+    gate: super::gate::PendingGate,
+    /// Right after, so that peers outside genesis are refused before anything else sees
+    /// them.
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
@@ -56,6 +65,18 @@ impl Behaviour {
     /// Accepts `peer` again once its ban is over.
     pub(crate) fn readmit(&mut self, peer: PeerId) {
         self.allow.allow_peer(peer);
+    }
+}
+
+/// Why a connection was refused, as the `huren_net_connections_refused_total` label.
+pub(crate) fn refusal_reason(cause: &libp2p::swarm::ConnectionDenied) -> &'static str {
+    if cause.downcast_ref::<super::gate::TooManyPending>().is_some() {
+        "pending_per_source"
+    } else if cause.downcast_ref::<connection_limits::Exceeded>().is_some() {
+        "limit"
+    } else {
+        // The allow-list: not in genesis, or banned for a while.
+        "not_in_genesis"
     }
 }
 
@@ -90,7 +111,7 @@ pub fn build_swarm(
         .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
         .with_max_established(Some(limits.connections_max))
         .with_max_pending_incoming(Some(limits.connections_max));
-    let codec = wire::catchup_codec(limits);
+    let codec = wire::catchup_codec();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -115,6 +136,7 @@ pub fn build_swarm(
                 request_response::Config::default().with_request_timeout(CATCHUP_REQUEST_TIMEOUT),
             );
             Ok(Behaviour {
+                gate: super::gate::PendingGate::default(),
                 allow,
                 limits: connection_limits::Behaviour::new(conn_limits),
                 gossipsub,
@@ -123,6 +145,7 @@ pub fn build_swarm(
         })
         .map_err(|e| anyhow::anyhow!("building behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_connection_timeout(HANDSHAKE_TIMEOUT)
         .build();
     Ok(swarm)
 }

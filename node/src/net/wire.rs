@@ -9,7 +9,6 @@ use huren_core::{Block, DepartmentId, Equivocation, EvidenceError, Network};
 use libp2p::request_response;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Limits;
 
 /// The gossipsub topic of new blocks and equivocation evidence.
 pub const TOPIC: &str = "huren/1";
@@ -43,14 +42,19 @@ pub enum CatchupResponse {
     Error(String),
 }
 
+/// The protocol's bounds on a catch-up answer, whatever a node's limits say: every node's
+/// `catchup_blocks_max` and `catchup_bytes_max` must lie within them (`Config::validate`),
+/// so that an answer a peer was configured to send is never taken for a lie here.
+pub const CATCHUP_BLOCKS_MAX: usize = 256;
+pub const CATCHUP_BYTES_MAX: usize = 32 * 1024 * 1024;
+
 /// The catch-up codec, bounded on both sides: requests by `CATCHUP_REQUEST_BYTES_MAX`,
-/// answers by `catchup_bytes_max` plus framing. Longer input fails to decode.
-pub(crate) fn catchup_codec(
-    limits: &Limits,
-) -> request_response::cbor::codec::Codec<CatchupRequest, CatchupResponse> {
+/// answers by the protocol's `CATCHUP_BYTES_MAX` plus framing (a peer may be configured
+/// to send more than this node would). Longer input fails to decode.
+pub(crate) fn catchup_codec() -> request_response::cbor::codec::Codec<CatchupRequest, CatchupResponse> {
     request_response::cbor::codec::Codec::default()
         .set_request_size_maximum(CATCHUP_REQUEST_BYTES_MAX)
-        .set_response_size_maximum(limits.catchup_bytes_max as u64 + CATCHUP_FRAMING_BYTES)
+        .set_response_size_maximum(CATCHUP_BYTES_MAX as u64 + CATCHUP_FRAMING_BYTES)
 }
 
 /// The gossip message that carries a block.
@@ -120,13 +124,11 @@ pub(crate) fn known_heads(net: &Network, heads: Vec<(String, u64)>) -> Vec<(Depa
         .collect()
 }
 
-/// The blocks of a catch-up answer, if the batch is within bounds: at least one block,
-/// and at most twice the batch this node serves (a peer may be configured larger).
-pub(crate) fn catchup_batch(
-    blocks: Vec<serde_bytes::ByteBuf>,
-    limits: &Limits,
-) -> Option<Vec<Vec<u8>>> {
-    if blocks.is_empty() || blocks.len() > limits.catchup_blocks_max.max(1) * 2 {
+/// The blocks of a catch-up answer, if the batch is within the protocol's bounds: at
+/// least one block, at most `CATCHUP_BLOCKS_MAX` (a peer may be configured larger than
+/// this node, never larger than that).
+pub(crate) fn catchup_batch(blocks: Vec<serde_bytes::ByteBuf>) -> Option<Vec<Vec<u8>>> {
+    if blocks.is_empty() || blocks.len() > CATCHUP_BLOCKS_MAX {
         return None;
     }
     Some(blocks.into_iter().map(|b| b.into_vec()).collect())
@@ -221,25 +223,20 @@ mod tests {
 
     #[test]
     fn catchup_batches_are_bounded() {
-        let limits = Limits {
-            catchup_blocks_max: 3,
-            ..Limits::default()
-        };
         let batch = |n: usize| vec![serde_bytes::ByteBuf::from(vec![1u8]); n];
-        assert_eq!(catchup_batch(batch(0), &limits), None);
-        assert_eq!(catchup_batch(batch(1), &limits), Some(vec![vec![1u8]]));
-        assert_eq!(catchup_batch(batch(6), &limits).map(|b| b.len()), Some(6));
-        assert_eq!(catchup_batch(batch(7), &limits), None);
+        assert_eq!(catchup_batch(batch(0)), None);
+        assert_eq!(catchup_batch(batch(1)), Some(vec![vec![1u8]]));
+        assert_eq!(
+            catchup_batch(batch(CATCHUP_BLOCKS_MAX)).map(|b| b.len()),
+            Some(CATCHUP_BLOCKS_MAX)
+        );
+        assert_eq!(catchup_batch(batch(CATCHUP_BLOCKS_MAX + 1)), None);
     }
 
     #[test]
     fn catchup_codec_round_trips_and_refuses_oversized_answers() {
-        let limits = Limits {
-            catchup_bytes_max: 1024,
-            ..Limits::default()
-        };
         let protocol = StreamProtocol::new(CATCHUP_PROTOCOL);
-        let mut codec = catchup_codec(&limits);
+        let mut codec = catchup_codec();
         let request = CatchupRequest::Blocks {
             department: GD.into(),
             from: 7,
@@ -266,7 +263,10 @@ mod tests {
         let small = write(&mut codec, answer(1000));
         let back = block_on(codec.read_response(&protocol, &mut futures::io::Cursor::new(small)));
         assert_eq!(back.expect("read"), answer(1000));
-        let big = write(&mut codec, answer(1024 + CATCHUP_FRAMING_BYTES as usize));
+        let big = write(
+            &mut codec,
+            answer(CATCHUP_BYTES_MAX + CATCHUP_FRAMING_BYTES as usize),
+        );
         let back = block_on(codec.read_response(&protocol, &mut futures::io::Cursor::new(big)));
         assert!(back.is_err(), "an answer past the bound must not decode");
     }
