@@ -11,7 +11,7 @@
 //!   (the store keeps the credentials of this department's own licences, nothing else);
 //! - `evidence`: every piece decodes and proves a conflict (two blocks at one height,
 //!   both signed by the department's key in genesis), stored under that department and
-//!   height;
+//!   height, at most `EVIDENCE_PER_DEPARTMENT_MAX` per department;
 //! - `meta`: the genesis hash is this network's, every key is one the store writes, the
 //!   licence count is the number of licences the chains issued, and each serial counter
 //!   of the own department lies past every serial its chain issued (else the next issue
@@ -432,11 +432,13 @@ impl Checker<'_> {
     /// blocks at one height, both signed by the department's key in genesis) and is
     /// stored under its own department and height.
     fn evidence(&mut self) -> anyhow::Result<()> {
+        let mut per_department: BTreeMap<DepartmentId, usize> = BTreeMap::new();
         for entry in self.store.evidence_entries() {
             let (key, bytes) = entry?;
             self.s.evidence += 1;
             match huren_core::Equivocation::decode(self.net, &bytes) {
                 Ok(ev) => {
+                    *per_department.entry(ev.department().clone()).or_default() += 1;
                     let expected = Store::chain_key(ev.department(), ev.height());
                     if key != expected {
                         self.mismatch(format!(
@@ -451,6 +453,14 @@ impl Checker<'_> {
                     "evidence stored under {} is not proof of an equivocation: {e}",
                     hex::encode(&key)
                 )),
+            }
+        }
+        let max = crate::store::EVIDENCE_PER_DEPARTMENT_MAX;
+        for (dept, held) in per_department {
+            if held > max {
+                self.mismatch(format!(
+                    "{held} pieces of evidence against {dept}; the store keeps at most {max}"
+                ));
             }
         }
         Ok(())
