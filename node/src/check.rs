@@ -702,8 +702,15 @@ impl Checker<'_> {
             if *top == 0 {
                 continue;
             }
-            for _ in 0..per_department.min(usize::try_from(*top).unwrap_or(usize::MAX)) {
-                let height = rng.gen_range(1..=*top);
+            // Every height when the sample would cover the chain, else a random draw.
+            let heights: Vec<u64> = if per_department as u64 >= *top {
+                (1..=*top).collect()
+            } else {
+                (0..per_department)
+                    .map(|_| rng.gen_range(1..=*top))
+                    .collect()
+            };
+            for height in heights {
                 let key = Store::chain_key(dept, height);
                 let Some(hash) = self.store.chain_hash_at(dept, height)? else {
                     self.mismatch(format!("{dept}#{height}: missing from the chain index"));
