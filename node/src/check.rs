@@ -11,10 +11,11 @@
 //!   (the store keeps the credentials of this department's own licences, nothing else);
 //! - `evidence`: every piece decodes and proves a conflict (two blocks at one height,
 //!   both signed by the department's key in genesis), stored under that department and
-//!   height;
-//! - `meta`: the genesis hash is this network's, every key is one the store writes, and
-//!   each serial counter of the own department lies past every serial its chain issued
-//!   (else the next issue would reuse a licence id).
+//!   height, at most `EVIDENCE_PER_DEPARTMENT_MAX` per department;
+//! - `meta`: the genesis hash is this network's, every key is one the store writes, the
+//!   licence count is the number of licences the chains issued, and each serial counter
+//!   of the own department lies past every serial its chain issued (else the next issue
+//!   would reuse a licence id).
 //!
 //! **Since a checkpoint** (`Options::since`: the heads an earlier check verified, as it
 //! printed them). The blocks appended after the checkpoint are validated exactly as the
@@ -431,11 +432,13 @@ impl Checker<'_> {
     /// blocks at one height, both signed by the department's key in genesis) and is
     /// stored under its own department and height.
     fn evidence(&mut self) -> anyhow::Result<()> {
+        let mut per_department: BTreeMap<DepartmentId, usize> = BTreeMap::new();
         for entry in self.store.evidence_entries() {
             let (key, bytes) = entry?;
             self.s.evidence += 1;
             match huren_core::Equivocation::decode(self.net, &bytes) {
                 Ok(ev) => {
+                    *per_department.entry(ev.department().clone()).or_default() += 1;
                     let expected = Store::chain_key(ev.department(), ev.height());
                     if key != expected {
                         self.mismatch(format!(
@@ -452,6 +455,14 @@ impl Checker<'_> {
                 )),
             }
         }
+        let max = crate::store::EVIDENCE_PER_DEPARTMENT_MAX;
+        for (dept, held) in per_department {
+            if held > max {
+                self.mismatch(format!(
+                    "{held} pieces of evidence against {dept}; the store keeps at most {max}"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -459,6 +470,7 @@ impl Checker<'_> {
     /// own department past the highest serial of its type in `issued`.
     fn meta(&mut self, issued: &BTreeMap<LicenceType, u64>) -> anyhow::Result<()> {
         let mut counters: BTreeMap<LicenceType, u64> = BTreeMap::new();
+        let mut counted = None;
         for entry in self.store.meta_entries() {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key).into_owned();
@@ -469,6 +481,14 @@ impl Checker<'_> {
                         hex::encode(&value),
                         self.net.hash()
                     ));
+                }
+            } else if name == crate::store::LICENCE_COUNT_KEY {
+                match <[u8; 8]>::try_from(value.as_slice()) {
+                    Ok(n) => counted = Some(u64::from_be_bytes(n)),
+                    Err(_) => self.mismatch(format!(
+                        "meta {name:?}: {} is not a licence count",
+                        hex::encode(&value)
+                    )),
                 }
             } else if let Some(t) = name.strip_prefix("serial/") {
                 let t = LicenceType::parse(t);
@@ -484,6 +504,20 @@ impl Checker<'_> {
                 }
             } else {
                 self.mismatch(format!("meta {name:?} is not a key the store writes"));
+            }
+        }
+        // The licence count, where the whole index was compared (a check since a
+        // checkpoint does not count the index).
+        if self.s.mode == "full" {
+            let entries = self.rebuilt.licences.len() as u64;
+            match counted {
+                Some(n) if n == entries => {}
+                Some(n) => self.mismatch(format!(
+                    "meta licence count is {n}, the chains give {entries} licences"
+                )),
+                None => self.mismatch(format!(
+                    "meta licence count is missing; the chains give {entries} licences"
+                )),
             }
         }
         for (t, max) in issued {
@@ -668,8 +702,15 @@ impl Checker<'_> {
             if *top == 0 {
                 continue;
             }
-            for _ in 0..per_department.min(usize::try_from(*top).unwrap_or(usize::MAX)) {
-                let height = rng.gen_range(1..=*top);
+            // Every height when the sample would cover the chain, else a random draw.
+            let heights: Vec<u64> = if per_department as u64 >= *top {
+                (1..=*top).collect()
+            } else {
+                (0..per_department)
+                    .map(|_| rng.gen_range(1..=*top))
+                    .collect()
+            };
+            for height in heights {
                 let key = Store::chain_key(dept, height);
                 let Some(hash) = self.store.chain_hash_at(dept, height)? else {
                     self.mismatch(format!("{dept}#{height}: missing from the chain index"));

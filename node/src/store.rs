@@ -18,7 +18,9 @@
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
 //! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
-//! - `meta`: `genesis` → genesis hash; `serial/<type>` → next serial (u64 BE).
+//! - `meta`: `genesis` → genesis hash; `serial/<type>` → next serial (u64 BE);
+//!   `licences` → entries in `licences` (u64 BE), kept with every block, because sled
+//!   counts a tree by reading all of it and a node opened with a large ledger must not.
 //!
 //! `chain`, `heads` and `licences` are indexes: `check::run` rebuilds them from `blocks`.
 //!
@@ -68,6 +70,8 @@ pub enum Corruption {
     Head(DepartmentId),
     #[error("serial counter of {0}")]
     Serial(LicenceType),
+    #[error("the licence count in meta is not a u64")]
+    LicenceCount,
     #[error("equivocation evidence: {0}")]
     Evidence(#[source] EvidenceError),
 }
@@ -81,12 +85,16 @@ pub struct Store {
     credentials: sled::Tree,
     evidence: sled::Tree,
     meta: sled::Tree,
-    /// Entries in `licences`, kept here because sled counts a tree by reading all of it.
+    /// Entries in `licences`, as `meta` `licences` holds it (sled counts a tree by reading
+    /// all of it).
     licence_count: std::sync::atomic::AtomicU64,
     /// Tests make the next flush fail, as a disk that reports an fsync error would.
     #[cfg(test)]
     fail_next_flush: std::sync::atomic::AtomicBool,
 }
+
+/// `meta` key of the number of entries in `licences`.
+pub(crate) const LICENCE_COUNT_KEY: &str = "licences";
 
 fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(dept.as_str().len() + 9);
@@ -234,10 +242,23 @@ impl Store {
             #[cfg(test)]
             fail_next_flush: std::sync::atomic::AtomicBool::new(false),
         };
-        store.licence_count.store(
-            store.licences.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        // A data directory written before the count was kept: count once, keep it.
+        let count = match store.meta.get(LICENCE_COUNT_KEY)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| Corruption::LicenceCount)?,
+            ),
+            None => {
+                let n = store.licences.len() as u64;
+                store.meta.insert(LICENCE_COUNT_KEY, &n.to_be_bytes())?;
+                store.db.flush()?;
+                n
+            }
+        };
+        store
+            .licence_count
+            .store(count, std::sync::atomic::Ordering::Relaxed);
         match store.meta.get("genesis")? {
             Some(h) if h.as_ref() != net.hash().0 => {
                 return Err(StoreError::WrongNetwork {
@@ -268,6 +289,12 @@ impl Store {
         let bytes = block.encode();
         let head = encode_head(&v.head());
         let ck = chain_key(block.department(), block.height());
+        // Licences this block issues (its changes to licences first seen at its height).
+        let issued = v
+            .changes()
+            .iter()
+            .filter(|(_, s)| s.issued_height == block.height())
+            .count() as u64;
         let states: Vec<(String, [u8; 66])> = v
             .changes()
             .iter()
@@ -295,6 +322,17 @@ impl Store {
                     for (t, next) in serials {
                         meta.insert(format!("serial/{t}").as_bytes(), &next.to_be_bytes())?;
                     }
+                    if issued > 0 {
+                        let count = match meta.get(LICENCE_COUNT_KEY)? {
+                            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                                ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                    Corruption::LicenceCount,
+                                ))
+                            })?),
+                            None => 0,
+                        };
+                        meta.insert(LICENCE_COUNT_KEY, &(count + issued).to_be_bytes())?;
+                    }
                     Ok(())
                 },
             );
@@ -303,13 +341,8 @@ impl Store {
             TransactionError::Storage(e) => StoreError::Sled(e),
         })?;
         self.flush_block()?;
-        let issued = v
-            .changes()
-            .iter()
-            .filter(|(_, s)| s.issued_height == block.height())
-            .count();
         self.licence_count
-            .fetch_add(issued as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(issued, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -259,7 +259,7 @@ async fn evidence_that_proves_no_conflict_fails() {
     let own = huren_genesis::keys::read_issuer_key(&f.dir.issuer_key("gd.transport"))
         .expect("key")
         .1;
-    let second = header.sign(&own);
+    let second = header.clone().sign(&own);
     let real = evidence(&block, &second);
     assert!(huren_core::Equivocation::decode(&net, &real).is_ok());
     f.store.corrupt("evidence", &key, None);
@@ -276,6 +276,27 @@ async fn evidence_that_proves_no_conflict_fails() {
     let s = full(&f, &*clock);
     passes(&s);
     assert_eq!(s.evidence, 1);
+    // More pieces against one department than the store ever keeps.
+    let max = crate::store::EVIDENCE_PER_DEPARTMENT_MAX as u64;
+    for height in 2..=max + 1 {
+        let mut h = header.clone();
+        h.height = height;
+        let a = h.clone().sign(&own);
+        h.time_ms += 1;
+        let b = h.sign(&own);
+        f.store.corrupt(
+            "evidence",
+            &Store::chain_key(&gd(), height),
+            Some(&evidence(&a, &b)),
+        );
+    }
+    fails_with(
+        &full(&f, &*clock),
+        &format!(
+            "{} pieces of evidence against gd.transport; the store keeps at most {max}",
+            max + 1
+        ),
+    );
 }
 
 #[tokio::test]
@@ -293,6 +314,16 @@ async fn metadata_out_of_step_with_the_chains_fails() {
     fails_with(&full(&f, &*clock), "serial counter of mvdl is missing");
     f.store
         .corrupt("meta", b"serial/mvdl", Some(&4u64.to_be_bytes()));
+    passes(&full(&f, &*clock));
+    // A licence count the chains do not give.
+    f.store
+        .corrupt("meta", b"licences", Some(&7u64.to_be_bytes()));
+    fails_with(
+        &full(&f, &*clock),
+        "meta licence count is 7, the chains give 3 licences",
+    );
+    f.store
+        .corrupt("meta", b"licences", Some(&3u64.to_be_bytes()));
     passes(&full(&f, &*clock));
     // Keys the store never writes, and another network's genesis.
     f.store.corrupt("meta", b"owner", Some(b"me"));
