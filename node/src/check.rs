@@ -62,11 +62,25 @@ pub struct Summary {
     /// The heads this check verified, to pass as `--since` to a later check.
     pub checkpoint: String,
     pub mismatches: Vec<String>,
+    /// What is lost but not corrupt: the check still passes. Licences this department
+    /// issued whose credential this data directory does not hold (it was restored, or its
+    /// chain came back from peers: the ledger is whole, the personal data never left the
+    /// issuing node), so their QR codes cannot be shown again from here.
+    pub missing_credentials: Vec<String>,
+    /// All of them, listed or not.
+    pub missing_credentials_count: u64,
 }
 
 impl Summary {
     pub fn ok(&self) -> bool {
         self.mismatches.is_empty()
+    }
+
+    fn missing_credential(&mut self, id: &LicenceId) {
+        if self.missing_credentials.len() < MISMATCHES_LISTED_MAX {
+            self.missing_credentials.push(id.to_string());
+        }
+        self.missing_credentials_count += 1;
     }
 
     fn mismatch(&mut self, m: String) {
@@ -328,12 +342,9 @@ impl Checker<'_> {
                 .filter(|id| id.department() == own && !with_credential.contains(*id))
                 .collect();
             missing.sort();
-            let missing: Vec<String> = missing.iter().map(|id| id.to_string()).collect();
-            for id in missing {
-                self.mismatch(format!(
-                    "credential of {id} is missing: this node issued it (its chain says so) but \
-                     the credentials tree does not hold it"
-                ));
+            let missing: Vec<LicenceId> = missing.into_iter().cloned().collect();
+            for id in &missing {
+                self.s.missing_credential(id);
             }
         }
 
@@ -675,10 +686,7 @@ impl Checker<'_> {
     /// The stored credential of `id`, a licence this node issued with `commitment`.
     fn credential_of(&mut self, id: &LicenceId, commitment: Hash32) -> anyhow::Result<()> {
         match self.store.credential(id)? {
-            None => self.mismatch(format!(
-                "credential of {id} is missing: this node issued it (its chain says so) but the \
-                 credentials tree does not hold it"
-            )),
+            None => self.s.missing_credential(id),
             Some(cose) => {
                 self.stored_credential(&id.to_string(), &cose, |_| Some(commitment));
             }

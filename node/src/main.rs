@@ -315,6 +315,15 @@ fn check_cmd(a: CheckArgs) -> ExitCode {
                 for m in &s.mismatches {
                     println!("  mismatch: {m}");
                 }
+                if s.missing_credentials_count > 0 {
+                    println!(
+                        "  note: {} licences this department issued have no stored credential here \
+                         (a restored data directory, or its chain fetched from peers): the ledger is \
+                         whole, but their QR codes cannot be shown again from this node; first: {}",
+                        s.missing_credentials_count,
+                        s.missing_credentials.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    );
+                }
             }
             if s.ok() {
                 ExitCode::SUCCESS

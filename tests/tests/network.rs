@@ -318,5 +318,14 @@ fn department_restored_from_nothing_catches_up_before_signing() -> anyhow::Resul
             "the restored node forked its chain: {ev}"
         );
     }
+    // Its ledger is whole again; only the credentials of the three licences it issued
+    // before the loss are gone (they never left the node): check passes and says so.
+    gd.stop()?;
+    let (ok, out) = huren_tests::check(&gd_cfg)?;
+    assert!(ok, "check of the restored data directory failed:\n{out}");
+    assert!(
+        out.contains("3 licences this department issued have no stored credential"),
+        "{out}"
+    );
     Ok(())
 }
