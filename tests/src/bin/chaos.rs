@@ -39,6 +39,10 @@ struct Args {
     /// Print only one line per seed.
     #[arg(long)]
     quiet: bool,
+    /// Instead of the drawn faults, one partition of the two regions lasting this many
+    /// seconds (the fault phase is made long enough).
+    #[arg(long)]
+    long_partition_secs: Option<u64>,
     /// Print the seeds' plans and exit, running nothing.
     #[arg(long)]
     plan_only: bool,
@@ -65,16 +69,20 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.seed.clone()
     };
+    let plan = |seed: u64| match args.long_partition_secs {
+        Some(s) => chaos::plan::Plan::long_partition(seed, Duration::from_secs(s)),
+        None => chaos::plan::Plan::draw(seed, opts.phase),
+    };
     if args.plan_only {
         for &seed in &seeds {
-            print!("{}", chaos::plan::Plan::draw(seed, opts.phase));
+            print!("{}", plan(seed));
         }
         return Ok(());
     }
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for &seed in &seeds {
-        match chaos::run(seed, &opts) {
+        match chaos::run_plan(&plan(seed), &opts) {
             Ok(o) => {
                 if opts.verbose || !o.passed() {
                     print!("{}", o.report());

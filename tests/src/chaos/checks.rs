@@ -36,13 +36,13 @@ pub fn heads_at(client: &reqwest::blocking::Client, url: &str) -> anyhow::Result
         .collect())
 }
 
-/// Polls every node's heads until they are identical (returns when), or `deadline`
-/// passes (returns what each node last said).
+/// Polls every node's heads until they are identical (returns when, and the heads), or
+/// `deadline` passes (returns what each node last said).
 pub fn converge(
     client: &reqwest::blocking::Client,
     urls: &[String],
     deadline: Instant,
-) -> Result<Instant, Vec<Result<Heads, String>>> {
+) -> Result<(Instant, Heads), Vec<Result<Heads, String>>> {
     loop {
         let all: Vec<Result<Heads, String>> = urls
             .iter()
@@ -50,7 +50,7 @@ pub fn converge(
             .collect();
         if let Some(Ok(first)) = all.first() {
             if all.iter().all(|h| h.as_ref().ok() == Some(first)) {
-                return Ok(Instant::now());
+                return Ok((Instant::now(), first.clone()));
             }
         }
         if Instant::now() > deadline {

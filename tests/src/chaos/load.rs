@@ -40,6 +40,8 @@ pub struct Ack {
     pub licence: String,
     pub node: usize,
     pub block: BlockRef,
+    /// When the answer came.
+    pub at: Instant,
 }
 
 /// One revocation's arrival at one node.
@@ -186,6 +188,7 @@ pub fn issue_loop(
                     licence: a.licence_id.to_string(),
                     node,
                     block: block_ref(&a.block),
+                    at: Instant::now(),
                 }),
                 Err(e) => record.refused(format!("201 unreadable: {e}")),
             },
@@ -351,6 +354,7 @@ fn revoke_one(
                             licence: licence.clone(),
                             node,
                             block: block_ref(&a.block),
+                            at,
                         });
                         return Some((licence, node, at));
                     }

@@ -214,8 +214,11 @@ const PROBE_GRACE: Duration = Duration::from_millis(1500);
 
 /// The harness checking itself: a partition of `a` from `b` (both ways or one way, `a`'s
 /// packets to `b` are dropped) must stop `b` from learning anything new of `a`'s chains
-/// between `from` and `to` while `a` goes on issuing. Nodes that do not answer (killed,
-/// link down) are left out; the view of `b` is the highest height any of its nodes holds.
+/// between `from` and `to` while `a` goes on issuing. The view of `b` is the highest
+/// height any of its nodes holds. The probe only judges when every node of `b` answered
+/// both looks (a node of `b` that was down or cut off at the first look could come back
+/// with what it knew before the partition); otherwise it says it could not judge. Other
+/// faults beginning or ending in between cannot open this partition's cut.
 #[allow(clippy::too_many_arguments)]
 fn probe_partition(
     k: usize,
@@ -225,16 +228,28 @@ fn probe_partition(
     urls: &[String],
     from: Instant,
     to: Instant,
+    end: Instant,
     record: &Record,
 ) -> String {
-    let http = load::http(Duration::from_millis(500));
+    let http = load::http(Duration::from_secs(2));
+    // department of a → (highest height a's own node holds, highest height b holds), and
+    // whether every node of b that is up answered.
     let look = |at: Instant| {
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
-        // department → (highest height a's own node holds, highest height b holds).
         let mut view: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for (group, side) in [(a, 0), (b, 1)] {
+        let mut complete = true;
+        // The cut-off side first: its look must end before the partition does.
+        let mut b_done = Instant::now();
+        for (group, side) in [(b, 1), (a, 0)] {
+            if side == 0 {
+                b_done = Instant::now();
+            }
             for &i in group {
-                for (dept, height, _) in checks::heads_at(&http, &urls[i]).unwrap_or_default() {
+                let heads = checks::heads_at(&http, &urls[i]);
+                if side == 1 && heads.is_err() {
+                    complete = false;
+                }
+                for (dept, height, _) in heads.unwrap_or_default() {
                     let is_a = a.iter().any(|&j| names[j] == dept);
                     if !is_a || (side == 0 && names[i] != dept) {
                         continue;
@@ -248,10 +263,16 @@ fn probe_partition(
                 }
             }
         }
-        view
+        (view, complete, b_done)
     };
-    let before = look(from);
-    let after = look(to);
+    let (before, complete_before, _) = look(from);
+    let (after, complete_after, b_done) = look(to);
+    if !complete_before || !complete_after {
+        return "could not judge (a node of the cut-off side did not answer)".into();
+    }
+    if b_done >= end {
+        return "could not judge (the nodes answered after the partition ended)".into();
+    }
     let mut seen_text = Vec::new();
     for (dept, &(own, seen)) in &after {
         let Some(&(own0, seen0)) = before.get(dept) else {
@@ -488,14 +509,15 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
             if f.lasts >= PROBE_GRACE + Duration::from_secs(1) {
                 let names: Vec<&'static str> = plan.nodes.iter().map(|p| p.name).collect();
                 let (a, b, urls, rec) = (a.clone(), b.clone(), urls.clone(), record.clone());
-                let (from, to) = (
+                let (from, to, end) = (
                     t0 + f.at + PROBE_GRACE,
-                    t0 + f.ends() - Duration::from_millis(300),
+                    t0 + f.ends() - Duration::from_millis(500),
+                    t0 + f.ends(),
                 );
                 probes.push((
                     k,
                     std::thread::spawn(move || {
-                        probe_partition(k, &names, &a, &b, &urls, from, to, &rec)
+                        probe_partition(k, &names, &a, &b, &urls, from, to, end, &rec)
                     }),
                 ));
             }
@@ -544,8 +566,16 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
     }
     let quiet = last_heal.max(Instant::now());
     let http = load::http(Duration::from_secs(3));
+    let mut diagnosis = String::new();
     let convergence = match checks::converge(&http, &urls, quiet + CONVERGENCE_MAX) {
-        Ok(at) => Some(at.saturating_duration_since(quiet)),
+        Ok((at, heads)) => {
+            let _ = writeln!(
+                diagnosis,
+                "heads identical at {:.3} s: {heads:?}",
+                at.saturating_duration_since(t0).as_secs_f64()
+            );
+            Some(at.saturating_duration_since(quiet))
+        }
         Err(last) => {
             let mut s = format!(
                 "heads not identical {} s after the last heal and the end of load:",
@@ -624,6 +654,31 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
     };
     if keep {
         std::fs::write(dir.join("outcome.txt"), outcome.report())?;
+        // What was acknowledged when, and every data directory, for the diagnosis.
+        let mut acks: Vec<(&str, &load::Ack)> = issued
+            .iter()
+            .map(|a| ("issue", a))
+            .chain(revoked.iter().map(|a| ("revoke", a)))
+            .collect();
+        acks.sort_by_key(|(_, a)| a.at);
+        for (kind, a) in acks {
+            let _ = writeln!(
+                diagnosis,
+                "{:9.3} s  {kind:<6} {:<28} at {:<13} in {}#{} {}",
+                a.at.saturating_duration_since(t0).as_secs_f64(),
+                a.licence,
+                plan.nodes[a.node].name,
+                a.block.department,
+                a.block.height,
+                a.block.hash
+            );
+        }
+        std::fs::write(dir.join("acks.txt"), &diagnosis)?;
+        let _ = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(net.0.dir.path())
+            .arg(dir.join("network"))
+            .status();
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }

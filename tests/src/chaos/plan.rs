@@ -230,6 +230,26 @@ impl Plan {
         }
     }
 
+    /// The scenario of `seed` (its load, offsets and slow link) with its faults replaced by
+    /// one partition of the two regions lasting `lasts`, from 2 s into the phase: for
+    /// asking how the network heals after a long cut, which the drawn plans (2–8 s cuts)
+    /// do not.
+    pub fn long_partition(seed: u64, lasts: Duration) -> Self {
+        let mut plan = Self::draw(seed, lasts + Duration::from_secs(6));
+        let n = plan.nodes.len();
+        let (a, b) = (0..n).partition(|&i| NODES[i].starts_with("gd."));
+        plan.faults = vec![Fault {
+            at: Duration::from_secs(2),
+            lasts,
+            kind: FaultKind::Partition {
+                a,
+                b,
+                one_way: false,
+            },
+        }];
+        plan
+    }
+
     /// When the last fault ends (the last heal), from the phase start.
     pub fn last_heal(&self) -> Duration {
         self.faults
