@@ -161,7 +161,7 @@ impl Outcome {
     pub fn summary(&self) -> String {
         let all = self.delays(false);
         format!(
-            "seed {:>4}: {}  {:>4} issued, {:>2} revoked; heads identical {} after the last heal; \
+            "seed {:>4}: {}  {:>4} issued, {:>2} revoked; heads identical {} after the last heal (or end of load); \
              revocation arrival p50 {} p99 {} max {} (n={}){}",
             self.seed,
             if self.passed() { "PASS" } else { "FAIL" },
@@ -567,6 +567,7 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
     let quiet = last_heal.max(Instant::now());
     let http = load::http(Duration::from_secs(3));
     let mut diagnosis = String::new();
+    let mut agreed = None;
     let convergence = match checks::converge(&http, &urls, quiet + CONVERGENCE_MAX) {
         Ok((at, heads)) => {
             let _ = writeln!(
@@ -574,6 +575,7 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
                 "heads identical at {:.3} s: {heads:?}",
                 at.saturating_duration_since(t0).as_secs_f64()
             );
+            agreed = Some((Instant::now(), heads));
             Some(at.saturating_duration_since(quiet))
         }
         Err(last) => {
@@ -588,6 +590,34 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
             None
         }
     };
+    // A request the client gave up on (a timeout) may still be carried out by its node
+    // after the heads agreed: look again a moment later, and if a block came after all,
+    // it too must reach every node within the bound.
+    if let Some((settled, first)) = agreed {
+        std::thread::sleep(Duration::from_secs(1));
+        match checks::converge(&http, &urls, settled + CONVERGENCE_MAX) {
+            Ok((_, heads)) if heads == first => {}
+            Ok((at, heads)) => {
+                let _ = writeln!(
+                    diagnosis,
+                    "heads moved after they agreed (a late request); identical again at {:.3} s: {heads:?}",
+                    at.saturating_duration_since(t0).as_secs_f64()
+                );
+                notes.push("a block was cut after the heads had agreed (a request the harness had given up on); the heads agreed again".into());
+            }
+            Err(last) => {
+                let mut s = format!(
+                    "heads agreed, then a block came (a request the harness had given up on) and \
+                     the heads were not identical {} s later:",
+                    CONVERGENCE_MAX.as_secs()
+                );
+                for (i, h) in last.iter().enumerate() {
+                    let _ = write!(s, "\n      {}: {:?}", plan.nodes[i].name, h);
+                }
+                failures.push(s);
+            }
+        }
+    }
     stop_revoking.store(true, Ordering::Relaxed);
     let _ = revoker.join();
     for (k, p) in probes {
