@@ -114,13 +114,16 @@ fn short(h: &str) -> &str {
 }
 
 /// Reads every node's data directory (`dirs[i]` of node `names[i]`, stopped) and returns
-/// every violation found (at most a few of each kind, then a count).
+/// every violation found (at most a few of each kind, then a count). `agreed`: the heads
+/// every node reported when they last agreed; what lies beyond them goes to `notes`.
 pub fn data_directories(
     names: &[&str],
     dirs: &[std::path::PathBuf],
     net: &huren_core::Network,
     issued: &[Ack],
     revoked: &[Ack],
+    agreed: Option<&Heads>,
+    notes: &mut Vec<String>,
 ) -> Vec<String> {
     let mut failures = Vec::new();
     let mut chains = Vec::new();
@@ -150,21 +153,65 @@ pub fn data_directories(
             }
         }
     }
-    if let Some((first_name, first)) = chains.first() {
-        for (name, c) in &chains[1..] {
-            for (dept, hashes) in &first.hashes {
-                let other = c.hashes.get(dept).map(Vec::as_slice).unwrap_or_default();
-                if let Some(h) =
-                    (0..hashes.len().max(other.len())).find(|&k| hashes.get(k) != other.get(k))
-                {
+    // No two nodes hold different blocks at one height.
+    for (x, (name_a, a)) in chains.iter().enumerate() {
+        for (name_b, b) in &chains[x + 1..] {
+            for (dept, ha) in &a.hashes {
+                let hb = b.hashes.get(dept).map(Vec::as_slice).unwrap_or_default();
+                if let Some(k) = (0..ha.len().min(hb.len())).find(|&k| ha[k] != hb[k]) {
                     failures.push(format!(
-                        "{dept}#{}: {first_name} holds {} (of {}), {name} holds {} (of {})",
-                        h + 1,
-                        hashes.get(h).map_or("nothing", |s| short(s)),
-                        hashes.len(),
-                        other.get(h).map_or("nothing", |s| short(s)),
-                        other.len()
+                        "{dept}#{}: {name_a} holds {}, {name_b} holds {}",
+                        k + 1,
+                        short(&ha[k]),
+                        short(&hb[k])
                     ));
+                }
+            }
+        }
+    }
+    // Every node holds at least what the heads agreed on (nothing it reported was lost
+    // by stopping). Beyond that, a block cut after the heads agreed (a request the
+    // harness had given up on, delivered late) may have reached only some nodes before
+    // they stopped; without an agreement, every chain must be the same length.
+    for (name, c) in &chains {
+        match agreed {
+            Some(agreed) => {
+                for (dept, height, hash) in agreed {
+                    let held = c.hashes.get(dept).map(Vec::as_slice).unwrap_or_default();
+                    let at = (*height as usize).checked_sub(1).and_then(|k| held.get(k));
+                    if *height > 0 && at != Some(hash) {
+                        failures.push(format!(
+                            "{name} holds {dept} up to #{} after stopping, but the heads had agreed on #{height} {}",
+                            held.len(),
+                            short(hash)
+                        ));
+                    }
+                }
+                for (dept, held) in &c.hashes {
+                    let h = agreed
+                        .iter()
+                        .find(|(d, _, _)| d == dept)
+                        .map_or(0, |(_, h, _)| *h as usize);
+                    if held.len() > h {
+                        notes.push(format!(
+                            "{name} holds {dept} #{}–#{} cut after the heads agreed",
+                            h + 1,
+                            held.len()
+                        ));
+                    }
+                }
+            }
+            None => {
+                if let Some((first_name, first)) = chains.first() {
+                    for (dept, hashes) in &first.hashes {
+                        let other = c.hashes.get(dept).map_or(0, Vec::len);
+                        if other != hashes.len() {
+                            failures.push(format!(
+                                "{dept}: {first_name} holds {} blocks, {name} {other}",
+                                hashes.len()
+                            ));
+                        }
+                    }
                 }
             }
         }

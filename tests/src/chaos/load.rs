@@ -190,11 +190,11 @@ pub fn issue_loop(
                     block: block_ref(&a.block),
                     at: Instant::now(),
                 }),
-                Err(e) => record.refused(format!("201 unreadable: {e}")),
+                Err(e) => record.refused(format!("{department}: 201 unreadable: {e}")),
             },
-            Ok(r) => record.refused(refusal(r)),
-            Err(e) if e.is_timeout() => record.refused("timeout".into()),
-            Err(_) => record.refused("no connection".into()),
+            Ok(r) => record.refused(format!("{department}: {}", refusal(r))),
+            Err(e) if e.is_timeout() => record.refused(format!("{department}: timeout")),
+            Err(_) => record.refused(format!("{department}: no connection")),
         }
         std::thread::sleep(every.saturating_sub(started.elapsed()));
     }

@@ -593,11 +593,13 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
     // A request the client gave up on (a timeout) may still be carried out by its node
     // after the heads agreed: look again a moment later, and if a block came after all,
     // it too must reach every node within the bound.
+    let mut final_heads = agreed.as_ref().map(|(_, h)| h.clone());
     if let Some((settled, first)) = agreed {
         std::thread::sleep(Duration::from_secs(1));
         match checks::converge(&http, &urls, settled + CONVERGENCE_MAX) {
             Ok((_, heads)) if heads == first => {}
             Ok((at, heads)) => {
+                final_heads = Some(heads.clone());
                 let _ = writeln!(
                     diagnosis,
                     "heads moved after they agreed (a late request); identical again at {:.3} s: {heads:?}",
@@ -661,9 +663,22 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
     let issued = record.issued.lock().expect("record lock").clone();
     let revoked = record.revoked.lock().expect("record lock").clone();
     let names: Vec<&str> = plan.nodes.iter().map(|p| p.name).collect();
+    let mut beyond = Vec::new();
     failures.extend(checks::data_directories(
-        &names, &data_dirs, &network, &issued, &revoked,
+        &names,
+        &data_dirs,
+        &network,
+        &issued,
+        &revoked,
+        final_heads.as_ref(),
+        &mut beyond,
     ));
+    if !beyond.is_empty() {
+        notes.push(format!(
+            "blocks cut after the heads agreed (late requests), on some nodes only: {}",
+            beyond.join("; ")
+        ));
+    }
 
     let passed = failures.is_empty();
     let keep = !passed || opts.keep_logs;
