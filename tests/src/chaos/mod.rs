@@ -374,6 +374,26 @@ impl Nodes {
     }
 }
 
+/// What a run collects as it goes: failures, notes, and the diagnosis kept with a failed
+/// seed's logs.
+struct Findings {
+    failures: Vec<String>,
+    notes: Vec<String>,
+    diagnosis: String,
+}
+
+/// Sets the load's stop flags when dropped, so that an early return (a harness error)
+/// never leaves load threads running.
+struct StopOnDrop(Vec<Arc<AtomicBool>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            f.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Runs `plan` and checks what it left. `Err` only when the harness itself could not run
 /// (a lab that cannot be built, a node that does not start at all); what the nodes did
 /// wrong is in `Outcome::failures`.
@@ -390,28 +410,15 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
 
     let net = TestNetwork::new()?;
     let network = net.network()?;
-    let peers = network.peers();
-    let peer_of = |name: &str| {
-        peers
-            .iter()
-            .find(|(_, role)| match role {
-                huren_core::genesis::PeerRole::Department(d) => d.as_str() == name,
-                huren_core::genesis::PeerRole::Observer(o) => o == name,
-            })
-            .map(|(id, _)| id.clone())
-            .with_context(|| format!("genesis names no node for {name}"))
+    let mut lab = Lab::new(opts.lab, plan, peer_ids(plan, &network)?)?;
+    let mut found = Findings {
+        failures: Vec::new(),
+        notes: lab.note.iter().cloned().collect(),
+        diagnosis: String::new(),
     };
-    let peer_ids = plan
-        .nodes
-        .iter()
-        .map(|n| peer_of(n.name))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let n = plan.nodes.len();
-    let mut lab = Lab::new(opts.lab, plan, peer_ids)?;
-    let mut notes: Vec<String> = lab.note.iter().cloned().collect();
     let faketime = faketime_lib();
     if faketime.is_none() && plan.nodes.iter().any(|p| p.clock_offset_min != 0) {
-        notes.push(
+        found.notes.push(
             "clock offsets not applied: libfaketime is not installed (Debian package faketime)"
                 .into(),
         );
@@ -419,49 +426,20 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
     let lab_text = lab.describe();
     if opts.verbose {
         println!("  lab: {lab_text}");
-        for note in &notes {
+        for note in &found.notes {
             println!("  note: {note}");
         }
     }
-
-    let mut configs = Vec::new();
-    let mut launches = Vec::new();
-    let mut data_dirs = Vec::new();
-    for (i, p) in plan.nodes.iter().enumerate() {
-        configs.push(net.write_config(
-            p.name,
-            &huren_testkit::NodeOptions {
-                bootstrap: Some(lab.bootstrap(i)),
-                p2p_listen: Some(lab.p2p_listen(i)),
-                api_listen: Some(lab.api_listen(i)),
-                ..Default::default()
-            },
-        )?);
-        data_dirs.push(net.path(p.name).join("data"));
-        let mut env: Vec<(OsString, OsString)> = vec![
-            ("RUST_LOG".into(), opts.node_log.clone().into()),
-            // Plain text in the log files.
-            ("NO_COLOR".into(), "1".into()),
-        ];
-        if let (Some(lib), m) = (&faketime, p.clock_offset_min) {
-            if m != 0 {
-                env.extend(clock_env(lib, m));
-            }
-        }
-        launches.push(Launch {
-            wrapper: lab.wrapper(i),
-            env,
-            log: Some(dir.join(format!("{}.log", p.name))),
-        });
-    }
-    let mut nodes = Nodes::start_all(configs.clone(), launches.clone())?;
-    let urls: Vec<String> = (0..n).map(|i| lab.api_url(i)).collect();
+    let (configs, launches) = configure(plan, opts, &net, &lab, faketime.as_deref(), &dir)?;
+    let mut nodes = Nodes::start_all(configs, launches)?;
+    let urls: Vec<String> = (0..plan.nodes.len()).map(|i| lab.api_url(i)).collect();
 
     // Load and revocations.
-    let world = Arc::new(World::new(n));
+    let world = Arc::new(World::new(plan.nodes.len()));
     let record = Arc::new(Record::default());
     let stop_issuing = Arc::new(AtomicBool::new(false));
     let stop_revoking = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(vec![stop_issuing.clone(), stop_revoking.clone()]);
     let t0 = Instant::now();
     let mut loaders = Vec::new();
     for (i, p) in plan.nodes.iter().enumerate() {
@@ -494,21 +472,149 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
             load::revoke_and_watch(seed, t0, times, urls, departments, world, stop, rec)
         })
     };
+    let probes = start_probes(plan, t0, &urls, &record);
 
-    // The faults, in time order; at equal times a fault ends before the next begins.
-    let mut failures = Vec::new();
-    let mut steps: Vec<(Duration, bool, usize)> = Vec::new();
-    for (k, f) in plan.faults.iter().enumerate() {
-        steps.push((f.at, true, k));
-        steps.push((f.ends(), false, k));
+    let last_heal = drive_faults(plan, opts, t0, &mut lab, &mut nodes, &world, &mut found)?;
+    std::thread::sleep((t0 + plan.phase).saturating_duration_since(Instant::now()));
+    stop_issuing.store(true, Ordering::Relaxed);
+    for l in loaders {
+        let _ = l.join();
     }
-    steps.sort_by_key(|&(t, start, k)| (t, start, k));
+    let quiet = last_heal.max(Instant::now());
+    let (convergence, agreed) = await_agreement(plan, t0, quiet, &urls, &mut found);
+    stop_revoking.store(true, Ordering::Relaxed);
+    let _ = revoker.join();
+    for (k, p) in probes {
+        let seen = p.join().unwrap_or_default();
+        if opts.verbose {
+            println!("  probe of partition {k}: {seen}");
+        }
+    }
+    found
+        .failures
+        .extend(record.failures.lock().expect("record lock").drain(..));
+
+    let issued = record.issued.lock().expect("record lock").clone();
+    let revoked = record.revoked.lock().expect("record lock").clone();
+    stop_and_check(
+        plan,
+        nodes,
+        lab,
+        &net,
+        &network,
+        &issued,
+        &revoked,
+        agreed.as_ref(),
+        &mut found,
+    );
+
+    let passed = found.failures.is_empty();
+    let keep = !passed || opts.keep_logs;
+    if keep {
+        timeline(plan, t0, &issued, &revoked, &mut found.diagnosis);
+    }
+    let outcome = Outcome {
+        seed: plan.seed,
+        plan: plan_text,
+        lab: lab_text,
+        notes: found.notes,
+        failures: found.failures,
+        issued: issued.len(),
+        revoked: revoked.len(),
+        arrivals: record.arrivals.lock().expect("record lock").clone(),
+        convergence,
+        refusals: record.refusals.lock().expect("record lock").clone(),
+        revocations_skipped: *record.revocations_skipped.lock().expect("record lock"),
+        logs: keep.then(|| dir.clone()),
+        elapsed: started.elapsed(),
+    };
+    if keep {
+        // The outcome, what was acknowledged when, and every data directory.
+        std::fs::write(dir.join("outcome.txt"), outcome.report())?;
+        std::fs::write(dir.join("acks.txt"), &found.diagnosis)?;
+        let _ = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(net.0.dir.path())
+            .arg(dir.join("network"))
+            .status();
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(outcome)
+}
+
+/// The libp2p peer id of each of the plan's nodes, from genesis.
+fn peer_ids(plan: &Plan, network: &huren_core::Network) -> anyhow::Result<Vec<String>> {
+    let peers = network.peers();
+    plan.nodes
+        .iter()
+        .map(|n| {
+            peers
+                .iter()
+                .find(|(_, role)| match role {
+                    huren_core::genesis::PeerRole::Department(d) => d.as_str() == n.name,
+                    huren_core::genesis::PeerRole::Observer(o) => o == n.name,
+                })
+                .map(|(id, _)| id.clone())
+                .with_context(|| format!("genesis names no node for {}", n.name))
+        })
+        .collect()
+}
+
+/// Writes every node's config (addresses and bootstrap list from the lab) and says how
+/// each is launched (in its namespace, with its clock offset, logging to `dir`).
+fn configure(
+    plan: &Plan,
+    opts: &Options,
+    net: &TestNetwork,
+    lab: &Lab,
+    faketime: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<(Vec<PathBuf>, Vec<Launch>)> {
+    let mut configs = Vec::new();
+    let mut launches = Vec::new();
+    for (i, p) in plan.nodes.iter().enumerate() {
+        configs.push(net.write_config(
+            p.name,
+            &huren_testkit::NodeOptions {
+                bootstrap: Some(lab.bootstrap(i)),
+                p2p_listen: Some(lab.p2p_listen(i)),
+                api_listen: Some(lab.api_listen(i)),
+                ..Default::default()
+            },
+        )?);
+        let mut env: Vec<(OsString, OsString)> = vec![
+            ("RUST_LOG".into(), opts.node_log.clone().into()),
+            // Plain text in the log files.
+            ("NO_COLOR".into(), "1".into()),
+        ];
+        if let (Some(lib), m) = (faketime, p.clock_offset_min) {
+            if m != 0 {
+                env.extend(clock_env(lib, m));
+            }
+        }
+        launches.push(Launch {
+            wrapper: lab.wrapper(i),
+            env,
+            log: Some(dir.join(format!("{}.log", p.name))),
+        });
+    }
+    Ok((configs, launches))
+}
+
+/// Starts a probe for every partition long enough to judge (see `probe_partition`).
+fn start_probes(
+    plan: &Plan,
+    t0: Instant,
+    urls: &[String],
+    record: &Arc<Record>,
+) -> Vec<(usize, std::thread::JoinHandle<String>)> {
     let mut probes = Vec::new();
     for (k, f) in plan.faults.iter().enumerate() {
         if let FaultKind::Partition { a, b, .. } = &f.kind {
             if f.lasts >= PROBE_GRACE + Duration::from_secs(1) {
                 let names: Vec<&'static str> = plan.nodes.iter().map(|p| p.name).collect();
-                let (a, b, urls, rec) = (a.clone(), b.clone(), urls.clone(), record.clone());
+                let (a, b, urls, rec) = (a.clone(), b.clone(), urls.to_vec(), record.clone());
                 let (from, to, end) = (
                     t0 + f.at + PROBE_GRACE,
                     t0 + f.ends() - Duration::from_millis(500),
@@ -523,6 +629,26 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
             }
         }
     }
+    probes
+}
+
+/// Begins and ends every fault at its time (at equal times a fault ends before the next
+/// begins); returns when the last one ended (the last heal).
+fn drive_faults(
+    plan: &Plan,
+    opts: &Options,
+    t0: Instant,
+    lab: &mut Lab,
+    nodes: &mut Nodes,
+    world: &World,
+    found: &mut Findings,
+) -> anyhow::Result<Instant> {
+    let mut steps: Vec<(Duration, bool, usize)> = Vec::new();
+    for (k, f) in plan.faults.iter().enumerate() {
+        steps.push((f.at, true, k));
+        steps.push((f.ends(), false, k));
+    }
+    steps.sort_by_key(|&(t, start, k)| (t, start, k));
     let mut active = BTreeSet::new();
     let mut last_heal = t0;
     for (at, start, k) in steps {
@@ -543,7 +669,9 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
             match fault.kind {
                 FaultKind::Kill(i) => {
                     if let Err(e) = nodes.restart(i) {
-                        failures.push(format!("{} did not restart: {e:#}", plan.nodes[i].name));
+                        found
+                            .failures
+                            .push(format!("{} did not restart: {e:#}", plan.nodes[i].name));
                     }
                 }
                 _ => lab.apply(&t)?,
@@ -559,82 +687,98 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
             );
         }
     }
-    std::thread::sleep((t0 + plan.phase).saturating_duration_since(Instant::now()));
-    stop_issuing.store(true, Ordering::Relaxed);
-    for l in loaders {
-        let _ = l.join();
-    }
-    let quiet = last_heal.max(Instant::now());
+    Ok(last_heal)
+}
+
+/// Waits for identical heads on every node, at most `CONVERGENCE_MAX` after `quiet`;
+/// returns how long it took and the heads they agreed on.
+///
+/// A request the client gave up on (a timeout) may still be carried out by its node after
+/// the heads agreed: it looks again a moment later, and if a block came after all, it too
+/// must reach every node within the bound.
+fn await_agreement(
+    plan: &Plan,
+    t0: Instant,
+    quiet: Instant,
+    urls: &[String],
+    found: &mut Findings,
+) -> (Option<Duration>, Option<checks::Heads>) {
     let http = load::http(Duration::from_secs(3));
-    let mut diagnosis = String::new();
-    let mut agreed = None;
-    let convergence = match checks::converge(&http, &urls, quiet + CONVERGENCE_MAX) {
-        Ok((at, heads)) => {
-            let _ = writeln!(
-                diagnosis,
-                "heads identical at {:.3} s: {heads:?}",
-                at.saturating_duration_since(t0).as_secs_f64()
-            );
-            agreed = Some((Instant::now(), heads));
-            Some(at.saturating_duration_since(quiet))
+    let disagreement = |what: String, last: Vec<Result<checks::Heads, String>>| {
+        let mut s = what;
+        for (i, h) in last.iter().enumerate() {
+            let _ = write!(s, "\n      {}: {:?}", plan.nodes[i].name, h);
         }
+        s
+    };
+    let (at, first) = match checks::converge(&http, urls, quiet + CONVERGENCE_MAX) {
+        Ok(agreed) => agreed,
         Err(last) => {
-            let mut s = format!(
-                "heads not identical {} s after the last heal and the end of load:",
-                CONVERGENCE_MAX.as_secs()
-            );
-            for (i, h) in last.iter().enumerate() {
-                let _ = write!(s, "\n      {}: {:?}", plan.nodes[i].name, h);
-            }
-            failures.push(s);
-            None
+            found.failures.push(disagreement(
+                format!(
+                    "heads not identical {} s after the last heal and the end of load:",
+                    CONVERGENCE_MAX.as_secs()
+                ),
+                last,
+            ));
+            return (None, None);
         }
     };
-    // A request the client gave up on (a timeout) may still be carried out by its node
-    // after the heads agreed: look again a moment later, and if a block came after all,
-    // it too must reach every node within the bound.
-    let mut final_heads = agreed.as_ref().map(|(_, h)| h.clone());
-    if let Some((settled, first)) = agreed {
-        std::thread::sleep(Duration::from_secs(1));
-        match checks::converge(&http, &urls, settled + CONVERGENCE_MAX) {
-            Ok((_, heads)) if heads == first => {}
-            Ok((at, heads)) => {
-                final_heads = Some(heads.clone());
-                let _ = writeln!(
-                    diagnosis,
-                    "heads moved after they agreed (a late request); identical again at {:.3} s: {heads:?}",
-                    at.saturating_duration_since(t0).as_secs_f64()
-                );
-                notes.push("a block was cut after the heads had agreed (a request the harness had given up on); the heads agreed again".into());
-            }
-            Err(last) => {
-                let mut s = format!(
-                    "heads agreed, then a block came (a request the harness had given up on) and \
-                     the heads were not identical {} s later:",
+    let _ = writeln!(
+        found.diagnosis,
+        "heads identical at {:.3} s: {first:?}",
+        at.saturating_duration_since(t0).as_secs_f64()
+    );
+    let convergence = Some(at.saturating_duration_since(quiet));
+    let settled = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    match checks::converge(&http, urls, settled + CONVERGENCE_MAX) {
+        Ok((_, heads)) if heads == first => (convergence, Some(first)),
+        Ok((again, heads)) => {
+            let _ = writeln!(
+                found.diagnosis,
+                "heads moved after they agreed (a late request); identical again at {:.3} s: {heads:?}",
+                again.saturating_duration_since(t0).as_secs_f64()
+            );
+            found.notes.push(
+                "a block was cut after the heads had agreed (a request the harness had given \
+                 up on); the heads agreed again"
+                    .into(),
+            );
+            (convergence, Some(heads))
+        }
+        Err(last) => {
+            found.failures.push(disagreement(
+                format!(
+                    "heads agreed, then a block came (a request the harness had given up on) \
+                     and the heads were not identical {} s later:",
                     CONVERGENCE_MAX.as_secs()
-                );
-                for (i, h) in last.iter().enumerate() {
-                    let _ = write!(s, "\n      {}: {:?}", plan.nodes[i].name, h);
-                }
-                failures.push(s);
-            }
+                ),
+                last,
+            ));
+            (convergence, None)
         }
     }
-    stop_revoking.store(true, Ordering::Relaxed);
-    let _ = revoker.join();
-    for (k, p) in probes {
-        let seen = p.join().unwrap_or_default();
-        if opts.verbose {
-            println!("  probe of partition {k}: {seen}");
-        }
-    }
-    failures.extend(record.failures.lock().expect("record lock").drain(..));
+}
 
-    // Stop every node; each must exit cleanly.
+/// Stops every node (each must exit cleanly), removes the lab, runs `huren-node check` on
+/// every data directory and reads them all back (`checks::data_directories`).
+#[allow(clippy::too_many_arguments)]
+fn stop_and_check(
+    plan: &Plan,
+    mut nodes: Nodes,
+    lab: Lab,
+    net: &TestNetwork,
+    network: &huren_core::Network,
+    issued: &[load::Ack],
+    revoked: &[load::Ack],
+    agreed: Option<&checks::Heads>,
+    found: &mut Findings,
+) {
     for (i, p) in nodes.procs.iter_mut().enumerate() {
         if let Some(p) = p.take() {
             if let Err(e) = p.stop() {
-                failures.push(format!(
+                found.failures.push(format!(
                     "{} did not stop cleanly: {e:#}",
                     plan.nodes[i].name
                 ));
@@ -642,90 +786,69 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> anyhow::Result<Outcome> {
         }
     }
     drop(lab);
-    for (i, c) in configs.iter().enumerate() {
+    for (i, c) in nodes.configs.iter().enumerate() {
         // Under the node's own clock, as its operator would run it.
-        let env: Vec<_> = launches[i]
+        let env: Vec<_> = nodes.launches[i]
             .env
             .iter()
             .filter(|(k, _)| k != "RUST_LOG" && k != "NO_COLOR")
             .cloned()
             .collect();
+        let name = plan.nodes[i].name;
         match crate::check_with(c, &env) {
             Ok((true, _)) => {}
-            Ok((false, out)) => failures.push(format!(
-                "huren-node check failed on {}: {}",
-                plan.nodes[i].name,
-                out.trim()
-            )),
-            Err(e) => failures.push(format!("huren-node check on {}: {e:#}", plan.nodes[i].name)),
+            Ok((false, out)) => found
+                .failures
+                .push(format!("huren-node check failed on {name}: {}", out.trim())),
+            Err(e) => found
+                .failures
+                .push(format!("huren-node check on {name}: {e:#}")),
         }
     }
-    let issued = record.issued.lock().expect("record lock").clone();
-    let revoked = record.revoked.lock().expect("record lock").clone();
     let names: Vec<&str> = plan.nodes.iter().map(|p| p.name).collect();
+    let dirs: Vec<PathBuf> = names.iter().map(|n| net.path(n).join("data")).collect();
     let mut beyond = Vec::new();
-    failures.extend(checks::data_directories(
+    found.failures.extend(checks::data_directories(
         &names,
-        &data_dirs,
-        &network,
-        &issued,
-        &revoked,
-        final_heads.as_ref(),
+        &dirs,
+        network,
+        issued,
+        revoked,
+        agreed,
         &mut beyond,
     ));
     if !beyond.is_empty() {
-        notes.push(format!(
+        found.notes.push(format!(
             "blocks cut after the heads agreed (late requests), on some nodes only: {}",
             beyond.join("; ")
         ));
     }
+}
 
-    let passed = failures.is_empty();
-    let keep = !passed || opts.keep_logs;
-    let outcome = Outcome {
-        seed: plan.seed,
-        plan: plan_text,
-        lab: lab_text,
-        notes,
-        failures,
-        issued: issued.len(),
-        revoked: revoked.len(),
-        arrivals: record.arrivals.lock().expect("record lock").clone(),
-        convergence,
-        refusals: record.refusals.lock().expect("record lock").clone(),
-        revocations_skipped: *record.revocations_skipped.lock().expect("record lock"),
-        logs: keep.then(|| dir.clone()),
-        elapsed: started.elapsed(),
-    };
-    if keep {
-        std::fs::write(dir.join("outcome.txt"), outcome.report())?;
-        // What was acknowledged when, and every data directory, for the diagnosis.
-        let mut acks: Vec<(&str, &load::Ack)> = issued
-            .iter()
-            .map(|a| ("issue", a))
-            .chain(revoked.iter().map(|a| ("revoke", a)))
-            .collect();
-        acks.sort_by_key(|(_, a)| a.at);
-        for (kind, a) in acks {
-            let _ = writeln!(
-                diagnosis,
-                "{:9.3} s  {kind:<6} {:<28} at {:<13} in {}#{} {}",
-                a.at.saturating_duration_since(t0).as_secs_f64(),
-                a.licence,
-                plan.nodes[a.node].name,
-                a.block.department,
-                a.block.height,
-                a.block.hash
-            );
-        }
-        std::fs::write(dir.join("acks.txt"), &diagnosis)?;
-        let _ = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(net.0.dir.path())
-            .arg(dir.join("network"))
-            .status();
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
+/// Every acknowledgement in time order, for a failed seed's diagnosis.
+fn timeline(
+    plan: &Plan,
+    t0: Instant,
+    issued: &[load::Ack],
+    revoked: &[load::Ack],
+    out: &mut String,
+) {
+    let mut acks: Vec<(&str, &load::Ack)> = issued
+        .iter()
+        .map(|a| ("issue", a))
+        .chain(revoked.iter().map(|a| ("revoke", a)))
+        .collect();
+    acks.sort_by_key(|(_, a)| a.at);
+    for (kind, a) in acks {
+        let _ = writeln!(
+            out,
+            "{:9.3} s  {kind:<6} {:<28} at {:<13} in {}#{} {}",
+            a.at.saturating_duration_since(t0).as_secs_f64(),
+            a.licence,
+            plan.nodes[a.node].name,
+            a.block.department,
+            a.block.height,
+            a.block.hash
+        );
     }
-    Ok(outcome)
 }
