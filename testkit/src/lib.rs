@@ -46,6 +46,10 @@ pub struct NodeOptions {
     pub limits: String,
     /// The verifying region (`region = …`); default the department's own.
     pub region: Option<String>,
+    /// The libp2p listen multiaddr; default `/ip4/127.0.0.1/tcp/0` (the node picks a port).
+    pub p2p_listen: Option<String>,
+    /// The API listen address; default `127.0.0.1:0` (the node picks a port).
+    pub api_listen: Option<String>,
 }
 
 impl Founded {
@@ -82,7 +86,8 @@ impl Founded {
 
     /// The config file text for the node `name` (a department id, or an observer name
     /// from genesis), with its own data directory under `<dir>/<name>/data`, the API on
-    /// 127.0.0.1 (port 0: the node picks one and prints it), both kit tokens, and the
+    /// 127.0.0.1 (port 0: the node picks one and prints it) unless `opts` names an
+    /// address, both kit tokens, and the
     /// public rate limit lifted so that tests are never throttled by accident.
     pub fn config_text(&self, name: &str, opts: &NodeOptions) -> anyhow::Result<String> {
         let dir = self.dir.path().join(name);
@@ -104,7 +109,10 @@ impl Founded {
                     path_text(&huren_genesis::keys::node_key_path(&self.keys, name))?
                 ),
                 format!(
-                    "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {}\n",
+                    "[network]\nlisten = [{}]\nbootstrap = {}\n",
+                    serde_json::to_string(
+                        opts.p2p_listen.as_deref().unwrap_or("/ip4/127.0.0.1/tcp/0")
+                    )?,
                     serde_json::to_string(b)?
                 ),
             ),
@@ -119,7 +127,7 @@ impl Founded {
 genesis = "{genesis}"
 {role}{node_key}{region}
 [api]
-listen = "127.0.0.1:0"
+listen = {api_listen}
 
 [[api.tokens]]
 officer = "{OFFICER}"
@@ -140,6 +148,8 @@ sha256 = "{issue}"
             all = token_hash(TOKEN),
             issue = token_hash(ISSUE_TOKEN),
             limits = opts.limits,
+            api_listen =
+                serde_json::to_string(opts.api_listen.as_deref().unwrap_or("127.0.0.1:0"))?,
             // Lifted so tests are never throttled by accident, unless they set it.
             rate = if opts.limits.contains("public_requests_per_minute") {
                 ""

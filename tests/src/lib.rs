@@ -3,6 +3,9 @@
 //! 127.0.0.1, find their API port, and stop (or SIGKILL) them. Every process is killed
 //! when its handle drops, so a failing test leaves nothing running.
 
+pub mod chaos;
+
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,7 +71,7 @@ impl TestNetwork {
             &huren_testkit::NodeOptions {
                 bootstrap: bootstrap.map(<[String]>::to_vec),
                 limits: limits.to_owned(),
-                region: None,
+                ..Default::default()
             },
         )
     }
@@ -86,10 +89,44 @@ pub struct NodeProcess {
 /// mimalloc's delay before it returns freed memory to the OS; -1: never.
 const PURGE_DELAY_VAR: &str = "MIMALLOC_PURGE_DELAY";
 
+/// How a node process is started beyond its config: under a wrapper command (e.g.
+/// `ip netns exec NS`, which execs the node in place, so the child is still the node),
+/// with extra environment (e.g. libfaketime's), and with its log in a file.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Program and arguments the node's command line is appended to.
+    pub wrapper: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// The node's stderr (its log), appended to; `None`: the test's stderr.
+    pub log: Option<PathBuf>,
+}
+
 impl NodeProcess {
     /// Starts the node and waits (up to 30 s) for its "api listening" line.
     pub fn start(config: &Path) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(binary("huren-node"));
+        Self::start_with(config, &Launch::default())
+    }
+
+    /// Starts the node as `launch` says and waits (up to 30 s) for its "api listening" line.
+    pub fn start_with(config: &Path, launch: &Launch) -> anyhow::Result<Self> {
+        let mut cmd = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary("huren-node"));
+                c
+            }
+            None => Command::new(binary("huren-node")),
+        };
+        let stderr = match &launch.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening node log {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
         if std::env::var_os(PURGE_DELAY_VAR).is_none() {
             // As scripts/huren-node.service runs it (docs/operations.md, "Memory").
             cmd.env(PURGE_DELAY_VAR, "-1");
@@ -103,9 +140,11 @@ impl NodeProcess {
                 "RUST_LOG",
                 std::env::var("HUREN_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            // After RUST_LOG, so that a launch may set its own.
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .context("starting huren-node")?;
         let stdout = child.stdout.take().context("node stdout")?;
@@ -139,6 +178,11 @@ impl NodeProcess {
             p2p,
             config: config.to_owned(),
         })
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown, no flush. What a power cut does.
@@ -181,11 +225,17 @@ impl Drop for NodeProcess {
 
 /// Runs `huren-node check --config` and returns (success, output).
 pub fn check(config: &Path) -> anyhow::Result<(bool, String)> {
+    check_with(config, &[])
+}
+
+/// `check` with extra environment (e.g. the node's own libfaketime clock).
+pub fn check_with(config: &Path, env: &[(OsString, OsString)]) -> anyhow::Result<(bool, String)> {
     let out = Command::new(binary("huren-node"))
         .arg("check")
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .context("running huren-node check")?;
     Ok((
