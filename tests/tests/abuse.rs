@@ -70,7 +70,7 @@ fn config(
         &NodeOptions {
             bootstrap,
             limits: limits.to_owned(),
-            region: None,
+            ..NodeOptions::default()
         },
     )?;
     let start = text

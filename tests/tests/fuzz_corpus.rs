@@ -289,8 +289,9 @@ fn write_fuzz_seeds() {
                 bootstrap: Some(vec![
                     "/ip4/10.0.0.2/tcp/7000/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN".into(),
                 ]),
-                limits: "block_records_max = 512\nbatch_window_ms = 5\ncatchup_bytes_max = 1048576\n".into(),
+                limits: "block_records_max = 512\nbatch_window_ms = 5\ncatchup_bytes_max = 4194304\n".into(),
                 region: Some("440000".into()),
+                ..NodeOptions::default()
             },
         )
         .as_bytes(),
