@@ -73,6 +73,8 @@ pub use wire::{
 
 /// How often the node redials bootstrap peers and compares chain heads with every peer.
 const TICK: Duration = Duration::from_secs(2);
+/// How often fetches gone unanswered are hedged with another peer (`schedule`).
+const HEDGE_TICK: Duration = Duration::from_millis(250);
 /// Commands queued for the actor (gossip of own blocks, peer listings).
 const COMMANDS_MAX: usize = 1024;
 /// The applier's queue holds at least this many jobs, whatever `pending_blocks_max` says.
@@ -254,6 +256,8 @@ pub async fn run(
     actor.dial_bootstrap();
     let mut inbox = inbox.rx;
     let mut tick = tokio::time::interval(TICK);
+    let mut hedge = tokio::time::interval(HEDGE_TICK);
+    hedge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             cmd = inbox.recv() => match cmd {
@@ -264,6 +268,7 @@ pub async fn run(
             Some(out) = out_rx.recv() => actor.outcome(out),
             Some(served) = served_rx.recv() => actor.served(served),
             _ = tick.tick() => actor.tick(),
+            _ = hedge.tick() => actor.hedge(),
         }
     }
 }
@@ -309,7 +314,14 @@ impl Actor {
         for p in self.peers.connected_peers() {
             self.request(p, CatchupRequest::Heads);
         }
-        // A fetch that has gone unanswered lets another peer be asked (hedging).
+        self.hedge();
+        self.stale.store(t.stale, Ordering::Relaxed);
+        self.count_peers();
+    }
+
+    /// Asks another peer for every chain some peer claims ahead of ours, where the
+    /// schedule allows (a fetch gone unanswered for `HEDGE_AFTER`, or none under way).
+    fn hedge(&mut self) {
         let store = self.store.clone();
         for d in self
             .schedule
@@ -317,8 +329,6 @@ impl Actor {
         {
             self.fetch(d);
         }
-        self.stale.store(t.stale, Ordering::Relaxed);
-        self.count_peers();
     }
 
     fn count_peers(&self) {
@@ -347,6 +357,7 @@ impl Actor {
         let Some(peer) = self.schedule.next_fetch(&dept, ours, now) else {
             return;
         };
+        tracing::debug!(%peer, department = %dept, from = ours + 1, "catch-up fetch");
         self.schedule.start_fetch(&dept, peer, now);
         self.request(
             peer,
@@ -550,6 +561,7 @@ impl Actor {
                     let Ok(d) = DepartmentId::parse(&department) else {
                         return;
                     };
+                    tracing::debug!(%peer, department = %d, %error, "catch-up request failed");
                     match error {
                         // Asked for blocks it claimed, and silent: the liar's stall.
                         request_response::OutboundFailure::Timeout => {
@@ -680,6 +692,7 @@ impl Actor {
     fn response(&mut self, peer: PeerId, req: CatchupRequest, response: CatchupResponse) {
         match (req, response) {
             (CatchupRequest::Heads, CatchupResponse::Heads(heads)) => {
+                tracing::trace!(%peer, chains = heads.len(), "heads");
                 // What a peer claims of any chain, ours included, only makes us fetch the
                 // signed blocks; it never opens or closes our own signing (the signing
                 // record beside the key does).
@@ -698,6 +711,7 @@ impl Actor {
                 let Ok(d) = DepartmentId::parse(&department) else {
                     return;
                 };
+                tracing::debug!(%peer, department = %d, from, blocks = blocks.len(), "catch-up answer");
                 if blocks.is_empty() {
                     // Nothing from `from` on, yet it claimed at least that far.
                     if self.schedule.claimed(&d, &peer).is_some_and(|c| c >= from) {
@@ -721,8 +735,9 @@ impl Actor {
                     self.schedule.fetch_done(&d, &peer);
                 }
             }
-            (CatchupRequest::Blocks { department, .. }, _) => {
+            (CatchupRequest::Blocks { department, .. }, answer) => {
                 // An error answer (the peer is busy, or its store failed): ask another.
+                tracing::debug!(%peer, department, ?answer, "catch-up refused");
                 if let Ok(d) = DepartmentId::parse(&department) {
                     self.schedule.fetch_deferred(&d, peer, self.clock.instant());
                     self.fetch(d);

@@ -24,10 +24,14 @@ pub(crate) const STALE_AFTER: Duration = Duration::from_secs(300);
 /// A catch-up request unanswered for this long no longer holds its slot (the request
 /// itself times out sooner, `swarm::CATCHUP_REQUEST_TIMEOUT`; this is the backstop).
 pub(crate) const CATCHUP_INFLIGHT_MAX: Duration = Duration::from_secs(30);
-/// A fetch unanswered for this long lets a second peer be asked for the same blocks.
-pub(crate) const HEDGE_AFTER: Duration = Duration::from_secs(2);
-/// Peers asked at once for one department's blocks.
-pub(crate) const FETCH_PEERS_MAX: usize = 2;
+/// A fetch unanswered for this long lets a second peer be asked for the same blocks (an
+/// answer normally takes milliseconds; after a partition heals, a peer busy catching up
+/// itself may take seconds).
+pub(crate) const HEDGE_AFTER: Duration = Duration::from_secs(1);
+/// Peers asked at once for one department's blocks: one more each `HEDGE_AFTER` while
+/// none answers. After a partition heals, connections re-made from both sides at once may
+/// swallow a request until its timeout, so two were seen stuck together.
+pub(crate) const FETCH_PEERS_MAX: usize = 4;
 /// Fetches asked of one peer at once, all departments together: each answer may be
 /// `catchup_bytes_max` (8 MiB), and all of them must arrive within the request timeout
 /// (10 s), or an honest peer on a modest link would be taken for a liar.
@@ -251,8 +255,23 @@ mod tests {
         clock.advance(HEDGE_AFTER);
         assert_eq!(s.next_fetch(&d, 0, clock.instant()), Some(honest));
         s.start_fetch(&d, honest, clock.instant());
+        // Still nothing: one more peer each HEDGE_AFTER, up to FETCH_PEERS_MAX.
+        let (p4, p5) = (PeerId::random(), PeerId::random());
+        s.claim(&d, p4, 4);
+        s.claim(&d, p5, 4);
+        let mut asked = vec![liar, honest];
+        for _ in asked.len()..FETCH_PEERS_MAX {
+            clock.advance(HEDGE_AFTER);
+            let next = s.next_fetch(&d, 0, clock.instant()).expect("another peer");
+            assert!(!asked.contains(&next));
+            s.start_fetch(&d, next, clock.instant());
+            asked.push(next);
+        }
         clock.advance(HEDGE_AFTER);
         assert_eq!(s.next_fetch(&d, 0, clock.instant()), None, "at most FETCH_PEERS_MAX at once");
+        for p in &asked[2..] {
+            s.fetch_done(&d, p);
+        }
         // The honest peer answers; the liar's request times out: it is not asked for this
         // department again for COOLDOWN, and its claim is forgotten.
         s.fetch_done(&d, &honest);

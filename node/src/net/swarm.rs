@@ -39,6 +39,12 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// retransmission backoff, which after a long cut is minutes.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP_USER_TIMEOUT on every p2p socket: data unacknowledged this long aborts the
+/// connection. Without it, closing a connection whose peer is unreachable waits for the
+/// close to be acknowledged, which TCP retries for a quarter of an hour, and meanwhile the
+/// dead connection holds one of the peer's two connection slots: the chaos drills saw
+/// peers refused "limit" for minutes after a partition healed.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -121,11 +127,26 @@ pub fn build_swarm(
     let codec = wire::catchup_codec();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )?
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            use libp2p::core::transport::Transport as _;
+            let tcp = libp2p::tcp::tokio::Transport::new(
+                libp2p::tcp::Config::default().nodelay(true),
+            )
+            .map(|stream: libp2p::tcp::tokio::TcpStream, _| {
+                // Best effort: a socket that refuses the option still works, only
+                // without the bound on a dead peer.
+                if let Err(e) =
+                    socket2::SockRef::from(&stream.0).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))
+                {
+                    tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
+                }
+                stream
+            });
+            Ok(tcp
+                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                .authenticate(libp2p::noise::Config::new(key)?)
+                .multiplex(libp2p::yamux::Config::default()))
+        })?
         .with_behaviour(|key| {
             let mut allow =
                 allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
