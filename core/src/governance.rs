@@ -38,7 +38,9 @@ pub const GOV_SIGNATURES_MAX: usize = crate::genesis::DEPARTMENTS_MAX;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GovRecord {
     /// A new department; its chain starts empty.
-    AddDepartment { department: Department },
+    AddDepartment {
+        department: Department,
+    },
     /// No blocks of `department` past `last_height`; `successor` may suspend, reinstate
     /// and revoke its licences from then on (机构改革).
     RetireDepartment {
@@ -46,17 +48,27 @@ pub enum GovRecord {
         last_height: u64,
         successor: Option<DepartmentId>,
     },
-    AddObserver { observer: Observer },
-    RemoveObserver { name: String },
-    AddRegion { region: Region },
-    AddLicenceType { licence_type: LicenceTypeDef },
+    AddObserver {
+        observer: Observer,
+    },
+    RemoveObserver {
+        name: String,
+    },
+    AddRegion {
+        region: Region,
+    },
+    AddLicenceType {
+        licence_type: LicenceTypeDef,
+    },
     /// The licence types `department` may issue from now on, replaced whole.
     SetGrants {
         department: DepartmentId,
         grants: Vec<LicenceType>,
     },
     /// The recognition rules, replaced whole.
-    SetRecognition { rules: Vec<RecognitionRule> },
+    SetRecognition {
+        rules: Vec<RecognitionRule>,
+    },
     /// From department height `from_height` on, `department` signs with `key`.
     RotateIssuerKey {
         department: DepartmentId,
@@ -64,7 +76,10 @@ pub enum GovRecord {
         from_height: u64,
     },
     /// A department's node (its id) or an observer's (its name) gets a new libp2p peer id.
-    RotateNodeKey { node: String, peer_id: String },
+    RotateNodeKey {
+        node: String,
+        peer_id: String,
+    },
     /// `department`'s current key is bad past department height `last_good`: blocks above
     /// it signed with that key are refused; `replacement` signs from `last_good + 1`.
     KeyCompromised {
@@ -72,7 +87,9 @@ pub enum GovRecord {
         last_good: u64,
         replacement: PublicKey,
     },
-    ChangeQuorum { quorum: u32 },
+    ChangeQuorum {
+        quorum: u32,
+    },
 }
 
 impl GovRecord {
@@ -267,10 +284,12 @@ impl GovBlock {
                 max: GOV_BLOCK_BYTES_MAX,
             });
         }
-        let v: Value = ciborium::de::from_reader(bytes)
-            .map_err(|e| GovCodecError::Cbor(e.to_string()))?;
+        let v: Value =
+            ciborium::de::from_reader(bytes).map_err(|e| GovCodecError::Cbor(e.to_string()))?;
         let Value::Array(outer) = v else {
-            return Err(GovCodecError::Shape("a governance block is [header, signatures]"));
+            return Err(GovCodecError::Shape(
+                "a governance block is [header, signatures]",
+            ));
         };
         let [header, signatures]: [Value; 2] = outer
             .try_into()
@@ -479,9 +498,10 @@ impl Governed {
 
     /// The span whose key signs `dept`'s block at `height`.
     pub fn key_at(&self, dept: &DepartmentId, height: u64) -> Option<&KeySpan> {
-        self.key_history(dept).iter().rev().find(|s| {
-            s.from_height <= height && s.until_height.is_none_or(|u| height <= u)
-        })
+        self.key_history(dept)
+            .iter()
+            .rev()
+            .find(|s| s.from_height <= height && s.until_height.is_none_or(|u| height <= u))
     }
 
     pub fn retirement(&self, dept: &DepartmentId) -> Option<&Retirement> {
@@ -524,12 +544,12 @@ impl Governed {
         let subject = block.header.record.subject();
         let mut counted = 0usize;
         for (signer, sig) in &block.signatures {
-            let voter = self
-                .voters()
-                .find(|d| &d.id == signer)
-                .ok_or_else(|| GovError::NotAVoter {
-                    signer: signer.clone(),
-                })?;
+            let voter =
+                self.voters()
+                    .find(|d| &d.id == signer)
+                    .ok_or_else(|| GovError::NotAVoter {
+                        signer: signer.clone(),
+                    })?;
             if !voter.issuer_key.verify(&message, sig) {
                 return Err(GovError::BadSignature {
                     signer: signer.clone(),
@@ -666,8 +686,7 @@ impl Governed {
             }
             GovRecord::ChangeQuorum { quorum } => doc.governance.quorum = *quorum,
         }
-        let network =
-            Network::evolved(doc, self.network.hash()).map_err(GovError::Invalid)?;
+        let network = Network::evolved(doc, self.network.hash()).map_err(GovError::Invalid)?;
         let next = Governed {
             network,
             height: self.height,

@@ -312,7 +312,10 @@ impl Config {
             (1..=blocks_max).contains(&l.catchup_blocks_max),
             "limits.catchup_blocks_max must be 1..={blocks_max} (the catch-up protocol's bound)"
         );
-        let (block_max, bytes_max) = (huren_core::ledger::BLOCK_BYTES_MAX, crate::net::CATCHUP_BYTES_MAX);
+        let (block_max, bytes_max) = (
+            huren_core::ledger::BLOCK_BYTES_MAX,
+            crate::net::CATCHUP_BYTES_MAX,
+        );
         anyhow::ensure!(
             (block_max..=bytes_max).contains(&l.catchup_bytes_max),
             "limits.catchup_bytes_max must be {block_max}..={bytes_max}: at least one largest block, at most the catch-up protocol's bound"
@@ -388,18 +391,27 @@ mod tests {
     /// out of bounds is refused with the limit's name and the bound, before anything runs.
     #[test]
     fn limits_outside_their_bounds_are_refused_by_name() {
-        assert!(Config::default().validate().is_ok(), "the defaults are valid");
+        assert!(
+            Config::default().validate().is_ok(),
+            "the defaults are valid"
+        );
         let cases = [
             ("catchup_blocks_max = 0", "catchup_blocks_max"),
             ("catchup_blocks_max = 257", "catchup_blocks_max"),
             ("catchup_bytes_max = 1024", "catchup_bytes_max"),
             ("catchup_bytes_max = 33554433", "catchup_bytes_max"),
-            ("gossip_message_bytes_max = 4194305", "gossip_message_bytes_max"),
+            (
+                "gossip_message_bytes_max = 4194305",
+                "gossip_message_bytes_max",
+            ),
             ("gossip_message_bytes_max = 10", "gossip_message_bytes_max"),
             ("connections_max = 0", "connections_max"),
             ("block_records_max = 0", "block_records_max"),
             ("batch_window_ms = 1001", "batch_window_ms"),
-            ("public_requests_per_minute = 0", "public_requests_per_minute"),
+            (
+                "public_requests_per_minute = 0",
+                "public_requests_per_minute",
+            ),
         ];
         for (line, name) in cases {
             let e = parse(&format!("[limits]\n{line}"))

@@ -36,9 +36,21 @@ mod tests {
     #[test]
     fn ipv6_counts_by_64_and_mapped_ipv4_as_ipv4() {
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        assert_eq!(Source::of(ip("2001:db8:1:2:aaaa::1")), Source::of(ip("2001:db8:1:2:ffff::2")));
-        assert_ne!(Source::of(ip("2001:db8:1:2::1")), Source::of(ip("2001:db8:1:3::1")));
-        assert_eq!(Source::of(ip("::ffff:203.0.113.9")), Source::of(ip("203.0.113.9")));
-        assert_ne!(Source::of(ip("203.0.113.9")), Source::of(ip("203.0.113.10")));
+        assert_eq!(
+            Source::of(ip("2001:db8:1:2:aaaa::1")),
+            Source::of(ip("2001:db8:1:2:ffff::2"))
+        );
+        assert_ne!(
+            Source::of(ip("2001:db8:1:2::1")),
+            Source::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            Source::of(ip("::ffff:203.0.113.9")),
+            Source::of(ip("203.0.113.9"))
+        );
+        assert_ne!(
+            Source::of(ip("203.0.113.9")),
+            Source::of(ip("203.0.113.10"))
+        );
     }
 }

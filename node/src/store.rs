@@ -388,7 +388,12 @@ impl Store {
         let held = self.evidence.scan_prefix(&prefix).keys().count();
         if held >= EVIDENCE_PER_DEPARTMENT_MAX {
             // Keep the lowest heights: the first fork is what verification uses.
-            let highest = self.evidence.scan_prefix(&prefix).keys().next_back().transpose()?;
+            let highest = self
+                .evidence
+                .scan_prefix(&prefix)
+                .keys()
+                .next_back()
+                .transpose()?;
             if highest.is_none_or(|h| h.as_ref() < key.as_slice()) {
                 return Ok(false);
             }

@@ -262,7 +262,12 @@ fn a_stranger_is_refused_at_connection() -> anyhow::Result<()> {
         "stranger still connected"
     );
     eventually(10, "refused connection metric", || {
-        metric(&s.http, &s.sh, "huren_net_connections_refused_total{reason=\"not_in_genesis\"} 1").then_some(())
+        metric(
+            &s.http,
+            &s.sh,
+            "huren_net_connections_refused_total{reason=\"not_in_genesis\"} 1",
+        )
+        .then_some(())
     })?;
     Ok(())
 }
@@ -609,7 +614,11 @@ fn a_peer_withholding_blocks_makes_the_issuers_licences_stale_not_valid() -> any
     fetch(1, 3)?;
     liar.send(LiarCommand::ServeUpTo(3))?;
     // sh knows only the liar.
-    let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&[liar_addr.to_string()]), "")?)?;
+    let sh = NodeProcess::start(&net.node_config(
+        "sh.transport",
+        Some(&[liar_addr.to_string()]),
+        "",
+    )?)?;
     eventually(30, "sh to catch up with gd#3 through the liar", || {
         heads(&http, &sh)
             .ok()?
@@ -630,12 +639,20 @@ fn a_peer_withholding_blocks_makes_the_issuers_licences_stale_not_valid() -> any
     liar.send(LiarCommand::Gossip(5))?;
     let v = huren_tests::until_verdict(&http, &sh, &x.qr, "undetermined", Some("stale"))?;
     assert!(
-        v["message"].as_str().unwrap_or_default().contains("signed height 5"),
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signed height 5"),
         "{v}"
     );
     // Asked for the blocks before 5, the liar never answers: penalised for it.
     eventually(30, "the withholding peer penalised", || {
-        metric(&http, &sh, "huren_net_catchup_unbacked_total{why=\"timeout\"}").then_some(())
+        metric(
+            &http,
+            &sh,
+            "huren_net_catchup_unbacked_total{why=\"timeout\"}",
+        )
+        .then_some(())
     })?;
     // The withheld block arrives after all: the revocation applies, and so does block 5.
     liar.send(LiarCommand::Gossip(4))?;
@@ -654,11 +671,8 @@ fn idle_connections_from_a_stranger_do_not_lock_out_genesis_peers() -> anyhow::R
     let http = client();
     // 16 pending handshakes at most, so that a hundred idle connections fill them many
     // times over.
-    let gd = NodeProcess::start(&net.node_config(
-        "gd.transport",
-        Some(&[]),
-        "connections_max = 16",
-    )?)?;
+    let gd =
+        NodeProcess::start(&net.node_config("gd.transport", Some(&[]), "connections_max = 16")?)?;
     let gd_p2p = gd.p2p.clone().unwrap_or_default();
     let port: u16 = gd_p2p
         .split('/')
@@ -692,10 +706,7 @@ fn idle_connections_from_a_stranger_do_not_lock_out_genesis_peers() -> anyhow::R
             .ok()?
             .json()
             .ok()?;
-        peers
-            .iter()
-            .any(|p| p.role == "sh.transport")
-            .then_some(())
+        peers.iter().any(|p| p.role == "sh.transport").then_some(())
     })?;
     assert!(
         metric(

@@ -81,10 +81,12 @@ fn a_record_applies_with_a_quorum_and_keeps_the_founding_hash() {
         .network()
         .region(&RegionCode::parse("110000").expect("region"))
         .is_some());
-    assert!(g0
-        .network()
-        .region(&RegionCode::parse("110000").expect("region"))
-        .is_none(), "the old state is untouched: apply is pure");
+    assert!(
+        g0.network()
+            .region(&RegionCode::parse("110000").expect("region"))
+            .is_none(),
+        "the old state is untouched: apply is pure"
+    );
 }
 
 #[test]
@@ -147,7 +149,12 @@ fn every_refusal_is_typed_and_changes_nothing() {
         g0.apply(&b).expect_err("unknown"),
         GovError::UnknownDepartment(dept("xx.nobody"))
     );
-    let b = block(&g0, &keys, &[0, 1], GovRecord::RemoveObserver { name: "x".into() });
+    let b = block(
+        &g0,
+        &keys,
+        &[0, 1],
+        GovRecord::RemoveObserver { name: "x".into() },
+    );
     assert!(matches!(g0.apply(&b), Err(GovError::UnknownObserver(_))));
     // A network the record would make invalid: a grant of an undefined type.
     let b = block(
@@ -180,9 +187,16 @@ fn the_quorum_rule_holds_through_every_change() {
         }
     );
     let g1 = g0
-        .apply(&block(&g0, &keys, &[0, 1], GovRecord::ChangeQuorum { quorum: 3 }))
+        .apply(&block(
+            &g0,
+            &keys,
+            &[0, 1],
+            GovRecord::ChangeQuorum { quorum: 3 },
+        ))
         .expect("3 of 3");
-    let g2 = g1.apply(&block(&g1, &keys, &[0, 1, 2], add)).expect("3 of 4");
+    let g2 = g1
+        .apply(&block(&g1, &keys, &[0, 1, 2], add))
+        .expect("3 of 4");
     assert_eq!(g2.voters().count(), 4);
     // Retiring one leaves 3 voters, and 3 of 3 still holds. The department retired does
     // not count toward its own retirement: the other three sign.
@@ -195,7 +209,9 @@ fn the_quorum_rule_holds_through_every_change() {
         g2.apply(&block(&g2, &keys, &[0, 1, 2], retire(1))),
         Err(GovError::NoQuorum { signatures: 2, .. })
     ));
-    let g3 = g2.apply(&block(&g2, &keys, &[0, 2, 3], retire(1))).expect("retire");
+    let g3 = g2
+        .apply(&block(&g2, &keys, &[0, 2, 3], retire(1)))
+        .expect("retire");
     // A second retirement would leave 3 of 2: it cannot even gather its quorum.
     assert!(matches!(
         g3.apply(&block(&g3, &keys, &[0, 2, 3], retire(2))),
@@ -210,7 +226,12 @@ fn the_quorum_rule_holds_through_every_change() {
         })
     );
     // A retired department no longer signs.
-    let b = block(&g3, &keys, &[0, 1, 2], GovRecord::ChangeQuorum { quorum: 2 });
+    let b = block(
+        &g3,
+        &keys,
+        &[0, 1, 2],
+        GovRecord::ChangeQuorum { quorum: 2 },
+    );
     assert_eq!(
         g3.apply(&b).expect_err("retired signer"),
         GovError::NotAVoter {
@@ -230,7 +251,8 @@ fn the_subject_of_a_record_does_not_count_toward_its_quorum() {
     };
     let with_self = block(&g0, &keys, &[0, 1], rotate.clone());
     assert_eq!(
-        g0.apply(&with_self).expect_err("gd.transport signs its own rotation"),
+        g0.apply(&with_self)
+            .expect_err("gd.transport signs its own rotation"),
         GovError::NoQuorum {
             signatures: 1,
             quorum: 2
@@ -264,7 +286,10 @@ fn key_history_decides_by_department_height() {
     assert_eq!(g1.key_at(&gd, 9).map(|s| &s.key), Some(&old));
     assert_eq!(g1.key_at(&gd, 10).map(|s| &s.key), Some(&new));
     assert_eq!(g1.key_at(&gd, 0), None, "heights start at 1");
-    assert_eq!(g1.network().department(&gd).map(|d| &d.issuer_key), Some(&new));
+    assert_eq!(
+        g1.network().department(&gd).map(|d| &d.issuer_key),
+        Some(&new)
+    );
     // A compromise cannot reach back before the current key's first height.
     let early = GovRecord::KeyCompromised {
         department: gd.clone(),
@@ -282,7 +307,8 @@ fn key_history_decides_by_department_height() {
         from_height: 30,
     };
     assert_eq!(
-        g1.apply(&block(&g1, &keys, &[1, 2], reuse)).expect_err("reuse"),
+        g1.apply(&block(&g1, &keys, &[1, 2], reuse))
+            .expect_err("reuse"),
         GovError::KeyInUse
     );
     let g2 = g1
@@ -304,7 +330,10 @@ fn key_history_decides_by_department_height() {
         (Some(9), false),
         "the rotated-out key stays good for its heights"
     );
-    assert_eq!((spans[1].until_height, spans[1].compromised), (Some(20), true));
+    assert_eq!(
+        (spans[1].until_height, spans[1].compromised),
+        (Some(20), true)
+    );
     assert_eq!(g2.key_at(&gd, 20).map(|s| &s.key), Some(&new));
     assert_eq!(g2.key_at(&gd, 21).map(|s| &s.key), Some(&replacement));
 }
@@ -319,10 +348,15 @@ fn conflicting_records_with_quorum_expose_a_double_signer() {
         &g0,
         &keys,
         &[1, 2],
-        GovRecord::RemoveObserver { name: "nobody".into() },
+        GovRecord::RemoveObserver {
+            name: "nobody".into(),
+        },
     );
     assert_eq!(double_signers(&g0, &a, &b), vec![keys[1].0.clone()]);
-    assert!(double_signers(&g0, &a, &a).is_empty(), "one block is no conflict");
+    assert!(
+        double_signers(&g0, &a, &a).is_empty(),
+        "one block is no conflict"
+    );
 }
 
 #[test]
@@ -361,7 +395,10 @@ fn blocks_round_trip_and_refuse_non_canonical_bytes() {
             Value::Integer(1.into()),
             Value::Bytes(vec![0; 32]),
             Value::Integer(1.into()),
-            Value::Map(vec![(Value::Text("kind".into()), Value::Text("dissolve".into()))]),
+            Value::Map(vec![(
+                Value::Text("kind".into()),
+                Value::Text("dissolve".into()),
+            )]),
         ]),
         Value::Array(vec![]),
     ]);

@@ -73,9 +73,10 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
                 // The network decides staleness; a node without networking has no peers to
                 // fall behind.
                 stale: state.network.as_ref().is_some_and(|n| n.is_stale()),
-                behind: state.network.as_ref().and_then(|n| {
-                    n.behind(id.department(), issuer_head.map_or(0, |h| h.height))
-                }),
+                behind: state
+                    .network
+                    .as_ref()
+                    .and_then(|n| n.behind(id.department(), issuer_head.map_or(0, |h| h.height))),
             };
             match verify::prepare(&state.net, un, facts, &ctx) {
                 Step::Done(d) => {
@@ -243,7 +244,13 @@ pub async fn evidence(
     let after = q
         .after
         .as_deref()
-        .map(|c| parse_cursor(c).ok_or_else(|| bad(format!("after {c:?} is not a cursor this node hands out (department:height)"))))
+        .map(|c| {
+            parse_cursor(c).ok_or_else(|| {
+                bad(format!(
+                    "after {c:?} is not a cursor this node hands out (department:height)"
+                ))
+            })
+        })
         .transpose()?;
     let (pairs, next) = state
         .ledger

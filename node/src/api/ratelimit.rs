@@ -60,8 +60,8 @@ impl RateLimiter {
             }
         }
         let (tokens, at) = b.entry(client).or_insert((self.per_minute, now));
-        *tokens =
-            (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate)
+            .min(self.per_minute);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -136,6 +136,9 @@ mod tests {
             r.allow(IpAddr::V4(Ipv4Addr::new(10, 9, 0, i)), t0);
         }
         assert!(r.buckets.lock().expect("lock").len() <= 3);
-        assert!(!r.allow(busy, t0), "the busy client's bucket survived the flood");
+        assert!(
+            !r.allow(busy, t0),
+            "the busy client's bucket survived the flood"
+        );
     }
 }

@@ -921,7 +921,12 @@ async fn evidence_pages_and_refuses_queries_it_does_not_take() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v, json!({"evidence": []}));
     let (s, v) = f
-        .call("GET", "/v1/evidence?department=gd.transport&limit=64", None, None)
+        .call(
+            "GET",
+            "/v1/evidence?department=gd.transport&limit=64",
+            None,
+            None,
+        )
         .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"evidence": []})));
     for bad in [

@@ -455,7 +455,8 @@ mod tests {
             f.t.block(GD, "sh.transport", 2, vec![TestLedger::issue(GD, 2)]);
         let future = {
             let mut h = b1.header.clone();
-            h.time_ms = crate::clock::system().now_ms() + huren_core::validate::FUTURE_SKEW_MS_MAX + 60_000;
+            h.time_ms =
+                crate::clock::system().now_ms() + huren_core::validate::FUTURE_SKEW_MS_MAX + 60_000;
             h.sign(&f.t.key(GD))
         };
         let evidence = wire::evidence_message(
@@ -484,7 +485,9 @@ mod tests {
                 "a block from the future",
                 {
                     let mut h = b2.header.clone();
-                    h.time_ms = crate::clock::system().now_ms() + huren_core::validate::FUTURE_SKEW_MS_MAX + 60_000;
+                    h.time_ms = crate::clock::system().now_ms()
+                        + huren_core::validate::FUTURE_SKEW_MS_MAX
+                        + 60_000;
                     wire::block_message(&h.sign(&f.t.key(GD)))
                 },
                 "ignore",
@@ -558,7 +561,11 @@ mod tests {
         assert_eq!(f.gossip(wire::block_message(&b1)).0, "accept");
         assert_eq!(f.gossip(wire::block_message(&b3)).0, "ignore");
         assert_eq!(f.gossip(wire::block_message(&b4)).0, "ignore");
-        assert_eq!(f.applier.pending.len(), 1, "the second early block is over the budget");
+        assert_eq!(
+            f.applier.pending.len(),
+            1,
+            "the second early block is over the budget"
+        );
         assert_eq!(f.applier.pending_bytes, size);
         // The same early block again takes no second share.
         assert_eq!(f.gossip(wire::block_message(&b3)).0, "ignore");
@@ -568,7 +575,11 @@ mod tests {
         assert_eq!(f.head(), Some(3));
         assert_eq!(f.applier.pending_bytes, 0);
         // A proven gap (b4 signed at height 4) showed in the lag until the chain passed it.
-        assert_eq!(f.applier.lag.behind(b4.department(), 3), None, "within the grace");
+        assert_eq!(
+            f.applier.lag.behind(b4.department(), 3),
+            None,
+            "within the grace"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use libp2p::core::Endpoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::ListenFailure;
 use libp2p::swarm::{
-    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm,
+    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId};
 
@@ -162,7 +162,10 @@ mod tests {
         let refused = gate
             .admit(ids[PENDING_PER_SOURCE_MAX], &stranger)
             .expect_err("over the share");
-        assert!(refused.to_string().contains("handshakes already under way"), "{refused}");
+        assert!(
+            refused.to_string().contains("handshakes already under way"),
+            "{refused}"
+        );
         // Another source is not held back by the stranger.
         gate.admit(ids[PENDING_PER_SOURCE_MAX + 1], &peer)
             .expect("another source");

@@ -81,7 +81,11 @@ mod tests {
         let sh = DepartmentId::parse("sh.transport").expect("dept");
         assert_eq!(lag.behind(&gd, 0), None, "nothing known");
         lag.signed(&gd, 7);
-        assert_eq!(lag.behind(&gd, 5), None, "within the grace: gossip out of order");
+        assert_eq!(
+            lag.behind(&gd, 5),
+            None,
+            "within the grace: gossip out of order"
+        );
         clock.advance(GRACE);
         assert_eq!(lag.behind(&gd, 5), Some(7));
         assert_eq!(lag.behind(&sh, 0), None, "per department");

@@ -27,11 +27,11 @@
 //! the ledger (`core::validate`) accepted it.
 
 mod applier;
-mod gate;
-mod lag;
 /// The wire decoders for the fuzz targets in `fuzz/`; the node never calls it.
 #[doc(hidden)]
 pub mod fuzzing;
+mod gate;
+mod lag;
 mod peers;
 mod schedule;
 mod swarm;
@@ -495,7 +495,9 @@ impl Actor {
                 error: libp2p::swarm::DialError::Denied { cause },
                 ..
             } => {
-                self.metrics.connections_refused.inc(swarm::refusal_reason(&cause));
+                self.metrics
+                    .connections_refused
+                    .inc(swarm::refusal_reason(&cause));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
@@ -654,7 +656,10 @@ impl Actor {
     ) {
         self.metrics.catchup_requests_served.inc();
         let (store, tx) = (self.store.clone(), self.served_tx.clone());
-        let (blocks_max, bytes_max) = (self.limits.catchup_blocks_max, self.limits.catchup_bytes_max);
+        let (blocks_max, bytes_max) = (
+            self.limits.catchup_blocks_max,
+            self.limits.catchup_bytes_max,
+        );
         tokio::task::spawn_blocking(move || {
             let response = match store.blocks_from(&dept, from, blocks_max, bytes_max) {
                 Ok(blocks) => CatchupResponse::Blocks(
@@ -704,10 +709,7 @@ impl Actor {
                     }
                 }
             }
-            (
-                CatchupRequest::Blocks { department, from },
-                CatchupResponse::Blocks(blocks),
-            ) => {
+            (CatchupRequest::Blocks { department, from }, CatchupResponse::Blocks(blocks)) => {
                 let Ok(d) = DepartmentId::parse(&department) else {
                     return;
                 };

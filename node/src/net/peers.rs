@@ -75,10 +75,7 @@ impl Peers {
     /// Whether `peer` may have one more catch-up request served at `now`: a token bucket
     /// of `REQUESTS_BURST`, refilled at `REQUESTS_PER_SEC`, per peer.
     pub(crate) fn admit_request(&mut self, peer: PeerId, now: Instant) -> bool {
-        let (tokens, last) = self
-            .allowance
-            .entry(peer)
-            .or_insert((REQUESTS_BURST, now));
+        let (tokens, last) = self.allowance.entry(peer).or_insert((REQUESTS_BURST, now));
         let refill = now.saturating_duration_since(*last).as_secs_f64() * REQUESTS_PER_SEC;
         *tokens = (*tokens + refill).min(REQUESTS_BURST);
         *last = now;
@@ -191,9 +188,14 @@ mod tests {
         let (greedy, other) = (random_peer(), random_peer());
         let t0 = Instant::now();
         let burst = REQUESTS_BURST as usize;
-        let admitted = (0..burst * 2).filter(|_| p.admit_request(greedy, t0)).count();
+        let admitted = (0..burst * 2)
+            .filter(|_| p.admit_request(greedy, t0))
+            .count();
         assert_eq!(admitted, burst, "the burst, then nothing");
-        assert!(p.admit_request(other, t0), "another peer has its own allowance");
+        assert!(
+            p.admit_request(other, t0),
+            "another peer has its own allowance"
+        );
         // A second refills REQUESTS_PER_SEC requests.
         let t1 = t0 + Duration::from_secs(1);
         let refilled = (0..burst).filter(|_| p.admit_request(greedy, t1)).count();

@@ -103,7 +103,12 @@ impl Schedule {
     /// peer with the highest claim that is not already asked and has not failed `dept`
     /// lately; none while a fetch is younger than `HEDGE_AFTER` or `FETCH_PEERS_MAX` are
     /// under way.
-    pub(crate) fn next_fetch(&self, dept: &DepartmentId, ours: u64, now: Instant) -> Option<PeerId> {
+    pub(crate) fn next_fetch(
+        &self,
+        dept: &DepartmentId,
+        ours: u64,
+        now: Instant,
+    ) -> Option<PeerId> {
         let fetches = self.inflight.get(dept).map_or(&[][..], Vec::as_slice);
         if fetches.len() >= FETCH_PEERS_MAX
             || fetches
@@ -192,7 +197,8 @@ impl Schedule {
     /// The periodic decisions, with `connected` peers at `now`.
     pub(crate) fn tick(&mut self, now: Instant, connected: usize) -> Tick {
         for fetches in self.inflight.values_mut() {
-            fetches.retain(|(_, since)| now.saturating_duration_since(*since) < CATCHUP_INFLIGHT_MAX);
+            fetches
+                .retain(|(_, since)| now.saturating_duration_since(*since) < CATCHUP_INFLIGHT_MAX);
         }
         self.inflight.retain(|_, f| !f.is_empty());
         self.failed.retain(|_, until| now < *until);
@@ -200,7 +206,8 @@ impl Schedule {
             self.last_peer_seen = now;
         }
         Tick {
-            stale: self.has_peers && now.saturating_duration_since(self.last_peer_seen) > STALE_AFTER,
+            stale: self.has_peers
+                && now.saturating_duration_since(self.last_peer_seen) > STALE_AFTER,
         }
     }
 }
@@ -240,17 +247,29 @@ mod tests {
         let mut s = Schedule::new(clock.instant(), true);
         let (liar, honest, third) = (PeerId::random(), PeerId::random(), PeerId::random());
         let d = dept();
-        assert_eq!(s.next_fetch(&d, 0, clock.instant()), None, "nobody claims anything");
+        assert_eq!(
+            s.next_fetch(&d, 0, clock.instant()),
+            None,
+            "nobody claims anything"
+        );
         s.claim(&d, liar, u64::MAX);
         s.claim(&d, honest, 5);
         s.claim(&d, third, 3);
-        assert_eq!(s.next_fetch(&d, 5, clock.instant()), Some(liar), "only the liar claims more than 5");
+        assert_eq!(
+            s.next_fetch(&d, 5, clock.instant()),
+            Some(liar),
+            "only the liar claims more than 5"
+        );
         // The highest claim is asked first.
         let first = s.next_fetch(&d, 0, clock.instant()).expect("someone");
         assert_eq!(first, liar);
         s.start_fetch(&d, liar, clock.instant());
         assert!(s.fetching(&d));
-        assert_eq!(s.next_fetch(&d, 0, clock.instant()), None, "one fetch at a time at first");
+        assert_eq!(
+            s.next_fetch(&d, 0, clock.instant()),
+            None,
+            "one fetch at a time at first"
+        );
         // Unanswered for HEDGE_AFTER: a second peer is asked for the same blocks.
         clock.advance(HEDGE_AFTER);
         assert_eq!(s.next_fetch(&d, 0, clock.instant()), Some(honest));
@@ -268,7 +287,11 @@ mod tests {
             asked.push(next);
         }
         clock.advance(HEDGE_AFTER);
-        assert_eq!(s.next_fetch(&d, 0, clock.instant()), None, "at most FETCH_PEERS_MAX at once");
+        assert_eq!(
+            s.next_fetch(&d, 0, clock.instant()),
+            None,
+            "at most FETCH_PEERS_MAX at once"
+        );
         for p in &asked[2..] {
             s.fetch_done(&d, p);
         }
@@ -279,10 +302,18 @@ mod tests {
         assert_eq!(s.claimed(&d, &liar), None);
         assert!(!s.fetching(&d));
         s.claim(&d, liar, u64::MAX);
-        assert_eq!(s.next_fetch(&d, 3, clock.instant()), Some(honest), "the liar waits out its cooldown");
+        assert_eq!(
+            s.next_fetch(&d, 3, clock.instant()),
+            Some(honest),
+            "the liar waits out its cooldown"
+        );
         clock.advance(COOLDOWN);
         s.tick(clock.instant(), 2);
-        assert_eq!(s.next_fetch(&d, 3, clock.instant()), Some(liar), "asked again after it");
+        assert_eq!(
+            s.next_fetch(&d, 3, clock.instant()),
+            Some(liar),
+            "asked again after it"
+        );
         // A busy peer keeps its claim and is asked again soon.
         s.start_fetch(&d, liar, clock.instant());
         s.fetch_deferred(&d, liar, clock.instant());
@@ -310,7 +341,10 @@ mod tests {
             }
         }
         s.fetch_done(&depts[0], &busy);
-        assert_eq!(s.next_fetch(&depts[FETCHES_PER_PEER_MAX], 0, clock.instant()), Some(busy));
+        assert_eq!(
+            s.next_fetch(&depts[FETCHES_PER_PEER_MAX], 0, clock.instant()),
+            Some(busy)
+        );
         // A fetch nobody answers and no failure reported frees its slot at the backstop.
         s.start_fetch(&d, third, clock.instant());
         clock.advance(CATCHUP_INFLIGHT_MAX);

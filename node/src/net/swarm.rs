@@ -83,9 +83,15 @@ impl Behaviour {
 
 /// Why a connection was refused, as the `huren_net_connections_refused_total` label.
 pub(crate) fn refusal_reason(cause: &libp2p::swarm::ConnectionDenied) -> &'static str {
-    if cause.downcast_ref::<super::gate::TooManyPending>().is_some() {
+    if cause
+        .downcast_ref::<super::gate::TooManyPending>()
+        .is_some()
+    {
         "pending_per_source"
-    } else if cause.downcast_ref::<connection_limits::Exceeded>().is_some() {
+    } else if cause
+        .downcast_ref::<connection_limits::Exceeded>()
+        .is_some()
+    {
         "limit"
     } else {
         // The allow-list: not in genesis, or banned for a while.
@@ -127,26 +133,28 @@ pub fn build_swarm(
     let codec = wire::catchup_codec();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-            use libp2p::core::transport::Transport as _;
-            let tcp = libp2p::tcp::tokio::Transport::new(
-                libp2p::tcp::Config::default().nodelay(true),
-            )
-            .map(|stream: libp2p::tcp::tokio::TcpStream, _| {
-                // Best effort: a socket that refuses the option still works, only
-                // without the bound on a dead peer.
-                if let Err(e) =
-                    socket2::SockRef::from(&stream.0).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))
-                {
-                    tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
-                }
-                stream
-            });
-            Ok(tcp
-                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
-                .authenticate(libp2p::noise::Config::new(key)?)
-                .multiplex(libp2p::yamux::Config::default()))
-        })?
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                use libp2p::core::transport::Transport as _;
+                let tcp = libp2p::tcp::tokio::Transport::new(
+                    libp2p::tcp::Config::default().nodelay(true),
+                )
+                .map(|stream: libp2p::tcp::tokio::TcpStream, _| {
+                    // Best effort: a socket that refuses the option still works, only
+                    // without the bound on a dead peer.
+                    if let Err(e) = socket2::SockRef::from(&stream.0)
+                        .set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))
+                    {
+                        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
+                    }
+                    stream
+                });
+                Ok(tcp
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(libp2p::noise::Config::new(key)?)
+                    .multiplex(libp2p::yamux::Config::default()))
+            },
+        )?
         .with_behaviour(|key| {
             let mut allow =
                 allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();

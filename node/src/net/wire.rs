@@ -9,7 +9,6 @@ use huren_core::{Block, DepartmentId, Equivocation, EvidenceError, Network};
 use libp2p::request_response;
 use serde::{Deserialize, Serialize};
 
-
 /// The gossipsub topic of new blocks and equivocation evidence.
 pub const TOPIC: &str = "huren/1";
 /// The request-response protocol of catch-up.
@@ -51,7 +50,8 @@ pub const CATCHUP_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// The catch-up codec, bounded on both sides: requests by `CATCHUP_REQUEST_BYTES_MAX`,
 /// answers by the protocol's `CATCHUP_BYTES_MAX` plus framing (a peer may be configured
 /// to send more than this node would). Longer input fails to decode.
-pub(crate) fn catchup_codec() -> request_response::cbor::codec::Codec<CatchupRequest, CatchupResponse> {
+pub(crate) fn catchup_codec(
+) -> request_response::cbor::codec::Codec<CatchupRequest, CatchupResponse> {
     request_response::cbor::codec::Codec::default()
         .set_request_size_maximum(CATCHUP_REQUEST_BYTES_MAX)
         .set_response_size_maximum(CATCHUP_BYTES_MAX as u64 + CATCHUP_FRAMING_BYTES)
