@@ -302,22 +302,7 @@ pub fn heads(
     http: &reqwest::blocking::Client,
     node: &NodeProcess,
 ) -> anyhow::Result<Vec<(String, u64, String)>> {
-    let v: huren_api::ChainsAnswer = http
-        .get(format!("{}/v1/chains", node.url))
-        .send()?
-        .error_for_status()?
-        .json()
-        .context("the node's /v1/chains answer")?;
-    Ok(v.chains
-        .into_iter()
-        .map(|c| {
-            (
-                c.department.to_string(),
-                c.height,
-                c.hash.map(|h| h.to_hex()).unwrap_or_default(),
-            )
-        })
-        .collect())
+    chaos::checks::heads_at(http, &node.url).context("the node's /v1/chains answer")
 }
 
 /// Polls `/v1/verify` at `node` until it answers `verdict` with `reason` (30 s at most).

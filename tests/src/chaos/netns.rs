@@ -236,76 +236,37 @@ impl Netns {
         ip(&["-n", &hub, "link", "set", "lo", "up"])?;
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &hub, "link", "set", "br0", "up"])?;
-        ip(&[
-            "link",
-            "add",
-            &host,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("{host}b"),
-            "netns",
-            &hub,
-        ])?;
-        ip(&[
-            "-n",
-            &hub,
-            "link",
-            "set",
-            &format!("{host}b"),
-            "master",
-            "br0",
-            "up",
-        ])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", self.host_ip()),
-            "dev",
-            &host,
-        ])?;
-        ip(&["link", "set", &host, "up"])?;
+        // The root namespace's leg of the bridge, then one leg per node namespace.
+        self.veth_to_hub(&host, None, self.host_ip())?;
         for i in 0..self.nodes {
             let ns = self.ns(i);
-            let dev = self.dev(i);
             ip(&["netns", "add", &ns])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-            ip(&[
-                "link",
-                "add",
-                &dev,
-                "netns",
-                &ns,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("{dev}b"),
-                "netns",
-                &hub,
-            ])?;
-            ip(&[
-                "-n",
-                &hub,
-                "link",
-                "set",
-                &format!("{dev}b"),
-                "master",
-                "br0",
-                "up",
-            ])?;
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{}/24", self.node_ip(i)),
-                "dev",
-                &dev,
-            ])?;
-            ip(&["-n", &ns, "link", "set", &dev, "up"])?;
+            self.veth_to_hub(&self.dev(i), Some(&ns), self.node_ip(i))?;
         }
+        Ok(())
+    }
+
+    /// A veth pair: `dev` in `ns` (the root namespace when `None`) with `ip`/24 and up,
+    /// its peer `<dev>b` in the hub, enslaved to the bridge and up.
+    fn veth_to_hub(&self, dev: &str, ns: Option<&str>, ip_addr: Ipv4Addr) -> anyhow::Result<()> {
+        let hub = self.hub();
+        let peer = format!("{dev}b");
+        let mut add = vec!["link", "add", dev];
+        if let Some(ns) = ns {
+            add.extend(["netns", ns]);
+        }
+        add.extend(["type", "veth", "peer", "name", &peer, "netns", &hub]);
+        ip(&add)?;
+        ip(&["-n", &hub, "link", "set", &peer, "master", "br0", "up"])?;
+        let in_ns = |args: &[&str]| -> anyhow::Result<String> {
+            match ns {
+                Some(ns) => ip(&[&["-n", ns][..], args].concat()),
+                None => ip(args),
+            }
+        };
+        in_ns(&["addr", "add", &format!("{ip_addr}/24"), "dev", dev])?;
+        in_ns(&["link", "set", dev, "up"])?;
         Ok(())
     }
 
