@@ -291,9 +291,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(nosniff))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // A body that trickles in is cut off at one deadline for the whole body, rather
-        // than holding a connection (api::bodies).
-        .layer(axum::middleware::map_request(move |req| async move {
-            bodies::with_deadline(req, body_read)
+        // than holding a connection; an answer given before the body was read closes the
+        // connection (api::bodies).
+        .layer(axum::middleware::from_fn(move |req, next| {
+            bodies::bounded(body_read, req, next)
         }))
         .with_state(state)
 }
