@@ -12,11 +12,15 @@
 //! so an older client keeps working against a node that adds one.
 
 pub mod error;
+pub mod governance;
 pub mod licences;
 pub mod network;
 pub mod verify;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use governance::{
+    DepartmentView, GovSubmit, GovSubmitAnswer, GovernanceExport, KeyView, NetworkView,
+};
 pub use licences::{
     BatchAnswer, BatchItem, BatchRequest, BlockRef, IssueAnswer, IssueRequest, LifecycleAnswer,
     ReinstateRequest, RevokeRequest, StatusAnswer, SuspendRequest,

@@ -91,6 +91,23 @@ impl KeyId {
     }
 }
 
+impl Serialize for KeyId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bytes = hex::decode(&s).map_err(serde::de::Error::custom)?;
+        let id: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a key id is 8 bytes (16 hex digits)"))?;
+        Ok(KeyId(id))
+    }
+}
+
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyId({})", self.to_hex())

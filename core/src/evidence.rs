@@ -174,6 +174,7 @@ mod tests {
                 height,
                 prev: self.net.hash(),
                 time_ms: 1_760_000_000_000,
+                gov: 0,
                 records,
             }
             .sign(&self.keys[signer].1)

@@ -227,6 +227,11 @@ pub struct Network {
     types: HashMap<LicenceType, usize>,
     regions: HashMap<RegionCode, usize>,
     recognition: HashMap<(RegionCode, LicenceType), RegionSet>,
+    /// What governance records made of it: its height and head, every key each
+    /// department has had, retirements (`core::governance`). Founding: height 0.
+    pub(crate) gov: crate::governance::GovFacts,
+    /// Every key any department has had (`gov`'s key history), to its department.
+    key_owners: HashMap<KeyId, usize>,
 }
 
 /// Where a recognition decision came from, so verdicts can name the policy.
@@ -413,7 +418,9 @@ impl Network {
                 return Err(bad("the rule is given twice".into()));
             }
         }
+        let gov = crate::governance::GovFacts::founding(&doc, hash);
         Ok(Self {
+            key_owners: keys.clone(),
             doc,
             hash,
             departments,
@@ -421,7 +428,22 @@ impl Network {
             types,
             regions,
             recognition,
+            gov,
         })
+    }
+
+    /// This network with the governance facts `gov` (key history, retirements, height):
+    /// every key in the history names its department.
+    pub(crate) fn with_gov(mut self, gov: crate::governance::GovFacts) -> Self {
+        for (dept, spans) in &gov.keys {
+            if let Some(&i) = self.departments.get(dept) {
+                for s in spans {
+                    self.key_owners.insert(s.key.key_id(), i);
+                }
+            }
+        }
+        self.gov = gov;
+        self
     }
 
     pub fn document(&self) -> &GenesisDocument {
@@ -436,7 +458,14 @@ impl Network {
         self.departments.get(id).map(|&i| &self.doc.departments[i])
     }
 
+    /// The department whose key `kid` is or was (a rotated-out or compromised key still
+    /// names its department: `key_span` says how it may be used).
     pub fn department_by_key(&self, kid: &KeyId) -> Option<&Department> {
+        self.key_owners.get(kid).map(|&i| &self.doc.departments[i])
+    }
+
+    /// The department whose current key `kid` is.
+    pub fn department_by_current_key(&self, kid: &KeyId) -> Option<&Department> {
         self.keys.get(kid).map(|&i| &self.doc.departments[i])
     }
 

@@ -2,8 +2,9 @@
 //!
 //! A governance block carries one record, co-signed by a quorum of departments, and names
 //! the governance head it builds on. The effective network at governance height g is
-//! genesis folded with records 1..g by `Governed::apply`, the one pure function that
-//! changes a network; nothing else edits a `Network` after founding.
+//! genesis folded with records 1..g by `Network::apply`, the one pure function that
+//! changes a network; nothing else edits a `Network` after founding. A `Network` carries
+//! its governance height and head, and every key each department has had (`KeySpan`).
 //!
 //! Invariants:
 //! - every state satisfies the quorum rule `n/2 < q ≤ n` (n: departments able to vote),
@@ -11,17 +12,20 @@
 //!   signed both (`GovEquivocation`);
 //! - a department a record is about does not count toward that record's quorum;
 //! - the network keeps its founding genesis hash whatever is applied: blocks name it;
-//! - a department's key history only grows: which key signed a department block is
-//!   decided by that block's height alone.
+//! - a department's key history only grows: which key signs a department block is decided
+//!   by the block's height and the governance height it names (`Network::signing_key`),
+//!   the same answer on every node that holds the records.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use ciborium::value::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{Hash32, PublicKey, SecretKey, Signature};
+use crate::crypto::{Hash32, KeyId, PublicKey, SecretKey, Signature};
 use crate::genesis::{
-    Department, GenesisError, LicenceTypeDef, Network, Observer, RecognitionRule, Region,
+    Department, GenesisDocument, GenesisError, LicenceTypeDef, Network, Observer,
+    RecognitionRule, Region,
 };
 use crate::ids::{DepartmentId, LicenceType};
 
@@ -69,11 +73,13 @@ pub enum GovRecord {
     SetRecognition {
         rules: Vec<RecognitionRule>,
     },
-    /// From department height `from_height` on, `department` signs with `key`.
+    /// `department` signs with `key` the blocks it cuts under this record or a later
+    /// one (naming this governance height or above); blocks naming a lower one keep its
+    /// previous key. A department's blocks never name a lower governance height than
+    /// their parent, so once it has signed with the new key the old one is done.
     RotateIssuerKey {
         department: DepartmentId,
         key: PublicKey,
-        from_height: u64,
     },
     /// A department's node (its id) or an observer's (its name) gets a new libp2p peer id.
     RotateNodeKey {
@@ -147,12 +153,8 @@ impl GovRecord {
             GovRecord::SetRecognition { rules } => {
                 format!("replace the recognition rules ({} rules)", rules.len())
             }
-            GovRecord::RotateIssuerKey {
-                department,
-                key,
-                from_height,
-            } => format!(
-                "{department} signs with key {} from its block {from_height} on",
+            GovRecord::RotateIssuerKey { department, key } => format!(
+                "{department} signs with key {} from its first block cut under this record",
                 key.key_id()
             ),
             GovRecord::RotateNodeKey { node, peer_id } => {
@@ -163,7 +165,7 @@ impl GovRecord {
                 last_good,
                 replacement,
             } => format!(
-                "{department}'s key is COMPROMISED after its block {last_good}: later blocks signed with it are refused; key {} signs from block {}",
+                "{department}'s key is COMPROMISED after its block {last_good}: later blocks signed with it are refused, and any it holds above are taken off its chain; key {} signs from block {}",
                 replacement.key_id(),
                 last_good.saturating_add(1)
             ),
@@ -381,17 +383,29 @@ pub enum GovCodecError {
     NotCanonical,
 }
 
-/// Which key signs a department's blocks over a range of its heights.
+/// One key of a department, and which of its blocks it signs: those naming governance
+/// height `from_gov` or above, from department height `from_height`, up to
+/// `until_height` (set when a compromise fenced the department's keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySpan {
     pub key: PublicKey,
-    /// The first department height this key signs.
+    /// The governance height of the record that brought the key in (0: genesis).
+    pub from_gov: u64,
+    /// The first department height this key may sign.
     pub from_height: u64,
-    /// The last, once a rotation or compromise ended the span.
+    /// The last, once a compromise ended the span.
     pub until_height: Option<u64>,
     /// Declared compromised: blocks it signed past `until_height` are refused, and
     /// credentials it signed are judged by their issue record's height.
     pub compromised: bool,
+}
+
+impl KeySpan {
+    fn signs(&self, height: u64, gov: u64) -> bool {
+        self.from_gov <= gov
+            && self.from_height <= height
+            && self.until_height.is_none_or(|u| height <= u)
+    }
 }
 
 /// A retired department: its last block and its successor.
@@ -399,6 +413,48 @@ pub struct KeySpan {
 pub struct Retirement {
     pub last_height: u64,
     pub successor: Option<DepartmentId>,
+}
+
+/// What governance made of a network beyond its document: kept in `Network`.
+#[derive(Debug, Clone)]
+pub(crate) struct GovFacts {
+    pub(crate) height: u64,
+    pub(crate) head: Hash32,
+    pub(crate) keys: BTreeMap<DepartmentId, Vec<KeySpan>>,
+    pub(crate) retired: BTreeMap<DepartmentId, Retirement>,
+    /// Offline only (a governance export brings it): commitments of credentials whose
+    /// licences were issued at or below the last good height of a key since declared
+    /// compromised, which stay valid.
+    pub(crate) vouched: BTreeSet<Hash32>,
+}
+
+impl GovFacts {
+    /// Governance height 0: each department's genesis key signs all its blocks.
+    pub(crate) fn founding(doc: &GenesisDocument, hash: Hash32) -> Self {
+        let keys = doc
+            .departments
+            .iter()
+            .map(|d| {
+                (
+                    d.id.clone(),
+                    vec![KeySpan {
+                        key: d.issuer_key,
+                        from_gov: 0,
+                        from_height: 1,
+                        until_height: None,
+                        compromised: false,
+                    }],
+                )
+            })
+            .collect();
+        Self {
+            height: 0,
+            head: hash,
+            keys,
+            retired: BTreeMap::new(),
+            vouched: BTreeSet::new(),
+        }
+    }
 }
 
 /// Why a governance block or record was refused. Nothing is applied.
@@ -426,7 +482,7 @@ pub enum GovError {
     UnknownObserver(String),
     #[error("no node named {0} (a department id or an observer name)")]
     UnknownNode(String),
-    #[error("{department}'s key change must start past its last key change (height {after}), got {from}")]
+    #[error("{department}'s new key would start at height {from}, before its current key's first height {after}")]
     KeyChangeTooEarly {
         department: DepartmentId,
         from: u64,
@@ -440,100 +496,100 @@ pub enum GovError {
     Invalid(GenesisError),
 }
 
-/// The network in force at a governance height: genesis plus every record up to it.
-#[derive(Debug, Clone)]
-pub struct Governed {
-    network: Network,
-    height: u64,
-    head: Hash32,
-    keys: BTreeMap<DepartmentId, Vec<KeySpan>>,
-    retired: BTreeMap<DepartmentId, Retirement>,
-}
-
-impl Governed {
-    /// Governance height 0: genesis as founded.
-    pub fn genesis(network: Network) -> Self {
-        let keys = network
-            .departments()
-            .iter()
-            .map(|d| {
-                (
-                    d.id.clone(),
-                    vec![KeySpan {
-                        key: d.issuer_key,
-                        from_height: 1,
-                        until_height: None,
-                        compromised: false,
-                    }],
-                )
-            })
-            .collect();
-        Self {
-            head: network.hash(),
-            network,
-            height: 0,
-            keys,
-            retired: BTreeMap::new(),
-        }
-    }
-
-    /// The effective network (departments carry their current key).
-    pub fn network(&self) -> &Network {
-        &self.network
-    }
-
-    pub fn height(&self) -> u64 {
-        self.height
+/// The governance side of a network: the network in force at governance height g is
+/// genesis plus records 1..g, each applied by `apply`.
+impl Network {
+    /// The governance height: how many records made this network from genesis.
+    pub fn gov_height(&self) -> u64 {
+        self.gov.height
     }
 
     /// The id of the newest record, or the genesis hash before any.
-    pub fn head(&self) -> Hash32 {
-        self.head
+    pub fn gov_head(&self) -> Hash32 {
+        self.gov.head
     }
 
     /// Every key `dept` has had, oldest first.
     pub fn key_history(&self, dept: &DepartmentId) -> &[KeySpan] {
-        self.keys.get(dept).map_or(&[], Vec::as_slice)
+        self.gov.keys.get(dept).map_or(&[], Vec::as_slice)
     }
 
-    /// The span whose key signs `dept`'s block at `height`.
-    pub fn key_at(&self, dept: &DepartmentId, height: u64) -> Option<&KeySpan> {
+    /// The key that signs `dept`'s block at `height` cut under governance height `gov`:
+    /// the newest span that covers both, if any.
+    pub fn signing_key(&self, dept: &DepartmentId, height: u64, gov: u64) -> Option<&KeySpan> {
         self.key_history(dept)
             .iter()
             .rev()
-            .find(|s| s.from_height <= height && s.until_height.is_none_or(|u| height <= u))
+            .find(|s| s.signs(height, gov))
+    }
+
+    /// The department that has or had the key `kid`, and that key's span.
+    pub fn key_span(&self, kid: &KeyId) -> Option<(&Department, &KeySpan)> {
+        let dept = self.department_by_key(kid)?;
+        let span = self
+            .key_history(&dept.id)
+            .iter()
+            .find(|s| s.key.key_id() == *kid)?;
+        Some((dept, span))
     }
 
     pub fn retirement(&self, dept: &DepartmentId) -> Option<&Retirement> {
-        self.retired.get(dept)
+        self.gov.retired.get(dept)
+    }
+
+    /// Whether `actor` may change `owner`'s licences: itself, or its successor through
+    /// one or more retirements (机构改革).
+    pub fn acts_for(&self, actor: &DepartmentId, owner: &DepartmentId) -> bool {
+        let mut d = owner;
+        for _ in 0..=self.gov.retired.len() {
+            if d == actor {
+                return true;
+            }
+            match self.retirement(d).and_then(|r| r.successor.as_ref()) {
+                Some(s) => d = s,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// This network, knowing offline (from a governance export) which credentials signed
+    /// with a key since declared compromised belong to licences issued before it was.
+    pub fn with_vouched(mut self, commitments: impl IntoIterator<Item = Hash32>) -> Self {
+        self.gov.vouched.extend(commitments);
+        self
+    }
+
+    /// Whether a governance export vouched for the credential with this commitment.
+    pub fn vouched(&self, commitment: &Hash32) -> bool {
+        self.gov.vouched.contains(commitment)
     }
 
     /// Departments that may sign governance records: every department not retired.
     pub fn voters(&self) -> impl Iterator<Item = &Department> {
-        self.network
-            .departments()
+        self.departments()
             .iter()
-            .filter(|d| !self.retired.contains_key(&d.id))
+            .filter(|d| !self.gov.retired.contains_key(&d.id))
     }
 
     /// Checks `block` against this state (network, head, signatures, quorum) and applies
     /// its record: the state at the block's height. Pure.
-    pub fn apply(&self, block: &GovBlock) -> Result<Governed, GovError> {
+    pub fn apply(&self, block: &GovBlock) -> Result<Network, GovError> {
         let h = &block.header;
-        if h.genesis != self.network.hash() {
+        if h.genesis != self.hash() {
             return Err(GovError::OtherNetwork(h.genesis.short()));
         }
-        if h.height != self.height + 1 || h.prev != self.head {
+        if h.height != self.gov.height + 1 || h.prev != self.gov.head {
             return Err(GovError::NotOnHead {
                 height: h.height,
-                head_height: self.height,
-                head: self.head.short(),
+                head_height: self.gov.height,
+                head: self.gov.head.short(),
             });
         }
         self.check_quorum(block)?;
         let mut next = self.apply_record(&h.record)?;
-        next.height = h.height;
-        next.head = block.id();
+        next.gov.height = h.height;
+        next.gov.head = block.id();
         Ok(next)
     }
 
@@ -559,7 +615,7 @@ impl Governed {
                 counted += 1;
             }
         }
-        let quorum = self.network.document().governance.quorum;
+        let quorum = self.document().governance.quorum;
         if counted < quorum as usize {
             return Err(GovError::NoQuorum {
                 signatures: counted,
@@ -569,11 +625,14 @@ impl Governed {
         Ok(())
     }
 
-    /// The record's effect, checked: the state it makes, or why it cannot apply.
-    pub fn apply_record(&self, record: &GovRecord) -> Result<Governed, GovError> {
-        let mut doc = self.network.document().clone();
-        let mut keys = self.keys.clone();
-        let mut retired = self.retired.clone();
+    /// The record's effect, checked: the network it makes (at the same governance height
+    /// and head: `apply` moves those), or why it cannot apply.
+    pub fn apply_record(&self, record: &GovRecord) -> Result<Network, GovError> {
+        let mut doc = self.document().clone();
+        let mut keys = self.gov.keys.clone();
+        let mut retired = self.gov.retired.clone();
+        // The height this record will have.
+        let record_gov = self.gov.height + 1;
         let dept_index = |doc: &crate::genesis::GenesisDocument, id: &DepartmentId| {
             doc.departments
                 .iter()
@@ -599,6 +658,7 @@ impl Governed {
                     department.id.clone(),
                     vec![KeySpan {
                         key: department.issuer_key,
+                        from_gov: record_gov,
                         from_height: 1,
                         until_height: None,
                         compromised: false,
@@ -646,18 +706,14 @@ impl Governed {
                 doc.departments[i].grants = grants.clone();
             }
             GovRecord::SetRecognition { rules } => doc.recognition = rules.clone(),
-            GovRecord::RotateIssuerKey {
-                department,
-                key,
-                from_height,
-            } => {
+            GovRecord::RotateIssuerKey { department, key } => {
                 let i = dept_index(&doc, department)?;
                 active(department)?;
                 if key_used(&keys, key) {
                     return Err(GovError::KeyInUse);
                 }
-                end_span(&mut keys, department, *from_height, false)?;
-                push_span(&mut keys, department, key, *from_height);
+                let from_height = current_span(&keys, department)?.from_height;
+                push_span(&mut keys, department, key, record_gov, from_height);
                 doc.departments[i].issuer_key = *key;
             }
             GovRecord::RotateNodeKey { node, peer_id } => {
@@ -680,20 +736,21 @@ impl Governed {
                     return Err(GovError::KeyInUse);
                 }
                 let from = last_good.saturating_add(1);
-                end_span(&mut keys, department, from, true)?;
-                push_span(&mut keys, department, replacement, from);
+                fence(&mut keys, department, *last_good)?;
+                push_span(&mut keys, department, replacement, record_gov, from);
                 doc.departments[i].issuer_key = *replacement;
             }
             GovRecord::ChangeQuorum { quorum } => doc.governance.quorum = *quorum,
         }
-        let network = Network::evolved(doc, self.network.hash()).map_err(GovError::Invalid)?;
-        let next = Governed {
-            network,
-            height: self.height,
-            head: self.head,
-            keys,
-            retired,
-        };
+        let next = Network::evolved(doc, self.hash())
+            .map_err(GovError::Invalid)?
+            .with_gov(GovFacts {
+                height: self.gov.height,
+                head: self.gov.head,
+                keys,
+                retired,
+                vouched: self.gov.vouched.clone(),
+            });
         next.quorum_rule()?;
         Ok(next)
     }
@@ -701,7 +758,7 @@ impl Governed {
     /// `n/2 < q ≤ n`, n the departments able to vote.
     fn quorum_rule(&self) -> Result<(), GovError> {
         let voters = self.voters().count();
-        let quorum = self.network.document().governance.quorum;
+        let quorum = self.document().governance.quorum;
         if !quorum_ok(quorum, voters) {
             return Err(GovError::QuorumRule { quorum, voters });
         }
@@ -715,29 +772,41 @@ pub fn quorum_ok(quorum: u32, voters: usize) -> bool {
     q >= 1 && 2 * q > voters && q <= voters
 }
 
-/// Ends `dept`'s current key span before `from` (which must be past its start), marking
-/// it compromised if so.
-fn end_span(
+/// `dept`'s newest key span.
+fn current_span<'k>(
+    keys: &'k BTreeMap<DepartmentId, Vec<KeySpan>>,
+    dept: &DepartmentId,
+) -> Result<&'k KeySpan, GovError> {
+    keys.get(dept)
+        .and_then(|s| s.last())
+        .ok_or_else(|| GovError::UnknownDepartment(dept.clone()))
+}
+
+/// A compromise of `dept`'s current key: none of its keys signs past `last_good` any
+/// more, and the current one is marked compromised. `last_good` may not reach back before
+/// the current key's first height (its blocks below are another key's).
+fn fence(
     keys: &mut BTreeMap<DepartmentId, Vec<KeySpan>>,
     dept: &DepartmentId,
-    from: u64,
-    compromised: bool,
+    last_good: u64,
 ) -> Result<(), GovError> {
-    let spans = keys
-        .get_mut(dept)
-        .ok_or_else(|| GovError::UnknownDepartment(dept.clone()))?;
-    let current = spans
-        .last_mut()
-        .ok_or_else(|| GovError::UnknownDepartment(dept.clone()))?;
-    if from <= current.from_height {
+    let current = current_span(keys, dept)?;
+    if last_good.saturating_add(1) < current.from_height {
         return Err(GovError::KeyChangeTooEarly {
             department: dept.clone(),
-            from,
+            from: last_good.saturating_add(1),
             after: current.from_height,
         });
     }
-    current.until_height = Some(from - 1);
-    current.compromised = compromised;
+    let spans = keys
+        .get_mut(dept)
+        .ok_or_else(|| GovError::UnknownDepartment(dept.clone()))?;
+    for s in spans.iter_mut() {
+        s.until_height = Some(s.until_height.map_or(last_good, |u| u.min(last_good)));
+    }
+    if let Some(current) = spans.last_mut() {
+        current.compromised = true;
+    }
     Ok(())
 }
 
@@ -745,11 +814,13 @@ fn push_span(
     keys: &mut BTreeMap<DepartmentId, Vec<KeySpan>>,
     dept: &DepartmentId,
     key: &PublicKey,
-    from: u64,
+    from_gov: u64,
+    from_height: u64,
 ) {
     keys.entry(dept.clone()).or_default().push(KeySpan {
         key: *key,
-        from_height: from,
+        from_gov,
+        from_height,
         until_height: None,
         compromised: false,
     });
@@ -766,7 +837,7 @@ pub struct GovEquivocation {
 
 /// The departments that signed both `a` and `b` (different blocks at one height) with
 /// signatures that verify under `state`'s keys: each of them equivocated.
-pub fn double_signers(state: &Governed, a: &GovBlock, b: &GovBlock) -> Vec<DepartmentId> {
+pub fn double_signers(state: &Network, a: &GovBlock, b: &GovBlock) -> Vec<DepartmentId> {
     if a.height() != b.height() || a.id() == b.id() {
         return Vec::new();
     }
@@ -786,6 +857,105 @@ pub fn double_signers(state: &Governed, a: &GovBlock, b: &GovBlock) -> Vec<Depar
         })
         .cloned()
         .collect()
+}
+
+/// What became of a governance block offered to a `GovChain`.
+#[derive(Debug, Clone)]
+pub enum GovAdmission {
+    /// It extended the chain: the network now in force.
+    Applied(Arc<Network>),
+    /// This exact block is held.
+    Duplicate,
+    /// A different block with a quorum at a height held: the departments that signed
+    /// both. The block held stays.
+    Equivocation(Vec<GovEquivocation>),
+}
+
+/// The governance chain as a node holds it: its blocks, and the network in force at every
+/// governance height (a department block is judged by the one it names). Records come
+/// monthly, not per second: every state is kept.
+#[derive(Debug, Clone)]
+pub struct GovChain {
+    /// `states[g]`: the network at governance height g.
+    states: Vec<Arc<Network>>,
+    /// `blocks[g - 1]`: the block of height g.
+    blocks: Vec<GovBlock>,
+}
+
+impl GovChain {
+    pub fn new(genesis: Network) -> Self {
+        Self {
+            states: vec![Arc::new(genesis)],
+            blocks: Vec::new(),
+        }
+    }
+
+    /// The network in force now.
+    pub fn newest(&self) -> &Arc<Network> {
+        self.states.last().expect("a governance chain holds genesis at least")
+    }
+
+    pub fn height(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// The network at governance height `gov`.
+    pub fn state_at(&self, gov: u64) -> Option<&Arc<Network>> {
+        usize::try_from(gov).ok().and_then(|g| self.states.get(g))
+    }
+
+    /// The block of governance height `height`.
+    pub fn block(&self, height: u64) -> Option<&GovBlock> {
+        let i = usize::try_from(height.checked_sub(1)?).ok()?;
+        self.blocks.get(i)
+    }
+
+    /// The blocks from height `from`, at most `max`.
+    pub fn blocks_from(&self, from: u64, max: usize) -> &[GovBlock] {
+        let start = usize::try_from(from.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(self.blocks.len());
+        let end = start.saturating_add(max).min(self.blocks.len());
+        &self.blocks[start..end]
+    }
+
+    /// Checks `block` and appends it if it extends the chain. At a height held, the same
+    /// block is a duplicate, and a different one with a quorum proves who signed both.
+    /// Past the head (a gap) it is `NotOnHead`: fetch the blocks between first.
+    pub fn admit(&mut self, block: GovBlock) -> Result<GovAdmission, GovError> {
+        let h = block.height();
+        if h >= 1 && h <= self.height() {
+            let held = self.block(h).expect("a height held has its block");
+            if held.id() == block.id() {
+                return Ok(GovAdmission::Duplicate);
+            }
+            let parent = self.state_at(h - 1).expect("a height held has its parent");
+            parent.check_quorum(&block)?;
+            let held = held.clone();
+            let proofs = double_signers(parent, &held, &block)
+                .into_iter()
+                .map(|signer| GovEquivocation {
+                    signer,
+                    first: held.clone(),
+                    second: block.clone(),
+                })
+                .collect();
+            return Ok(GovAdmission::Equivocation(proofs));
+        }
+        let next = Arc::new(self.newest().apply(&block)?);
+        self.states.push(next.clone());
+        self.blocks.push(block);
+        Ok(GovAdmission::Applied(next))
+    }
+}
+
+impl crate::validate::GovView for GovChain {
+    fn newest(&self) -> &Network {
+        GovChain::newest(self)
+    }
+    fn at(&self, gov: u64) -> Option<&Network> {
+        self.state_at(gov).map(|n| &**n)
+    }
 }
 
 #[cfg(test)]

@@ -288,6 +288,9 @@ pub struct BlockHeader {
     pub prev: Hash32,
     /// Unix milliseconds when the block was cut.
     pub time_ms: u64,
+    /// The governance height the block was cut under (`core::governance`): its records
+    /// are judged by the network at that height, and it is never below its parent's.
+    pub gov: u64,
     pub records: Vec<Record>,
 }
 
@@ -300,6 +303,7 @@ impl BlockHeader {
             Value::Integer(self.height.into()),
             Value::Bytes(self.prev.0.to_vec()),
             Value::Integer(self.time_ms.into()),
+            Value::Integer(self.gov.into()),
             Value::Array(self.records.iter().map(Record::to_value).collect()),
         ])
     }
@@ -390,6 +394,7 @@ impl Block {
         let height = uint(next()?, "height")?;
         let prev = Hash32(bytes_n(next()?, "prev")?);
         let time_ms = uint(next()?, "time_ms")?;
+        let gov = uint(next()?, "gov")?;
         let records = array(next()?, "records")?;
         if next().is_ok() {
             return Err(CodecError::Shape("header is too long"));
@@ -410,6 +415,7 @@ impl Block {
             height,
             prev,
             time_ms,
+            gov,
             records,
         };
         let block = Block {
@@ -516,6 +522,7 @@ pub(crate) mod tests {
             height: 1,
             prev: Hash32::digest(b"g"),
             time_ms: 1_750_000_000_000,
+            gov: 0,
             records: vec![
                 issue("gd.transport", "mvdl", 1),
                 Record::Suspend {
@@ -564,7 +571,7 @@ pub(crate) mod tests {
         };
         let mut prefix = Vec::new();
         // header array head, tag, genesis, department
-        prefix.push(0x87);
+        prefix.push(0x88);
         for item in &header[..3] {
             ciborium::ser::into_writer(item, &mut prefix).expect("ser");
         }
@@ -634,6 +641,7 @@ pub(crate) mod tests {
                 height,
                 prev: Hash32::digest(b"p"),
                 time_ms,
+                gov: 0,
                 records,
             }.sign(&SecretKey::from_seed(&[4; 32]));
             let back = Block::decode(&block.encode()).expect("decode");

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Hash32;
+use crate::crypto::{Hash32, KeyId};
 use crate::genesis::Network;
 use crate::ids::{DepartmentId, LicenceId, LicenceType};
 use crate::ledger::{Block, Record, RevokeReason, SuspendReason};
@@ -21,6 +21,8 @@ pub struct Head {
     pub height: u64,
     pub hash: Hash32,
     pub time_ms: u64,
+    /// The governance height the block names: the chain's next block may not name less.
+    pub gov: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +43,30 @@ pub struct LicenceState {
     pub valid_until: i64,
     /// Height of the block that issued it.
     pub issued_height: u64,
-    /// Height of the block that last changed it.
+    /// Height of the block that last changed it (on the chain of the department that
+    /// changed it: the issuer, or its successor after a retirement).
     pub updated_height: u64,
+    /// The key that signed the block that issued it: the one key its credential may be
+    /// signed with.
+    pub issuer_key: KeyId,
+}
+
+/// The networks a block is judged by: the newest this node holds (which key signs which
+/// department height, retirements) and the one at the governance height the block names
+/// (grants, licence types, successors). A `Network` alone is a view with one height.
+pub trait GovView {
+    fn newest(&self) -> &Network;
+    /// The network at governance height `gov`, if held.
+    fn at(&self, gov: u64) -> Option<&Network>;
+}
+
+impl GovView for Network {
+    fn newest(&self) -> &Network {
+        self
+    }
+    fn at(&self, gov: u64) -> Option<&Network> {
+        (gov == self.gov_height()).then_some(self)
+    }
 }
 
 /// Read access to the chain state that validation needs. The node's store implements
@@ -83,6 +107,32 @@ pub enum BlockError {
     BadSignature {
         department: DepartmentId,
         height: u64,
+    },
+    #[error("block {department}#{height}: signed with a key declared compromised after height {last_good}")]
+    KeyCompromised {
+        department: DepartmentId,
+        height: u64,
+        last_good: u64,
+    },
+    #[error("block {department}#{height}: {department} retired after its block {last_height}")]
+    Retired {
+        department: DepartmentId,
+        height: u64,
+        last_height: u64,
+    },
+    #[error("block {department}#{height} names governance height {gov}; this node holds {held}")]
+    GovAhead {
+        department: DepartmentId,
+        height: u64,
+        gov: u64,
+        held: u64,
+    },
+    #[error("block {department}#{height} names governance height {gov}, below its parent's {parent}")]
+    GovBackwards {
+        department: DepartmentId,
+        height: u64,
+        gov: u64,
+        parent: u64,
     },
     #[error("block {department}#{height}: already have the chain up to height {head}")]
     AlreadyHave {
@@ -192,7 +242,15 @@ impl BlockError {
         match self {
             BlockError::AlreadyHave { .. }
             | BlockError::Gap { .. }
+            | BlockError::GovAhead { .. }
             | BlockError::FromFuture { .. } => Disposition::Ignore,
+            // A successor acting on its predecessor's licence before the predecessor's
+            // chain has reached this node: early, not wrong.
+            BlockError::UnknownLicence {
+                department,
+                licence,
+                ..
+            } if licence.department() != department => Disposition::Ignore,
             _ => Disposition::Reject,
         }
     }
@@ -203,6 +261,10 @@ impl BlockError {
             BlockError::WrongNetwork { .. } => "wrong_network",
             BlockError::UnknownDepartment(_) => "unknown_department",
             BlockError::BadSignature { .. } => "bad_signature",
+            BlockError::KeyCompromised { .. } => "key_compromised",
+            BlockError::Retired { .. } => "retired",
+            BlockError::GovAhead { .. } => "gov_ahead",
+            BlockError::GovBackwards { .. } => "gov_backwards",
             BlockError::AlreadyHave { .. } => "already_have",
             BlockError::Gap { .. } => "gap",
             BlockError::Fork { .. } => "fork",
@@ -245,6 +307,7 @@ impl ValidatedBlock {
             height: self.block.height(),
             hash: self.block.hash(),
             time_ms: self.block.header.time_ms,
+            gov: self.block.header.gov,
         }
     }
 }
@@ -252,7 +315,7 @@ impl ValidatedBlock {
 /// Checks everything except the signature; `validate_block` adds that. Split so that a
 /// node producing its own block (which it just signed) does not verify its own signature.
 fn check_structure(
-    net: &Network,
+    gov: &impl GovView,
     view: &impl ChainView,
     block: &Block,
     now_ms: u64,
@@ -261,6 +324,22 @@ fn check_structure(
     let h = &block.header;
     let department = h.department.clone();
     let height = h.height;
+    let newest = gov.newest();
+    let Some(net) = gov.at(h.gov) else {
+        return Err(BlockError::GovAhead {
+            department,
+            height,
+            gov: h.gov,
+            held: newest.gov_height(),
+        });
+    };
+    let key = newest
+        .signing_key(&department, height, h.gov)
+        .map(|s| s.key.key_id())
+        .ok_or_else(|| BlockError::BadSignature {
+            department: department.clone(),
+            height,
+        })?;
     let head = view.head(&department);
     let head_height = head.map_or(0, |hd| hd.height);
     if height <= head_height {
@@ -277,7 +356,7 @@ fn check_structure(
             head: head_height,
         });
     }
-    let expected_prev = head.map_or(net.hash(), |hd| hd.hash);
+    let expected_prev = head.map_or(newest.hash(), |hd| hd.hash);
     if h.prev != expected_prev {
         return Err(BlockError::Fork {
             department,
@@ -298,6 +377,14 @@ fn check_structure(
         });
     }
     if let Some(parent) = head {
+        if h.gov < parent.gov {
+            return Err(BlockError::GovBackwards {
+                department,
+                height,
+                gov: h.gov,
+                parent: parent.gov,
+            });
+        }
         if h.time_ms < parent.time_ms {
             return Err(BlockError::TimeBeforeParent {
                 department,
@@ -325,7 +412,7 @@ fn check_structure(
             Some(s) => Some(*s),
             None => view.licence(licence),
         };
-        let next = next_state(net, &department, height, index, record, current)?;
+        let next = next_state(net, &department, height, &key, index, record, current)?;
         if overlay.insert(licence, next).is_none() {
             order.push(licence);
         }
@@ -337,20 +424,27 @@ fn check_structure(
 }
 
 /// The state a licence moves to when `record` (number `index` of block
-/// `department`#`height`) applies to it, given its `current` state; or the rule it breaks.
+/// `department`#`height`, signed with `key`) applies to it, given its `current` state; or
+/// the rule it breaks. `net` is the network at the governance height the block names.
 /// Block validation runs this for every record; block production runs it per request so
 /// that one bad request fails alone instead of spoiling the whole block.
 pub fn next_state(
     net: &Network,
     department: &DepartmentId,
     height: u64,
+    key: &KeyId,
     index: usize,
     record: &Record,
     current: Option<LicenceState>,
 ) -> Result<LicenceState, BlockError> {
     let department = department.clone();
     let licence = record.licence_id();
-    if licence.department() != &department {
+    // A successor (机构改革) suspends, reinstates and revokes its predecessor's licences;
+    // only a department's own chain issues them.
+    let acts = licence.department() == &department
+        || (!matches!(record, Record::Issue(_))
+            && net.acts_for(&department, licence.department()));
+    if !acts {
         return Err(BlockError::ForeignLicence {
             department,
             height,
@@ -387,6 +481,7 @@ pub fn next_state(
                 valid_until: issue.valid_until,
                 issued_height: height,
                 updated_height: height,
+                issuer_key: *key,
             }
         }
         (Record::Issue(_), Some(_)) => {
@@ -456,14 +551,14 @@ pub fn next_state(
 /// Validates a block received from elsewhere: network, department, signature, then
 /// `check_structure`.
 pub fn validate_block(
-    net: &Network,
+    gov: &impl GovView,
     view: &impl ChainView,
     block: Block,
     now_ms: u64,
     records_max: usize,
 ) -> Result<ValidatedBlock, BlockError> {
-    check_signature(net, &block)?;
-    let changes = check_structure(net, view, &block, now_ms, records_max)?;
+    check_signature(gov.newest(), &block)?;
+    let changes = check_structure(gov, view, &block, now_ms, records_max)?;
     Ok(ValidatedBlock { block, changes })
 }
 
@@ -471,14 +566,15 @@ pub fn validate_block(
 /// so only the chain and record rules run. Still a full check of those rules, so a bug in
 /// block production cannot write an invalid block.
 pub fn validate_own_block(
-    net: &Network,
+    gov: &impl GovView,
     view: &impl ChainView,
     block: Block,
     now_ms: u64,
     records_max: usize,
 ) -> Result<ValidatedBlock, BlockError> {
-    check_network(net, &block)?;
-    let changes = check_structure(net, view, &block, now_ms, records_max)?;
+    check_network(gov.newest(), &block)?;
+    check_standing(gov.newest(), &block)?;
+    let changes = check_structure(gov, view, &block, now_ms, records_max)?;
     Ok(ValidatedBlock { block, changes })
 }
 
@@ -494,20 +590,52 @@ fn check_network(net: &Network, block: &Block) -> Result<(), BlockError> {
     Ok(())
 }
 
-/// Network, department and signature: the checks that do not depend on chain state.
-/// A block that passes them was really signed by that department for this network.
-pub fn check_signature(net: &Network, block: &Block) -> Result<(), BlockError> {
-    check_network(net, block)?;
-    let dept = net
-        .department(block.department())
-        .ok_or_else(|| BlockError::UnknownDepartment(block.department().clone()))?;
-    if !block.signature_valid(&dept.issuer_key) {
-        return Err(BlockError::BadSignature {
-            department: block.department().clone(),
-            height: block.height(),
-        });
+/// The department exists and has not retired below this block's height.
+fn check_standing(net: &Network, block: &Block) -> Result<(), BlockError> {
+    let (department, height) = (block.department(), block.height());
+    if net.department(department).is_none() {
+        return Err(BlockError::UnknownDepartment(department.clone()));
+    }
+    if let Some(r) = net.retirement(department) {
+        if height > r.last_height {
+            return Err(BlockError::Retired {
+                department: department.clone(),
+                height,
+                last_height: r.last_height,
+            });
+        }
     }
     Ok(())
+}
+
+/// Network, department and signature: the checks that do not depend on chain state.
+/// A block that passes them was really signed by that department for this network, with
+/// the key that signs its height under the governance height it names (`net` is the
+/// newest network held: a compromise or retirement applies whatever height a block names).
+pub fn check_signature(net: &Network, block: &Block) -> Result<(), BlockError> {
+    check_network(net, block)?;
+    check_standing(net, block)?;
+    let (department, height) = (block.department(), block.height());
+    let key = net.signing_key(department, height, block.header.gov);
+    if key.is_some_and(|s| block.signature_valid(&s.key)) {
+        return Ok(());
+    }
+    // Signed with a key fenced off below this height: the thief's block, named so.
+    if let Some(bad) = net
+        .key_history(department)
+        .iter()
+        .find(|s| s.compromised && block.signature_valid(&s.key))
+    {
+        return Err(BlockError::KeyCompromised {
+            department: department.clone(),
+            height,
+            last_good: bad.until_height.unwrap_or(0),
+        });
+    }
+    Err(BlockError::BadSignature {
+        department: department.clone(),
+        height,
+    })
 }
 
 /// Chain state held in memory: for the integrity check (which rebuilds the indexes from
@@ -573,6 +701,7 @@ mod tests {
                 height: head.map_or(1, |h| h.height + 1),
                 prev: head.map_or(self.net.hash(), |h| h.hash),
                 time_ms: NOW,
+                gov: 0,
                 records,
             }
         }

@@ -47,6 +47,12 @@ pub enum InvalidReason {
     CommitmentMismatch,
     NotRecognised,
     NotOnLedger,
+    /// Signed with a key declared compromised (`governance`), and not vouched for by the
+    /// ledger as issued at or below the key's last good height.
+    KeyCompromised,
+    /// Signed with a key of the issuer, but not the key that signed the block that
+    /// issued the licence (a rotated-out key used after its rotation, say).
+    KeyNotInForce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +73,7 @@ pub enum UndeterminedReason {
 }
 
 impl InvalidReason {
-    pub const ALL: [InvalidReason; 13] = [
+    pub const ALL: [InvalidReason; 15] = [
         Self::Revoked,
         Self::Suspended,
         Self::Expired,
@@ -81,6 +87,8 @@ impl InvalidReason {
         Self::CommitmentMismatch,
         Self::NotRecognised,
         Self::NotOnLedger,
+        Self::KeyCompromised,
+        Self::KeyNotInForce,
     ];
 
     /// The reason code as serialised (`revoked`, `not_on_ledger`…).
@@ -99,6 +107,8 @@ impl InvalidReason {
             Self::CommitmentMismatch => "commitment_mismatch",
             Self::NotRecognised => "not_recognised",
             Self::NotOnLedger => "not_on_ledger",
+            Self::KeyCompromised => "key_compromised",
+            Self::KeyNotInForce => "key_not_in_force",
         }
     }
 }
@@ -499,7 +509,7 @@ pub fn prepare(
     facts: LedgerFacts,
     ctx: &VerifyContext,
 ) -> Step {
-    let Some(dept) = net.department_by_key(&un.kid) else {
+    let Some((dept, span)) = net.key_span(&un.kid) else {
         return Step::Done(refuse(
             I::UnknownIssuer,
             format!("key id {} is not in genesis", un.kid),
@@ -526,7 +536,7 @@ pub fn prepare(
         },
         None => un,
     };
-    match un.signature_input(&dept.issuer_key) {
+    match un.signature_input(&span.key) {
         Some(input) => Step::Signature(PendingSignature {
             un,
             input,
@@ -577,6 +587,9 @@ fn rules(
         Ok(dept) => dept,
         Err(refused) => return refused,
     };
+    if let Err(refused) = key_in_force(net, verified, facts) {
+        return refused;
+    }
 
     if let LedgerFacts::Online {
         licence,
@@ -740,6 +753,51 @@ fn mandate<'n>(net: &'n Network, c: &Credential) -> Result<&'n Department, (Verd
     Ok(dept)
 }
 
+/// The credential's key was the issuer's key when its licence was issued: the key that
+/// signed the issuing block (online), and never a key declared compromised unless the
+/// ledger (online) or the governance export (offline, `Network::vouched`) shows the
+/// licence issued at or below the key's last good height.
+fn key_in_force(
+    net: &Network,
+    verified: &VerifiedCredential,
+    facts: &LedgerFacts,
+) -> Result<(), (Verdict, String)> {
+    let kid = verified.kid();
+    let Some((dept, span)) = net.key_span(&kid) else {
+        // `prepare` found the key a moment ago in this same network.
+        return Ok(());
+    };
+    let licence = facts.licence();
+    if let Some(s) = licence {
+        if s.issuer_key != kid {
+            return Err((
+                Verdict::Invalid(I::KeyNotInForce),
+                format!(
+                    "signed with {}'s key {kid}, but the licence was issued at block {}#{} under key {}",
+                    dept.id, dept.id, s.issued_height, s.issuer_key
+                ),
+            ));
+        }
+    }
+    if span.compromised {
+        let last_good = span.until_height.unwrap_or(0);
+        let vouched = match facts {
+            LedgerFacts::Online { .. } => licence.is_some_and(|s| s.issued_height <= last_good),
+            LedgerFacts::Offline => net.vouched(&verified.commitment()),
+        };
+        if !vouched {
+            return Err((
+                Verdict::Invalid(I::KeyCompromised),
+                format!(
+                    "signed with {}'s key {kid}, declared compromised after its block {last_good}",
+                    dept.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// English and Chinese labels for each verdict, as a clerk reads them.
 pub fn labels(v: Verdict) -> (&'static str, &'static str) {
     use InvalidReason as I;
@@ -769,6 +827,14 @@ pub fn labels(v: Verdict) -> (&'static str, &'static str) {
                 "无效：本地区不互认此证照",
             ),
             I::NotOnLedger => ("Invalid: not on ledger", "无效：账本无此证照"),
+            I::KeyCompromised => (
+                "Invalid: signed with a compromised key",
+                "无效：签发密钥已泄露",
+            ),
+            I::KeyNotInForce => (
+                "Invalid: signed with a key not in force at issuance",
+                "无效：签发密钥与签发时不符",
+            ),
         },
         Verdict::Undetermined(r) => match r {
             U::ChainUnknown => (
@@ -793,7 +859,7 @@ pub fn labels(v: Verdict) -> (&'static str, &'static str) {
 mod tests {
     use super::*;
     use crate::credential::tests::driving_licence;
-    use crate::crypto::{Hash32, SecretKey};
+    use crate::crypto::{Hash32, KeyId, SecretKey};
     use crate::genesis::tests::sample;
     use crate::ids::{LicenceId, LicenceType};
     use crate::ledger::{RevokeReason, SuspendReason};
@@ -803,8 +869,38 @@ mod tests {
     const EXPIRES: i64 = T + 6 * 365 * 86400;
     const LATE_MS: u64 = ((T + 3600) * 1000) as u64;
 
+    /// The sample network after two governance records: gd.transport's genesis key
+    /// (seed 1) rotated to seed 41, then seed 41 declared compromised after gd.transport's
+    /// block 4, replaced by seed 42.
     fn net() -> Network {
-        Network::from_document(sample().0).expect("genesis")
+        use crate::governance::{GovBlock, GovHeader, GovRecord};
+        let (doc, keys) = sample();
+        let mut net = Network::from_document(doc).expect("genesis");
+        let gd = keys[0].0.clone();
+        for record in [
+            GovRecord::RotateIssuerKey {
+                department: gd.clone(),
+                key: key(41).public(),
+            },
+            GovRecord::KeyCompromised {
+                department: gd.clone(),
+                last_good: 4,
+                replacement: key(42).public(),
+            },
+        ] {
+            let mut b = GovBlock::new(GovHeader {
+                genesis: net.hash(),
+                height: net.gov_height() + 1,
+                prev: net.gov_head(),
+                time_ms: 1,
+                record,
+            });
+            for (d, k) in &keys[1..] {
+                b.cosign(d.clone(), k);
+            }
+            net = net.apply(&b).expect("record");
+        }
+        net
     }
 
     fn key(seed: u8) -> SecretKey {
@@ -885,21 +981,37 @@ mod tests {
         Stale,
         /// Active, but a signed block of the issuer at height 9 is known here.
         Behind,
+        /// Active, issued in a block signed with the key of this seed.
+        IssuedUnder(u8),
+        /// Active, issued at this height.
+        IssuedAt(u64),
     }
 
-    fn facts(l: Ledger, commitment: Hash32) -> LedgerFacts {
+    /// `kid`: the presented credential's key, which the ledger names as the key of the
+    /// licence's issuing block, unless `l` says otherwise.
+    fn facts(l: Ledger, commitment: Hash32, kid: KeyId) -> LedgerFacts {
+        let issuer_key = match l {
+            Ledger::IssuedUnder(seed) => key(seed).public().key_id(),
+            _ => kid,
+        };
+        let issued_height = match l {
+            Ledger::IssuedAt(h) => h,
+            _ => 3,
+        };
         let state = |status, commitment| LicenceState {
             status,
             commitment,
             valid_from: T,
             valid_until: EXPIRES,
-            issued_height: 3,
-            updated_height: 5,
+            issued_height,
+            updated_height: 5.max(issued_height),
+            issuer_key,
         };
         let head = |time_ms| Head {
             height: 5,
             hash: Hash32::default(),
             time_ms,
+            gov: 0,
         };
         let online = |licence, issuer_head, equivocation_height, stale| LedgerFacts::Online {
             licence,
@@ -937,6 +1049,9 @@ mod tests {
                 stale: false,
                 behind: Some(9),
             },
+            Ledger::IssuedUnder(_) | Ledger::IssuedAt(_) => {
+                online(Some(state(LicenceStatus::Active, commitment)), Some(head(LATE_MS)), None, false)
+            }
         }
     }
 
@@ -950,10 +1065,10 @@ mod tests {
             &net(),
             &text,
             &|_| {
-                let commitment = UnverifiedCredential::from_qr(&text)
-                    .map(|u| u.commitment)
-                    .unwrap_or_default();
-                facts(l, commitment)
+                let (commitment, kid) = UnverifiedCredential::from_qr(&text)
+                    .map(|u| (u.commitment, u.kid))
+                    .unwrap_or((Hash32::default(), KeyId([0; 8])));
+                facts(l, commitment, kid)
             },
             &ctx,
         )
@@ -979,6 +1094,13 @@ mod tests {
             ("expired",                      P::Mvdl(1), L::Offline, EXPIRES, None, Invalid(I::Expired)),
             ("  short: the last second",     P::Mvdl(1), L::Offline, EXPIRES - 1, None, Valid),
             ("unknown issuer",               P::Mvdl(99), L::Offline, T + 1, None, Invalid(I::UnknownIssuer)),
+            ("signed with a compromised key", P::Mvdl(41), L::Offline, T + 1, None, Invalid(I::KeyCompromised)),
+            ("  online, issued above its last good height", P::Mvdl(41), L::IssuedAt(5), T + 1, None, Invalid(I::KeyCompromised)),
+            ("  short: issued at its last good height", P::Mvdl(41), L::IssuedAt(4), T + 1, None, Valid),
+            ("  short: the replacement key",  P::Mvdl(42), L::Offline, T + 1, None, Valid),
+            ("  short: the rotated-out key",  P::Mvdl(1), L::Offline, T + 1, None, Valid),
+            ("key not in force at issuance",  P::Mvdl(1), L::IssuedUnder(42), T + 1, None, Invalid(I::KeyNotInForce)),
+            ("  short: the key of its block", P::Mvdl(42), L::IssuedUnder(42), T + 1, None, Valid),
             ("issuer mismatch",              P::Mvdl(2), L::Offline, T + 1, None, Invalid(I::IssuerMismatch)),
             ("bad signature",                P::Forged, L::Offline, T + 1, None, Invalid(I::BadSignature)),
             ("  online, ledger holds another", P::Forged, L::OtherCommitment, T + 1, None, Invalid(I::BadSignature)),
@@ -1053,7 +1175,11 @@ mod tests {
         let signed = driving_licence(1).sign(&key(1)).expect("sign");
         let un = || UnverifiedCredential::from_qr(&signed.qr_text).expect("decodes");
         // The ledger vouches for these bytes: decided at once.
-        let on = facts(Ledger::On(LicenceStatus::Active), signed.commitment);
+        let on = facts(
+            Ledger::On(LicenceStatus::Active),
+            signed.commitment,
+            key(1).public().key_id(),
+        );
         assert!(
             matches!(prepare(&net, un(), on, &ctx), Step::Done(d) if d.verdict == Verdict::Valid)
         );

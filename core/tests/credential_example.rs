@@ -73,6 +73,7 @@ fn example_block(s: &SignedCredential) -> Block {
         height: 1,
         prev: genesis,
         time_ms: ISSUED_AT as u64 * 1000,
+        gov: 0,
         records: vec![Record::Issue(Issue {
             licence_id: example().licence_id,
             valid_from: ISSUED_AT,

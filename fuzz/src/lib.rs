@@ -96,11 +96,13 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
         valid_until: c.expires_at,
         issued_height: 1,
         updated_height: 1,
+        issuer_key: un.kid,
     };
     let head = Head {
         height: 3,
         hash: Hash32([7; 32]),
         time_ms: u64::try_from(NOW).unwrap_or(0) * 1000,
+        gov: 0,
     };
     let facts = [
         LedgerFacts::Offline,

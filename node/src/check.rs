@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use huren_core::credential::UnverifiedCredential;
+use huren_core::governance::{GovAdmission, GovChain};
 use huren_core::ledger::{Block, Record};
 use huren_core::validate::{check_signature, next_state, validate_block, Head, MemoryChain};
 use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
@@ -48,6 +49,8 @@ pub struct Summary {
     /// `full`, or `since` a checkpoint.
     pub mode: &'static str,
     pub departments: usize,
+    /// Governance blocks replayed onto genesis.
+    pub gov_height: u64,
     /// Blocks validated (in `since` mode: those after the checkpoint).
     pub blocks: u64,
     pub records: u64,
@@ -178,12 +181,23 @@ pub fn run(
     clock: &dyn crate::clock::Clock,
     opts: Options<'_>,
 ) -> anyhow::Result<Summary> {
+    let mut s = Summary::default();
+    // The governance chain, replayed onto genesis: the network each block names.
+    let mut gov = GovChain::new(net.clone());
+    for block in store.gov_blocks()? {
+        let height = block.height();
+        match gov.admit(block) {
+            Ok(GovAdmission::Applied(_)) => {}
+            other => s.mismatch(format!("governance block {height} does not apply: {other:?}")),
+        }
+    }
+    s.gov_height = gov.height();
     let mut c = Checker {
-        net,
+        gov,
         store,
         now_ms: clock.now_ms(),
         own: opts.own,
-        s: Summary::default(),
+        s,
         rebuilt: MemoryChain::default(),
     };
     match opts.since {
@@ -197,7 +211,7 @@ pub fn run(
 }
 
 struct Checker<'a> {
-    net: &'a Network,
+    gov: GovChain,
     store: &'a Store,
     now_ms: u64,
     own: Option<&'a DepartmentId>,
@@ -264,7 +278,7 @@ impl Checker<'_> {
     fn admit(&mut self, dept: &DepartmentId, height: u64, block: Block) {
         let records = block.header.records.len() as u64;
         match validate_block(
-            self.net,
+            &self.gov,
             &self.rebuilt,
             block,
             self.now_ms,
@@ -447,7 +461,7 @@ impl Checker<'_> {
         for entry in self.store.evidence_entries() {
             let (key, bytes) = entry?;
             self.s.evidence += 1;
-            match huren_core::Equivocation::decode(self.net, &bytes) {
+            match huren_core::Equivocation::decode(self.gov.newest(), &bytes) {
                 Ok(ev) => {
                     *per_department.entry(ev.department().clone()).or_default() += 1;
                     let expected = Store::chain_key(ev.department(), ev.height());
@@ -486,11 +500,11 @@ impl Checker<'_> {
             let (key, value) = entry?;
             let name = String::from_utf8_lossy(&key).into_owned();
             if name == "genesis" {
-                if value.as_slice() != self.net.hash().0.as_slice() {
+                if value.as_slice() != self.gov.newest().hash().0.as_slice() {
                     self.mismatch(format!(
                         "meta genesis is {}, this network's is {}",
                         hex::encode(&value),
-                        self.net.hash()
+                        self.gov.newest().hash()
                     ));
                 }
             } else if name == crate::store::LICENCE_COUNT_KEY {
@@ -551,7 +565,7 @@ impl Checker<'_> {
         // The checkpoint's heads must still be there: the history below them is what the
         // earlier check verified.
         for (dept, (height, hash)) in &cp.0 {
-            if self.net.department(dept).is_none() {
+            if self.gov.newest().department(dept).is_none() {
                 self.mismatch(format!("checkpoint names {dept}, which genesis does not"));
                 continue;
             }
@@ -569,6 +583,7 @@ impl Checker<'_> {
                                 height: *height,
                                 hash: *hash,
                                 time_ms: block.header.time_ms,
+                                gov: 0,
                             },
                         );
                     }
@@ -583,7 +598,8 @@ impl Checker<'_> {
 
         // What was appended after the checkpoint, chain by chain.
         let departments: Vec<DepartmentId> = self
-            .net
+            .gov
+            .newest()
             .departments()
             .iter()
             .map(|d| d.id.clone())
@@ -630,7 +646,20 @@ impl Checker<'_> {
                         continue;
                     }
                     let current = self.rebuilt.licences.get(id).copied();
-                    match next_state(self.net, &dept, height, index, record, current) {
+                    let gov = block.header.gov;
+                    let (Some(net), Some(key)) = (
+                        self.gov.state_at(gov).cloned(),
+                        self.gov
+                            .newest()
+                            .signing_key(&dept, height, gov)
+                            .map(|s| s.key.key_id()),
+                    ) else {
+                        self.mismatch(format!(
+                            "{dept}#{height}: names governance height {gov}, or a key, not held"
+                        ));
+                        continue;
+                    };
+                    match next_state(&net, &dept, height, &key, index, record, current) {
                         Ok(s) => {
                             self.rebuilt.licences.insert(id.clone(), s);
                         }
@@ -728,7 +757,7 @@ impl Checker<'_> {
                     continue;
                 };
                 self.s.sampled_blocks += 1;
-                if let Err(e) = check_signature(self.net, &block) {
+                if let Err(e) = check_signature(self.gov.newest(), &block) {
                     self.mismatch(format!("{dept}#{height}: {e}"));
                     continue;
                 }

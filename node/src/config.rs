@@ -28,6 +28,24 @@ pub struct Config {
         skip_serializing_if = "Option::is_none"
     )]
     pub issuer_key: Option<PathBuf>,
+    /// A second issuer key file, for a scheduled rotation: generate it, propose
+    /// `rotate_issuer_key` with its public key, configure it here; the node signs with it
+    /// from its first block cut under the record (docs/governance.md).
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_key_next: Option<PathBuf>,
+    /// A governance export (`huren gov export`, `GET /v1/governance`): records made since
+    /// founding, each checked against its quorum and applied at start. A department added
+    /// after founding starts with it, since genesis does not name it.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub governance: Option<PathBuf>,
     /// libp2p node key file; without it the node runs without networking.
     #[serde(
         deserialize_with = "empty_as_none",
@@ -53,6 +71,8 @@ impl Default for Config {
             genesis: PathBuf::from("genesis.json"),
             department: None,
             issuer_key: None,
+            issuer_key_next: None,
+            governance: None,
             node_key: None,
             region: None,
             api: ApiConfig::default(),
@@ -270,6 +290,8 @@ impl Config {
         for p in [&mut cfg.data_dir, &mut cfg.genesis]
             .into_iter()
             .chain(cfg.issuer_key.as_mut())
+            .chain(cfg.issuer_key_next.as_mut())
+            .chain(cfg.governance.as_mut())
             .chain(cfg.node_key.as_mut())
         {
             if !p.as_os_str().is_empty() && p.is_relative() {

@@ -10,11 +10,20 @@
 //!
 //! It must never let anything but a `ValidatedBlock` reach the store, and it answers only
 //! after the store has flushed (one block = one sled transaction + fsync).
+//!
+//! The ledger also holds the governance chain (`core::governance::GovChain`): governance
+//! blocks are admitted here, under the same write lock, so a department block is always
+//! judged by a governance state that no record changes halfway. The network in force is
+//! read from here (`network()`), never kept elsewhere; a new record is seen by every part
+//! of the node at its next read, and `subscribe` wakes those that must act on it (the
+//! network actor: allow-list, disconnecting removed peers).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
+use huren_core::governance::{GovAdmission, GovBlock, GovChain, GovError};
 use huren_core::validate::{validate_block, validate_own_block, BlockError, Disposition, Head};
 use huren_core::{Block, DepartmentId, Equivocation, LicenceId, LicenceType, Network};
+use tokio::sync::watch;
 
 use crate::store::{Corruption, Store, StoreError};
 
@@ -53,24 +62,104 @@ pub enum AppendError {
     Store(#[from] StoreError),
 }
 
+/// What became of a governance block.
+#[derive(Debug)]
+pub enum GovReceipt {
+    /// It extended the governance chain and is durable: the network now in force.
+    Applied(Arc<Network>),
+    /// This exact block is held.
+    Duplicate,
+    /// A different block with a quorum at a height held: proof against each department
+    /// that signed both, kept (how many were new here).
+    Equivocation(usize),
+    /// Past the head here: the blocks between are missing.
+    Ahead { height: u64, held: u64 },
+    /// It breaks a rule: nothing was written.
+    Refused(GovError),
+}
+
 pub struct Ledger {
-    net: Arc<Network>,
+    gov: RwLock<Arc<GovChain>>,
+    /// The governance height, for those woken by a new record.
+    gov_tx: watch::Sender<u64>,
     store: Arc<Store>,
     /// One writer at a time: see the module doc.
     write: Mutex<()>,
 }
 
 impl Ledger {
-    pub fn new(net: Arc<Network>, store: Arc<Store>) -> Self {
-        Self {
-            net,
+    /// The ledger over `store`, whose governance blocks are applied to `genesis` again
+    /// (each checked as when it arrived): a stored block that does not apply is corruption.
+    pub fn new(genesis: Arc<Network>, store: Arc<Store>) -> Result<Self, StoreError> {
+        let mut chain = GovChain::new((*genesis).clone());
+        for block in store.gov_blocks()? {
+            let height = block.height();
+            match chain.admit(block) {
+                Ok(GovAdmission::Applied(_)) => {}
+                other => {
+                    return Err(Corruption::Governance {
+                        key: height.to_string(),
+                        error: format!("does not apply to the chain before it: {other:?}"),
+                    }
+                    .into())
+                }
+            }
+        }
+        let (gov_tx, _) = watch::channel(chain.height());
+        Ok(Self {
+            gov: RwLock::new(Arc::new(chain)),
+            gov_tx,
             store,
             write: Mutex::new(()),
-        }
+        })
     }
 
-    pub fn network(&self) -> &Arc<Network> {
-        &self.net
+    /// The network in force now: genesis and every governance record held.
+    pub fn network(&self) -> Arc<Network> {
+        self.governance().newest().clone()
+    }
+
+    /// The governance chain held, with the network at each of its heights.
+    pub fn governance(&self) -> Arc<GovChain> {
+        self.gov.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Wakes on every governance record applied here, with the new height.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.gov_tx.subscribe()
+    }
+
+    /// Checks a governance block against the chain held and appends it if it extends
+    /// it; a conflicting block with a quorum is kept as proof against its double signers.
+    pub fn receive_gov(&self, block: GovBlock) -> Result<GovReceipt, StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chain = (*self.governance()).clone();
+        let (height, held) = (block.height(), chain.height());
+        if height > held + 1 {
+            return Ok(GovReceipt::Ahead { height, held });
+        }
+        match chain.admit(block.clone()) {
+            Ok(GovAdmission::Applied(net)) => {
+                self.store.append_gov(&block)?;
+                *self.gov.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(chain);
+                self.gov_tx.send_replace(height);
+                Ok(GovReceipt::Applied(net))
+            }
+            Ok(GovAdmission::Duplicate) => Ok(GovReceipt::Duplicate),
+            Ok(GovAdmission::Equivocation(proofs)) => {
+                let mut new = 0;
+                for p in &proofs {
+                    if self
+                        .store
+                        .record_gov_evidence(&p.signer, &p.first, &p.second)?
+                    {
+                        new += 1;
+                    }
+                }
+                Ok(GovReceipt::Equivocation(new))
+            }
+            Err(e) => Ok(GovReceipt::Refused(e)),
+        }
     }
 
     /// The store, for reads.
@@ -87,7 +176,8 @@ impl Ledger {
         records_max: usize,
     ) -> Result<Admission, StoreError> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        match validate_block(&self.net, &*self.store, block.clone(), now_ms, records_max) {
+        let gov = self.governance();
+        match validate_block(&*gov, &*self.store, block.clone(), now_ms, records_max) {
             Ok(v) => {
                 let head = v.head();
                 self.store.append(&v, &[], &[])?;
@@ -100,7 +190,7 @@ impl Ledger {
                     Some(ours) => {
                         // validate_block checked the signature before the height, so both
                         // blocks are the department's own: this is proof, not a rumour.
-                        let ev = Equivocation::new(&self.net, ours, block)
+                        let ev = Equivocation::new(gov.newest(), ours, block)
                             .map_err(Corruption::Evidence)?;
                         if self.store.record_evidence(&ev)? {
                             Ok(Admission::Equivocation(Box::new(ev)))
@@ -133,7 +223,8 @@ impl Ledger {
         records_max: usize,
     ) -> Result<Head, AppendError> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let v = validate_own_block(&self.net, &*self.store, block, now_ms, records_max)
+        let gov = self.governance();
+        let v = validate_own_block(&*gov, &*self.store, block, now_ms, records_max)
             .map_err(AppendError::Refused)?;
         self.store.append(&v, credentials, serials)?;
         Ok(v.head())
@@ -163,11 +254,12 @@ impl Ledger {
     }
 
     pub fn evidence(&self) -> Result<Vec<Equivocation>, StoreError> {
+        let net = self.network();
         self.store
             .evidence_records()?
             .iter()
             .map(|bytes| {
-                Equivocation::decode(&self.net, bytes).map_err(|e| Corruption::Evidence(e).into())
+                Equivocation::decode(&net, bytes).map_err(|e| Corruption::Evidence(e).into())
             })
             .collect()
     }
@@ -196,7 +288,7 @@ pub(crate) mod tests {
             let net = Arc::new(founded.network().expect("genesis"));
             let store = Arc::new(Store::open(&founded.path("data"), &net).expect("store opens"));
             Self {
-                ledger: Arc::new(Ledger::new(net, store)),
+                ledger: Arc::new(Ledger::new(net, store).expect("ledger opens")),
                 founded,
             }
         }
@@ -243,6 +335,7 @@ pub(crate) mod tests {
                 height,
                 prev,
                 time_ms: NOW,
+                gov: 0,
                 records,
             }
             .sign(&self.key(signer))

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::api::{AppState, Parts, Token};
 use crate::clock::SharedClock;
 use crate::config::{Config, Role};
-use crate::ledger::Ledger;
+use crate::ledger::{GovReceipt, Ledger};
 use crate::metrics::Metrics;
 use crate::net::{NetInbox, NetParams};
 use crate::producer::{self, ProducerConfig};
@@ -56,7 +56,17 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         Store::open(&cfg.data_dir, &net)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
-    let ledger = Arc::new(Ledger::new(net.clone(), store.clone()));
+    let ledger = Arc::new(
+        Ledger::new(net, store.clone())
+            .with_context(|| format!("replaying the governance chain in {}", cfg.data_dir.display()))?,
+    );
+    if let Some(path) = &cfg.governance {
+        import_governance(&ledger, path)
+            .with_context(|| format!("importing the governance export {}", path.display()))?;
+    }
+    // The network in force: genesis and every governance record held. A department or
+    // node key added or rotated since founding is found here, not in genesis.
+    let net = ledger.network();
     let metrics = Arc::new(Metrics::default());
 
     // Networking needs a node key, and the key must be the one genesis names for us.
@@ -104,19 +114,32 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
                     )
                 })?
                 .clone();
-            let (name, key) = huren_genesis::keys::read_issuer_key(issuer_key)
-                .with_context(|| format!("reading issuer key {}", issuer_key.display()))?;
-            if name != id.as_str() || key.public() != dept.issuer_key {
+            let mut keys = Vec::new();
+            for path in std::iter::once(issuer_key).chain(cfg.issuer_key_next.as_deref()) {
+                let (name, key) = huren_genesis::keys::read_issuer_key(path)
+                    .with_context(|| format!("reading issuer key {}", path.display()))?;
+                if name != id.as_str() {
+                    bail!(
+                        "issuer key {} was generated for {name}, not {id}",
+                        path.display()
+                    );
+                }
+                keys.push(key);
+            }
+            // The key in force must be one of them; the next may be proposed but not yet
+            // recorded.
+            if !keys.iter().any(|k| k.public() == dept.issuer_key) {
                 bail!(
-                    "issuer key {} (generated for {name}) is not the key genesis names for {id}",
-                    issuer_key.display()
+                    "issuer key {} is not the key in force for {id} ({}) in genesis and the governance records held",
+                    issuer_key.display(),
+                    dept.issuer_key.key_id()
                 );
             }
             let handle = producer::spawn(
                 ledger.clone(),
                 ProducerConfig {
                     department: id.clone(),
-                    key,
+                    keys,
                     batch_window: Duration::from_millis(cfg.limits.batch_window_ms),
                     block_records_max: cfg.limits.block_records_max,
                     queue_max: cfg.limits.producer_queue_max,
@@ -162,7 +185,6 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let state = AppState::new(Parts {
-        net,
         store: store.clone(),
         ledger: ledger.clone(),
         producer,
@@ -193,6 +215,36 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         ledger,
         network,
     })
+}
+
+/// Applies the governance blocks of an export file (each checked against its quorum and
+/// the chain before it; blocks held already are skipped).
+fn import_governance(ledger: &Ledger, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = read_bounded(path, huren_api::governance::GOV_EXPORT_BYTES_MAX)?;
+    let export = huren_api::GovernanceExport::parse(&text)?;
+    anyhow::ensure!(
+        export.genesis == ledger.network().hash(),
+        "the export is of another network (genesis {})",
+        export.genesis
+    );
+    for (i, block) in export.decode_blocks()?.into_iter().enumerate() {
+        match ledger.receive_gov(block)? {
+            GovReceipt::Applied(_) | GovReceipt::Duplicate => {}
+            other => bail!("block {} of the export: {other:?}", i + 1),
+        }
+    }
+    Ok(())
+}
+
+/// A text file of at most `max` bytes.
+pub(crate) fn read_bounded(path: &std::path::Path, max: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max as u64 + 1)
+        .read_to_string(&mut text)?;
+    anyhow::ensure!(text.len() <= max, "larger than {max} bytes");
+    Ok(text)
 }
 
 /// An observer's region: the one genesis names for its node key, else the config's.

@@ -92,6 +92,9 @@ pub enum ProduceError {
     /// whose durability is unknown.
     #[error("issuing has stopped after a disk failure: restart the node and run huren-node check")]
     Stopped,
+    /// The network names a key for the next block that this node does not hold.
+    #[error("the key in force for block {height} of this department is {key}, which this node does not hold: configure it as issuer_key (or issuer_key_next) and restart")]
+    NoKey { height: u64, key: String },
     /// This node's clock reads earlier than its own chain's newest block.
     #[error("this node's clock ({now_ms} ms) is behind its chain's newest block ({head_ms} ms); it signs nothing until the clock has caught up: check the node's time synchronisation")]
     ClockBehind { now_ms: u64, head_ms: u64 },
@@ -147,7 +150,10 @@ const CLOCK_BEHIND_TOLERANCE_MS: u64 = 1_000;
 
 pub struct ProducerConfig {
     pub department: DepartmentId,
-    pub key: SecretKey,
+    /// The department's issuer keys this node holds: its key in force, and the one a
+    /// scheduled rotation will bring in (`issuer_key_next`). Each block and its
+    /// credentials are signed with the key the network in force names for its height.
+    pub keys: Vec<SecretKey>,
     pub batch_window: Duration,
     pub block_records_max: usize,
     pub queue_max: usize,
@@ -285,6 +291,20 @@ impl Producer {
         let now = self.cfg.clock.now_ms();
         let head = self.store.head(&self.cfg.department);
         let height = head.map_or(1, |h| h.height + 1);
+        // The network in force for this whole block: a governance record arriving
+        // meanwhile applies from the next one.
+        let gov = self.ledger.governance();
+        let gov_height = gov.height();
+        self.net = gov.newest().clone();
+        let key = match self.key_for(height, gov_height) {
+            Ok(k) => k,
+            Err(e) => {
+                for (jobs, reply) in batch {
+                    let _ = reply.send(vec![Err(e.clone()); jobs.len()]);
+                }
+                return;
+            }
+        };
         let local = head.map_or(0, |h| h.height);
         // Chain time never decreases. A clock a moment behind the head (an NTP step of a
         // few milliseconds) signs at the head's time; a clock further behind (stepped
@@ -348,7 +368,8 @@ impl Producer {
                 _ => None,
             })
             .collect();
-        let mut signed = sign_all(&self.cfg.key, &to_sign).into_iter();
+        let mut signed = sign_all(&key, &to_sign).into_iter();
+        let kid = key.public().key_id();
         // Pass 3, in order: records, and each one checked against the chain plus the batch.
         let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(batch.len());
         for d in drafts {
@@ -369,13 +390,13 @@ impl Producer {
                                 commitment: sc.commitment,
                                 officer,
                             });
-                            self.admit(record, height, index, &mut overlay)
+                            self.admit(record, height, &kid, index, &mut overlay)
                                 .map(|r| (r, Some((cred.licence_id, sc.cose, sc.qr_text))))
                         }
                         Err(e) => Err(ProduceError::Credential(e)),
                     },
                     Draft::Lifecycle(record) => self
-                        .admit(record, height, index, &mut overlay)
+                        .admit(record, height, &kid, index, &mut overlay)
                         .map(|r| (r, None)),
                 };
                 out.push(match prepared {
@@ -402,9 +423,10 @@ impl Producer {
                     height,
                     prev: head.map_or(self.net.hash(), |h| h.hash),
                     time_ms: now.max(head_ms),
+                    gov: gov_height,
                     records,
                 };
-                let block = header.sign(&self.cfg.key);
+                let block = header.sign(&key);
                 let serials: Vec<(LicenceType, u64)> = used_types
                     .iter()
                     .map(|t| (t.clone(), self.serials[t]))
@@ -563,12 +585,34 @@ impl Producer {
         }
     }
 
+    /// The key that signs this department's block at `height` cut under governance height
+    /// `gov`, if this node holds it.
+    fn key_for(&self, height: u64, gov: u64) -> Result<SecretKey, ProduceError> {
+        let dept = &self.cfg.department;
+        let Some(span) = self.net.signing_key(dept, height, gov) else {
+            return Err(ProduceError::NoKey {
+                height,
+                key: "none (the department is retired or its keys fenced)".into(),
+            });
+        };
+        self.cfg
+            .keys
+            .iter()
+            .find(|k| k.public() == span.key)
+            .cloned()
+            .ok_or_else(|| ProduceError::NoKey {
+                height,
+                key: span.key.key_id().to_hex(),
+            })
+    }
+
     /// Checks a record against the chain plus the records already in this block, and
     /// records the licence's next state in `overlay`.
     fn admit(
         &self,
         record: Record,
         height: u64,
+        key: &huren_core::KeyId,
         index: usize,
         overlay: &mut HashMap<LicenceId, LicenceState>,
     ) -> Result<Record, ProduceError> {
@@ -581,6 +625,7 @@ impl Producer {
             &self.net,
             &self.cfg.department,
             height,
+            key,
             index,
             &record,
             current,

@@ -13,11 +13,15 @@
 //! Trees (keys → values):
 //! - `blocks`: block hash → canonical block bytes (the source of truth);
 //! - `chain`: department ‖ 0x00 ‖ height (u64 BE) → block hash;
-//! - `heads`: department → height ‖ hash ‖ time_ms;
-//! - `licences`: licence id → `LicenceState` (66 bytes, see `encode_state`);
+//! - `heads`: department → height ‖ hash ‖ time_ms ‖ gov;
+//! - `licences`: licence id → `LicenceState` (74 bytes, see `encode_state`);
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
 //! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
+//! - `governance`: governance height (u64 BE) → governance block (`core::governance`), the
+//!   source of truth of the network in force (the ledger replays it at start);
+//! - `gov_evidence`: governance height ‖ signer → the two governance blocks it signed at
+//!   that height (each length-prefixed, u32 BE);
 //! - `meta`: `genesis` → genesis hash; `serial/<type>` → next serial (u64 BE);
 //!   `licences` → entries in `licences` (u64 BE), kept with every block, because sled
 //!   counts a tree by reading all of it and a node opened with a large ledger must not.
@@ -30,7 +34,8 @@ use std::path::Path;
 
 use huren_core::ledger::{Block, CodecError, RevokeReason, SuspendReason};
 use huren_core::validate::{ChainView, Head, LicenceState, LicenceStatus, ValidatedBlock};
-use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
+use huren_core::governance::GovBlock;
+use huren_core::{DepartmentId, Hash32, KeyId, LicenceId, LicenceType, Network};
 use huren_core::{Equivocation, EvidenceError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
@@ -74,6 +79,8 @@ pub enum Corruption {
     LicenceCount,
     #[error("equivocation evidence: {0}")]
     Evidence(#[source] EvidenceError),
+    #[error("governance block {key}: {error}")]
+    Governance { key: String, error: String },
 }
 
 pub struct Store {
@@ -84,6 +91,8 @@ pub struct Store {
     licences: sled::Tree,
     credentials: sled::Tree,
     evidence: sled::Tree,
+    governance: sled::Tree,
+    gov_evidence: sled::Tree,
     meta: sled::Tree,
     /// Entries in `licences`, as `meta` `licences` holds it (sled counts a tree by reading
     /// all of it).
@@ -128,30 +137,34 @@ pub type EvidenceKey = (DepartmentId, u64);
 /// Equivocations kept per department: one proves its key was misused; a few more show
 /// the extent; past that a stolen key could fill the disk with proof of itself.
 pub(crate) const EVIDENCE_PER_DEPARTMENT_MAX: usize = 16;
+/// Governance equivocations kept at most: each is a department's proven double signature.
+pub(crate) const GOV_EVIDENCE_MAX: usize = 64;
 
-fn encode_head(h: &Head) -> [u8; 48] {
-    let mut b = [0u8; 48];
+fn encode_head(h: &Head) -> [u8; 56] {
+    let mut b = [0u8; 56];
     b[..8].copy_from_slice(&h.height.to_be_bytes());
     b[8..40].copy_from_slice(&h.hash.0);
-    b[40..].copy_from_slice(&h.time_ms.to_be_bytes());
+    b[40..48].copy_from_slice(&h.time_ms.to_be_bytes());
+    b[48..].copy_from_slice(&h.gov.to_be_bytes());
     b
 }
 
 fn decode_head(b: &[u8]) -> Option<Head> {
-    if b.len() != 48 {
+    if b.len() != 56 {
         return None;
     }
     Some(Head {
         height: u64::from_be_bytes(b[..8].try_into().ok()?),
         hash: Hash32(b[8..40].try_into().ok()?),
-        time_ms: u64::from_be_bytes(b[40..].try_into().ok()?),
+        time_ms: u64::from_be_bytes(b[40..48].try_into().ok()?),
+        gov: u64::from_be_bytes(b[48..].try_into().ok()?),
     })
 }
 
-/// Fixed 66-byte layout: status, reason, commitment, valid_from, valid_until,
-/// issued_height, updated_height (integers big-endian).
-fn encode_state(s: &LicenceState) -> [u8; 66] {
-    let mut b = [0u8; 66];
+/// Fixed 74-byte layout: status, reason, commitment, valid_from, valid_until,
+/// issued_height, updated_height (integers big-endian), issuer_key.
+fn encode_state(s: &LicenceState) -> [u8; 74] {
+    let mut b = [0u8; 74];
     let (status, reason) = match s.status {
         LicenceStatus::Active => (0, 0),
         LicenceStatus::Suspended(r) => (
@@ -178,11 +191,12 @@ fn encode_state(s: &LicenceState) -> [u8; 66] {
     b[42..50].copy_from_slice(&s.valid_until.to_be_bytes());
     b[50..58].copy_from_slice(&s.issued_height.to_be_bytes());
     b[58..66].copy_from_slice(&s.updated_height.to_be_bytes());
+    b[66..74].copy_from_slice(&s.issuer_key.0);
     b
 }
 
 fn decode_state(b: &[u8]) -> Option<LicenceState> {
-    if b.len() != 66 {
+    if b.len() != 74 {
         return None;
     }
     let status = match (b[0], b[1]) {
@@ -203,6 +217,7 @@ fn decode_state(b: &[u8]) -> Option<LicenceState> {
         valid_until: i64::from_be_bytes(u(42..50)?),
         issued_height: u64::from_be_bytes(u(50..58)?),
         updated_height: u64::from_be_bytes(u(58..66)?),
+        issuer_key: KeyId(u(66..74)?),
     })
 }
 
@@ -236,6 +251,8 @@ impl Store {
             licences: db.open_tree("licences")?,
             credentials: db.open_tree("credentials")?,
             evidence: db.open_tree("evidence")?,
+            governance: db.open_tree("governance")?,
+            gov_evidence: db.open_tree("gov_evidence")?,
             meta: db.open_tree("meta")?,
             db,
             licence_count: std::sync::atomic::AtomicU64::new(0),
@@ -293,9 +310,11 @@ impl Store {
         let issued = v
             .changes()
             .iter()
-            .filter(|(_, s)| s.issued_height == block.height())
+            .filter(|(id, s)| {
+                s.issued_height == block.height() && id.department() == block.department()
+            })
             .count() as u64;
-        let states: Vec<(String, [u8; 66])> = v
+        let states: Vec<(String, [u8; 74])> = v
             .changes()
             .iter()
             .map(|(id, s)| (id.to_string(), encode_state(s)))
@@ -344,6 +363,68 @@ impl Store {
         self.licence_count
             .fetch_add(issued, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Appends a governance block the ledger admitted (`GovChain::admit`), flushed before
+    /// returning.
+    pub(crate) fn append_gov(&self, block: &GovBlock) -> Result<(), StoreError> {
+        self.governance
+            .insert(block.height().to_be_bytes(), block.encode())?;
+        self.flush_block()
+    }
+
+    /// Every governance block, in order of height.
+    pub fn gov_blocks(&self) -> Result<Vec<GovBlock>, StoreError> {
+        self.governance
+            .iter()
+            .map(|r| {
+                let (k, v) = r?;
+                GovBlock::decode(&v).map_err(|e| {
+                    StoreError::Corrupt(Corruption::Governance {
+                        key: hex::encode(&k),
+                        error: e.to_string(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps proof that `signer` signed two governance blocks at one height, at most
+    /// `GOV_EVIDENCE_MAX` in all. Whether it was new (and kept).
+    pub(crate) fn record_gov_evidence(
+        &self,
+        signer: &DepartmentId,
+        first: &GovBlock,
+        second: &GovBlock,
+    ) -> Result<bool, StoreError> {
+        let mut key = first.height().to_be_bytes().to_vec();
+        key.extend_from_slice(signer.as_str().as_bytes());
+        if self.gov_evidence.contains_key(&key)? || self.gov_evidence.len() >= GOV_EVIDENCE_MAX {
+            return Ok(false);
+        }
+        let mut value = Vec::new();
+        for b in [first, second] {
+            let bytes = b.encode();
+            value.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            value.extend_from_slice(&bytes);
+        }
+        self.gov_evidence.insert(key, value)?;
+        self.flush_block()?;
+        Ok(true)
+    }
+
+    /// Governance equivocations kept: (height, signer).
+    pub fn gov_evidence(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.gov_evidence
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let (h, signer) = k.split_at(8.min(k.len()));
+                let height = u64::from_be_bytes(h.try_into().unwrap_or([0; 8]));
+                Ok((height, String::from_utf8_lossy(signer).into_owned()))
+            })
+            .collect()
     }
 
     /// The fsync that makes a block durable.
@@ -737,10 +818,11 @@ mod tests {
                 valid_until: 1_900_000_000,
                 issued_height: 3,
                 updated_height: 9,
+                issuer_key: KeyId([7; 8]),
             };
             assert_eq!(decode_state(&encode_state(&s)), Some(s));
         }
-        assert_eq!(decode_state(&[9; 66]), None);
+        assert_eq!(decode_state(&[9; 74]), None);
         assert_eq!(decode_state(&[0; 3]), None);
     }
 }

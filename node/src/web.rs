@@ -131,14 +131,14 @@ fn guard(headers: &mut HeaderMap) {
 #[utoipa::path(get, path = "/", tag = "page",
     responses((status = 200, description = "The service-window page, with this node's department and region filled in; always revalidated", content_type = "text/html")))]
 pub async fn index(State(state): State<AppState>) -> Response {
-    let net = state.net.document();
+    let network = state.net();
+    let net = network.document();
     let department = state.department.as_ref();
-    let region_name = state
-        .net
+    let region_name = network
         .region(&state.region)
         .map_or("", |r| r.name.as_str());
     let department_name = department
-        .and_then(|d| state.net.department(d))
+        .and_then(|d| network.department(d))
         .map_or("", |d| d.name.as_str());
     let department = department.map(ToString::to_string).unwrap_or_default();
     let region = state.region.to_string();

@@ -233,6 +233,7 @@ impl Stage {
             height: 2,
             prev,
             time_ms,
+            gov: 0,
             records,
         })
     }

@@ -187,6 +187,7 @@ fn write_fuzz_seeds() {
         height,
         prev,
         time_ms: time_ms + height,
+        gov: 0,
         records,
     };
     let issue = Record::Issue(Issue {

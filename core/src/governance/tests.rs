@@ -6,10 +6,10 @@ use proptest::prelude::*;
 
 /// The sample network (gd.transport, gd.market, sh.transport; quorum 2) at height 0,
 /// and each department's key.
-fn founded() -> (Governed, Vec<(DepartmentId, SecretKey)>) {
+fn founded() -> (Network, Vec<(DepartmentId, SecretKey)>) {
     let (doc, keys) = sample();
     (
-        Governed::genesis(Network::from_document(doc).expect("valid")),
+        Network::from_document(doc).expect("valid"),
         keys,
     )
 }
@@ -17,16 +17,16 @@ fn founded() -> (Governed, Vec<(DepartmentId, SecretKey)>) {
 /// A block on `state`'s head carrying `record`, cosigned by the departments at `signers`
 /// (indexes into `keys`).
 fn block(
-    state: &Governed,
+    state: &Network,
     keys: &[(DepartmentId, SecretKey)],
     signers: &[usize],
     record: GovRecord,
 ) -> GovBlock {
     let mut b = GovBlock::new(GovHeader {
-        genesis: state.network().hash(),
-        height: state.height() + 1,
-        prev: state.head(),
-        time_ms: 1_800_000_000_000 + state.height(),
+        genesis: state.hash(),
+        height: state.gov_height() + 1,
+        prev: state.gov_head(),
+        time_ms: 1_800_000_000_000 + state.gov_height(),
         record,
     });
     for &i in signers {
@@ -57,7 +57,7 @@ fn new_department(id: &str, seed: u8) -> (Department, SecretKey) {
 #[test]
 fn a_record_applies_with_a_quorum_and_keeps_the_founding_hash() {
     let (g0, keys) = founded();
-    let founding = g0.network().hash();
+    let founding = g0.hash();
     let record = GovRecord::AddRegion {
         region: Region {
             code: RegionCode::parse("110000").expect("region"),
@@ -74,15 +74,15 @@ fn a_record_applies_with_a_quorum_and_keeps_the_founding_hash() {
     );
     let two = block(&g0, &keys, &[0, 2], record);
     let g1 = g0.apply(&two).expect("quorum");
-    assert_eq!(g1.height(), 1);
-    assert_eq!(g1.head(), two.id());
-    assert_eq!(g1.network().hash(), founding, "blocks keep naming genesis");
+    assert_eq!(g1.gov_height(), 1);
+    assert_eq!(g1.gov_head(), two.id());
+    assert_eq!(g1.hash(), founding, "blocks keep naming genesis");
     assert!(g1
-        .network()
+        
         .region(&RegionCode::parse("110000").expect("region"))
         .is_some());
     assert!(
-        g0.network()
+        g0
             .region(&RegionCode::parse("110000").expect("region"))
             .is_none(),
         "the old state is untouched: apply is pure"
@@ -167,7 +167,7 @@ fn every_refusal_is_typed_and_changes_nothing() {
         },
     );
     assert!(matches!(g0.apply(&b), Err(GovError::Invalid(_))));
-    assert_eq!(g0.height(), 0);
+    assert_eq!(g0.gov_height(), 0);
 }
 
 /// Adding a department grows the voters: with quorum 2 a fourth department would leave
@@ -247,7 +247,6 @@ fn the_subject_of_a_record_does_not_count_toward_its_quorum() {
     let rotate = GovRecord::RotateIssuerKey {
         department: keys[0].0.clone(),
         key: SecretKey::from_seed(&[50; 32]).public(),
-        from_height: 10,
     };
     let with_self = block(&g0, &keys, &[0, 1], rotate.clone());
     assert_eq!(
@@ -262,8 +261,11 @@ fn the_subject_of_a_record_does_not_count_toward_its_quorum() {
         .expect("two others");
 }
 
+/// Which key signs a department block is decided by its height and the governance
+/// height it names: a rotation applies to blocks cut under it, a compromise fences every
+/// key of the department at the last good height.
 #[test]
-fn key_history_decides_by_department_height() {
+fn key_history_decides_by_height_and_governance_height() {
     let (g0, keys) = founded();
     let gd = keys[0].0.clone();
     let (old, new, replacement) = (
@@ -279,32 +281,23 @@ fn key_history_decides_by_department_height() {
             GovRecord::RotateIssuerKey {
                 department: gd.clone(),
                 key: new,
-                from_height: 10,
             },
         ))
         .expect("rotation");
-    assert_eq!(g1.key_at(&gd, 9).map(|s| &s.key), Some(&old));
-    assert_eq!(g1.key_at(&gd, 10).map(|s| &s.key), Some(&new));
-    assert_eq!(g1.key_at(&gd, 0), None, "heights start at 1");
+    let key = |g: &Network, height, gov| g.signing_key(&gd, height, gov).map(|s| s.key);
+    assert_eq!(key(&g1, 9, 0), Some(old), "cut before the rotation");
+    assert_eq!(key(&g1, 9, 1), Some(new), "cut under it");
+    assert_eq!(key(&g1, 0, 1), None, "heights start at 1");
+    assert_eq!(g1.department(&gd).map(|d| &d.issuer_key), Some(&new));
     assert_eq!(
-        g1.network().department(&gd).map(|d| &d.issuer_key),
-        Some(&new)
+        g1.key_span(&old.key_id()).map(|(d, s)| (&d.id, s.compromised)),
+        Some((&gd, false)),
+        "a rotated-out key still names its department"
     );
-    // A compromise cannot reach back before the current key's first height.
-    let early = GovRecord::KeyCompromised {
-        department: gd.clone(),
-        last_good: 5,
-        replacement,
-    };
-    assert!(matches!(
-        g1.apply(&block(&g1, &keys, &[1, 2], early)),
-        Err(GovError::KeyChangeTooEarly { .. })
-    ));
     // The old key may not come back, under any department.
     let reuse = GovRecord::RotateIssuerKey {
         department: gd.clone(),
         key: old,
-        from_height: 30,
     };
     assert_eq!(
         g1.apply(&block(&g1, &keys, &[1, 2], reuse))
@@ -326,16 +319,28 @@ fn key_history_decides_by_department_height() {
     let spans = g2.key_history(&gd);
     assert_eq!(spans.len(), 3);
     assert_eq!(
-        (spans[0].until_height, spans[0].compromised),
-        (Some(9), false),
-        "the rotated-out key stays good for its heights"
+        spans
+            .iter()
+            .map(|s| (s.until_height, s.compromised))
+            .collect::<Vec<_>>(),
+        vec![(Some(20), false), (Some(20), true), (None, false)],
+        "every key is fenced at the last good height; the current one is compromised"
     );
-    assert_eq!(
-        (spans[1].until_height, spans[1].compromised),
-        (Some(20), true)
-    );
-    assert_eq!(g2.key_at(&gd, 20).map(|s| &s.key), Some(&new));
-    assert_eq!(g2.key_at(&gd, 21).map(|s| &s.key), Some(&replacement));
+    assert_eq!(key(&g2, 20, 1), Some(new));
+    assert_eq!(key(&g2, 20, 0), Some(old));
+    assert_eq!(key(&g2, 21, 2), Some(replacement));
+    assert_eq!(key(&g2, 21, 1), None, "past the fence, only the replacement, cut under the record");
+    assert_eq!(key(&g2, 21, 0), None);
+    // A later compromise cannot reach back before the replacement's first height.
+    let early = GovRecord::KeyCompromised {
+        department: gd.clone(),
+        last_good: 5,
+        replacement: SecretKey::from_seed(&[53; 32]).public(),
+    };
+    assert!(matches!(
+        g2.apply(&block(&g2, &keys, &[1, 2], early)),
+        Err(GovError::KeyChangeTooEarly { .. })
+    ));
 }
 
 /// Two different records at one height, each with a quorum: with q > n/2 some

@@ -147,7 +147,8 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         // Recognition is the verifying window's business, not the card's.
         region: None,
     };
-    let decision = verify::decide(&state.net, un, facts, &ctx);
+    let net = state.net();
+    let decision = verify::decide(&net, un, facts, &ctx);
     let refuse = |code| {
         let (verdict, _) = verify::labels(decision.verdict);
         ApiError::new(
@@ -176,7 +177,7 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
             )))
         }
     }
-    let genuine = decision.into_genuine(&state.net).ok_or_else(|| {
+    let genuine = decision.into_genuine(&net).ok_or_else(|| {
         ApiError::internal(format!("card for {id}: verified, but not proven genuine"))
     })?;
     let card = Card::new(&genuine, &cose_to_qr(&cose)).map_err(|e| match e {

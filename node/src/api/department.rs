@@ -58,6 +58,8 @@ fn produce_error(e: ProduceError) -> ApiError {
         ProduceError::Credential(_) => return ApiError::internal(e),
         ProduceError::Unavailable => ErrorCode::Unavailable,
         ProduceError::CatchingUp { .. } => ErrorCode::CatchingUp,
+        // The operator's to fix (configure the key in force): unavailable until then.
+        ProduceError::NoKey { .. } => ErrorCode::Unavailable,
         ProduceError::ClockBehind { .. } => ErrorCode::ClockBehind,
         ProduceError::Stopped => ErrorCode::ProducerStopped,
         // Nothing in the batch was acknowledged; the officer can retry.

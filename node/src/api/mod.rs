@@ -50,7 +50,6 @@ impl std::ops::Deref for AppState {
 
 /// The node's parts, shared by every handler.
 pub struct Shared {
-    pub net: Arc<Network>,
     pub store: Arc<Store>,
     /// For equivocation evidence, which only the ledger can prove again.
     pub ledger: Arc<Ledger>,
@@ -75,7 +74,6 @@ pub struct Shared {
 
 /// What the node assembles for its API.
 pub struct Parts {
-    pub net: Arc<Network>,
     pub store: Arc<Store>,
     pub ledger: Arc<Ledger>,
     /// `None` on an observer node.
@@ -87,6 +85,14 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub network: Option<NetHandle>,
     pub clock: crate::clock::SharedClock,
+}
+
+impl Shared {
+    /// The network in force now (genesis and the governance records held): read per
+    /// request, so a record applies to the next request without a restart.
+    pub fn net(&self) -> Arc<Network> {
+        self.ledger.network()
+    }
 }
 
 impl AppState {
@@ -109,7 +115,6 @@ impl AppState {
             std::time::Duration::from_millis(p.limits.image_queue_wait_ms),
         );
         Ok(Self(Arc::new(Shared {
-            net: p.net,
             store: p.store,
             ledger: p.ledger,
             producer: p.producer,

@@ -78,7 +78,7 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
                     .as_ref()
                     .and_then(|n| n.behind(id.department(), issuer_head.map_or(0, |h| h.height))),
             };
-            match verify::prepare(&state.net, un, facts, &ctx) {
+            match verify::prepare(&state.net(), un, facts, &ctx) {
                 Step::Done(d) => {
                     if d.credential().is_some() && d.ledger.is_some() {
                         state.metrics.verify_fast_path.inc();
@@ -87,13 +87,13 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
                 }
                 Step::Signature(pending) => {
                     let ok = state.signatures.check(pending.input()).await;
-                    pending.finish(&state.net, ok)
+                    pending.finish(&state.net(), ok)
                 }
             }
         }
     };
     state.metrics.verify_verdicts.inc(decision.verdict.label());
-    Report::new(&state.net, &decision)
+    Report::new(&state.net(), &decision)
 }
 
 /// A multipart body that could not be read, in the API's error shape.
@@ -188,7 +188,7 @@ pub async fn verify_qr(
             Err(e) => {
                 let d = verify::undecodable(&e.to_string(), &context(&state));
                 state.metrics.verify_verdicts.inc(d.verdict.label());
-                return Ok(Json(Report::new(&state.net, &d)));
+                return Ok(Json(Report::new(&state.net(), &d)));
             }
         }
     } else {
@@ -204,7 +204,7 @@ pub async fn verify_qr(
         (status = 429, description = "`rate_limited`", body = ErrorBody)))]
 pub async fn chains(State(state): State<AppState>) -> Json<ChainsAnswer> {
     let chains = state
-        .net
+        .net()
         .departments()
         .iter()
         .map(|d| {
@@ -219,7 +219,7 @@ pub async fn chains(State(state): State<AppState>) -> Json<ChainsAnswer> {
         })
         .collect();
     Json(ChainsAnswer {
-        genesis: state.net.hash(),
+        genesis: state.net().hash(),
         chains,
     })
 }
@@ -299,7 +299,7 @@ pub async fn peers(State(state): State<AppState>) -> Json<Vec<PeerInfo>> {
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: HealthStatus::Ok,
-        network: state.net.document().network.clone(),
+        network: state.net().document().network.clone(),
         department: state.department.clone(),
         region: state.region.clone(),
         licences: state.store.licence_count() as u64,

@@ -376,6 +376,7 @@ async fn a_head_or_chain_index_out_of_step_fails() {
     let mut head = 3u64.to_be_bytes().to_vec();
     head.extend_from_slice(&head3.hash().0);
     head.extend_from_slice(&head3.header.time_ms.to_be_bytes());
+    head.extend_from_slice(&head3.header.gov.to_be_bytes());
     f.store.corrupt("heads", b"gd.transport", Some(&head));
     fails_with(&full(&f, &*clock), "head of gd.transport: stored");
     fails_with(&since(&f, &*clock, &cp), "head of gd.transport: stored");

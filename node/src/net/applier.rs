@@ -460,7 +460,7 @@ mod tests {
             h.sign(&f.t.key(GD))
         };
         let evidence = wire::evidence_message(
-            &Equivocation::new(f.t.ledger.network(), b1.clone(), future.clone()).expect("evidence"),
+            &Equivocation::new(&f.t.ledger.network(), b1.clone(), future.clone()).expect("evidence"),
         );
         let cases: Vec<(&str, Vec<u8>, &str, Vec<&str>)> = vec![
             ("first block", wire::block_message(&b1), "accept", vec![]),

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn gossip_messages_round_trip() {
         let t = TestLedger::new();
-        let net = t.ledger.network();
+        let net = &*t.ledger.network();
         let (a, b) = blocks(&t);
         assert_eq!(
             Gossip::decode(net, &block_message(&a)),
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn bad_gossip_messages() {
         let t = TestLedger::new();
-        let net = t.ledger.network();
+        let net = &*t.ledger.network();
         let (a, _) = blocks(&t);
         let block = block_message(&a);
         let mut forged_evidence = vec![TAG_EVIDENCE];
@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn heads_are_read_for_genesis_departments_only() {
         let t = TestLedger::new();
-        let net = t.ledger.network();
+        let net = &*t.ledger.network();
         let n = net.departments().len();
         let mut heads = vec![
             ("gd.transport".to_owned(), 4),
