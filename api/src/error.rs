@@ -85,11 +85,19 @@ pub enum ErrorCode {
     /// 503: the node's clock reads earlier than its own chain's newest block (set back,
     /// or it ran ahead before); it signs nothing until the clock has caught up.
     ClockBehind,
+    /// 400: a submitted governance block is not hex, or not a governance block.
+    BadGovBlock,
+    /// 409: the governance record does not apply; `reason` says why (`no_quorum`,
+    /// `not_on_head`, `not_a_voter`, `bad_signature`, `retired`…).
+    GovRefused,
+    /// 409: a different record with a quorum at a governance height held: the
+    /// departments that signed both are proven to have equivocated (evidence kept).
+    GovEquivocation,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::MalformedBody,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -124,6 +132,9 @@ impl ErrorCode {
         Self::CatchingUp,
         Self::ProducerStopped,
         Self::ClockBehind,
+        Self::BadGovBlock,
+        Self::GovRefused,
+        Self::GovEquivocation,
     ];
 
     /// The HTTP status this code is always answered with.
@@ -134,7 +145,8 @@ impl ErrorCode {
             | Self::BadLicenceType
             | Self::BadTime
             | Self::MissingImage
-            | Self::BadQuery => 400,
+            | Self::BadQuery
+            | Self::BadGovBlock => 400,
             Self::Unauthorized => 401,
             Self::ObserverNode
             | Self::InsufficientScope
@@ -148,7 +160,9 @@ impl ErrorCode {
             | Self::DuplicateIssue
             | Self::LicenceSuspended
             | Self::LicenceRevoked
-            | Self::LicenceExpired => 409,
+            | Self::LicenceExpired
+            | Self::GovRefused
+            | Self::GovEquivocation => 409,
             Self::BodyTooLarge | Self::BatchTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::InvalidBody | Self::InvalidLicence | Self::BadValidity | Self::CardQrTooDense => {
@@ -197,6 +211,9 @@ impl ErrorCode {
             Self::CatchingUp => "catching_up",
             Self::ProducerStopped => "producer_stopped",
             Self::ClockBehind => "clock_behind",
+            Self::BadGovBlock => "bad_gov_block",
+            Self::GovRefused => "gov_refused",
+            Self::GovEquivocation => "gov_equivocation",
         }
     }
 }
@@ -220,6 +237,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// Why, as a stable code under `code`, where a code has several causes
+    /// (`gov_refused`: `no_quorum`, `not_on_head`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ErrorDetail {
@@ -227,6 +248,7 @@ impl ErrorDetail {
         Self {
             code,
             message: message.into(),
+            reason: None,
         }
     }
 }

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Hash32, KeyId, PublicKey, SecretKey, Signature};
 use crate::genesis::{
-    Department, GenesisDocument, GenesisError, LicenceTypeDef, Network, Observer,
-    RecognitionRule, Region,
+    Department, GenesisDocument, GenesisError, LicenceTypeDef, Network, Observer, RecognitionRule,
+    Region,
 };
 use crate::ids::{DepartmentId, LicenceType};
 
@@ -496,6 +496,27 @@ pub enum GovError {
     Invalid(GenesisError),
 }
 
+impl GovError {
+    /// A short stable code, for API errors and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GovError::OtherNetwork(_) => "other_network",
+            GovError::NotOnHead { .. } => "not_on_head",
+            GovError::NotAVoter { .. } => "not_a_voter",
+            GovError::BadSignature { .. } => "bad_signature",
+            GovError::NoQuorum { .. } => "no_quorum",
+            GovError::UnknownDepartment(_) => "unknown_department",
+            GovError::Retired(_) => "retired",
+            GovError::UnknownObserver(_) => "unknown_observer",
+            GovError::UnknownNode(_) => "unknown_node",
+            GovError::KeyChangeTooEarly { .. } => "key_change_too_early",
+            GovError::KeyInUse => "key_in_use",
+            GovError::QuorumRule { .. } => "quorum_rule",
+            GovError::Invalid(_) => "invalid_network",
+        }
+    }
+}
+
 /// The governance side of a network: the network in force at governance height g is
 /// genesis plus records 1..g, each applied by `apply`.
 impl Network {
@@ -600,6 +621,9 @@ impl Network {
         let subject = block.header.record.subject();
         let mut counted = 0usize;
         for (signer, sig) in &block.signatures {
+            if self.gov.retired.contains_key(signer) {
+                return Err(GovError::Retired(signer.clone()));
+            }
             let voter =
                 self.voters()
                     .find(|d| &d.id == signer)
@@ -892,7 +916,9 @@ impl GovChain {
 
     /// The network in force now.
     pub fn newest(&self) -> &Arc<Network> {
-        self.states.last().expect("a governance chain holds genesis at least")
+        self.states
+            .last()
+            .expect("a governance chain holds genesis at least")
     }
 
     pub fn height(&self) -> u64 {

@@ -33,7 +33,7 @@ pub use evidence::{Equivocation, EvidenceError};
 pub use genesis::{GenesisDocument, Network};
 pub use ids::{DepartmentId, LicenceId, LicenceType, RegionCode};
 pub use ledger::{Block, BlockHeader, Issue, OfficerId, Record, RevokeReason, SuspendReason};
-pub use validate::{GovView, 
-    BlockError, ChainView, Disposition, Head, LicenceState, LicenceStatus, ValidatedBlock,
+pub use validate::{
+    BlockError, ChainView, Disposition, GovView, Head, LicenceState, LicenceStatus, ValidatedBlock,
 };
 pub use verify::{Decision, GenuineCredential, LedgerFacts, Verdict, VerifyContext};

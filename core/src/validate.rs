@@ -127,7 +127,9 @@ pub enum BlockError {
         gov: u64,
         held: u64,
     },
-    #[error("block {department}#{height} names governance height {gov}, below its parent's {parent}")]
+    #[error(
+        "block {department}#{height} names governance height {gov}, below its parent's {parent}"
+    )]
     GovBackwards {
         department: DepartmentId,
         height: u64,
@@ -442,8 +444,7 @@ pub fn next_state(
     // A successor (机构改革) suspends, reinstates and revokes its predecessor's licences;
     // only a department's own chain issues them.
     let acts = licence.department() == &department
-        || (!matches!(record, Record::Issue(_))
-            && net.acts_for(&department, licence.department()));
+        || (!matches!(record, Record::Issue(_)) && net.acts_for(&department, licence.department()));
     if !acts {
         return Err(BlockError::ForeignLicence {
             department,

@@ -1049,9 +1049,12 @@ mod tests {
                 stale: false,
                 behind: Some(9),
             },
-            Ledger::IssuedUnder(_) | Ledger::IssuedAt(_) => {
-                online(Some(state(LicenceStatus::Active, commitment)), Some(head(LATE_MS)), None, false)
-            }
+            Ledger::IssuedUnder(_) | Ledger::IssuedAt(_) => online(
+                Some(state(LicenceStatus::Active, commitment)),
+                Some(head(LATE_MS)),
+                None,
+                false,
+            ),
         }
     }
 

@@ -62,6 +62,8 @@
     commitment_mismatch: ['与账本记录不符', 'does not match the ledger'],
     not_recognised: ['本地区不互认此证照', 'not recognised in this region'],
     not_on_ledger: ['账本无此证照', 'not on the ledger'],
+    key_compromised: ['签发密钥已泄露', 'signed with a compromised key'],
+    key_not_in_force: ['签发密钥与签发时不符', 'key not in force at issuance'],
     chain_unknown: ['本节点尚无该发证机关账本', "issuer's chain not known here yet"],
     stale: ['本地数据过旧', 'local data is stale'],
     undecodable: ['无法识别', 'could not decode'],

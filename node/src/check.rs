@@ -188,7 +188,9 @@ pub fn run(
         let height = block.height();
         match gov.admit(block) {
             Ok(GovAdmission::Applied(_)) => {}
-            other => s.mismatch(format!("governance block {height} does not apply: {other:?}")),
+            other => s.mismatch(format!(
+                "governance block {height} does not apply: {other:?}"
+            )),
         }
     }
     s.gov_height = gov.height();

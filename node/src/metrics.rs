@@ -123,6 +123,8 @@ pub struct Metrics {
     pub catchup_requests_refused: Counter,
     pub catchup_unbacked: LabelledCounter,
     pub equivocations: Counter,
+    /// The governance height in force here (records applied since founding).
+    pub governance_height: Gauge,
     pub peers_connected: Gauge,
     pub connections_refused: LabelledCounter,
     pub connections_unresponsive: Counter,
@@ -271,6 +273,12 @@ impl Metrics {
             "huren_net_equivocations_total",
             "Equivocations detected or received.",
             self.equivocations.get(),
+        );
+        gauge(
+            &mut out,
+            "huren_governance_height",
+            "Governance records applied here since founding: nodes of one network should agree.",
+            self.governance_height.get(),
         );
         gauge(
             &mut out,

@@ -56,10 +56,12 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         Store::open(&cfg.data_dir, &net)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
-    let ledger = Arc::new(
-        Ledger::new(net, store.clone())
-            .with_context(|| format!("replaying the governance chain in {}", cfg.data_dir.display()))?,
-    );
+    let ledger = Arc::new(Ledger::new(net, store.clone()).with_context(|| {
+        format!(
+            "replaying the governance chain in {}",
+            cfg.data_dir.display()
+        )
+    })?);
     if let Some(path) = &cfg.governance {
         import_governance(&ledger, path)
             .with_context(|| format!("importing the governance export {}", path.display()))?;
@@ -68,6 +70,7 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
     // node key added or rotated since founding is found here, not in genesis.
     let net = ledger.network();
     let metrics = Arc::new(Metrics::default());
+    metrics.governance_height.set(net.gov_height());
 
     // Networking needs a node key, and the key must be the one genesis names for us.
     let (handle, inbox, keypair) = match &cfg.node_key {

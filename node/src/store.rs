@@ -32,9 +32,9 @@
 
 use std::path::Path;
 
+use huren_core::governance::GovBlock;
 use huren_core::ledger::{Block, CodecError, RevokeReason, SuspendReason};
 use huren_core::validate::{ChainView, Head, LicenceState, LicenceStatus, ValidatedBlock};
-use huren_core::governance::GovBlock;
 use huren_core::{DepartmentId, Hash32, KeyId, LicenceId, LicenceType, Network};
 use huren_core::{Equivocation, EvidenceError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};

@@ -8,10 +8,7 @@ use proptest::prelude::*;
 /// and each department's key.
 fn founded() -> (Network, Vec<(DepartmentId, SecretKey)>) {
     let (doc, keys) = sample();
-    (
-        Network::from_document(doc).expect("valid"),
-        keys,
-    )
+    (Network::from_document(doc).expect("valid"), keys)
 }
 
 /// A block on `state`'s head carrying `record`, cosigned by the departments at `signers`
@@ -78,12 +75,10 @@ fn a_record_applies_with_a_quorum_and_keeps_the_founding_hash() {
     assert_eq!(g1.gov_head(), two.id());
     assert_eq!(g1.hash(), founding, "blocks keep naming genesis");
     assert!(g1
-        
         .region(&RegionCode::parse("110000").expect("region"))
         .is_some());
     assert!(
-        g0
-            .region(&RegionCode::parse("110000").expect("region"))
+        g0.region(&RegionCode::parse("110000").expect("region"))
             .is_none(),
         "the old state is untouched: apply is pure"
     );
@@ -290,7 +285,8 @@ fn key_history_decides_by_height_and_governance_height() {
     assert_eq!(key(&g1, 0, 1), None, "heights start at 1");
     assert_eq!(g1.department(&gd).map(|d| &d.issuer_key), Some(&new));
     assert_eq!(
-        g1.key_span(&old.key_id()).map(|(d, s)| (&d.id, s.compromised)),
+        g1.key_span(&old.key_id())
+            .map(|(d, s)| (&d.id, s.compromised)),
         Some((&gd, false)),
         "a rotated-out key still names its department"
     );
@@ -329,7 +325,11 @@ fn key_history_decides_by_height_and_governance_height() {
     assert_eq!(key(&g2, 20, 1), Some(new));
     assert_eq!(key(&g2, 20, 0), Some(old));
     assert_eq!(key(&g2, 21, 2), Some(replacement));
-    assert_eq!(key(&g2, 21, 1), None, "past the fence, only the replacement, cut under the record");
+    assert_eq!(
+        key(&g2, 21, 1),
+        None,
+        "past the fence, only the replacement, cut under the record"
+    );
     assert_eq!(key(&g2, 21, 0), None);
     // A later compromise cannot reach back before the replacement's first height.
     let early = GovRecord::KeyCompromised {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -19,7 +20,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    /// The error with a reason code under its code.
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     /// Logs the detail and shows only a generic 500: internal errors are not for clients.
@@ -37,6 +45,7 @@ impl ApiError {
         ErrorDetail {
             code: self.code,
             message: self.message,
+            reason: self.reason.map(str::to_owned),
         }
     }
 }

@@ -11,6 +11,7 @@ mod bodies;
 mod card;
 mod department;
 pub mod error;
+mod governance;
 mod images;
 mod public;
 mod ratelimit;
@@ -150,6 +151,9 @@ impl AppState {
         public::chains,
         public::evidence,
         public::peers,
+        governance::network,
+        governance::export,
+        governance::submit,
         public::healthz,
         public::metrics,
         openapi_json,
@@ -187,6 +191,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/chains"),
     ("GET", "/v1/evidence"),
     ("GET", "/v1/peers"),
+    ("GET", "/v1/network"),
+    ("GET", "/v1/governance"),
+    ("POST", "/v1/governance"),
     ("GET", "/healthz"),
     ("GET", "/"),
     ("GET", "/assets/{file}"),
@@ -243,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .listed("GET", "/v1/licences/{id}/card.svg", card::card_svg)
         .listed("GET", "/v1/licences/{id}/card.html", card::card_html)
         .listed("GET", "/v1/licences/{id}/card.png", card::card_png)
+        .listed("POST", "/v1/governance", governance::submit)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(axum::middleware::map_request(move |req| async move {
             bodies::announced_within(req, department_body_max)
@@ -261,6 +269,8 @@ pub fn router(state: AppState) -> Router {
         .listed("GET", "/v1/chains", public::chains)
         .listed("GET", "/v1/evidence", public::evidence)
         .listed("GET", "/v1/peers", public::peers)
+        .listed("GET", "/v1/network", governance::network)
+        .listed("GET", "/v1/governance", governance::export)
         .layer(DefaultBodyLimit::max(public_body_max))
         .layer(axum::middleware::map_request(move |req| async move {
             bodies::announced_within(req, public_body_max)

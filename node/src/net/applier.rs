@@ -11,14 +11,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+use huren_core::governance::{GovBlock, GovError};
 use huren_core::validate::BlockError;
-use huren_core::{Block, DepartmentId, Equivocation, Network};
+use huren_core::{Block, DepartmentId, Equivocation};
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
 use super::wire::{self, Gossip, WireError};
-use crate::ledger::{Admission, Ledger};
+use crate::ledger::{Admission, GovReceipt, Ledger};
 use crate::metrics::Metrics;
 
 /// Work for the applier.
@@ -35,6 +36,8 @@ pub(crate) enum ApplyJob {
         department: DepartmentId,
         blocks: Vec<Vec<u8>>,
     },
+    /// A catch-up batch of governance blocks from `peer`, in height order.
+    GovCatchup { peer: PeerId, blocks: Vec<Vec<u8>> },
 }
 
 impl ApplyJob {
@@ -42,7 +45,9 @@ impl ApplyJob {
     pub(crate) fn bytes(&self) -> usize {
         match self {
             ApplyJob::Gossip { data, .. } => data.len(),
-            ApplyJob::Catchup { blocks, .. } => blocks.iter().map(Vec::len).sum(),
+            ApplyJob::Catchup { blocks, .. } | ApplyJob::GovCatchup { blocks, .. } => {
+                blocks.iter().map(Vec::len).sum()
+            }
         }
     }
 }
@@ -70,6 +75,11 @@ pub(crate) enum ApplyOutcome {
         department: DepartmentId,
         progressed: bool,
     },
+    /// A governance block or a department block names a governance height past this
+    /// node's: ask `peer` for the governance blocks from here.
+    FetchGov { peer: PeerId },
+    /// A governance catch-up batch is through; `progressed` if any block applied.
+    GovCatchupDone { peer: PeerId, progressed: bool },
     /// `peer` sent an invalid block: one penalty point.
     Misbehaved { peer: PeerId },
     /// Evidence of an equivocation detected here, to gossip.
@@ -83,6 +93,8 @@ pub(crate) enum Handled {
     Block(Admission),
     /// Equivocation evidence from a peer: kept now (`new`), or known already.
     Evidence { new: bool },
+    /// A governance block went through the ledger.
+    Gov(GovReceipt),
     /// The bytes are not a message (or block) of this protocol.
     Undecodable(WireError),
     /// Storage failed: nothing changed, and the sender is not to blame.
@@ -96,15 +108,25 @@ impl Handled {
     pub(crate) fn acceptance(&self) -> MessageAcceptance {
         match self {
             Handled::Block(Admission::Applied(_) | Admission::Equivocation(_))
-            | Handled::Evidence { new: true } => MessageAcceptance::Accept,
+            | Handled::Evidence { new: true }
+            | Handled::Gov(GovReceipt::Applied(_)) => MessageAcceptance::Accept,
+            // New proof of a governance double signature: the conflicting block is the
+            // proof, and every node should see it.
+            Handled::Gov(GovReceipt::Equivocation(new)) if *new > 0 => MessageAcceptance::Accept,
             Handled::Block(
                 Admission::Duplicate | Admission::KnownEquivocation | Admission::Ignored(_),
             )
             | Handled::Evidence { new: false }
+            | Handled::Gov(
+                GovReceipt::Duplicate
+                | GovReceipt::Equivocation(_)
+                | GovReceipt::Ahead { .. }
+                | GovReceipt::Refused(GovError::NotOnHead { .. }),
+            )
             | Handled::StorageFailed => MessageAcceptance::Ignore,
-            Handled::Block(Admission::Rejected(_)) | Handled::Undecodable(_) => {
-                MessageAcceptance::Reject
-            }
+            Handled::Block(Admission::Rejected(_))
+            | Handled::Gov(GovReceipt::Refused(_))
+            | Handled::Undecodable(_) => MessageAcceptance::Reject,
         }
     }
 
@@ -113,8 +135,9 @@ impl Handled {
     fn penalised(&self) -> bool {
         matches!(
             self,
-            Handled::Block(Admission::Rejected(_)) | Handled::Undecodable(WireError::Block(_))
-        )
+            Handled::Block(Admission::Rejected(_))
+                | Handled::Undecodable(WireError::Block(_) | WireError::Gov(_))
+        ) || matches!(self, Handled::Gov(GovReceipt::Refused(e)) if !matches!(e, GovError::NotOnHead { .. }))
     }
 
     /// The `huren_net_blocks_rejected_total` reason, if this counts as one. A block
@@ -124,13 +147,16 @@ impl Handled {
             Handled::Block(Admission::Ignored(e) | Admission::Rejected(e)) => Some(e.code()),
             Handled::Undecodable(WireError::Evidence(_)) => Some("bad_evidence"),
             Handled::Undecodable(_) => Some("malformed"),
-            Handled::Block(_) | Handled::Evidence { .. } | Handled::StorageFailed => None,
+            Handled::Gov(GovReceipt::Refused(_)) => Some("governance_refused"),
+            Handled::Block(_)
+            | Handled::Evidence { .. }
+            | Handled::Gov(_)
+            | Handled::StorageFailed => None,
         }
     }
 }
 
 pub(crate) struct Applier {
-    pub(crate) net: Arc<Network>,
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) metrics: Arc<Metrics>,
     /// The node's clock: block times are checked against its wall-clock reading.
@@ -193,13 +219,62 @@ impl Applier {
                     progressed,
                 });
             }
+            ApplyJob::GovCatchup { peer, blocks } => {
+                let mut progressed = false;
+                for bytes in blocks {
+                    let handled = match GovBlock::decode(&bytes) {
+                        Ok(b) => self.gov(peer, b),
+                        Err(e) => Handled::Undecodable(WireError::Gov(e)),
+                    };
+                    self.account(peer, &handled);
+                    match handled.acceptance() {
+                        MessageAcceptance::Accept => progressed = true,
+                        MessageAcceptance::Ignore => {}
+                        MessageAcceptance::Reject => break,
+                    }
+                }
+                let _ = self
+                    .out
+                    .send(ApplyOutcome::GovCatchupDone { peer, progressed });
+            }
         }
     }
 
+    /// A governance block through the ledger; a new network in force is logged, and a
+    /// block past the head makes the event loop fetch the ones before it.
+    fn gov(&mut self, source: PeerId, block: GovBlock) -> Handled {
+        let receipt = match self.ledger.receive_gov(block.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "storage failure applying a governance block");
+                return Handled::StorageFailed;
+            }
+        };
+        match &receipt {
+            GovReceipt::Applied(net) => {
+                self.metrics.governance_height.set(net.gov_height());
+                tracing::info!(height = net.gov_height(), record = %block.header.record.describe(), "governance record applied");
+            }
+            GovReceipt::Equivocation(new) if *new > 0 => {
+                self.metrics.equivocations.inc();
+                tracing::warn!(
+                    height = block.height(),
+                    "governance equivocation: a department signed two records at one height"
+                );
+            }
+            GovReceipt::Ahead { .. } => {
+                let _ = self.out.send(ApplyOutcome::FetchGov { peer: source });
+            }
+            _ => {}
+        }
+        Handled::Gov(receipt)
+    }
+
     fn gossip(&mut self, source: PeerId, data: &[u8]) -> Handled {
-        let handled = match Gossip::decode(&self.net, data) {
+        let handled = match Gossip::decode(&self.ledger.network(), data) {
             Ok(Gossip::Block(block)) => self.block(source, block, data.len(), true),
             Ok(Gossip::Evidence(ev)) => self.evidence(&ev),
+            Ok(Gossip::Gov(block)) => self.gov(source, block),
             Err(e) => Handled::Undecodable(e),
         };
         self.account(source, &handled);
@@ -297,6 +372,10 @@ impl Applier {
                     height,
                 });
             }
+            Admission::Ignored(BlockError::GovAhead { .. }) => {
+                // Cut under a governance record this node does not hold yet.
+                let _ = self.out.send(ApplyOutcome::FetchGov { peer: source });
+            }
             Admission::Duplicate
             | Admission::KnownEquivocation
             | Admission::Ignored(_)
@@ -353,7 +432,6 @@ mod tests {
             let t = TestLedger::new();
             let (tx, out) = mpsc::unbounded_channel();
             let applier = Applier {
-                net: t.ledger.network().clone(),
                 ledger: t.ledger.clone(),
                 metrics: Arc::new(Metrics::default()),
                 clock: crate::clock::system(),
@@ -430,6 +508,8 @@ mod tests {
                 ApplyOutcome::CatchupDone { .. } => "catchup_done",
                 ApplyOutcome::Misbehaved { .. } => "misbehaved",
                 ApplyOutcome::Evidence(_) => "evidence",
+                ApplyOutcome::FetchGov { .. } => "fetch_gov",
+                ApplyOutcome::GovCatchupDone { .. } => "gov_catchup_done",
             })
             .collect()
     }
@@ -460,7 +540,8 @@ mod tests {
             h.sign(&f.t.key(GD))
         };
         let evidence = wire::evidence_message(
-            &Equivocation::new(&f.t.ledger.network(), b1.clone(), future.clone()).expect("evidence"),
+            &Equivocation::new(&f.t.ledger.network(), b1.clone(), future.clone())
+                .expect("evidence"),
         );
         let cases: Vec<(&str, Vec<u8>, &str, Vec<&str>)> = vec![
             ("first block", wire::block_message(&b1), "accept", vec![]),

@@ -19,6 +19,7 @@ pub fn gossip(net: &Network, data: &[u8]) -> Result<Vec<u8>, String> {
     match Gossip::decode(net, data) {
         Ok(Gossip::Block(b)) => Ok(wire::block_message(&b)),
         Ok(Gossip::Evidence(ev)) => Ok(wire::evidence_message(&ev)),
+        Ok(Gossip::Gov(b)) => Ok(wire::gov_message(&b)),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -109,6 +109,11 @@ impl NetHandle {
         let _ = self.tx.try_send(Command::Publish(block_message(block)));
     }
 
+    /// Gossips a governance block this node admitted (submitted through its API).
+    pub fn publish_gov(&self, block: &huren_core::governance::GovBlock) {
+        let _ = self.tx.try_send(Command::Publish(wire::gov_message(block)));
+    }
+
     /// Whether the node has been out of touch with every peer for too long to vouch for
     /// the status of other departments' licences.
     pub fn is_stale(&self) -> bool {
@@ -163,7 +168,11 @@ pub struct NetParams {
 
 struct Actor {
     swarm: Swarm<Behaviour>,
+    /// The network in force, refreshed when a governance record applies (`governance`).
     net: Arc<Network>,
+    ledger: Arc<Ledger>,
+    /// The peer asked for governance blocks, and since when: one such fetch at a time.
+    gov_fetch: Option<(PeerId, std::time::Instant)>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -204,7 +213,8 @@ pub async fn run(
     params: NetParams,
     inbox: NetInbox,
 ) -> anyhow::Result<()> {
-    let (net, store) = (ledger.network().clone(), ledger.store().clone());
+    let (net, store) = (ledger.network(), ledger.store().clone());
+    let mut gov_rx = ledger.subscribe();
     let has_peers = net.peers().len() > 1;
     let local = params.keypair.public().to_peer_id();
     let mut swarm = build_swarm(params.keypair, &net, &params.limits)?;
@@ -219,8 +229,7 @@ pub async fn run(
     let apply_bytes = Arc::new(AtomicUsize::new(0));
     let (served_tx, mut served_rx) = mpsc::unbounded_channel();
     let applier = Applier {
-        net: net.clone(),
-        ledger,
+        ledger: ledger.clone(),
         metrics: metrics.clone(),
         clock: params.clock.clone(),
         records_max: huren_core::ledger::BLOCK_RECORDS_MAX,
@@ -239,6 +248,8 @@ pub async fn run(
         swarm,
         peers: Peers::new(&net),
         net,
+        ledger,
+        gov_fetch: None,
         store,
         metrics,
         limits: params.limits,
@@ -269,6 +280,7 @@ pub async fn run(
             Some(served) = served_rx.recv() => actor.served(served),
             _ = tick.tick() => actor.tick(),
             _ = hedge.tick() => actor.hedge(),
+            Ok(()) = gov_rx.changed() => actor.governance(),
         }
     }
 }
@@ -291,6 +303,45 @@ impl Actor {
                 let _ = reply.send(self.peers.info(self.clock.instant()));
             }
         }
+    }
+
+    /// A governance record applied: the allow-list and the peers' roles follow the
+    /// network now in force; a peer no longer in it is disconnected and refused.
+    fn governance(&mut self) {
+        let net = self.ledger.network();
+        let before: std::collections::HashSet<PeerId> =
+            swarm::genesis_peers(&self.net).into_iter().collect();
+        let after: std::collections::HashSet<PeerId> =
+            swarm::genesis_peers(&net).into_iter().collect();
+        for p in after.difference(&before) {
+            tracing::info!(peer = %p, "governance: peer admitted");
+            self.swarm.behaviour_mut().readmit(*p);
+        }
+        for p in before.difference(&after) {
+            tracing::info!(peer = %p, "governance: peer removed from the network; disconnecting");
+            self.swarm.behaviour_mut().refuse(*p);
+            let _ = self.swarm.disconnect_peer_id(*p);
+        }
+        self.peers.set_roles(&net);
+        self.metrics.governance_height.set(net.gov_height());
+        self.net = net;
+        // Tell every peer: gossip may not have reached all of them.
+        self.gov_fetch = None;
+    }
+
+    /// Asks `peer` for the governance blocks past this node's head, unless a fetch is
+    /// under way (and not older than the request timeout).
+    fn fetch_gov(&mut self, peer: PeerId) {
+        let now = self.clock.instant();
+        if let Some((_, since)) = self.gov_fetch {
+            if now.saturating_duration_since(since) < swarm::CATCHUP_REQUEST_TIMEOUT {
+                return;
+            }
+        }
+        self.gov_fetch = Some((peer, now));
+        let from = self.ledger.governance().height() + 1;
+        tracing::debug!(%peer, from, "governance catch-up fetch");
+        self.request(peer, CatchupRequest::Governance { from });
     }
 
     fn dial_bootstrap(&mut self) {
@@ -416,6 +467,13 @@ impl Actor {
                 self.schedule.fetch_done(&department, &peer);
                 if progressed {
                     self.fetch(department);
+                }
+            }
+            ApplyOutcome::FetchGov { peer } => self.fetch_gov(peer),
+            ApplyOutcome::GovCatchupDone { peer, progressed } => {
+                self.gov_fetch = None;
+                if progressed {
+                    self.fetch_gov(peer);
                 }
             }
             ApplyOutcome::Misbehaved { peer } => self.penalise(peer),
@@ -557,9 +615,11 @@ impl Actor {
                     ..
                 },
             )) => {
-                if let Some((_, CatchupRequest::Blocks { department, .. })) =
-                    self.requests.remove(&request_id)
-                {
+                let failed = self.requests.remove(&request_id);
+                if let Some((_, CatchupRequest::Governance { .. })) = failed {
+                    self.gov_fetch = None;
+                }
+                if let Some((_, CatchupRequest::Blocks { department, .. })) = failed {
                     let Ok(d) = DepartmentId::parse(&department) else {
                         return;
                     };
@@ -597,10 +657,12 @@ impl Actor {
         }
         match request {
             CatchupRequest::Heads => {
+                let gov = self.ledger.governance().height();
                 let response = match self.store.heads() {
                     Ok(h) => CatchupResponse::Heads(
                         h.into_iter()
                             .map(|(d, h)| (d.to_string(), h.height))
+                            .chain(std::iter::once((wire::GOV_CHAIN.to_owned(), gov)))
                             .collect(),
                     ),
                     Err(e) => CatchupResponse::Error(e.to_string()),
@@ -610,6 +672,20 @@ impl Actor {
                     .behaviour_mut()
                     .catchup()
                     .send_response(channel, response);
+            }
+            CatchupRequest::Governance { from } => {
+                // A few small blocks held in memory: answered at once.
+                let gov = self.ledger.governance();
+                let blocks = gov
+                    .blocks_from(from, wire::GOV_CATCHUP_BLOCKS_MAX)
+                    .iter()
+                    .map(|b| serde_bytes::ByteBuf::from(b.encode()))
+                    .collect();
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .catchup()
+                    .send_response(channel, CatchupResponse::Blocks(blocks));
             }
             CatchupRequest::Blocks { department, from } => {
                 let d = match DepartmentId::parse(&department) {
@@ -698,6 +774,9 @@ impl Actor {
         match (req, response) {
             (CatchupRequest::Heads, CatchupResponse::Heads(heads)) => {
                 tracing::trace!(%peer, chains = heads.len(), "heads");
+                if wire::gov_head(&heads).is_some_and(|h| h > self.ledger.governance().height()) {
+                    self.fetch_gov(peer);
+                }
                 // What a peer claims of any chain, ours included, only makes us fetch the
                 // signed blocks; it never opens or closes our own signing (the signing
                 // record beside the key does).
@@ -737,6 +816,17 @@ impl Actor {
                     self.schedule.fetch_done(&d, &peer);
                 }
             }
+            (CatchupRequest::Governance { .. }, CatchupResponse::Blocks(blocks)) => {
+                if blocks.is_empty() || blocks.len() > wire::GOV_CATCHUP_BLOCKS_MAX {
+                    self.gov_fetch = None;
+                    return;
+                }
+                let blocks = blocks.into_iter().map(|b| b.into_vec()).collect();
+                if !self.submit(ApplyJob::GovCatchup { peer, blocks }) {
+                    self.gov_fetch = None;
+                }
+            }
+            (CatchupRequest::Governance { .. }, _) => self.gov_fetch = None,
             (CatchupRequest::Blocks { department, .. }, answer) => {
                 // An error answer (the peer is busy, or its store failed): ask another.
                 tracing::debug!(%peer, department, ?answer, "catch-up refused");

@@ -39,7 +39,20 @@ pub(crate) struct Peers {
 
 impl Peers {
     pub(crate) fn new(net: &Network) -> Self {
-        let roles = net
+        let mut peers = Self {
+            roles: HashMap::new(),
+            connected: HashMap::new(),
+            penalties: HashMap::new(),
+            banned: HashMap::new(),
+            allowance: HashMap::new(),
+        };
+        peers.set_roles(net);
+        peers
+    }
+
+    /// The roles of the network in force (after a governance record, a new one).
+    pub(crate) fn set_roles(&mut self, net: &Network) {
+        self.roles = net
             .peers()
             .into_iter()
             .filter_map(|(p, role)| {
@@ -50,13 +63,6 @@ impl Peers {
                 Some((p.parse().ok()?, role))
             })
             .collect();
-        Self {
-            roles,
-            connected: HashMap::new(),
-            penalties: HashMap::new(),
-            banned: HashMap::new(),
-            allowance: HashMap::new(),
-        }
     }
 
     pub(crate) fn role(&self, peer: &PeerId) -> Option<&str> {

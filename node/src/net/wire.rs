@@ -5,6 +5,7 @@
 //! never a panic. This module must never apply or store anything; it only reads and
 //! writes messages.
 
+use huren_core::governance::{GovBlock, GovCodecError};
 use huren_core::{Block, DepartmentId, Equivocation, EvidenceError, Network};
 use libp2p::request_response;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,12 @@ pub(crate) const GOSSIP_FRAMING_BYTES: usize = 1024;
 
 const TAG_BLOCK: u8 = 1;
 const TAG_EVIDENCE: u8 = 2;
+const TAG_GOV: u8 = 3;
+/// The name the governance chain goes by in a heads answer: not a department id (those
+/// have a dot), so a node that does not know it passes over it.
+pub(crate) const GOV_CHAIN: &str = "gov";
+/// Governance blocks in one catch-up answer at most.
+pub(crate) const GOV_CATCHUP_BLOCKS_MAX: usize = 64;
 
 /// A catch-up request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +38,9 @@ pub enum CatchupRequest {
     Heads,
     /// Encoded blocks of `department` from height `from`, in order, in a bounded batch.
     Blocks { department: String, from: u64 },
+    /// Encoded governance blocks from height `from`, in order, at most
+    /// `GOV_CATCHUP_BLOCKS_MAX`.
+    Governance { from: u64 },
 }
 
 /// A catch-up answer.
@@ -64,6 +74,13 @@ pub fn block_message(block: &Block) -> Vec<u8> {
     data
 }
 
+/// The gossip message that carries a governance block.
+pub(crate) fn gov_message(block: &GovBlock) -> Vec<u8> {
+    let mut data = vec![TAG_GOV];
+    data.extend_from_slice(&block.encode());
+    data
+}
+
 /// The gossip message that carries equivocation evidence (`core::evidence`).
 pub(crate) fn evidence_message(ev: &Equivocation) -> Vec<u8> {
     let mut data = vec![TAG_EVIDENCE];
@@ -79,6 +96,7 @@ pub(crate) fn evidence_message(ev: &Equivocation) -> Vec<u8> {
 pub(crate) enum Gossip {
     Block(Block),
     Evidence(Equivocation),
+    Gov(GovBlock),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +109,8 @@ pub(crate) enum WireError {
     Block(huren_core::ledger::CodecError),
     #[error("bad equivocation evidence: {0}")]
     Evidence(EvidenceError),
+    #[error("undecodable governance block: {0}")]
+    Gov(GovCodecError),
 }
 
 impl Gossip {
@@ -105,15 +125,24 @@ impl Gossip {
             Some((&TAG_EVIDENCE, body)) => Equivocation::decode(net, body)
                 .map(Gossip::Evidence)
                 .map_err(WireError::Evidence),
+            Some((&TAG_GOV, body)) => GovBlock::decode(body)
+                .map(Gossip::Gov)
+                .map_err(WireError::Gov),
             Some((&tag, _)) => Err(WireError::UnknownTag(tag)),
         }
     }
 }
 
+/// The governance height a peer reported among its heads, if any (the first entry named
+/// `GOV_CHAIN`).
+pub(crate) fn gov_head(heads: &[(String, u64)]) -> Option<u64> {
+    heads.iter().find(|(c, _)| c == GOV_CHAIN).map(|(_, h)| *h)
+}
+
 /// The heads a peer reported, kept only for departments genesis names, and no more
-/// entries read than genesis has departments.
+/// entries read than genesis has departments (plus the governance chain's).
 pub(crate) fn known_heads(net: &Network, heads: Vec<(String, u64)>) -> Vec<(DepartmentId, u64)> {
-    let known = net.departments().len();
+    let known = net.departments().len() + 1;
     heads
         .into_iter()
         .take(known)
@@ -217,7 +246,7 @@ mod tests {
         let names: Vec<(&str, u64)> = got.iter().map(|(d, h)| (d.as_str(), *h)).collect();
         assert_eq!(names, vec![("gd.transport", 4), ("sh.transport", 2)]);
         // A peer cannot make this node read more entries than genesis has departments.
-        heads.splice(0..0, (0..n).map(|i| (format!("pad.{i}"), 1)));
+        heads.splice(0..0, (0..=n).map(|i| (format!("pad.{i}"), 1)));
         assert!(known_heads(net, heads).is_empty());
     }
 
