@@ -438,7 +438,9 @@ fn a_peer_claiming_our_chain_is_ahead_cannot_stop_issuance() -> anyhow::Result<(
                         lies += 1;
                         CatchupResponse::Heads(vec![("gd.transport".into(), u64::MAX)])
                     }
-                    CatchupRequest::Blocks { .. } => CatchupResponse::Blocks(Vec::new()),
+                    CatchupRequest::Blocks { .. } | CatchupRequest::Governance { .. } => {
+                        CatchupResponse::Blocks(Vec::new())
+                    }
                 };
                 let _ = liar
                     .behaviour_mut()
@@ -532,6 +534,9 @@ fn withholding_peer(
                                     let _ = swarm.behaviour_mut().catchup().send_response(channel, CatchupResponse::Blocks(answer));
                                 }
                                 CatchupRequest::Blocks { .. } => withheld.push(channel),
+                                CatchupRequest::Governance { .. } => {
+                                    let _ = swarm.behaviour_mut().catchup().send_response(channel, CatchupResponse::Blocks(Vec::new()));
+                                }
                             },
                             request_response::Message::Response { response: CatchupResponse::Blocks(got), .. } => {
                                 for b in got {
