@@ -74,6 +74,10 @@ pub enum Command {
         65 not a licence QR or no QR in the image, 64+ other errors."
     )]
     Card(CardArgs),
+    /// Change the network on the ledger: propose a record, co-sign it, submit it; show
+    /// the network in force; export the governance chain (docs/governance.md).
+    #[command(subcommand)]
+    Gov(GovCommand),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -267,6 +271,10 @@ pub struct VerifyOffline {
     /// Verify as of this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of now.
     #[arg(long, value_name = "TIME", requires = "offline")]
     pub at: Option<String>,
+    /// A governance export (`huren gov export`): the network's rotations, compromises
+    /// and other changes since founding are applied to genesis first.
+    #[arg(long, value_name = "FILE", requires = "offline")]
+    pub governance: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +286,222 @@ pub struct VerifyOnline {
     /// Seconds to wait for the node's answer.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// gov
+
+#[derive(Debug, Subcommand)]
+pub enum GovCommand {
+    /// Write a proposal file: one record, building on the governance head now in force.
+    Propose(ProposeArgs),
+    /// Co-sign a proposal with your department's issuer key, after reading it in words.
+    Sign(SignArgs),
+    /// Submit a proposal with its quorum to a node, which checks and gossips it.
+    Submit(SubmitArgs),
+    /// Show the network in force: departments and their keys, regions, types, rules.
+    Show(ShowArgs),
+    /// Write the governance chain (and the credentials vouched for under compromised
+    /// keys) to a file, for offline verification and for a new node.
+    Export(ExportArgs),
+}
+
+/// Where the governance head comes from: a node, or genesis plus an export.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "The network")]
+#[command(group(ArgGroup::new("source").required(true).args(["node", "genesis"])))]
+pub struct GovSource {
+    /// Base URL of any huren-node of the network.
+    #[arg(long, value_name = "URL", value_parser = parse_node_url)]
+    pub node: Option<Url>,
+    /// The genesis file (offline).
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// A governance export to apply to genesis (offline).
+    #[arg(long, value_name = "FILE", requires = "genesis")]
+    pub governance: Option<PathBuf>,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    #[command(subcommand)]
+    pub record: RecordArgs,
+}
+
+/// The record a proposal carries, and where to write it.
+#[derive(Debug, Args)]
+pub struct ProposalOut {
+    /// The proposal file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub source: GovSource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordArgs {
+    /// Add a department (its keys made with `huren genesis keygen`).
+    AddDepartment {
+        /// The department's public key file (`<id>.public.json`).
+        #[arg(long, value_name = "FILE")]
+        public: PathBuf,
+        /// Its name, e.g. 广州市交通运输局.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "CODE", value_parser = parse_region)]
+        region: RegionCode,
+        /// A licence type it may issue (repeat).
+        #[arg(long = "grant", value_name = "TYPE", value_parser = parse_licence_type)]
+        grants: Vec<LicenceType>,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// Retire a department after its block LAST; a successor takes over its licences.
+    RetireDepartment {
+        #[arg(long, value_parser = parse_department)]
+        department: DepartmentId,
+        #[arg(long, value_name = "LAST")]
+        last_height: u64,
+        #[arg(long, value_parser = parse_department)]
+        successor: Option<DepartmentId>,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// Add an observer node (its keys made with `huren genesis keygen --observer`).
+    AddObserver {
+        #[arg(long, value_name = "FILE")]
+        public: PathBuf,
+        #[arg(long, value_name = "CODE", value_parser = parse_region)]
+        region: RegionCode,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    RemoveObserver {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    AddRegion {
+        #[arg(long, value_name = "CODE", value_parser = parse_region)]
+        code: RegionCode,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// Add a licence type, given as genesis writes one (JSON: code, names, holder fields
+    /// and labels, validity_days_max).
+    AddLicenceType {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// Replace a department's grants.
+    SetGrants {
+        #[arg(long, value_parser = parse_department)]
+        department: DepartmentId,
+        #[arg(long = "grant", value_name = "TYPE", value_parser = parse_licence_type)]
+        grants: Vec<LicenceType>,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// Replace the recognition rules whole (JSON: a list of rules as genesis writes them).
+    SetRecognition {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// A department signs with a new key from its first block cut under this record.
+    RotateIssuerKey {
+        #[arg(long, value_parser = parse_department)]
+        department: DepartmentId,
+        /// The new key's public file (`huren genesis keygen` into another directory).
+        #[arg(long, value_name = "FILE")]
+        public: PathBuf,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// A department's or observer's node gets a new libp2p key (peer id).
+    RotateNodeKey {
+        /// The department id or observer name.
+        #[arg(long)]
+        node: String,
+        /// The public file whose node peer id to use.
+        #[arg(long, value_name = "FILE")]
+        public: PathBuf,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    /// A department's key was stolen: its blocks above LAST_GOOD signed with it are
+    /// refused everywhere, and the replacement signs from LAST_GOOD + 1.
+    KeyCompromised {
+        #[arg(long, value_parser = parse_department)]
+        department: DepartmentId,
+        #[arg(long, value_name = "LAST_GOOD")]
+        last_good: u64,
+        /// The replacement key's public file.
+        #[arg(long, value_name = "FILE")]
+        replacement: PathBuf,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+    ChangeQuorum {
+        #[arg(long)]
+        quorum: u32,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The proposal file; the signature is added to it.
+    #[arg(value_name = "PROPOSAL")]
+    pub proposal: PathBuf,
+    /// Your department's issuer key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Sign without asking (the record is still printed).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[arg(value_name = "PROPOSAL")]
+    pub proposal: PathBuf,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub source: GovSource,
+    /// Print the network as JSON (`GET /v1/network`'s shape).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub force: bool,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 //!
 //! This file parses the command line (the grammar is in `args`) and dispatches to the
 //! modules that do the work: `genesis` (keys and the genesis document), `offline`
-//! (issuing and verifying with genesis only), `qr` (rendering and reading QR images),
+//! (issuing and verifying with genesis only), `gov` (governance proposals, the network
+//! in force), `qr` (rendering and reading QR images),
 //! `online` (the node's HTTP API) and `import` (bulk issuing from CSV). `exit` maps every
 //! outcome to one documented exit status; `files` reads and writes files with bounds.
 //!
@@ -14,6 +15,7 @@ mod card;
 mod exit;
 mod files;
 mod genesis;
+mod gov;
 mod import;
 mod offline;
 mod online;
@@ -23,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, GenesisCommand, QrCommand};
+use crate::args::{Cli, Command, GenesisCommand, GovCommand, QrCommand};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
@@ -79,5 +81,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Revoke(a) => online::revoke(a),
         Command::Import(a) => import::run(a),
         Command::Card(a) => card::run(a),
+        Command::Gov(GovCommand::Propose(a)) => gov::propose(a.record),
+        Command::Gov(GovCommand::Sign(a)) => gov::sign(a),
+        Command::Gov(GovCommand::Submit(a)) => gov::submit(a),
+        Command::Gov(GovCommand::Show(a)) => gov::show(a),
+        Command::Gov(GovCommand::Export(a)) => gov::export(a),
     }
 }

@@ -143,6 +143,10 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         return Err(fail(Exit::USAGE, "--offline needs --genesis"));
     };
     let net = genesis::load(genesis_path)?;
+    let net = match &a.mode.governance {
+        Some(export) => crate::gov::apply_export(net, export)?,
+        None => net,
+    };
     if let Some(r) = &a.mode.region {
         if net.region(r).is_none() {
             return Err(fail(

@@ -50,13 +50,19 @@ pub struct NodeError {
     pub status: u16,
     pub code: Option<ErrorCode>,
     pub message: String,
+    /// The reason under the code, where the node gives one (`gov_refused`: `no_quorum`…).
+    pub reason: Option<String>,
 }
 
 impl NodeError {
     pub fn code_text(&self) -> String {
-        match self.code {
+        let code = match self.code {
             Some(c) => c.as_str().to_owned(),
             None => format!("http_{}", self.status),
+        };
+        match &self.reason {
+            Some(r) => format!("{code} ({r})"),
+            None => code,
         }
     }
 
@@ -277,6 +283,7 @@ impl Answer {
                 status: self.status.as_u16(),
                 code: Some(b.error.code),
                 message: b.error.message,
+                reason: b.error.reason,
             },
             Err(_) => {
                 let text = String::from_utf8_lossy(&self.body);
@@ -284,6 +291,7 @@ impl Answer {
                 NodeError {
                     status: self.status.as_u16(),
                     code: None,
+                    reason: None,
                     message: if text.is_empty() {
                         self.status
                             .canonical_reason()
