@@ -277,7 +277,9 @@ impl Checker<'_> {
     }
 
     /// Validates `block` against the rebuilt state with the core rules and applies it.
-    fn admit(&mut self, dept: &DepartmentId, height: u64, block: Block) {
+    /// False when it must wait: it changes a licence of another department (a successor
+    /// acting for its predecessor) whose issue has not been replayed yet.
+    fn admit(&mut self, dept: &DepartmentId, height: u64, block: Block) -> bool {
         let records = block.header.records.len() as u64;
         match validate_block(
             &self.gov,
@@ -290,22 +292,68 @@ impl Checker<'_> {
                 self.rebuilt.apply(&v);
                 self.s.blocks += 1;
                 self.s.records += records;
+                true
             }
-            Err(e) => self.mismatch(format!("{dept}#{height}: {e}")),
+            Err(e @ huren_core::validate::BlockError::UnknownLicence { .. })
+                if e.disposition() == huren_core::validate::Disposition::Ignore =>
+            {
+                false
+            }
+            Err(e) => {
+                self.mismatch(format!("{dept}#{height}: {e}"));
+                true
+            }
         }
+    }
+
+    /// Chains that had to wait for another (`admit`), replayed from where each stopped
+    /// until none moves; what still waits then is a mismatch.
+    fn admit_waiting(&mut self, mut waiting: BTreeMap<DepartmentId, u64>) -> anyhow::Result<()> {
+        loop {
+            let mut moved = false;
+            for (dept, from) in std::mem::take(&mut waiting) {
+                let mut height = from;
+                while let Some(block) = self.store.block_at(&dept, height)? {
+                    if !self.admit(&dept, height, block) {
+                        break;
+                    }
+                    height += 1;
+                }
+                if self.store.block_at(&dept, height)?.is_some() {
+                    waiting.insert(dept, height);
+                }
+                moved |= height > from;
+            }
+            if waiting.is_empty() || !moved {
+                break;
+            }
+        }
+        for (dept, height) in waiting {
+            self.mismatch(format!(
+                "{dept}#{height}: changes a licence that no chain held here issued"
+            ));
+        }
+        Ok(())
     }
 
     fn full(&mut self) -> anyhow::Result<()> {
         self.s.mode = "full";
         // Walk the chain index in key order: department, then height ascending.
         let mut referenced = 0usize;
+        let mut waiting: BTreeMap<DepartmentId, u64> = BTreeMap::new();
         for entry in self.store.chain_entries() {
             let (key, hash) = entry?;
             referenced += 1;
             if let Some((dept, height, block)) = self.indexed_block(&key, &hash) {
-                self.admit(&dept, height, block);
+                if waiting.contains_key(&dept) {
+                    continue;
+                }
+                if !self.admit(&dept, height, block) {
+                    waiting.insert(dept, height);
+                }
             }
         }
+        self.admit_waiting(waiting)?;
         let stored_blocks = self.store.block_count();
         if stored_blocks != referenced {
             self.mismatch(format!(
@@ -674,7 +722,11 @@ impl Checker<'_> {
         // Validate the new blocks exactly as the full check does.
         let mut issued: BTreeMap<LicenceType, u64> = BTreeMap::new();
         let mut own_issues: Vec<(LicenceId, Hash32)> = Vec::new();
+        let mut waiting: BTreeMap<DepartmentId, u64> = BTreeMap::new();
         for (dept, height, block) in new_blocks {
+            if waiting.contains_key(&dept) {
+                continue;
+            }
             if Some(&dept) == self.own {
                 for r in &block.header.records {
                     if let Record::Issue(i) = r {
@@ -683,8 +735,11 @@ impl Checker<'_> {
                     }
                 }
             }
-            self.admit(&dept, height, block);
+            if !self.admit(&dept, height, block) {
+                waiting.insert(dept, height);
+            }
         }
+        self.admit_waiting(waiting)?;
         self.heads()?;
 
         // The index entries of every licence the new blocks changed.

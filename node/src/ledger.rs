@@ -20,7 +20,8 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use huren_core::governance::{GovAdmission, GovBlock, GovChain, GovError};
+use huren_core::governance::{GovAdmission, GovBlock, GovChain, GovError, GovRecord};
+use huren_core::validate::{next_state, LicenceState};
 use huren_core::validate::{validate_block, validate_own_block, BlockError, Disposition, Head};
 use huren_core::{Block, DepartmentId, Equivocation, LicenceId, LicenceType, Network};
 use tokio::sync::watch;
@@ -141,6 +142,18 @@ impl Ledger {
         match chain.admit(block.clone()) {
             Ok(GovAdmission::Applied(net)) => {
                 self.store.append_gov(&block)?;
+                if let GovRecord::KeyCompromised {
+                    department,
+                    last_good,
+                    ..
+                } = &block.header.record
+                {
+                    // Blocks above the last good height were signed with the stolen key
+                    // (the replacement did not exist): off the chain, before any block is
+                    // judged under the new state.
+                    let removed = self.fence(&chain, department, *last_good)?;
+                    tracing::warn!(%department, last_good, removed, "key compromised: blocks above the last good height taken off the chain");
+                }
                 *self.gov.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(chain);
                 self.gov_tx.send_replace(height);
                 Ok(GovReceipt::Applied(net))
@@ -165,6 +178,101 @@ impl Ledger {
     /// The store, for reads.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Takes `dept`'s blocks above `last_good` off the chain, with the licence states
+    /// they made: the licences they touched get the state they had at `last_good`,
+    /// replayed in one pass over the blocks from the earliest of their issue heights
+    /// (those they issued go). Runs under the write lock.
+    fn fence(
+        &self,
+        chain: &GovChain,
+        dept: &DepartmentId,
+        last_good: u64,
+    ) -> Result<usize, StoreError> {
+        use huren_core::validate::ChainView;
+        let removed = self.store.blocks_above(dept, last_good)?;
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        let mut touched: std::collections::BTreeMap<LicenceId, Option<LicenceState>> = removed
+            .iter()
+            .flat_map(|b| {
+                b.header
+                    .records
+                    .iter()
+                    .map(|r| (r.licence_id().clone(), None))
+            })
+            .collect();
+        // A successor's removed blocks may have changed its predecessors' licences:
+        // those are replayed from their own chain first, then from this one's start.
+        let mut owners: Vec<DepartmentId> = touched
+            .keys()
+            .map(|id| id.department().clone())
+            .filter(|d| d != dept)
+            .collect();
+        owners.sort();
+        owners.dedup();
+        for owner in &owners {
+            let head = self.store.head(owner).map_or(0, |h| h.height);
+            self.replay(chain, owner, 1, head, &mut touched)?;
+        }
+        // Where the replay of this chain starts: the earliest issue, at or below
+        // `last_good`, of a licence of its own the removed blocks touched (its first
+        // block, when they touched another department's).
+        let from = if owners.is_empty() {
+            touched
+                .keys()
+                .filter_map(|id| self.store.licence(id))
+                .map(|s| s.issued_height)
+                .filter(|h| *h <= last_good)
+                .min()
+        } else {
+            Some(1)
+        };
+        if let Some(from) = from {
+            self.replay(chain, dept, from, last_good, &mut touched)?;
+        }
+        let states: Vec<(LicenceId, Option<LicenceState>)> = touched.into_iter().collect();
+        self.store.truncate(dept, last_good, &states)
+    }
+
+    /// Applies the records of `dept`'s blocks `from..=to` to the licences in `states`.
+    fn replay(
+        &self,
+        chain: &GovChain,
+        dept: &DepartmentId,
+        from: u64,
+        to: u64,
+        states: &mut std::collections::BTreeMap<LicenceId, Option<LicenceState>>,
+    ) -> Result<(), StoreError> {
+        for height in from..=to {
+            let Some(block) = self.store.block_at(dept, height)? else {
+                return Err(Corruption::MissingBlock {
+                    department: dept.clone(),
+                    height,
+                }
+                .into());
+            };
+            let gov = block.header.gov;
+            let (Some(net), Some(key)) = (
+                chain.state_at(gov),
+                chain.newest().signing_key(dept, height, gov),
+            ) else {
+                continue;
+            };
+            let key = key.key.key_id();
+            for (index, record) in block.header.records.iter().enumerate() {
+                if let Some(state) = states.get_mut(record.licence_id()) {
+                    // The chain held these blocks as valid: the replay cannot fail, and if
+                    // it did, keeping the earlier state is the safe side.
+                    if let Ok(next) = next_state(net, dept, height, &key, index, record, *state) {
+                        *state = Some(next);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Validates a block received from a peer and appends it if it extends its chain. A

@@ -413,6 +413,110 @@ impl Store {
         Ok(true)
     }
 
+    /// `dept`'s blocks above `last_good`, in order.
+    pub(crate) fn blocks_above(
+        &self,
+        dept: &DepartmentId,
+        last_good: u64,
+    ) -> Result<Vec<Block>, StoreError> {
+        let mut out = Vec::new();
+        let start = chain_key(dept, last_good.saturating_add(1));
+        let end = chain_key(dept, u64::MAX);
+        for item in self.chain.range(start..=end) {
+            let (_, hash) = item?;
+            match self.block_by_hash(&hash)? {
+                Some(b) => out.push(b),
+                None => return Err(Corruption::ChainNamesMissingBlock(dept.clone()).into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes `dept`'s blocks above `last_good` off its chain (a key declared compromised
+    /// signed them): their blocks and index entries go, the head becomes block
+    /// `last_good`, and each licence in `states` gets its state at `last_good` (none: the
+    /// removed blocks issued it, and it goes). The ledger computed `states`; this only
+    /// writes them. One sled transaction, flushed. How many blocks were removed.
+    pub(crate) fn truncate(
+        &self,
+        dept: &DepartmentId,
+        last_good: u64,
+        states: &[(LicenceId, Option<LicenceState>)],
+    ) -> Result<usize, StoreError> {
+        let removed = self.blocks_above(dept, last_good)?;
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        let head = match last_good {
+            0 => None,
+            h => Some(
+                self.block_at(dept, h)?
+                    .ok_or_else(|| Corruption::MissingBlock {
+                        department: dept.clone(),
+                        height: h,
+                    })?,
+            ),
+        };
+        let states: Vec<(String, Option<[u8; 74]>)> = states
+            .iter()
+            .map(|(id, s)| (id.to_string(), s.as_ref().map(encode_state)))
+            .collect();
+        let gone = states.iter().filter(|(_, s)| s.is_none()).count() as u64;
+        let res: Result<(), TransactionError<StoreError>> = (
+            &self.blocks,
+            &self.chain,
+            &self.heads,
+            &self.licences,
+            &self.meta,
+        )
+            .transaction(|(blocks, chain, heads, licences, meta)| -> TxResult<()> {
+                for b in &removed {
+                    blocks.remove(&b.hash().0)?;
+                    chain.remove(chain_key(dept, b.height()))?;
+                }
+                match &head {
+                    Some(h) => {
+                        let hd = Head {
+                            height: h.height(),
+                            hash: h.hash(),
+                            time_ms: h.header.time_ms,
+                            gov: h.header.gov,
+                        };
+                        heads.insert(dept.as_str().as_bytes(), &encode_head(&hd)[..])?;
+                    }
+                    None => {
+                        heads.remove(dept.as_str().as_bytes())?;
+                    }
+                }
+                for (id, s) in &states {
+                    match s {
+                        Some(s) => licences.insert(id.as_bytes(), &s[..])?,
+                        None => licences.remove(id.as_bytes())?,
+                    };
+                }
+                if gone > 0 {
+                    let count = match meta.get(LICENCE_COUNT_KEY)? {
+                        Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                            ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                Corruption::LicenceCount,
+                            ))
+                        })?),
+                        None => 0,
+                    };
+                    meta.insert(LICENCE_COUNT_KEY, &count.saturating_sub(gone).to_be_bytes())?;
+                }
+                Ok(())
+            });
+        res.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })?;
+        self.flush_block()?;
+        self.licence_count
+            .fetch_sub(gone, std::sync::atomic::Ordering::Relaxed);
+        Ok(removed.len())
+    }
+
     /// Governance equivocations kept: (height, signer).
     pub fn gov_evidence(&self) -> Result<Vec<(u64, String)>, StoreError> {
         self.gov_evidence

@@ -57,6 +57,12 @@ impl Lag {
         }
     }
 
+    /// Forgets what was proven of `dept`'s chain: its key was declared compromised, and
+    /// blocks signed with it prove nothing any more.
+    pub(crate) fn forget(&self, dept: &DepartmentId) {
+        self.proven().remove(dept);
+    }
+
     /// The signed height `dept`'s chain is proven to have reached, when that is above
     /// `head` (the chain here) and has been for `GRACE`.
     pub fn behind(&self, dept: &DepartmentId, head: u64) -> Option<u64> {

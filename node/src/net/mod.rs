@@ -173,6 +173,9 @@ struct Actor {
     ledger: Arc<Ledger>,
     /// The peer asked for governance blocks, and since when: one such fetch at a time.
     gov_fetch: Option<(PeerId, std::time::Instant)>,
+    /// Chains proven ahead of this node's (`lag`): forgotten for a department whose key
+    /// is declared compromised.
+    lag: Arc<Lag>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -250,6 +253,7 @@ pub async fn run(
         net,
         ledger,
         gov_fetch: None,
+        lag: inbox.lag.clone(),
         store,
         metrics,
         limits: params.limits,
@@ -323,6 +327,11 @@ impl Actor {
             let _ = self.swarm.disconnect_peer_id(*p);
         }
         self.peers.set_roles(&net);
+        for d in net.departments() {
+            if net.key_history(&d.id).iter().any(|s| s.compromised) {
+                self.lag.forget(&d.id);
+            }
+        }
         self.metrics.governance_height.set(net.gov_height());
         self.net = net;
         // Tell every peer: gossip may not have reached all of them.
