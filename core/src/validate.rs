@@ -734,6 +734,150 @@ mod tests {
 
     const GD: &str = "gd.transport";
 
+    /// Department blocks under governance: the key by height and governance height, a
+    /// compromised key refused past its last good height, a retired department's blocks
+    /// refused, a governance height not held ignored (fetch it), one below the parent's
+    /// rejected, and a successor changing its predecessor's licences.
+    #[test]
+    fn governance_decides_keys_retirement_and_successors() {
+        use crate::governance::{GovBlock, GovChain, GovHeader, GovRecord};
+        let mut f = Fixture::new();
+        let mut chain = GovChain::new(f.net.clone());
+        let record = |chain: &mut GovChain,
+                      keys: &[(DepartmentId, SecretKey)],
+                      signers: &[usize],
+                      record| {
+            let net = chain.newest().clone();
+            let mut b = GovBlock::new(GovHeader {
+                genesis: net.hash(),
+                height: net.gov_height() + 1,
+                prev: net.gov_head(),
+                time_ms: NOW,
+                record,
+            });
+            for &i in signers {
+                b.cosign(keys[i].0.clone(), &keys[i].1);
+            }
+            chain.admit(b).expect("record applies");
+        };
+        f.push(0, vec![issue(GD, "mvdl", 1)]);
+        f.push(0, vec![issue(GD, "mvdl", 2)]);
+        let keys = f.keys.clone();
+        let (gd, market) = (keys[0].0.clone(), keys[1].0.clone());
+        let new_key = SecretKey::from_seed(&[61; 32]);
+        record(
+            &mut chain,
+            &keys,
+            &[1, 2],
+            GovRecord::RotateIssuerKey {
+                department: gd.clone(),
+                key: new_key.public(),
+            },
+        );
+        let validate = |f: &Fixture, chain: &GovChain, h: BlockHeader, key: &SecretKey| {
+            validate_block(chain, &f.mem, h.sign(key), NOW, 1000)
+        };
+        // Under governance height 1, the new key signs; under 0, the old one still does.
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 3)]);
+        h.gov = 1;
+        assert_eq!(
+            validate(&f, &chain, h.clone(), &keys[0].1)
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+            "bad_signature"
+        );
+        let v = validate(&f, &chain, h, &new_key).expect("the new key under the rotation");
+        assert_eq!(v.changes()[0].1.issuer_key, new_key.public().key_id());
+        f.mem.apply(&v);
+        // Never below the parent's governance height.
+        let h = f.next_header(0, vec![issue(GD, "mvdl", 4)]);
+        let e = validate(&f, &chain, h, &keys[0].1).unwrap_err();
+        assert_eq!(
+            (e.code(), e.disposition()),
+            ("gov_backwards", Disposition::Reject)
+        );
+        // A governance height not held here: early, not wrong.
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 4)]);
+        h.gov = 2;
+        let e = validate(&f, &chain, h, &new_key).unwrap_err();
+        assert_eq!(
+            (e.code(), e.disposition()),
+            ("gov_ahead", Disposition::Ignore)
+        );
+        // The new key is stolen after block 3: its blocks above are refused as such.
+        let replacement = SecretKey::from_seed(&[62; 32]);
+        record(
+            &mut chain,
+            &keys,
+            &[1, 2],
+            GovRecord::KeyCompromised {
+                department: gd.clone(),
+                last_good: 3,
+                replacement: replacement.public(),
+            },
+        );
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 4)]);
+        h.gov = 1;
+        let e = validate(&f, &chain, h.clone(), &new_key).unwrap_err();
+        assert_eq!(
+            (e.code(), e.disposition()),
+            ("key_compromised", Disposition::Reject)
+        );
+        h.gov = 2;
+        let v = validate(&f, &chain, h, &replacement).expect("the replacement from block 4");
+        f.mem.apply(&v);
+        // gd.transport retires after block 4; gd.market succeeds it.
+        record(
+            &mut chain,
+            &keys,
+            &[1, 2],
+            GovRecord::RetireDepartment {
+                department: gd.clone(),
+                last_height: 4,
+                successor: Some(market.clone()),
+            },
+        );
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 5)]);
+        h.gov = 3;
+        let e = validate(&f, &chain, h, &replacement).unwrap_err();
+        assert_eq!(
+            (e.code(), e.disposition()),
+            ("retired", Disposition::Reject)
+        );
+        let revoke = Record::Revoke {
+            licence_id: lid(GD, "mvdl", 1),
+            reason: RevokeReason::Withdrawn,
+            officer: officer(),
+        };
+        let mut h = f.next_header(1, vec![revoke.clone()]);
+        let e = validate(&f, &chain, h.clone(), &keys[1].1).unwrap_err();
+        assert_eq!(e.code(), "foreign_licence", "before the retirement: {e}");
+        h.gov = 3;
+        let v = validate(&f, &chain, h, &keys[1].1).expect("the successor revokes");
+        assert!(matches!(v.changes()[0].1.status, LicenceStatus::Revoked(_)));
+        // A successor may not issue in its predecessor's name.
+        let mut h = f.next_header(1, vec![issue(GD, "mvdl", 9)]);
+        h.gov = 3;
+        let e = validate(&f, &chain, h, &keys[1].1).unwrap_err();
+        assert_eq!(e.code(), "foreign_licence");
+        // A successor's change to a licence whose issue has not arrived here: early.
+        let mut h = f.next_header(
+            1,
+            vec![Record::Revoke {
+                licence_id: lid(GD, "mvdl", 7),
+                reason: RevokeReason::Withdrawn,
+                officer: officer(),
+            }],
+        );
+        h.gov = 3;
+        let e = validate(&f, &chain, h, &keys[1].1).unwrap_err();
+        assert_eq!(
+            (e.code(), e.disposition()),
+            ("unknown_licence", Disposition::Ignore)
+        );
+    }
+
     fn suspend(n: u64) -> Record {
         Record::Suspend {
             licence_id: lid(GD, "mvdl", n),

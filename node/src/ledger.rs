@@ -458,6 +458,26 @@ pub(crate) mod tests {
             h.sign(&self.key(prev.department().as_str()))
         }
 
+        /// A governance block on the held head with `record`, signed by `signers`.
+        pub(crate) fn gov(
+            &self,
+            signers: &[&str],
+            record: huren_core::governance::GovRecord,
+        ) -> GovBlock {
+            let net = self.ledger.network();
+            let mut b = GovBlock::new(huren_core::governance::GovHeader {
+                genesis: net.hash(),
+                height: net.gov_height() + 1,
+                prev: net.gov_head(),
+                time_ms: NOW,
+                record,
+            });
+            for s in signers {
+                b.cosign(DepartmentId::parse(s).expect("department"), &self.key(s));
+            }
+            b
+        }
+
         pub(crate) fn receive(&self, block: Block) -> Admission {
             self.ledger
                 .receive(block, NOW, huren_core::ledger::BLOCK_RECORDS_MAX)
@@ -589,5 +609,91 @@ pub(crate) mod tests {
                 1
             ))
             .is_some());
+    }
+
+    /// A stolen key: the thief's blocks above the last good height come off the chain
+    /// with what they did (a revocation undone, an issue gone), the thief's next block is
+    /// refused as signed with a compromised key, the replacement signs on, and all of it
+    /// survives reopening the store (the governance chain is replayed at start).
+    #[test]
+    fn a_compromised_key_takes_the_thiefs_blocks_off_the_chain() {
+        use huren_core::governance::GovRecord;
+        use huren_core::validate::LicenceStatus;
+        let t = TestLedger::new();
+        let gd = DepartmentId::parse(GD).expect("gd");
+        let lid = |n| LicenceId::new(gd.clone(), LicenceType::parse("mvdl").expect("t"), n);
+        let b1 = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
+        assert!(matches!(t.receive(b1.clone()), Admission::Applied(_)));
+        let b2 = t.next(&b1, vec![TestLedger::issue(GD, 2)]);
+        assert!(matches!(t.receive(b2.clone()), Admission::Applied(_)));
+        // The thief (holding gd.transport's key) revokes licence 1 and issues licence 9.
+        let revoke = Record::Revoke {
+            licence_id: lid(1),
+            reason: huren_core::RevokeReason::Penalty,
+            officer: OfficerId::parse("thief").expect("officer"),
+        };
+        let b3 = t.next(&b2, vec![revoke]);
+        let b4 = t.next(&b3, vec![TestLedger::issue(GD, 9)]);
+        assert!(matches!(t.receive(b3), Admission::Applied(_)));
+        assert!(matches!(t.receive(b4.clone()), Admission::Applied(_)));
+        let store = t.ledger.store().clone();
+        assert!(matches!(
+            store.licence(&lid(1)).map(|s| s.status),
+            Some(LicenceStatus::Revoked(_))
+        ));
+        let count = store.licence_count();
+        let replacement = SecretKey::from_seed(&[77; 32]);
+        let record = t.gov(
+            &["gd.market", "gd.health", "sh.transport"],
+            GovRecord::KeyCompromised {
+                department: gd.clone(),
+                last_good: 2,
+                replacement: replacement.public(),
+            },
+        );
+        assert!(matches!(
+            t.ledger.receive_gov(record).expect("storage"),
+            GovReceipt::Applied(_)
+        ));
+        let check = |store: &Store| {
+            assert_eq!(store.head(&gd).map(|h| h.height), Some(2));
+            assert_eq!(
+                store.licence(&lid(1)).map(|s| s.status),
+                Some(LicenceStatus::Active)
+            );
+            assert_eq!(store.licence(&lid(9)), None, "the thief's licence is gone");
+            assert_eq!(store.licence_count(), count - 1);
+        };
+        check(&store);
+        let again = t.next(&b4, vec![TestLedger::issue(GD, 10)]);
+        match t.receive(again) {
+            Admission::Rejected(e) => assert_eq!(e.code(), "key_compromised"),
+            other => panic!("the thief's next block: {other:?}"),
+        }
+        // The department goes on from block 3 with the replacement key.
+        let mut h = b2.header.clone();
+        h.height = 3;
+        h.prev = b2.hash();
+        h.gov = 1;
+        h.records = vec![TestLedger::issue(GD, 3)];
+        assert!(matches!(
+            t.receive(h.sign(&replacement)),
+            Admission::Applied(_)
+        ));
+        // Reopened: the governance chain is replayed, and the state holds.
+        let net = Arc::new(t.founded.network().expect("genesis"));
+        let reopened = Ledger::new(net.clone(), store.clone()).expect("reopens");
+        assert_eq!(reopened.governance().height(), 1);
+        assert_eq!(store.head(&gd).map(|h| h.height), Some(3));
+        // And the integrity check rebuilds the same state from the blocks.
+        let summary = crate::check::run(
+            &net,
+            &store,
+            &crate::clock::SystemClock,
+            crate::check::Options::default(),
+        )
+        .expect("check runs");
+        assert!(summary.mismatches.is_empty(), "{:?}", summary.mismatches);
+        assert_eq!(summary.gov_height, 1);
     }
 }
