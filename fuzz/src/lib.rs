@@ -37,6 +37,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("genesis_json", genesis_json),
     ("node_config", node_config),
     ("image", image),
+    ("gov_block", gov_block),
+    ("gov_export", gov_export),
 ];
 
 /// The example network the seeds were signed in (written by the seed generator with the
@@ -245,5 +247,44 @@ pub fn node_config(data: &[u8]) {
 pub fn image(data: &[u8]) {
     if let Ok(text) = huren_render::qr::decode_image(data) {
         qr_text(text.as_bytes());
+    }
+}
+
+/// A governance block, as gossip, catch-up, the store and a proposal file carry it: it
+/// re-encodes to its bytes, and is then admitted to the example network's governance
+/// chain (quorum, head, the record applied) as a node admits it.
+pub fn gov_block(data: &[u8]) {
+    let Ok(b) = huren_core::governance::GovBlock::decode(data) else {
+        return;
+    };
+    assert_eq!(
+        b.encode(),
+        data,
+        "a decoded governance block re-encodes to its bytes"
+    );
+    let _ = b.header.record.describe();
+    let mut chain = huren_core::governance::GovChain::new(network().clone());
+    if let Ok(huren_core::governance::GovAdmission::Applied(net)) = chain.admit(b) {
+        // What a record made is a network like any other.
+        let _ = huren_api::NetworkView::of(&net);
+    }
+}
+
+/// A governance export (`huren gov export`, `GET /v1/governance`, a node's `governance`
+/// file), as offline verification and a starting node read it.
+pub fn gov_export(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(export) = huren_api::GovernanceExport::parse(text) else {
+        return;
+    };
+    if let Ok(blocks) = export.decode_blocks() {
+        let mut chain = huren_core::governance::GovChain::new(network().clone());
+        for b in blocks {
+            if chain.admit(b).is_err() {
+                break;
+            }
+        }
     }
 }

@@ -235,12 +235,60 @@ fn write_fuzz_seeds() {
         );
     }
     write("evidence", "equivocation.ev", &ev.encode());
+
+    // Governance: a record adding a region, with the quorum (3) of the example network,
+    // and one short of it; the export that carries the first.
+    let gov = |signers: &[&str]| {
+        let mut b = huren_core::governance::GovBlock::new(huren_core::governance::GovHeader {
+            genesis: net.hash(),
+            height: 1,
+            prev: net.gov_head(),
+            time_ms,
+            record: huren_core::governance::GovRecord::AddRegion {
+                region: huren_core::genesis::Region {
+                    code: RegionCode::parse("320000").expect("region"),
+                    name: "江苏省".into(),
+                },
+            },
+        });
+        for s in signers {
+            b.cosign(DepartmentId::parse(s).expect("department"), &key(s));
+        }
+        b
+    };
+    let quorum = gov(&["gd.market", "gd.health", "sh.transport"]);
+    write("gov_block", "add_region.gov", &quorum.encode());
+    write(
+        "gov_block",
+        "short_of_quorum.gov",
+        &gov(&["gd.market"]).encode(),
+    );
+    write("gossip", "gov.msg", &wire::gov_message(&quorum));
+    let export = huren_api::GovernanceExport {
+        genesis: net.hash(),
+        height: 1,
+        head: quorum.id(),
+        blocks: vec![hex::encode(quorum.encode())],
+        vouched: vec![signed.commitment],
+    };
+    write(
+        "gov_export",
+        "export.json",
+        serde_json::to_string_pretty(&export)
+            .expect("json")
+            .as_bytes(),
+    );
     write("gossip", "evidence.msg", &wire::evidence_message(&ev));
 
     write(
         "catchup_request",
         "heads.req",
         &wire::write_catchup_request(CatchupRequest::Heads),
+    );
+    write(
+        "catchup_request",
+        "governance.req",
+        &wire::write_catchup_request(CatchupRequest::Governance { from: 1 }),
     );
     write(
         "catchup_request",

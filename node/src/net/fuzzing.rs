@@ -105,3 +105,8 @@ pub fn write_catchup_response(response: CatchupResponse) -> Vec<u8> {
 pub fn evidence_message(ev: &huren_core::Equivocation) -> Vec<u8> {
     wire::evidence_message(ev)
 }
+
+/// The gossip message that carries a governance block (for the seed writer).
+pub fn gov_message(block: &huren_core::governance::GovBlock) -> Vec<u8> {
+    wire::gov_message(block)
+}
