@@ -93,11 +93,14 @@ pub enum ErrorCode {
     /// 409: a different record with a quorum at a governance height held: the
     /// departments that signed both are proven to have equivocated (evidence kept).
     GovEquivocation,
+    /// 403: this node's department has retired (a governance record): it issues and
+    /// changes nothing any more; its successor, if any, acts for its licences.
+    DepartmentRetired,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 38] = [
         Self::MalformedBody,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -135,6 +138,7 @@ impl ErrorCode {
         Self::BadGovBlock,
         Self::GovRefused,
         Self::GovEquivocation,
+        Self::DepartmentRetired,
     ];
 
     /// The HTTP status this code is always answered with.
@@ -152,7 +156,8 @@ impl ErrorCode {
             | Self::InsufficientScope
             | Self::OtherDepartment
             | Self::TypeNotGranted
-            | Self::ForeignLicence => 403,
+            | Self::ForeignLicence
+            | Self::DepartmentRetired => 403,
             Self::LicenceNotFound | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::WrongStatus
@@ -214,6 +219,7 @@ impl ErrorCode {
             Self::BadGovBlock => "bad_gov_block",
             Self::GovRefused => "gov_refused",
             Self::GovEquivocation => "gov_equivocation",
+            Self::DepartmentRetired => "department_retired",
         }
     }
 }

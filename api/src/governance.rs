@@ -33,6 +33,22 @@ pub struct GovernanceExport {
     /// offline verifier accepts those and no other credential of that key.
     #[serde(default)]
     pub vouched: Vec<Hash32>,
+    /// Proven governance equivocations: a department signed two different records at
+    /// one height (the node keeps the first it saw).
+    #[serde(default)]
+    pub equivocations: Vec<GovEquivocationView>,
+}
+
+/// Two governance blocks at one height, both signed by `signer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GovEquivocationView {
+    pub height: u64,
+    pub signer: String,
+    /// The block held, canonical CBOR in hex.
+    pub first_block: String,
+    /// The conflicting block, canonical CBOR in hex.
+    pub second_block: String,
 }
 
 /// Why an export could not be read. Nothing is applied.
@@ -46,6 +62,8 @@ pub enum ExportError {
     TooManyBlocks(usize),
     #[error("{0} vouched commitments, more than {GOV_EXPORT_VOUCHED_MAX}")]
     TooManyVouched(usize),
+    #[error("{0} equivocations, more than {GOV_EXPORT_BLOCKS_MAX}")]
+    TooManyEquivocations(usize),
     #[error("block {index}: not hex")]
     Hex { index: usize },
     #[error("block {index}: {error}")]
@@ -67,6 +85,9 @@ impl GovernanceExport {
         }
         if e.vouched.len() > GOV_EXPORT_VOUCHED_MAX {
             return Err(ExportError::TooManyVouched(e.vouched.len()));
+        }
+        if e.equivocations.len() > GOV_EXPORT_BLOCKS_MAX {
+            return Err(ExportError::TooManyEquivocations(e.equivocations.len()));
         }
         Ok(e)
     }

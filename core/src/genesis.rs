@@ -525,10 +525,16 @@ impl Network {
         }
     }
 
-    /// Every peer id genesis names (departments' nodes and observers), with what it is.
+    /// Every peer id of the network (departments' nodes and observers), with what it is.
+    /// A retired department's node is not among them: it is disconnected and refused.
     pub fn peers(&self) -> BTreeMap<String, PeerRole> {
         let mut out = BTreeMap::new();
-        for d in &self.doc.departments {
+        for d in self
+            .doc
+            .departments
+            .iter()
+            .filter(|d| !self.gov.retired.contains_key(&d.id))
+        {
             out.insert(d.node_peer_id.clone(), PeerRole::Department(d.id.clone()));
         }
         for o in &self.doc.observers {

@@ -92,6 +92,9 @@ pub enum ProduceError {
     /// whose durability is unknown.
     #[error("issuing has stopped after a disk failure: restart the node and run huren-node check")]
     Stopped,
+    /// The department retired after its block `last_height` (a governance record).
+    #[error("this department retired after its block {last_height}; it signs nothing more")]
+    Retired { last_height: u64 },
     /// The network names a key for the next block that this node does not hold.
     #[error("the key in force for block {height} of this department is {key}, which this node does not hold: configure it as issuer_key (or issuer_key_next) and restart")]
     NoKey { height: u64, key: String },
@@ -589,6 +592,13 @@ impl Producer {
     /// `gov`, if this node holds it.
     fn key_for(&self, height: u64, gov: u64) -> Result<SecretKey, ProduceError> {
         let dept = &self.cfg.department;
+        if let Some(r) = self.net.retirement(dept) {
+            if height > r.last_height {
+                return Err(ProduceError::Retired {
+                    last_height: r.last_height,
+                });
+            }
+        }
         let Some(span) = self.net.signing_key(dept, height, gov) else {
             return Err(ProduceError::NoKey {
                 height,

@@ -517,18 +517,38 @@ impl Store {
         Ok(removed.len())
     }
 
-    /// Governance equivocations kept: (height, signer).
-    pub fn gov_evidence(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        self.gov_evidence
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k?;
-                let (h, signer) = k.split_at(8.min(k.len()));
-                let height = u64::from_be_bytes(h.try_into().unwrap_or([0; 8]));
-                Ok((height, String::from_utf8_lossy(signer).into_owned()))
+    /// Governance equivocations kept: height, signer, and the two blocks it signed.
+    pub fn gov_evidence(&self) -> Result<Vec<(u64, String, Vec<u8>, Vec<u8>)>, StoreError> {
+        let bad = |k: &[u8]| {
+            StoreError::Corrupt(Corruption::Governance {
+                key: hex::encode(k),
+                error: "governance evidence does not decode".into(),
             })
-            .collect()
+        };
+        let mut out = Vec::new();
+        for item in self.gov_evidence.iter() {
+            let (k, v) = item?;
+            let (h, signer) = k.split_at_checked(8).ok_or_else(|| bad(&k))?;
+            let height = u64::from_be_bytes(h.try_into().map_err(|_| bad(&k))?);
+            let mut rest: &[u8] = &v;
+            let mut blocks = Vec::new();
+            for _ in 0..2 {
+                let (len, tail) = rest.split_at_checked(4).ok_or_else(|| bad(&k))?;
+                let len = u32::from_be_bytes(len.try_into().map_err(|_| bad(&k))?) as usize;
+                let (block, tail) = tail.split_at_checked(len).ok_or_else(|| bad(&k))?;
+                blocks.push(block.to_vec());
+                rest = tail;
+            }
+            let second = blocks.pop().ok_or_else(|| bad(&k))?;
+            let first = blocks.pop().ok_or_else(|| bad(&k))?;
+            out.push((
+                height,
+                String::from_utf8_lossy(signer).into_owned(),
+                first,
+                second,
+            ));
+        }
+        Ok(out)
     }
 
     /// The fsync that makes a block durable.

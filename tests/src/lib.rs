@@ -4,6 +4,7 @@
 //! when its handle drops, so a failing test leaves nothing running.
 
 pub mod chaos;
+pub mod rogue;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};

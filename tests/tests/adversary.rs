@@ -17,6 +17,7 @@ use huren_node::config::Limits;
 use huren_node::net::{
     block_message, build_swarm, Behaviour, BehaviourEvent, CatchupRequest, CatchupResponse, TOPIC,
 };
+use huren_tests::rogue::{drive_until, node_peer, swarm_for};
 use huren_tests::{
     client, driving_body, eventually, heads, verify, NodeProcess, TestNetwork, TOKEN,
 };
@@ -30,46 +31,6 @@ fn start_pair(net: &TestNetwork) -> anyhow::Result<(NodeProcess, NodeProcess)> {
     let boot = vec![gd.p2p.clone().unwrap_or_default()];
     let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&boot), "")?)?;
     Ok((gd, sh))
-}
-
-fn swarm_for(
-    net: &TestNetwork,
-    keypair: libp2p::identity::Keypair,
-) -> anyhow::Result<Swarm<Behaviour>> {
-    let network = huren_genesis::load(&net.genesis)?;
-    let mut swarm = build_swarm(keypair, &network, &Limits::default())?;
-    swarm
-        .behaviour_mut()
-        .gossipsub()
-        .subscribe(&IdentTopic::new(TOPIC))?;
-    Ok(swarm)
-}
-
-/// Drives the swarm until `done` says so or `secs` pass.
-async fn drive_until(
-    swarm: &mut Swarm<Behaviour>,
-    secs: u64,
-    mut done: impl FnMut(&SwarmEvent<BehaviourEvent>) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
-            Ok(ev) => {
-                if done(&ev) {
-                    return true;
-                }
-            }
-            Err(_) => return false,
-        }
-    }
-}
-
-fn node_peer(addr: &str) -> anyhow::Result<(PeerId, Multiaddr)> {
-    let addr: Multiaddr = addr.parse()?;
-    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
-        anyhow::bail!("no peer id in {addr}")
-    };
-    Ok((peer, addr))
 }
 
 fn issuer(net: &TestNetwork, dept: &str) -> anyhow::Result<huren_core::SecretKey> {

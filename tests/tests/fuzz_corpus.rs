@@ -270,6 +270,7 @@ fn write_fuzz_seeds() {
         head: quorum.id(),
         blocks: vec![hex::encode(quorum.encode())],
         vouched: vec![signed.commitment],
+        equivocations: Vec::new(),
     };
     write(
         "gov_export",

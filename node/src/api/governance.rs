@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use huren_api::governance::decode_hex_block;
+use huren_api::governance::{decode_hex_block, GovEquivocationView};
 use huren_api::{ErrorBody, ErrorCode, GovSubmit, GovSubmitAnswer, GovernanceExport, NetworkView};
 use huren_core::governance::GovChain;
 use huren_core::ledger::Record;
@@ -38,9 +38,21 @@ pub async fn network(State(state): State<AppState>) -> Json<NetworkView> {
 pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExport>, ApiError> {
     let gov = state.ledger.governance();
     let store = state.store.clone();
-    let vouched = tokio::task::spawn_blocking({
+    let (vouched, equivocations) = tokio::task::spawn_blocking({
         let gov = gov.clone();
-        move || vouched(&gov, &store)
+        move || -> Result<_, crate::store::StoreError> {
+            let equivocations = store
+                .gov_evidence()?
+                .into_iter()
+                .map(|(height, signer, first, second)| GovEquivocationView {
+                    height,
+                    signer,
+                    first_block: hex::encode(first),
+                    second_block: hex::encode(second),
+                })
+                .collect::<Vec<_>>();
+            Ok((vouched(&gov, &store)?, equivocations))
+        }
     })
     .await
     .map_err(ApiError::internal)?
@@ -54,6 +66,7 @@ pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExpo
             .map(|b| hex::encode(b.encode()))
             .collect(),
         vouched,
+        equivocations,
     }))
 }
 
