@@ -75,6 +75,10 @@ pub use wire::{
 const TICK: Duration = Duration::from_secs(2);
 /// How often fetches gone unanswered are hedged with another peer (`schedule`).
 const HEDGE_TICK: Duration = Duration::from_millis(250);
+/// How long a peer a governance record removed (a retired department's node, a rotated
+/// node key, a removed observer) stays connected: long enough to learn the record itself
+/// by gossip or catch-up, so that a retired department's node knows to stop signing.
+const REMOVED_GRACE: Duration = Duration::from_secs(10);
 /// Commands queued for the actor (gossip of own blocks, peer listings).
 const COMMANDS_MAX: usize = 1024;
 /// The applier's queue holds at least this many jobs, whatever `pending_blocks_max` says.
@@ -176,6 +180,8 @@ struct Actor {
     /// Chains proven ahead of this node's (`lag`): forgotten for a department whose key
     /// is declared compromised.
     lag: Arc<Lag>,
+    /// Peers a governance record removed, and when they are disconnected and refused.
+    leaving: Vec<(PeerId, std::time::Instant)>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -254,6 +260,7 @@ pub async fn run(
         ledger,
         gov_fetch: None,
         lag: inbox.lag.clone(),
+        leaving: Vec::new(),
         store,
         metrics,
         limits: params.limits,
@@ -321,11 +328,13 @@ impl Actor {
             tracing::info!(peer = %p, "governance: peer admitted");
             self.swarm.behaviour_mut().readmit(*p);
         }
+        let leave_at = self.clock.instant() + REMOVED_GRACE;
         for p in before.difference(&after) {
-            tracing::info!(peer = %p, "governance: peer removed from the network; disconnecting");
-            self.swarm.behaviour_mut().refuse(*p);
-            let _ = self.swarm.disconnect_peer_id(*p);
+            tracing::info!(peer = %p, "governance: peer removed from the network; disconnecting it shortly");
+            self.leaving.push((*p, leave_at));
         }
+        // A peer admitted again (a rotation undone) stays.
+        self.leaving.retain(|(p, _)| !after.contains(p));
         self.peers.set_roles(&net);
         for d in net.departments() {
             if net.key_history(&d.id).iter().any(|s| s.compromised) {
@@ -366,8 +375,20 @@ impl Actor {
 
     fn tick(&mut self) {
         let now = self.clock.instant();
+        let (gone, staying): (Vec<_>, Vec<_>) =
+            self.leaving.drain(..).partition(|(_, at)| *at <= now);
+        self.leaving = staying;
+        for (p, _) in gone {
+            tracing::info!(peer = %p, "governance: disconnecting and refusing a removed peer");
+            self.swarm.behaviour_mut().refuse(p);
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        let members = swarm::genesis_peers(&self.net);
         for p in self.peers.expire_bans(now) {
-            self.swarm.behaviour_mut().readmit(p);
+            // Only a member of the network in force comes back.
+            if members.contains(&p) {
+                self.swarm.behaviour_mut().readmit(p);
+            }
         }
         let t = self.schedule.tick(now, self.peers.connected_count());
         self.dial_bootstrap();
