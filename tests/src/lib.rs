@@ -4,6 +4,7 @@
 //! when its handle drops, so a failing test leaves nothing running.
 
 pub mod chaos;
+pub mod gov;
 pub mod rogue;
 
 use std::ffi::OsString;
@@ -318,4 +319,54 @@ pub fn until_verdict(
         let v = verify(http, node, qr).ok()?;
         (v["verdict"] == verdict && v["reason"].as_str() == reason).then_some(v)
     })
+}
+
+/// Starts nodes one after another, each bootstrapping to all the ones before it, and
+/// waits until each has every other as a peer.
+pub fn start_mesh(net: &TestNetwork, names: &[&str]) -> anyhow::Result<Vec<NodeProcess>> {
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for name in names {
+        let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
+        nodes.push(NodeProcess::start(&net.node_config(
+            name,
+            Some(&boot),
+            "",
+        )?)?);
+    }
+    let http = client();
+    for n in &nodes {
+        eventually(30, "peers to connect", || {
+            let v = get_json(&http, &format!("{}/v1/peers", n.url)).ok()?;
+            (v.as_array()?.len() + 1 >= names.len()).then_some(())
+        })?;
+    }
+    Ok(nodes)
+}
+
+/// Issues at `node`, waiting while the node is still catching up its own chain (503);
+/// the answer.
+pub fn issue(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let mut last = String::new();
+    let r = eventually(30, "the node to accept issuance", || {
+        let r = http
+            .post(format!("{}/v1/licences", node.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .ok()?;
+        if r.status().as_u16() == 503 {
+            last = r.text().unwrap_or_default();
+            return None;
+        }
+        Some(r)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; last answer: {last}"))?;
+    let status = r.status();
+    let v: serde_json::Value = r.json()?;
+    anyhow::ensure!(status.as_u16() == 201, "issue failed: {v}");
+    Ok(v)
 }

@@ -24,6 +24,8 @@ fn demo_walks_through_a_licence_life() -> anyhow::Result<()> {
         "invalid · suspended",
         "invalid · revoked",
         "sh.transport",
+        "governance height 5",
+        "js.maritime",
         "all nodes stopped",
     ] {
         assert!(

@@ -6,181 +6,25 @@
 //! Records are made the way departments make them: `huren gov propose` against a node,
 //! `huren gov sign` by each department with its issuer key file, `huren gov submit`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use huren_core::ledger::{BlockHeader, Issue, Record};
 use huren_core::{DepartmentId, Hash32, OfficerId, UnverifiedCredential};
+use huren_tests::gov::{config_with, export, huren, ok, text, until_gov, Gov};
 use huren_tests::rogue::{drive_until, node_peer, swarm_for};
 use huren_tests::{
-    binary, client, driving_body, eventually, get_json, heads, until_verdict, verify, NodeProcess,
-    TestNetwork, TOKEN,
+    client, driving_body, eventually, get_json, heads, issue, start_mesh, until_verdict, verify,
+    NodeProcess, TestNetwork, TOKEN,
 };
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
 /// The example network's departments other than gd.transport: with quorum 3, any three
 /// of them carry a record about gd.transport.
 const OTHERS: [&str; 3] = ["gd.market", "gd.health", "sh.transport"];
-
-/// Runs `huren` with `args`; its exit status, stdout and stderr.
-fn huren(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let out = Command::new(binary("huren"))
-        .args(args)
-        .output()
-        .context("running huren")?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
-fn ok(args: &[&str]) -> anyhow::Result<String> {
-    let (code, out, err) = huren(args)?;
-    anyhow::ensure!(code == 0, "huren {args:?} exited {code}: {err}");
-    Ok(out)
-}
-
-fn text(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Governance records for one founded network, written under its directory.
-struct Gov<'a> {
-    net: &'a TestNetwork,
-    n: std::cell::Cell<u32>,
-}
-
-impl<'a> Gov<'a> {
-    fn new(net: &'a TestNetwork) -> Self {
-        Self {
-            net,
-            n: std::cell::Cell::new(0),
-        }
-    }
-
-    /// `huren gov propose <record…>` against `node`: the proposal file.
-    fn propose(&self, node: &NodeProcess, record: &[&str]) -> anyhow::Result<PathBuf> {
-        self.n.set(self.n.get() + 1);
-        let path = self.net.path(&format!("proposal-{}.json", self.n.get()));
-        let mut args = vec!["gov", "propose"];
-        args.extend_from_slice(record);
-        args.extend_from_slice(&["--node", &node.url, "--out", text(&path)]);
-        ok(&args)?;
-        Ok(path)
-    }
-
-    /// `huren gov sign` by each of `signers`, with its issuer key file.
-    fn sign(&self, proposal: &Path, signers: &[&str]) -> anyhow::Result<()> {
-        for s in signers {
-            let key = self.net.issuer_key(s);
-            ok(&["gov", "sign", text(proposal), "--key", text(&key), "--yes"])?;
-        }
-        Ok(())
-    }
-
-    /// `huren gov submit` to `node`: its exit status, and the answer or the error.
-    fn submit(&self, proposal: &Path, node: &NodeProcess) -> anyhow::Result<(i32, String)> {
-        let (code, out, err) = huren(&[
-            "gov",
-            "submit",
-            text(proposal),
-            "--node",
-            &node.url,
-            "--token",
-            TOKEN,
-        ])?;
-        Ok((code, if code == 0 { out } else { err }))
-    }
-
-    /// Proposes, signs and submits a record; the governance height it reached.
-    fn record(&self, at: &NodeProcess, record: &[&str], signers: &[&str]) -> anyhow::Result<u64> {
-        let p = self.propose(at, record)?;
-        self.sign(&p, signers)?;
-        let (code, answer) = self.submit(&p, at)?;
-        anyhow::ensure!(code == 0, "submitting {record:?}: {answer}");
-        let v: Value = serde_json::from_str(&answer)?;
-        v["height"].as_u64().context("the answer's height")
-    }
-}
-
-fn gov_height(http: &Client, node: &NodeProcess) -> Option<u64> {
-    get_json(http, &format!("{}/v1/network", node.url)).ok()?["gov_height"].as_u64()
-}
-
-/// Waits until every node holds governance height `h`.
-fn until_gov(http: &Client, nodes: &[&NodeProcess], h: u64) -> anyhow::Result<()> {
-    for n in nodes {
-        eventually(30, &format!("governance height {h} at {}", n.url), || {
-            (gov_height(http, n)? >= h).then_some(())
-        })?;
-    }
-    Ok(())
-}
-
-/// Starts nodes one after another, each bootstrapping to the ones before it, and waits
-/// until each has them all as peers.
-fn start_mesh(net: &TestNetwork, names: &[&str]) -> anyhow::Result<Vec<NodeProcess>> {
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for name in names {
-        let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
-        nodes.push(NodeProcess::start(&net.node_config(
-            name,
-            Some(&boot),
-            "",
-        )?)?);
-    }
-    let http = client();
-    for n in &nodes {
-        eventually(30, "peers to connect", || {
-            let v = get_json(&http, &format!("{}/v1/peers", n.url)).ok()?;
-            (v.as_array()?.len() + 1 >= names.len()).then_some(())
-        })?;
-    }
-    Ok(nodes)
-}
-
-/// Issues at `node` (retrying while it answers 503); the answer.
-fn issue(http: &Client, node: &NodeProcess, body: Value) -> anyhow::Result<Value> {
-    let mut last = String::new();
-    let r = eventually(30, "the node to accept issuance", || {
-        let r = http
-            .post(format!("{}/v1/licences", node.url))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .ok()?;
-        if r.status().as_u16() == 503 {
-            last = r.text().unwrap_or_default();
-            return None;
-        }
-        Some(r)
-    })
-    .map_err(|e| anyhow::anyhow!("{e}; last answer: {last}"))?;
-    let status = r.status();
-    let v: Value = r.json()?;
-    anyhow::ensure!(status.as_u16() == 201, "issue failed: {v}");
-    Ok(v)
-}
-
-/// A config for `name` with extra top-level settings (`governance = …`,
-/// `issuer_key_next = …`), written beside the kit's.
-fn config_with(
-    net: &TestNetwork,
-    name: &str,
-    boot: &[String],
-    extra: &str,
-) -> anyhow::Result<PathBuf> {
-    let path = net.node_config(name, Some(boot), "")?;
-    let cfg = std::fs::read_to_string(&path)?;
-    std::fs::write(&path, cfg.replacen('\n', &format!("\n{extra}\n"), 1))?;
-    Ok(path)
-}
 
 /// Verifies offline with genesis and a governance export: the report.
 fn verify_offline(net: &TestNetwork, export: &Path, qr: &str) -> anyhow::Result<Value> {
@@ -194,20 +38,6 @@ fn verify_offline(net: &TestNetwork, export: &Path, qr: &str) -> anyhow::Result<
         text(export),
     ])?;
     serde_json::from_str(&out).with_context(|| format!("the report: {out} {err}"))
-}
-
-fn export(net: &TestNetwork, node: &NodeProcess, name: &str) -> anyhow::Result<PathBuf> {
-    let path = net.path(name);
-    ok(&[
-        "gov",
-        "export",
-        "--node",
-        &node.url,
-        "--out",
-        text(&path),
-        "--force",
-    ])?;
-    Ok(path)
 }
 
 /// A new region, a new licence type with a recognition rule, and a new department, to a

@@ -5,45 +5,10 @@
 use std::time::Duration;
 
 use huren_tests::{
-    client, driving_body, eventually, heads, until_verdict, verify, NodeProcess, TestNetwork, TOKEN,
+    client, driving_body, eventually, heads, issue, start_mesh, until_verdict, verify, NodeProcess,
+    TestNetwork, TOKEN,
 };
 use serde_json::{json, Value};
-
-/// Starts nodes one after another, each bootstrapping to all the ones before it.
-fn start_mesh(net: &TestNetwork, names: &[&str]) -> anyhow::Result<Vec<NodeProcess>> {
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for name in names {
-        let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
-        let cfg = net.node_config(name, Some(&boot), "")?;
-        nodes.push(NodeProcess::start(&cfg)?);
-    }
-    Ok(nodes)
-}
-
-/// Issues at `node`, waiting while the node is still catching up its own chain (503).
-fn issue(
-    http: &reqwest::blocking::Client,
-    node: &NodeProcess,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let mut last = String::new();
-    let r = eventually(30, "the node to accept issuance", || {
-        let r = http
-            .post(format!("{}/v1/licences", node.url))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .ok()?;
-        if r.status().as_u16() == 503 {
-            last = r.text().unwrap_or_default();
-            return None;
-        }
-        Some(r)
-    });
-    let r = r.map_err(|e| anyhow::anyhow!("{e}; last answer: {last}"))?;
-    anyhow::ensure!(r.status().as_u16() == 201, "issue failed: {}", r.text()?);
-    Ok(r.json()?)
-}
 
 fn act(
     http: &reqwest::blocking::Client,

@@ -3,8 +3,9 @@
 //! Founds a network from genesis/example.toml with fresh keys, starts one real
 //! `huren-node` per department (and the observer) on 127.0.0.1, each with its own sled
 //! directory, joined over libp2p; then issues a driving licence in Guangdong, verifies it
-//! in Shanghai, suspends, reinstates and revokes it, verifying after each step, and shows
-//! every department's chain head. It keeps the network running until Ctrl-C, then stops
+//! in Shanghai, suspends, reinstates and revokes it, verifying after each step; the
+//! departments then change the network on the ledger (a new region, licence type and
+//! department, which joins and issues), and it shows every department's chain head. It keeps the network running until Ctrl-C, then stops
 //! every node it started. `scripts/demo.sh` builds and runs it.
 
 use std::time::Duration;
@@ -96,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         );
         nodes.push(node);
     }
-    let (gd, sh, observer) = (&nodes[0], &nodes[3], &nodes[5]);
+    let (gd, sh) = (&nodes[0], &nodes[3]);
     eventually(30, "every node to see its peers", || {
         nodes
             .iter()
@@ -216,7 +217,102 @@ fn main() -> anyhow::Result<()> {
     print!("   食品经营许可证 at Guangdong ");
     show(&until_verdict(&http, gd, &food, "valid", None)?);
 
-    step(9, "Each department's chain head, as the observer sees it");
+    step(
+        9,
+        "Governance on the ledger: the departments add 江苏省 and its maritime bureau (js.maritime), no node restarted",
+    );
+    let gov = huren_tests::gov::Gov::new(&net);
+    let market = &nodes[1];
+    // Six departments need a quorum of four: raised first, with the quorum of three.
+    let three = ["gd.transport", "gd.health", "sh.transport"];
+    let four = ["gd.transport", "gd.health", "sh.transport", "sh.market"];
+    gov.record(market, &["change-quorum", "--quorum", "4"], &three)?;
+    gov.record(
+        market,
+        &["add-region", "--code", "320000", "--name", "江苏省"],
+        &four,
+    )?;
+    let ship = net.path("ship.json");
+    std::fs::write(
+        &ship,
+        json!({
+            "code": "ship", "name": "船员适任证书", "name_en": "Seafarer certificate",
+            "holder_fields": ["name", "id_number"], "validity_days_max": 1830,
+            "labels": {"name": {"zh": "姓名", "en": "Name"}, "id_number": {"zh": "身份证号", "en": "ID No."}}
+        })
+        .to_string(),
+    )?;
+    gov.record(
+        market,
+        &["add-licence-type", "--file", huren_tests::gov::text(&ship)],
+        &four,
+    )?;
+    let mut rules: Vec<Value> = get_json(&http, &format!("{}/v1/network", market.url))?["document"]
+        ["recognition"]
+        .as_array()
+        .context("rules")?
+        .clone();
+    rules.push(json!({"region": "310000", "licence_type": "ship", "from": ["*"]}));
+    let rules_file = net.path("rules.json");
+    std::fs::write(&rules_file, Value::Array(rules).to_string())?;
+    gov.record(
+        market,
+        &[
+            "set-recognition",
+            "--file",
+            huren_tests::gov::text(&rules_file),
+        ],
+        &four,
+    )?;
+    huren_tests::gov::ok(&[
+        "genesis",
+        "keygen",
+        "--department",
+        "js.maritime",
+        "--out",
+        huren_tests::gov::text(&net.keys),
+    ])?;
+    let public = huren_genesis::keys::public_path(&net.keys, "js.maritime");
+    let height = gov.record(
+        market,
+        &[
+            "add-department",
+            "--public",
+            huren_tests::gov::text(&public),
+            "--name",
+            "江苏海事局",
+            "--region",
+            "320000",
+            "--grant",
+            "ship",
+        ],
+        &four,
+    )?;
+    println!("   five records, each proposed, signed by a quorum of departments and submitted: governance height {height}");
+    let all: Vec<&NodeProcess> = nodes.iter().collect();
+    huren_tests::gov::until_gov(&http, &all, height)?;
+    let exported = huren_tests::gov::export(&net, market, "governance.json")?;
+    let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
+    let cfg = huren_tests::gov::config_with(
+        &net,
+        "js.maritime",
+        &boot,
+        &format!("governance = \"{}\"", huren_tests::gov::text(&exported)),
+    )?;
+    let js = NodeProcess::start(&cfg).context("starting js.maritime")?;
+    println!("   js.maritime    江苏海事局 Jiangsu maritime (joined with the governance export)\n                 window page {}/", js.url);
+    let seafarer = huren_tests::issue(
+        &http,
+        &js,
+        json!({"licence_type": "ship", "holder": {"name": "王船长", "id_number": "320102198001011234"}, "valid_days": 365}),
+    )?;
+    let seafarer = seafarer["qr"].as_str().context("qr")?.to_owned();
+    print!("   船员适任证书 at Shanghai    ");
+    show(&until_verdict(&http, sh, &seafarer, "valid", None)?);
+    nodes.push(js);
+    let observer = &nodes[5];
+
+    step(10, "Each department's chain head, as the observer sees it");
     for (dept, height, hash) in heads(&http, observer)? {
         println!(
             "   {dept:<13} height {height:>3}  {}",
