@@ -783,7 +783,7 @@ mod tests {
         assert_eq!(
             validate(&f, &chain, h.clone(), &keys[0].1)
                 .map(|_| ())
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "bad_signature"
         );
@@ -792,7 +792,7 @@ mod tests {
         f.mem.apply(&v);
         // Never below the parent's governance height.
         let h = f.next_header(0, vec![issue(GD, "mvdl", 4)]);
-        let e = validate(&f, &chain, h, &keys[0].1).unwrap_err();
+        let e = validate(&f, &chain, h, &keys[0].1).expect_err("refused");
         assert_eq!(
             (e.code(), e.disposition()),
             ("gov_backwards", Disposition::Reject)
@@ -800,7 +800,7 @@ mod tests {
         // A governance height not held here: early, not wrong.
         let mut h = f.next_header(0, vec![issue(GD, "mvdl", 4)]);
         h.gov = 2;
-        let e = validate(&f, &chain, h, &new_key).unwrap_err();
+        let e = validate(&f, &chain, h, &new_key).expect_err("refused");
         assert_eq!(
             (e.code(), e.disposition()),
             ("gov_ahead", Disposition::Ignore)
@@ -819,7 +819,7 @@ mod tests {
         );
         let mut h = f.next_header(0, vec![issue(GD, "mvdl", 4)]);
         h.gov = 1;
-        let e = validate(&f, &chain, h.clone(), &new_key).unwrap_err();
+        let e = validate(&f, &chain, h.clone(), &new_key).expect_err("refused");
         assert_eq!(
             (e.code(), e.disposition()),
             ("key_compromised", Disposition::Reject)
@@ -840,7 +840,7 @@ mod tests {
         );
         let mut h = f.next_header(0, vec![issue(GD, "mvdl", 5)]);
         h.gov = 3;
-        let e = validate(&f, &chain, h, &replacement).unwrap_err();
+        let e = validate(&f, &chain, h, &replacement).expect_err("refused");
         assert_eq!(
             (e.code(), e.disposition()),
             ("retired", Disposition::Reject)
@@ -851,7 +851,7 @@ mod tests {
             officer: officer(),
         };
         let mut h = f.next_header(1, vec![revoke.clone()]);
-        let e = validate(&f, &chain, h.clone(), &keys[1].1).unwrap_err();
+        let e = validate(&f, &chain, h.clone(), &keys[1].1).expect_err("refused");
         assert_eq!(e.code(), "foreign_licence", "before the retirement: {e}");
         h.gov = 3;
         let v = validate(&f, &chain, h, &keys[1].1).expect("the successor revokes");
@@ -859,7 +859,7 @@ mod tests {
         // A successor may not issue in its predecessor's name.
         let mut h = f.next_header(1, vec![issue(GD, "mvdl", 9)]);
         h.gov = 3;
-        let e = validate(&f, &chain, h, &keys[1].1).unwrap_err();
+        let e = validate(&f, &chain, h, &keys[1].1).expect_err("refused");
         assert_eq!(e.code(), "foreign_licence");
         // A successor's change to a licence whose issue has not arrived here: early.
         let mut h = f.next_header(
@@ -871,7 +871,7 @@ mod tests {
             }],
         );
         h.gov = 3;
-        let e = validate(&f, &chain, h, &keys[1].1).unwrap_err();
+        let e = validate(&f, &chain, h, &keys[1].1).expect_err("refused");
         assert_eq!(
             (e.code(), e.disposition()),
             ("unknown_licence", Disposition::Ignore)

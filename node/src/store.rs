@@ -137,6 +137,9 @@ pub type EvidenceKey = (DepartmentId, u64);
 /// Equivocations kept per department: one proves its key was misused; a few more show
 /// the extent; past that a stolen key could fill the disk with proof of itself.
 pub(crate) const EVIDENCE_PER_DEPARTMENT_MAX: usize = 16;
+/// A kept governance equivocation: height, signer, the two encoded blocks it signed.
+pub type GovEvidence = (u64, String, Vec<u8>, Vec<u8>);
+
 /// Governance equivocations kept at most: each is a department's proven double signature.
 pub(crate) const GOV_EVIDENCE_MAX: usize = 64;
 
@@ -518,7 +521,7 @@ impl Store {
     }
 
     /// Governance equivocations kept: height, signer, and the two blocks it signed.
-    pub fn gov_evidence(&self) -> Result<Vec<(u64, String, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn gov_evidence(&self) -> Result<Vec<GovEvidence>, StoreError> {
         let bad = |k: &[u8]| {
             StoreError::Corrupt(Corruption::Governance {
                 key: hex::encode(k),
