@@ -226,6 +226,24 @@ fn decode_state(b: &[u8]) -> Option<LicenceState> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
+/// A transaction's outcome as the store's error.
+fn committed<T>(res: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    res.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+/// The licence count in `meta`, read inside a transaction.
+fn tx_licence_count(meta: &sled::transaction::TransactionalTree) -> TxResult<u64> {
+    Ok(match meta.get(LICENCE_COUNT_KEY)? {
+        Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+            ConflictableTransactionError::Abort(StoreError::Corrupt(Corruption::LicenceCount))
+        })?),
+        None => 0,
+    })
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` for the network `net`. A directory created
     /// for another genesis is refused.
@@ -345,23 +363,13 @@ impl Store {
                         meta.insert(format!("serial/{t}").as_bytes(), &next.to_be_bytes())?;
                     }
                     if issued > 0 {
-                        let count = match meta.get(LICENCE_COUNT_KEY)? {
-                            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                                ConflictableTransactionError::Abort(StoreError::Corrupt(
-                                    Corruption::LicenceCount,
-                                ))
-                            })?),
-                            None => 0,
-                        };
+                        let count = tx_licence_count(meta)?;
                         meta.insert(LICENCE_COUNT_KEY, &(count + issued).to_be_bytes())?;
                     }
                     Ok(())
                 },
             );
-        res.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })?;
+        committed(res)?;
         self.flush_block()?;
         self.licence_count
             .fetch_add(issued, std::sync::atomic::Ordering::Relaxed);
@@ -498,22 +506,12 @@ impl Store {
                     };
                 }
                 if gone > 0 {
-                    let count = match meta.get(LICENCE_COUNT_KEY)? {
-                        Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                            ConflictableTransactionError::Abort(StoreError::Corrupt(
-                                Corruption::LicenceCount,
-                            ))
-                        })?),
-                        None => 0,
-                    };
+                    let count = tx_licence_count(meta)?;
                     meta.insert(LICENCE_COUNT_KEY, &count.saturating_sub(gone).to_be_bytes())?;
                 }
                 Ok(())
             });
-        res.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })?;
+        committed(res)?;
         self.flush_block()?;
         self.licence_count
             .fetch_sub(gone, std::sync::atomic::Ordering::Relaxed);

@@ -139,3 +139,86 @@ pub fn export(net: &TestNetwork, node: &NodeProcess, name: &str) -> anyhow::Resu
     ])?;
     Ok(path)
 }
+
+/// The records that bring a new department into the running example network, as the
+/// runbook in docs/governance.md says: the quorum raised to 4 (six departments), region
+/// 320000 江苏省, licence type `ship` with a rule that `recognising` accepts it from
+/// there, and js.maritime (江苏海事局, keys generated now into the network's key
+/// directory), granted `ship`. Submitted at `at`; then the new department's node is
+/// started from genesis plus an export, bootstrapping to `peers`, and returned with the
+/// governance height reached.
+pub fn add_jiangsu_maritime(
+    net: &TestNetwork,
+    at: &NodeProcess,
+    peers: &[&NodeProcess],
+    recognising: &str,
+) -> anyhow::Result<(NodeProcess, u64)> {
+    let http = crate::client();
+    let gov = Gov::new(net);
+    let three = ["gd.transport", "gd.health", "sh.transport"];
+    let four = ["gd.transport", "gd.health", "sh.transport", "sh.market"];
+    gov.record(at, &["change-quorum", "--quorum", "4"], &three)?;
+    gov.record(
+        at,
+        &["add-region", "--code", "320000", "--name", "江苏省"],
+        &four,
+    )?;
+    let ship = net.path("ship.json");
+    std::fs::write(
+        &ship,
+        serde_json::json!({
+            "code": "ship", "name": "船员适任证书", "name_en": "Seafarer certificate",
+            "holder_fields": ["name", "id_number"], "validity_days_max": 1830,
+            "labels": {"name": {"zh": "姓名", "en": "Name"}, "id_number": {"zh": "身份证号", "en": "ID No."}}
+        })
+        .to_string(),
+    )?;
+    gov.record(at, &["add-licence-type", "--file", text(&ship)], &four)?;
+    let mut rules: Vec<Value> = get_json(&http, &format!("{}/v1/network", at.url))?["document"]
+        ["recognition"]
+        .as_array()
+        .context("the recognition rules")?
+        .clone();
+    rules.push(
+        serde_json::json!({"region": recognising, "licence_type": "ship", "from": ["320000"]}),
+    );
+    let rules_file = net.path("rules.json");
+    std::fs::write(&rules_file, Value::Array(rules).to_string())?;
+    gov.record(at, &["set-recognition", "--file", text(&rules_file)], &four)?;
+    // The new department makes its keys now, after founding.
+    ok(&[
+        "genesis",
+        "keygen",
+        "--department",
+        "js.maritime",
+        "--out",
+        text(&net.keys),
+    ])?;
+    let public = huren_genesis::keys::public_path(&net.keys, "js.maritime");
+    let height = gov.record(
+        at,
+        &[
+            "add-department",
+            "--public",
+            text(&public),
+            "--name",
+            "江苏海事局",
+            "--region",
+            "320000",
+            "--grant",
+            "ship",
+        ],
+        &four,
+    )?;
+    until_gov(&http, peers, height)?;
+    // Its node starts from genesis plus the export, and joins.
+    let exported = export(net, at, "governance.json")?;
+    let boot: Vec<String> = peers.iter().filter_map(|n| n.p2p.clone()).collect();
+    let cfg = config_with(
+        net,
+        "js.maritime",
+        &boot,
+        &format!("governance = \"{}\"", text(&exported)),
+    )?;
+    Ok((NodeProcess::start(&cfg)?, height))
+}

@@ -12,7 +12,9 @@ use std::time::Instant;
 use anyhow::Context;
 use huren_core::ledger::{BlockHeader, Issue, Record};
 use huren_core::{DepartmentId, Hash32, OfficerId, UnverifiedCredential};
-use huren_tests::gov::{config_with, export, huren, ok, text, until_gov, Gov};
+use huren_tests::gov::{
+    add_jiangsu_maritime, config_with, export, huren, ok, text, until_gov, Gov,
+};
 use huren_tests::rogue::{drive_until, node_peer, swarm_for};
 use huren_tests::{
     client, driving_body, eventually, get_json, heads, issue, start_mesh, until_verdict, verify,
@@ -25,6 +27,34 @@ use serde_json::{json, Value};
 /// The example network's departments other than gd.transport: with quorum 3, any three
 /// of them carry a record about gd.transport.
 const OTHERS: [&str; 3] = ["gd.market", "gd.health", "sh.transport"];
+
+/// gd.market, gd.transport (with a second key of its own made into `dir`, configured as
+/// `issuer_key_next`) and sh.transport, joined; and `dir`.
+fn with_next_key(
+    net: &TestNetwork,
+    dir: &str,
+) -> anyhow::Result<(NodeProcess, NodeProcess, NodeProcess, std::path::PathBuf)> {
+    let dir = net.path(dir);
+    ok(&[
+        "genesis",
+        "keygen",
+        "--department",
+        "gd.transport",
+        "--out",
+        text(&dir),
+    ])?;
+    let next = huren_genesis::keys::issuer_key_path(&dir, "gd.transport");
+    let market = NodeProcess::start(&net.node_config("gd.market", Some(&[]), "")?)?;
+    let boot = vec![market.p2p.clone().context("p2p")?];
+    let gd = NodeProcess::start(&config_with(
+        net,
+        "gd.transport",
+        &boot,
+        &format!("issuer_key_next = \"{}\"", text(&next)),
+    )?)?;
+    let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&boot), "")?)?;
+    Ok((gd, market, sh, dir))
+}
 
 /// Verifies offline with genesis and a governance export: the report.
 fn verify_offline(net: &TestNetwork, export: &Path, qr: &str) -> anyhow::Result<Value> {
@@ -53,90 +83,15 @@ fn a_running_network_adds_a_department() -> anyhow::Result<()> {
     )?;
     let pids: Vec<u32> = nodes.iter().map(NodeProcess::pid).collect();
     let http = client();
-    let gov = Gov::new(&net);
-    let at = &nodes[1];
-    // Six departments need a quorum of four (more than half): raised first, with three.
-    gov.record(
-        at,
-        &["change-quorum", "--quorum", "4"],
-        &["gd.transport", "gd.health", "sh.transport"],
-    )?;
-    let signers = ["gd.transport", "gd.health", "sh.transport", "sh.market"];
-    gov.record(
-        at,
-        &["add-region", "--code", "320000", "--name", "江苏省"],
-        &signers,
-    )?;
-    let ship = net.path("ship.json");
-    std::fs::write(
-        &ship,
-        json!({
-            "code": "ship", "name": "船员适任证书", "name_en": "Seafarer certificate",
-            "holder_fields": ["name", "id_number"], "validity_days_max": 1830,
-            "labels": {"name": {"zh": "姓名", "en": "Name"}, "id_number": {"zh": "身份证号", "en": "ID No."}}
-        })
-        .to_string(),
-    )?;
-    gov.record(at, &["add-licence-type", "--file", text(&ship)], &signers)?;
-    // Guangdong recognises Jiangsu's seafarer certificates; Shanghai does not (no rule).
-    let mut rules: Vec<Value> = get_json(&http, &format!("{}/v1/network", at.url))?["document"]
-        ["recognition"]
-        .as_array()
-        .context("rules")?
-        .clone();
-    rules.push(json!({"region": "440000", "licence_type": "ship", "from": ["320000"]}));
-    let rules_file = net.path("rules.json");
-    std::fs::write(&rules_file, Value::Array(rules).to_string())?;
-    gov.record(
-        at,
-        &["set-recognition", "--file", text(&rules_file)],
-        &signers,
-    )?;
-    // The new department makes its keys now, after founding.
-    ok(&[
-        "genesis",
-        "keygen",
-        "--department",
-        "js.maritime",
-        "--out",
-        text(&net.keys),
-    ])?;
-    let public = huren_genesis::keys::public_path(&net.keys, "js.maritime");
-    let h = gov.record(
-        at,
-        &[
-            "add-department",
-            "--public",
-            text(&public),
-            "--name",
-            "江苏海事局",
-            "--region",
-            "320000",
-            "--grant",
-            "ship",
-        ],
-        &signers,
-    )?;
-    assert_eq!(h, 5);
     let all: Vec<&NodeProcess> = nodes.iter().collect();
-    until_gov(&http, &all, 5)?;
+    let (js, h) = add_jiangsu_maritime(&net, &nodes[1], &all, "440000")?;
+    assert_eq!(h, 5);
     // `huren gov show` reads the network in force from any node.
     let shown = ok(&["gov", "show", "--node", &nodes[3].url])?;
     assert!(
         shown.contains("js.maritime 江苏海事局 (region 320000), grants ship"),
         "{shown}"
     );
-
-    // Its node starts from genesis plus the export, joins and issues.
-    let exported = export(&net, &nodes[0], "governance.json")?;
-    let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
-    let cfg = config_with(
-        &net,
-        "js.maritime",
-        &boot,
-        &format!("governance = \"{}\"", text(&exported)),
-    )?;
-    let js = NodeProcess::start(&cfg)?;
     let lic = issue(
         &http,
         &js,
@@ -166,25 +121,8 @@ fn a_running_network_adds_a_department() -> anyhow::Result<()> {
 fn rotating_an_issuer_key_keeps_licences_valid() -> anyhow::Result<()> {
     let net = TestNetwork::new()?;
     // The new key, made beforehand and configured as the next one.
-    let next_dir = net.path("next-keys");
-    ok(&[
-        "genesis",
-        "keygen",
-        "--department",
-        "gd.transport",
-        "--out",
-        text(&next_dir),
-    ])?;
+    let (gd, market, sh, next_dir) = with_next_key(&net, "next-keys")?;
     let next_key = huren_genesis::keys::issuer_key_path(&next_dir, "gd.transport");
-    let market = NodeProcess::start(&net.node_config("gd.market", Some(&[]), "")?)?;
-    let boot = vec![market.p2p.clone().context("p2p")?];
-    let gd = NodeProcess::start(&config_with(
-        &net,
-        "gd.transport",
-        &boot,
-        &format!("issuer_key_next = \"{}\"", text(&next_key)),
-    )?)?;
-    let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&boot), "")?)?;
     let http = client();
     let before = issue(&http, &gd, driving_body(1))?;
     let old_qr = before["qr"].as_str().context("qr")?.to_owned();
@@ -257,25 +195,8 @@ fn a_stolen_key_is_declared_compromised() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let _guard = rt.enter();
     let net = TestNetwork::new()?;
-    let replacement_dir = net.path("replacement-keys");
-    ok(&[
-        "genesis",
-        "keygen",
-        "--department",
-        "gd.transport",
-        "--out",
-        text(&replacement_dir),
-    ])?;
-    let replacement = huren_genesis::keys::issuer_key_path(&replacement_dir, "gd.transport");
-    let market = NodeProcess::start(&net.node_config("gd.market", Some(&[]), "")?)?;
-    let boot = vec![market.p2p.clone().context("p2p")?];
-    let gd = NodeProcess::start(&config_with(
-        &net,
-        "gd.transport",
-        &boot,
-        &format!("issuer_key_next = \"{}\"", text(&replacement)),
-    )?)?;
-    let sh = NodeProcess::start(&net.node_config("sh.transport", Some(&boot), "")?)?;
+    // The replacement, made by the department and configured as its next key.
+    let (gd, market, sh, replacement_dir) = with_next_key(&net, "replacement-keys")?;
     let http = client();
     let good = issue(&http, &gd, driving_body(1))?;
     let good_qr = good["qr"].as_str().context("qr")?.to_owned();

@@ -221,85 +221,9 @@ fn main() -> anyhow::Result<()> {
         9,
         "Governance on the ledger: the departments add 江苏省 and its maritime bureau (js.maritime), no node restarted",
     );
-    let gov = huren_tests::gov::Gov::new(&net);
-    let market = &nodes[1];
-    // Six departments need a quorum of four: raised first, with the quorum of three.
-    let three = ["gd.transport", "gd.health", "sh.transport"];
-    let four = ["gd.transport", "gd.health", "sh.transport", "sh.market"];
-    gov.record(market, &["change-quorum", "--quorum", "4"], &three)?;
-    gov.record(
-        market,
-        &["add-region", "--code", "320000", "--name", "江苏省"],
-        &four,
-    )?;
-    let ship = net.path("ship.json");
-    std::fs::write(
-        &ship,
-        json!({
-            "code": "ship", "name": "船员适任证书", "name_en": "Seafarer certificate",
-            "holder_fields": ["name", "id_number"], "validity_days_max": 1830,
-            "labels": {"name": {"zh": "姓名", "en": "Name"}, "id_number": {"zh": "身份证号", "en": "ID No."}}
-        })
-        .to_string(),
-    )?;
-    gov.record(
-        market,
-        &["add-licence-type", "--file", huren_tests::gov::text(&ship)],
-        &four,
-    )?;
-    let mut rules: Vec<Value> = get_json(&http, &format!("{}/v1/network", market.url))?["document"]
-        ["recognition"]
-        .as_array()
-        .context("rules")?
-        .clone();
-    rules.push(json!({"region": "310000", "licence_type": "ship", "from": ["*"]}));
-    let rules_file = net.path("rules.json");
-    std::fs::write(&rules_file, Value::Array(rules).to_string())?;
-    gov.record(
-        market,
-        &[
-            "set-recognition",
-            "--file",
-            huren_tests::gov::text(&rules_file),
-        ],
-        &four,
-    )?;
-    huren_tests::gov::ok(&[
-        "genesis",
-        "keygen",
-        "--department",
-        "js.maritime",
-        "--out",
-        huren_tests::gov::text(&net.keys),
-    ])?;
-    let public = huren_genesis::keys::public_path(&net.keys, "js.maritime");
-    let height = gov.record(
-        market,
-        &[
-            "add-department",
-            "--public",
-            huren_tests::gov::text(&public),
-            "--name",
-            "江苏海事局",
-            "--region",
-            "320000",
-            "--grant",
-            "ship",
-        ],
-        &four,
-    )?;
-    println!("   five records, each proposed, signed by a quorum of departments and submitted: governance height {height}");
     let all: Vec<&NodeProcess> = nodes.iter().collect();
-    huren_tests::gov::until_gov(&http, &all, height)?;
-    let exported = huren_tests::gov::export(&net, market, "governance.json")?;
-    let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
-    let cfg = huren_tests::gov::config_with(
-        &net,
-        "js.maritime",
-        &boot,
-        &format!("governance = \"{}\"", huren_tests::gov::text(&exported)),
-    )?;
-    let js = NodeProcess::start(&cfg).context("starting js.maritime")?;
+    let (js, height) = huren_tests::gov::add_jiangsu_maritime(&net, &nodes[1], &all, "310000")?;
+    println!("   five records (quorum 4, region 江苏省, licence type 船员适任证书, a recognition rule, department js.maritime), each proposed, signed by a quorum of departments and submitted: governance height {height}");
     println!("   js.maritime    江苏海事局 Jiangsu maritime (joined with the governance export)\n                 window page {}/", js.url);
     let seafarer = huren_tests::issue(
         &http,
