@@ -477,7 +477,7 @@ pub fn export(a: ExportArgs) -> anyhow::Result<Exit> {
     files::check_new(&a.out, a.force)?;
     let node = Node::new(&a.node.node, None, a.node.timeout_secs)?;
     let export: GovernanceExport = node
-        .get(&["v1", "governance"])?
+        .get_bounded(&["v1", "governance"], GOV_EXPORT_BYTES_MAX as u64)?
         .parse(&[StatusCode::OK], Exit::REFUSED)?;
     let json = serde_json::to_string_pretty(&export).code(Exit::INTERNAL)?;
     files::write_file(&a.out, format!("{json}\n").as_bytes(), a.force, "export")?;

@@ -147,13 +147,23 @@ impl Node {
     }
 
     pub fn get(&self, segments: &[&str]) -> anyhow::Result<Answer> {
+        self.get_bounded(segments, RESPONSE_BYTES_MAX)
+    }
+
+    /// `get`, reading at most `max` bytes of answer (a governance export with many
+    /// vouched credentials is larger than any other answer).
+    pub fn get_bounded(&self, segments: &[&str], max: u64) -> anyhow::Result<Answer> {
         let url = self.url(segments);
-        self.send(self.http.get(url.clone()), &url)
+        self.send(self.http.get(url.clone()), &url, max)
     }
 
     pub fn post_json(&self, segments: &[&str], body: &impl Serialize) -> anyhow::Result<Answer> {
         let url = self.url(segments);
-        self.send(self.http.post(url.clone()).json(body), &url)
+        self.send(
+            self.http.post(url.clone()).json(body),
+            &url,
+            RESPONSE_BYTES_MAX,
+        )
     }
 
     pub fn post_image(
@@ -173,10 +183,14 @@ impl Node {
             .mime_str(mime)
             .expect("the MIME types above are valid");
         let form = multipart::Form::new().part("image", part);
-        self.send(self.http.post(url.clone()).multipart(form), &url)
+        self.send(
+            self.http.post(url.clone()).multipart(form),
+            &url,
+            RESPONSE_BYTES_MAX,
+        )
     }
 
-    fn send(&self, req: RequestBuilder, url: &Url) -> anyhow::Result<Answer> {
+    fn send(&self, req: RequestBuilder, url: &Url, max: u64) -> anyhow::Result<Answer> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -184,16 +198,14 @@ impl Node {
         let resp = req.send().map_err(|e| self.transport_error(&e, url))?;
         let status = resp.status();
         let mut body = Vec::new();
-        resp.take(RESPONSE_BYTES_MAX + 1)
+        resp.take(max + 1)
             .read_to_end(&mut body)
             .with_context(|| format!("the connection to {url} broke while reading the answer"))
             .code(Exit::UNAVAILABLE)?;
-        if body.len() as u64 > RESPONSE_BYTES_MAX {
+        if body.len() as u64 > max {
             return Err(fail(
                 Exit::PROTOCOL,
-                format!(
-                    "{url} answered more than {RESPONSE_BYTES_MAX} bytes; is this a huren-node?"
-                ),
+                format!("{url} answered more than {max} bytes; is this a huren-node?"),
             ));
         }
         Ok(Answer { status, body })

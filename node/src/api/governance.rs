@@ -5,6 +5,7 @@
 //! head, record), then gossiped; the token only says which node's officer submitted it.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -37,11 +38,11 @@ pub async fn network(State(state): State<AppState>) -> Json<NetworkView> {
         (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExport>, ApiError> {
     let gov = state.ledger.governance();
-    let store = state.store.clone();
     let (vouched, equivocations) = tokio::task::spawn_blocking({
-        let gov = gov.clone();
+        let (gov, state) = (gov.clone(), state.clone());
         move || -> Result<_, crate::store::StoreError> {
-            let equivocations = store
+            let equivocations = state
+                .store
                 .gov_evidence()?
                 .into_iter()
                 .map(|(height, signer, first, second)| GovEquivocationView {
@@ -51,7 +52,7 @@ pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExpo
                     second_block: hex::encode(second),
                 })
                 .collect::<Vec<_>>();
-            Ok((vouched(&gov, &store)?, equivocations))
+            Ok((state.vouched.get(&gov, &state.store)?, equivocations))
         }
     })
     .await
@@ -65,9 +66,54 @@ pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExpo
             .filter_map(|h| gov.block(h))
             .map(|b| hex::encode(b.encode()))
             .collect(),
-        vouched,
+        vouched: vouched.to_vec(),
         equivocations,
     }))
+}
+
+/// What the vouched list depends on: the governance height, and how far each
+/// compromised department's chain reaches below its last good height here (catch-up may
+/// still bring blocks below it).
+type VouchedKey = (u64, Vec<(huren_core::DepartmentId, u64)>);
+
+/// The vouched list, computed once per `VouchedKey`: a public route must not make every
+/// request scan the chains again.
+#[derive(Default)]
+pub(crate) struct VouchedCache(Mutex<Option<(VouchedKey, Arc<Vec<Hash32>>)>>);
+
+impl VouchedCache {
+    fn get(
+        &self,
+        gov: &GovChain,
+        store: &Store,
+    ) -> Result<Arc<Vec<Hash32>>, crate::store::StoreError> {
+        use huren_core::validate::ChainView;
+        let net = gov.newest();
+        let reach = net
+            .departments()
+            .iter()
+            .filter_map(|d| {
+                let last = net
+                    .key_history(&d.id)
+                    .iter()
+                    .filter(|s| s.compromised)
+                    .filter_map(|s| s.until_height)
+                    .max()?;
+                let head = store.head(&d.id).map_or(0, |h| h.height);
+                Some((d.id.clone(), head.min(last)))
+            })
+            .collect();
+        let key = (gov.height(), reach);
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, list)) = cached.as_ref() {
+            if *k == key {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(vouched(gov, store)?);
+        *cached = Some((key, list.clone()));
+        Ok(list)
+    }
 }
 
 /// Commitments of the licences issued, at or below its last good height, in blocks

@@ -71,6 +71,9 @@ pub struct Shared {
     pub signatures: SignatureChecker,
     /// Bounds the photos decoded at once.
     pub(crate) images: images::ImageGate,
+    /// The credentials a governance export vouches for, computed once per state
+    /// (`governance::vouched`: a scan of the compromised departments' chains).
+    pub(crate) vouched: governance::VouchedCache,
 }
 
 /// What the node assembles for its API.
@@ -129,6 +132,7 @@ impl AppState {
             network: p.network,
             signatures,
             images,
+            vouched: governance::VouchedCache::default(),
         })))
     }
 }
