@@ -107,12 +107,32 @@ impl Ledger {
             }
         }
         let (gov_tx, _) = watch::channel(chain.height());
-        Ok(Self {
+        let compromises: Vec<(DepartmentId, u64)> = (1..=chain.height())
+            .filter_map(|h| match &chain.block(h)?.header.record {
+                GovRecord::KeyCompromised {
+                    department,
+                    last_good,
+                    ..
+                } => Some((department.clone(), *last_good)),
+                _ => None,
+            })
+            .collect();
+        let ledger = Self {
             gov: RwLock::new(Arc::new(chain)),
             gov_tx,
             store,
             write: Mutex::new(()),
-        })
+        };
+        // A crash between storing a compromise record and taking the thief's blocks off
+        // leaves them on the chain: take them off now (nothing, if that was done).
+        let chain = ledger.governance();
+        for (department, last_good) in compromises {
+            let removed = ledger.fence(&chain, &department, last_good)?;
+            if removed > 0 {
+                tracing::warn!(%department, last_good, removed, "key compromised: blocks above the last good height taken off the chain at start");
+            }
+        }
+        Ok(ledger)
     }
 
     /// The network in force now: genesis and every governance record held.
@@ -192,8 +212,14 @@ impl Ledger {
     ) -> Result<usize, StoreError> {
         use huren_core::validate::ChainView;
         let removed = self.store.blocks_above(dept, last_good)?;
-        if removed.is_empty() {
-            return Ok(0);
+        // Nothing above, or the chain already goes on with a key in force there (the
+        // replacement's blocks, after a restart that ran this before): nothing to take off.
+        match removed.first() {
+            None => return Ok(0),
+            Some(b) if huren_core::validate::check_signature(chain.newest(), b).is_ok() => {
+                return Ok(0)
+            }
+            Some(_) => {}
         }
         let mut touched: std::collections::BTreeMap<LicenceId, Option<LicenceState>> = removed
             .iter()
@@ -695,5 +721,53 @@ pub(crate) mod tests {
         .expect("check runs");
         assert!(summary.mismatches.is_empty(), "{:?}", summary.mismatches);
         assert_eq!(summary.gov_height, 1);
+    }
+
+    /// A crash after the compromise record was stored but before the thief's blocks came
+    /// off: the ledger takes them off when it opens, and only those (the replacement's
+    /// blocks after them stay on a second opening).
+    #[test]
+    fn a_compromise_interrupted_by_a_crash_is_finished_at_start() {
+        use huren_core::governance::GovRecord;
+        let t = TestLedger::new();
+        let gd = DepartmentId::parse(GD).expect("gd");
+        let b1 = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
+        let b2 = t.next(&b1, vec![TestLedger::issue(GD, 2)]);
+        for b in [b1.clone(), b2] {
+            assert!(matches!(t.receive(b), Admission::Applied(_)));
+        }
+        let replacement = SecretKey::from_seed(&[78; 32]);
+        let record = t.gov(
+            &["gd.market", "gd.health", "sh.transport"],
+            GovRecord::KeyCompromised {
+                department: gd.clone(),
+                last_good: 1,
+                replacement: replacement.public(),
+            },
+        );
+        // The record is durable; the process dies before the truncation.
+        let store = t.ledger.store().clone();
+        store.append_gov(&record).expect("stored");
+        assert_eq!(store.head(&gd).map(|h| h.height), Some(2));
+        let net = Arc::new(t.founded.network().expect("genesis"));
+        let reopened = Ledger::new(net.clone(), store.clone()).expect("reopens");
+        assert_eq!(store.head(&gd).map(|h| h.height), Some(1));
+        // The department goes on with the replacement; opening again keeps its block.
+        let mut h = b1.header.clone();
+        h.height = 2;
+        h.prev = b1.hash();
+        h.gov = 1;
+        h.records = vec![TestLedger::issue(GD, 3)];
+        let applied = reopened
+            .receive(
+                h.sign(&replacement),
+                NOW,
+                huren_core::ledger::BLOCK_RECORDS_MAX,
+            )
+            .expect("storage");
+        assert!(matches!(applied, Admission::Applied(_)), "{applied:?}");
+        drop(reopened);
+        Ledger::new(net, store.clone()).expect("reopens again");
+        assert_eq!(store.head(&gd).map(|h| h.height), Some(2));
     }
 }
