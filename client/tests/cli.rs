@@ -783,3 +783,77 @@ fn offline_verification_applies_the_types_validity_maximum() {
     assert_eq!(report["reason"], "bad_validity");
     assert_eq!(n.verify(&[&sign(i64::from(max))]).code, 0);
 }
+
+/// `huren gov` offline: a proposal built on genesis, signing shown in words and refused
+/// without a terminal or `--yes`, signatures added without changing the block, and a
+/// mangled proposal or export refused as data (65). `show` reads genesis alone.
+#[test]
+fn governance_proposals_are_signed_offline() {
+    let n = Net::new();
+    let propose = n.huren(&[
+        "gov",
+        "propose",
+        "add-region",
+        "--code",
+        "320000",
+        "--name",
+        "江苏省",
+        "--genesis",
+        "genesis.json",
+        "--out",
+        "p.json",
+    ]);
+    assert_eq!(propose.code, 0, "{propose:?}");
+    let read = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(n.path("p.json")).expect("proposal"))
+            .expect("proposal JSON")
+    };
+    let p = read();
+    assert_eq!(p["height"], 1);
+    assert_eq!(p["record_in_words"], "add region 320000 (江苏省)");
+    let block = p["block"].as_str().expect("block").to_owned();
+    // No terminal and no --yes: nothing signed, and the record was shown.
+    let key = "keys/gd.market.issuer.key";
+    let refused = n.huren_stdin(&["gov", "sign", "p.json", "--key", key], "y\n");
+    assert_eq!(refused.code, 64, "{refused:?}");
+    assert!(
+        refused.stderr.contains("add region 320000 (江苏省)"),
+        "{refused:?}"
+    );
+    assert_eq!(read()["signed_by"], serde_json::json!([]));
+    let signed = n.huren(&["gov", "sign", "p.json", "--key", key, "--yes"]);
+    assert_eq!(signed.code, 0, "{signed:?}");
+    let p = read();
+    assert_eq!(p["signed_by"], serde_json::json!(["gd.market"]));
+    // The block's id is what is signed: the header part of the block is unchanged.
+    let after = p["block"].as_str().expect("block");
+    assert_ne!(after, block);
+    assert!(after.len() > block.len());
+    // Re-proposing over an existing file needs --force.
+    let again = n.huren(&[
+        "gov",
+        "propose",
+        "change-quorum",
+        "--quorum",
+        "4",
+        "--genesis",
+        "genesis.json",
+        "--out",
+        "p.json",
+    ]);
+    assert!(again.code >= 64, "{again:?}");
+    // A mangled proposal is refused as data.
+    std::fs::write(n.path("bad.json"), r#"{"block": "zz"}"#).expect("write");
+    let bad = n.huren(&["gov", "sign", "bad.json", "--key", key, "--yes"]);
+    assert_eq!(bad.code, 65, "{bad:?}");
+    // An export of another shape is refused by offline verification, as data.
+    std::fs::write(n.path("export.json"), r#"{"genesis": "00"}"#).expect("write");
+    let qr = n.issue_mvdl(&[]);
+    let v = n.verify(&["--governance", "export.json", &qr]);
+    assert_eq!(v.code, 65, "{v:?}");
+    // `show` with genesis alone: height 0, the founding quorum.
+    let shown = n.huren(&["gov", "show", "--genesis", "genesis.json"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("governance height 0"), "{shown:?}");
+    assert!(shown.stdout.contains("quorum 3"), "{shown:?}");
+}
