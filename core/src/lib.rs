@@ -21,6 +21,7 @@ pub mod issuance;
 pub mod ledger;
 #[cfg(feature = "openapi")]
 mod schema;
+pub mod tlog;
 pub mod validate;
 pub mod verify;
 
