@@ -343,7 +343,8 @@ impl Actor {
         }
         self.metrics.governance_height.set(net.gov_height());
         self.net = net;
-        // Tell every peer: gossip may not have reached all of them.
+        // A fetch under way was answered or overtaken by gossip: the next claim of a
+        // higher governance height may start another.
         self.gov_fetch = None;
     }
 
