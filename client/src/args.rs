@@ -432,9 +432,9 @@ pub enum RecordArgs {
     },
     /// A department's or observer's node gets a new libp2p key (peer id).
     RotateNodeKey {
-        /// The department id or observer name.
-        #[arg(long)]
-        node: String,
+        /// Whose node: a department id or an observer's name.
+        #[arg(long, value_name = "DEPARTMENT_OR_OBSERVER")]
+        name: String,
         /// The public file whose node peer id to use.
         #[arg(long, value_name = "FILE")]
         public: PathBuf,

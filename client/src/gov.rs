@@ -294,12 +294,12 @@ fn record_of(a: RecordArgs) -> anyhow::Result<(GovRecord, ProposalOut)> {
             out,
         ),
         RecordArgs::RotateNodeKey {
-            node,
+            name,
             public: p,
             out,
         } => (
             GovRecord::RotateNodeKey {
-                node,
+                node: name,
                 peer_id: public(&p)?.node_peer_id,
             },
             out,

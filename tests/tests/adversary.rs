@@ -615,8 +615,10 @@ fn a_peer_withholding_blocks_makes_the_issuers_licences_stale_not_valid() -> any
             .contains("signed height 5"),
         "{v}"
     );
-    // Asked for the blocks before 5, the liar never answers: penalised for it.
-    eventually(30, "the withholding peer penalised", || {
+    // Asked for the blocks before 5, the liar never answers: penalised for it. 90 s, as
+    // above: a request of sh's that a closing connection took with it is deferred without
+    // blame, and the liar may be in its cool-down when sh asks again.
+    eventually(90, "the withholding peer penalised", || {
         metric(
             &http,
             &sh,

@@ -229,9 +229,7 @@ fn the_quorum_rule_holds_through_every_change() {
     );
     assert_eq!(
         g3.apply(&b).expect_err("retired signer"),
-        GovError::NotAVoter {
-            signer: keys[1].0.clone()
-        }
+        GovError::Retired(keys[1].0.clone())
     );
 }
 
