@@ -170,6 +170,17 @@ pub enum Record {
 }
 
 impl Record {
+    /// The record's leaf in its department's Merkle tree (docs/checkpoints.md): the
+    /// deterministic CBOR of `[department height, index in the block, record]`, so that a
+    /// proof also says which block carried it.
+    pub fn leaf(&self, height: u64, index: usize) -> Vec<u8> {
+        to_bytes(&Value::Array(vec![
+            Value::Integer(height.into()),
+            Value::Integer((index as u64).into()),
+            self.to_value(),
+        ]))
+    }
+
     pub fn licence_id(&self) -> &LicenceId {
         match self {
             Record::Issue(i) => &i.licence_id,

@@ -83,6 +83,53 @@ pub fn appended(
     Ok(out)
 }
 
+/// The root of a tree fed one leaf at a time, in O(log n) memory: the hashes of its
+/// complete subtrees along the right edge (what `huren-node check` uses to recompute a
+/// chain's root from its blocks without holding every hash).
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    size: u64,
+    /// (level, hash) of complete subtrees, largest first.
+    edge: Vec<(u8, Hash32)>,
+}
+
+impl Frontier {
+    /// Adds the next leaf; the complete subtrees it makes, as `(level, index, hash)`:
+    /// exactly the stored hashes `appended` adds for it.
+    pub fn push(&mut self, leaf: Hash32) -> Vec<(u8, u64, Hash32)> {
+        let n = self.size;
+        let mut made = vec![(0u8, n, leaf)];
+        let mut h = (0u8, leaf);
+        while let Some(&(level, left)) = self.edge.last() {
+            if level != h.0 {
+                break;
+            }
+            self.edge.pop();
+            h = (level + 1, node_hash(&left, &h.1));
+            made.push((h.0, n >> h.0, h.1));
+        }
+        self.edge.push(h);
+        self.size += 1;
+        made
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The RFC 6962 root of the leaves pushed so far.
+    pub fn root(&self) -> Hash32 {
+        let mut it = self.edge.iter().rev();
+        let Some(&(_, mut r)) = it.next() else {
+            return empty_root();
+        };
+        for (_, left) in it {
+            r = node_hash(left, &r);
+        }
+        r
+    }
+}
+
 /// The largest power of two strictly less than `n` (n ≥ 2).
 fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);

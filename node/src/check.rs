@@ -201,6 +201,7 @@ pub fn run(
         own: opts.own,
         s,
         rebuilt: MemoryChain::default(),
+        trees: BTreeMap::new(),
     };
     match opts.since {
         None => c.full()?,
@@ -219,6 +220,9 @@ struct Checker<'a> {
     own: Option<&'a DepartmentId>,
     s: Summary,
     rebuilt: MemoryChain,
+    /// Each chain's record tree, recomputed from its blocks (full check only), and the
+    /// stored hashes found wrong on the way.
+    trees: BTreeMap<DepartmentId, (huren_core::tlog::Frontier, u64)>,
 }
 
 impl Checker<'_> {
@@ -281,6 +285,13 @@ impl Checker<'_> {
     /// acting for its predecessor) whose issue has not been replayed yet.
     fn admit(&mut self, dept: &DepartmentId, height: u64, block: Block) -> bool {
         let records = block.header.records.len() as u64;
+        let leaves: Vec<Hash32> = block
+            .header
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| huren_core::tlog::leaf_hash(&r.leaf(height, i)))
+            .collect();
         match validate_block(
             &self.gov,
             &self.rebuilt,
@@ -292,6 +303,16 @@ impl Checker<'_> {
                 self.rebuilt.apply(&v);
                 self.s.blocks += 1;
                 self.s.records += records;
+                if self.s.mode == "full" {
+                    let (tree, wrong) = self.trees.entry(dept.clone()).or_default();
+                    for leaf in leaves {
+                        for (level, index, h) in tree.push(leaf) {
+                            if self.store.stored_hash(dept, level, index) != Some(h) {
+                                *wrong += 1;
+                            }
+                        }
+                    }
+                }
                 true
             }
             Err(e @ huren_core::validate::BlockError::UnknownLicence { .. })
@@ -354,6 +375,7 @@ impl Checker<'_> {
             }
         }
         self.admit_waiting(waiting)?;
+        self.record_trees()?;
         let stored_blocks = self.store.block_count();
         if stored_blocks != referenced {
             self.mismatch(format!(
@@ -426,6 +448,35 @@ impl Checker<'_> {
     }
 
     /// Stored heads against the rebuilt ones, both ways.
+    /// Every chain's stored record tree against the one recomputed from its blocks:
+    /// the same size and the same root.
+    fn record_trees(&mut self) -> anyhow::Result<()> {
+        for (dept, (tree, wrong)) in std::mem::take(&mut self.trees) {
+            if wrong > 0 {
+                self.mismatch(format!(
+                    "record tree of {dept}: {wrong} stored hashes differ from its blocks'"
+                ));
+            }
+            let size = self.store.tree_size(&dept)?;
+            if size != tree.size() {
+                self.mismatch(format!(
+                    "record tree of {dept}: {size} records stored, {} in its blocks",
+                    tree.size()
+                ));
+                continue;
+            }
+            match self.store.tree_root(&dept, size) {
+                Ok(root) if root == tree.root() => {}
+                Ok(root) => self.mismatch(format!(
+                    "record tree of {dept}: stored root {root}, its blocks give {}",
+                    tree.root()
+                )),
+                Err(e) => self.mismatch(format!("record tree of {dept}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
     fn heads(&mut self) -> anyhow::Result<()> {
         let stored_heads: BTreeMap<_, _> = self.store.heads()?.into_iter().collect();
         for (dept, head) in &stored_heads {
@@ -576,6 +627,14 @@ impl Checker<'_> {
                         "meta {name:?}: {} is not a serial counter of a licence type",
                         hex::encode(&value)
                     )),
+                }
+            } else if let Some(d) = name.strip_prefix("tree/") {
+                // A record tree's size: compared with the blocks in `record_trees`.
+                if DepartmentId::parse(d).is_err() || value.len() != 8 {
+                    self.mismatch(format!(
+                        "meta {name:?}: {} is not the record tree size of a department",
+                        hex::encode(&value)
+                    ));
                 }
             } else {
                 self.mismatch(format!("meta {name:?} is not a key the store writes"));

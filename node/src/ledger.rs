@@ -770,4 +770,75 @@ pub(crate) mod tests {
         Ledger::new(net, store.clone()).expect("reopens again");
         assert_eq!(store.head(&gd).map(|h| h.height), Some(2));
     }
+
+    /// Each block's records join its department's Merkle tree in the same write: the
+    /// stored root is the root of the records' leaves, every record's inclusion proof and
+    /// every consistency proof verify, and a compromise shrinks the tree with the chain.
+    #[test]
+    fn the_record_tree_follows_the_chain() {
+        use huren_core::governance::GovRecord;
+        use huren_core::tlog;
+        let t = TestLedger::new();
+        let gd = DepartmentId::parse(GD).expect("gd");
+        let store = t.ledger.store().clone();
+        let mut leaves = Vec::new();
+        let mut prev: Option<Block> = None;
+        for height in 1..=5u64 {
+            let records: Vec<Record> = (0..height)
+                .map(|i| TestLedger::issue(GD, height * 10 + i))
+                .collect();
+            for (i, r) in records.iter().enumerate() {
+                leaves.push(tlog::leaf_hash(&r.leaf(height, i)));
+            }
+            let b = match &prev {
+                None => t.block(GD, GD, 1, records),
+                Some(p) => t.next(p, records),
+            };
+            assert!(matches!(t.receive(b.clone()), Admission::Applied(_)));
+            prev = Some(b);
+        }
+        let size = leaves.len() as u64;
+        assert_eq!(store.tree_size(&gd).expect("size"), size);
+        // The root of the leaves, computed apart from the store.
+        let mth = |leaves: &[huren_core::Hash32]| -> huren_core::Hash32 {
+            fn rec(l: &[huren_core::Hash32]) -> huren_core::Hash32 {
+                if l.len() == 1 {
+                    return l[0];
+                }
+                let k = 1usize << (usize::BITS - 1 - (l.len() - 1).leading_zeros());
+                tlog::node_hash(&rec(&l[..k]), &rec(&l[k..]))
+            }
+            rec(leaves)
+        };
+        for n in 1..=size {
+            let root = store.tree_root(&gd, n).expect("root");
+            assert_eq!(root, mth(&leaves[..n as usize]), "root at {n}");
+            for i in 0..n {
+                let p = store.inclusion_proof(&gd, i, n).expect("proof");
+                tlog::verify_inclusion(&leaves[i as usize], i, n, &p, &root).expect("inclusion");
+            }
+            let full = store.tree_root(&gd, size).expect("root");
+            let c = store.consistency_proof(&gd, n, size).expect("proof");
+            tlog::verify_consistency(n, size, &root, &full, &c).expect("consistency");
+        }
+        // A compromise after block 3 takes blocks 4 and 5 off, and their records with them.
+        let record = t.gov(
+            &["gd.market", "gd.health", "sh.transport"],
+            GovRecord::KeyCompromised {
+                department: gd.clone(),
+                last_good: 3,
+                replacement: SecretKey::from_seed(&[79; 32]).public(),
+            },
+        );
+        assert!(matches!(
+            t.ledger.receive_gov(record).expect("storage"),
+            GovReceipt::Applied(_)
+        ));
+        assert_eq!(store.tree_size(&gd).expect("size"), 6);
+        assert_eq!(store.tree_root(&gd, 6).expect("root"), mth(&leaves[..6]));
+        assert!(
+            store.tree_root(&gd, 7).is_err(),
+            "nothing is stored past the new size"
+        );
+    }
 }

@@ -18,6 +18,9 @@
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
 //! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
+//! - `merkle`: department ‖ 0x00 ‖ level (u8) ‖ index (u64 BE) → the stored hash of that
+//!   complete subtree of the department's record tree (`core::tlog`, docs/checkpoints.md),
+//!   written with each block; `meta` `tree/<department>` → its size in records (u64 BE);
 //! - `governance`: governance height (u64 BE) → governance block (`core::governance`), the
 //!   source of truth of the network in force (the ledger replays it at start);
 //! - `gov_evidence`: governance height ‖ signer → the two governance blocks it signed at
@@ -26,14 +29,18 @@
 //!   `licences` → entries in `licences` (u64 BE), kept with every block, because sled
 //!   counts a tree by reading all of it and a node opened with a large ledger must not.
 //!
-//! `chain`, `heads` and `licences` are indexes: `check::run` rebuilds them from `blocks`.
+//! `chain`, `heads`, `licences` and `merkle` are indexes: `check::run` rebuilds them from
+//! `blocks`.
 //!
 //! Architecture Invariant: only this module knows sled.
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use huren_core::governance::GovBlock;
 use huren_core::ledger::{Block, CodecError, RevokeReason, SuspendReason};
+use huren_core::tlog;
 use huren_core::validate::{ChainView, Head, LicenceState, LicenceStatus, ValidatedBlock};
 use huren_core::{DepartmentId, Hash32, KeyId, LicenceId, LicenceType, Network};
 use huren_core::{Equivocation, EvidenceError};
@@ -81,6 +88,10 @@ pub enum Corruption {
     Evidence(#[source] EvidenceError),
     #[error("governance block {key}: {error}")]
     Governance { key: String, error: String },
+    #[error("the record tree of {0}: {1}")]
+    Merkle(DepartmentId, tlog::TlogError),
+    #[error("the counter {0} in meta is not a u64")]
+    Counter(String),
 }
 
 pub struct Store {
@@ -93,6 +104,7 @@ pub struct Store {
     evidence: sled::Tree,
     governance: sled::Tree,
     gov_evidence: sled::Tree,
+    merkle: sled::Tree,
     meta: sled::Tree,
     /// Entries in `licences`, as `meta` `licences` holds it (sled counts a tree by reading
     /// all of it).
@@ -111,6 +123,57 @@ fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&height.to_be_bytes());
     k
+}
+
+/// The `merkle` key of `dept`'s stored hash at `(level, index)`.
+pub(crate) fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> {
+    let mut k = dept_prefix(dept);
+    k.push(level);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The `meta` key of the size of `dept`'s record tree.
+fn tree_size_key(dept: &DepartmentId) -> String {
+    format!("tree/{dept}")
+}
+
+/// `dept`'s stored hashes, read from the `merkle` tree.
+struct MerkleReader<'a> {
+    tree: &'a sled::Tree,
+    dept: &'a DepartmentId,
+}
+
+impl tlog::HashReader for MerkleReader<'_> {
+    fn stored(&self, level: u8, index: u64) -> Option<Hash32> {
+        let v = self
+            .tree
+            .get(merkle_key(self.dept, level, index))
+            .ok()
+            .flatten()?;
+        Some(Hash32(v.as_ref().try_into().ok()?))
+    }
+}
+
+/// `dept`'s stored hashes inside a transaction, with those this block adds on top.
+struct TxMerkleReader<'a> {
+    tree: &'a sled::transaction::TransactionalTree,
+    dept: &'a DepartmentId,
+    added: &'a HashMap<(u8, u64), Hash32>,
+}
+
+impl tlog::HashReader for TxMerkleReader<'_> {
+    fn stored(&self, level: u8, index: u64) -> Option<Hash32> {
+        if let Some(h) = self.added.get(&(level, index)) {
+            return Some(*h);
+        }
+        let v = self
+            .tree
+            .get(merkle_key(self.dept, level, index))
+            .ok()
+            .flatten()?;
+        Some(Hash32(v.as_ref().try_into().ok()?))
+    }
 }
 
 /// The key prefix of `dept`'s entries in trees keyed by `chain_key`.
@@ -236,9 +299,16 @@ fn committed<T>(res: Result<T, TransactionError<StoreError>>) -> Result<T, Store
 
 /// The licence count in `meta`, read inside a transaction.
 fn tx_licence_count(meta: &sled::transaction::TransactionalTree) -> TxResult<u64> {
-    Ok(match meta.get(LICENCE_COUNT_KEY)? {
+    tx_u64(meta, LICENCE_COUNT_KEY.as_bytes())
+}
+
+/// A u64 (big-endian) counter in `meta`, 0 when absent, read inside a transaction.
+fn tx_u64(meta: &sled::transaction::TransactionalTree, key: &[u8]) -> TxResult<u64> {
+    Ok(match meta.get(key)? {
         Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-            ConflictableTransactionError::Abort(StoreError::Corrupt(Corruption::LicenceCount))
+            ConflictableTransactionError::Abort(StoreError::Corrupt(Corruption::Counter(
+                String::from_utf8_lossy(key).into_owned(),
+            )))
         })?),
         None => 0,
     })
@@ -274,6 +344,7 @@ impl Store {
             evidence: db.open_tree("evidence")?,
             governance: db.open_tree("governance")?,
             gov_evidence: db.open_tree("gov_evidence")?,
+            merkle: db.open_tree("merkle")?,
             meta: db.open_tree("meta")?,
             db,
             licence_count: std::sync::atomic::AtomicU64::new(0),
@@ -340,6 +411,15 @@ impl Store {
             .iter()
             .map(|(id, s)| (id.to_string(), encode_state(s)))
             .collect();
+        let leaves: Vec<Hash32> = block
+            .header
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| tlog::leaf_hash(&r.leaf(block.height(), i)))
+            .collect();
+        let dept = block.department();
+        let size_key = tree_size_key(dept);
         let res: Result<(), TransactionError<StoreError>> = (
             &self.blocks,
             &self.chain,
@@ -347,9 +427,33 @@ impl Store {
             &self.licences,
             &self.credentials,
             &self.meta,
+            &self.merkle,
         )
             .transaction(
-                |(blocks, chain, heads, licences, creds, meta)| -> TxResult<()> {
+                |(blocks, chain, heads, licences, creds, meta, merkle)| -> TxResult<()> {
+                    // The block's records join its department's tree.
+                    let mut size = tx_u64(meta, size_key.as_bytes())?;
+                    let mut added = HashMap::new();
+                    for leaf in &leaves {
+                        let reader = TxMerkleReader {
+                            tree: merkle,
+                            dept,
+                            added: &added,
+                        };
+                        let new = tlog::appended(size, *leaf, &reader).map_err(|e| {
+                            ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                Corruption::Merkle(dept.clone(), e),
+                            ))
+                        })?;
+                        for (level, index, h) in new {
+                            added.insert((level, index), h);
+                        }
+                        size += 1;
+                    }
+                    for ((level, index), h) in &added {
+                        merkle.insert(merkle_key(dept, *level, *index), &h.0[..])?;
+                    }
+                    meta.insert(size_key.as_bytes(), &size.to_be_bytes())?;
                     blocks.insert(&block.hash().0, bytes.as_slice())?;
                     chain.insert(ck.as_slice(), &block.hash().0)?;
                     heads.insert(block.department().as_str().as_bytes(), &head[..])?;
@@ -473,49 +577,131 @@ impl Store {
             .map(|(id, s)| (id.to_string(), s.as_ref().map(encode_state)))
             .collect();
         let gone = states.iter().filter(|(_, s)| s.is_none()).count() as u64;
+        // The record tree shrinks by the removed records: the stored hashes of subtrees
+        // that reach past the new size go.
+        let old_size = self.tree_size(dept)?;
+        let records: u64 = removed.iter().map(|b| b.header.records.len() as u64).sum();
+        let new_size = old_size.saturating_sub(records);
+        let mut gone_hashes = Vec::new();
+        let mut level = 0u8;
+        while level < 64 && (old_size >> level) > 0 {
+            for index in (new_size >> level)..(old_size >> level) {
+                gone_hashes.push(merkle_key(dept, level, index));
+            }
+            level += 1;
+        }
+        let size_key = tree_size_key(dept);
         let res: Result<(), TransactionError<StoreError>> = (
             &self.blocks,
             &self.chain,
             &self.heads,
             &self.licences,
             &self.meta,
+            &self.merkle,
         )
-            .transaction(|(blocks, chain, heads, licences, meta)| -> TxResult<()> {
-                for b in &removed {
-                    blocks.remove(&b.hash().0)?;
-                    chain.remove(chain_key(dept, b.height()))?;
-                }
-                match &head {
-                    Some(h) => {
-                        let hd = Head {
-                            height: h.height(),
-                            hash: h.hash(),
-                            time_ms: h.header.time_ms,
-                            gov: h.header.gov,
+            .transaction(
+                |(blocks, chain, heads, licences, meta, merkle)| -> TxResult<()> {
+                    for k in &gone_hashes {
+                        merkle.remove(k.as_slice())?;
+                    }
+                    meta.insert(size_key.as_bytes(), &new_size.to_be_bytes())?;
+                    for b in &removed {
+                        blocks.remove(&b.hash().0)?;
+                        chain.remove(chain_key(dept, b.height()))?;
+                    }
+                    match &head {
+                        Some(h) => {
+                            let hd = Head {
+                                height: h.height(),
+                                hash: h.hash(),
+                                time_ms: h.header.time_ms,
+                                gov: h.header.gov,
+                            };
+                            heads.insert(dept.as_str().as_bytes(), &encode_head(&hd)[..])?;
+                        }
+                        None => {
+                            heads.remove(dept.as_str().as_bytes())?;
+                        }
+                    }
+                    for (id, s) in &states {
+                        match s {
+                            Some(s) => licences.insert(id.as_bytes(), &s[..])?,
+                            None => licences.remove(id.as_bytes())?,
                         };
-                        heads.insert(dept.as_str().as_bytes(), &encode_head(&hd)[..])?;
                     }
-                    None => {
-                        heads.remove(dept.as_str().as_bytes())?;
+                    if gone > 0 {
+                        let count = tx_licence_count(meta)?;
+                        meta.insert(LICENCE_COUNT_KEY, &count.saturating_sub(gone).to_be_bytes())?;
                     }
-                }
-                for (id, s) in &states {
-                    match s {
-                        Some(s) => licences.insert(id.as_bytes(), &s[..])?,
-                        None => licences.remove(id.as_bytes())?,
-                    };
-                }
-                if gone > 0 {
-                    let count = tx_licence_count(meta)?;
-                    meta.insert(LICENCE_COUNT_KEY, &count.saturating_sub(gone).to_be_bytes())?;
-                }
-                Ok(())
-            });
+                    Ok(())
+                },
+            );
         committed(res)?;
         self.flush_block()?;
         self.licence_count
             .fetch_sub(gone, std::sync::atomic::Ordering::Relaxed);
         Ok(removed.len())
+    }
+
+    /// How many records `dept`'s tree holds (every record of its chain here).
+    pub fn tree_size(&self, dept: &DepartmentId) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(tree_size_key(dept).as_bytes())? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| Corruption::Counter(tree_size_key(dept)))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// The stored hash of `dept`'s record tree at `(level, index)`.
+    pub fn stored_hash(&self, dept: &DepartmentId, level: u8, index: u64) -> Option<Hash32> {
+        tlog::HashReader::stored(
+            &MerkleReader {
+                tree: &self.merkle,
+                dept,
+            },
+            level,
+            index,
+        )
+    }
+
+    /// The root of `dept`'s record tree at `size` records.
+    pub fn tree_root(&self, dept: &DepartmentId, size: u64) -> Result<Hash32, StoreError> {
+        let reader = MerkleReader {
+            tree: &self.merkle,
+            dept,
+        };
+        tlog::root(size, &reader).map_err(|e| Corruption::Merkle(dept.clone(), e).into())
+    }
+
+    /// The inclusion proof of record number `index` in `dept`'s tree at `size` records.
+    pub fn inclusion_proof(
+        &self,
+        dept: &DepartmentId,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash32>, tlog::TlogError> {
+        let reader = MerkleReader {
+            tree: &self.merkle,
+            dept,
+        };
+        tlog::inclusion_proof(index, size, &reader)
+    }
+
+    /// The consistency proof of `dept`'s tree from `old` records to `new`.
+    pub fn consistency_proof(
+        &self,
+        dept: &DepartmentId,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<Hash32>, tlog::TlogError> {
+        let reader = MerkleReader {
+            tree: &self.merkle,
+            dept,
+        };
+        tlog::consistency_proof(old, new, &reader)
     }
 
     /// Governance equivocations kept: height, signer, and the two blocks it signed.
@@ -853,6 +1039,7 @@ impl Store {
             "credentials" => &self.credentials,
             "evidence" => &self.evidence,
             "meta" => &self.meta,
+            "merkle" => &self.merkle,
             other => panic!("no tree {other}"),
         };
         match value {

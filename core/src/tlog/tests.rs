@@ -175,6 +175,26 @@ fn roots_and_proofs_match_the_published_vectors() {
     }
 }
 
+/// The streaming root (`Frontier`) is the stored-hash root at every size.
+#[test]
+fn the_frontier_root_is_the_tree_root() {
+    let data: Vec<Vec<u8>> = (0u32..70).map(|i| i.to_be_bytes().to_vec()).collect();
+    let tree = Tree::of(&data);
+    let mut f = Frontier::default();
+    assert_eq!(f.root(), empty_root());
+    for d in &data {
+        for (level, index, h) in f.push(leaf_hash(d)) {
+            assert_eq!(tree.stored(level, index), Some(h), "({level}, {index})");
+        }
+        assert_eq!(
+            f.root(),
+            root(f.size(), &tree).expect("root"),
+            "size {}",
+            f.size()
+        );
+    }
+}
+
 /// Every proof between every pair of sizes up to 70 verifies, and none verifies once
 /// any hash in it, the index, the sizes or the root is changed.
 #[test]

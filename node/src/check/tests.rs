@@ -396,3 +396,25 @@ async fn a_head_or_chain_index_out_of_step_fails() {
         ),
     );
 }
+
+/// A stored hash of a record tree changed, or its size, is a mismatch of the full check.
+#[tokio::test]
+async fn a_record_tree_out_of_step_with_the_blocks_fails() {
+    let (f, clock, _) = node_with(3).await;
+    passes(&full(&f, &*clock));
+    let key = crate::store::merkle_key(&gd(), 0, 1);
+    let stored = f.store.raw("merkle", &key).expect("a stored leaf hash");
+    f.store.corrupt("merkle", &key, Some(&[7u8; 32]));
+    fails_with(
+        &full(&f, &*clock),
+        "record tree of gd.transport: 1 stored hashes differ",
+    );
+    f.store.corrupt("merkle", &key, Some(&stored));
+    passes(&full(&f, &*clock));
+    f.store
+        .corrupt("meta", b"tree/gd.transport", Some(&9u64.to_be_bytes()));
+    fails_with(
+        &full(&f, &*clock),
+        "record tree of gd.transport: 9 records stored, 4 in its blocks",
+    );
+}
