@@ -100,11 +100,13 @@ fn pair(i: usize, j: usize) -> (usize, usize) {
     (i.min(j), i.max(j))
 }
 
-/// A port the kernel says is free now (bound and released at once).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A port the kernel says is free now, and the listener that holds it: kept until the
+/// relays have bound theirs, so that no relay is handed a node's port (the kernel reuses
+/// a port released a moment ago, and a node that cannot bind its port does not start).
+fn free_port() -> anyhow::Result<(std::net::TcpListener, u16)> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = l.local_addr()?.port();
+    Ok((l, port))
 }
 
 impl Lab {
@@ -174,12 +176,16 @@ impl Lab {
             }
             Kind::Netns { netns, relayed }
         } else {
-            let p2p_ports = (0..n)
+            let (held_p2p, p2p_ports): (Vec<_>, Vec<_>) = (0..n)
                 .map(|_| free_port())
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let api_ports = (0..n)
+                .collect::<anyhow::Result<Vec<_>>>()?
+                .into_iter()
+                .unzip();
+            let (held_api, api_ports): (Vec<_>, Vec<_>) = (0..n)
                 .map(|_| free_port())
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .collect::<anyhow::Result<Vec<_>>>()?
+                .into_iter()
+                .unzip();
             let mut relay_ports = BTreeMap::new();
             let _guard = runtime.enter();
             for i in 0..n {
@@ -197,6 +203,8 @@ impl Lab {
                     relay::spawn(listener, Route::Fixed { target, from_end }, None, link);
                 }
             }
+            // The relays hold their ports now: the nodes' are released for the nodes.
+            drop((held_p2p, held_api));
             Kind::Loopback {
                 p2p_ports,
                 api_ports,
