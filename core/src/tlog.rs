@@ -365,6 +365,44 @@ pub fn verify_consistency(
 }
 
 // ---------------------------------------------------------------------------------------
+// The status set of a department: its suspended and revoked licences
+
+/// A licence's place in its department's status set: the first 16 bytes of
+/// SHA-256("huren/status-id/v1" ‖ licence id). The set is sorted by it, so that a licence
+/// that is not in the set can be shown not to be (two neighbours and their proofs).
+pub fn status_key(id: &crate::ids::LicenceId) -> [u8; 16] {
+    let d = Hash32::digest_parts(&[b"huren/status-id/v1", id.to_string().as_bytes()]);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d.0[..16]);
+    k
+}
+
+/// A status set entry: the key, then the status and reason bytes; none for an active
+/// licence (the set holds only suspended and revoked ones).
+pub fn status_entry(
+    id: &crate::ids::LicenceId,
+    status: crate::validate::LicenceStatus,
+) -> Option<[u8; 18]> {
+    if status == crate::validate::LicenceStatus::Active {
+        return None;
+    }
+    let mut e = [0u8; 18];
+    e[..16].copy_from_slice(&status_key(id));
+    e[16..].copy_from_slice(&status.to_bytes());
+    Some(e)
+}
+
+/// The root of a status set given in key order: the RFC 6962 root of its entries as
+/// leaves. How many entries, and the root.
+pub fn status_root(sorted: impl IntoIterator<Item = [u8; 18]>) -> (u64, Hash32) {
+    let mut f = Frontier::default();
+    for e in sorted {
+        f.push(leaf_hash(&e));
+    }
+    (f.size(), f.root())
+}
+
+// ---------------------------------------------------------------------------------------
 // Notes (C2SP signed-note), checkpoints (tlog-checkpoint), cosignatures (tlog-cosignature)
 
 /// Signature type of an Ed25519 note signature.

@@ -34,6 +34,46 @@ pub enum LicenceStatus {
     Revoked(RevokeReason),
 }
 
+impl LicenceStatus {
+    /// The two bytes that stand for the status and its reason wherever it is stored or
+    /// hashed (the store's licence index, the status set of a checkpoint).
+    pub fn to_bytes(self) -> [u8; 2] {
+        match self {
+            LicenceStatus::Active => [0, 0],
+            LicenceStatus::Suspended(r) => [
+                1,
+                match r {
+                    SuspendReason::Penalty => 0,
+                    SuspendReason::Investigation => 1,
+                    SuspendReason::Other => 2,
+                },
+            ],
+            LicenceStatus::Revoked(r) => [
+                2,
+                match r {
+                    RevokeReason::Withdrawn => 0,
+                    RevokeReason::Cancelled => 1,
+                    RevokeReason::Penalty => 2,
+                },
+            ],
+        }
+    }
+
+    /// The status two bytes stand for, if any.
+    pub fn from_bytes(b: [u8; 2]) -> Option<Self> {
+        Some(match b {
+            [0, 0] => LicenceStatus::Active,
+            [1, 0] => LicenceStatus::Suspended(SuspendReason::Penalty),
+            [1, 1] => LicenceStatus::Suspended(SuspendReason::Investigation),
+            [1, 2] => LicenceStatus::Suspended(SuspendReason::Other),
+            [2, 0] => LicenceStatus::Revoked(RevokeReason::Withdrawn),
+            [2, 1] => LicenceStatus::Revoked(RevokeReason::Cancelled),
+            [2, 2] => LicenceStatus::Revoked(RevokeReason::Penalty),
+            _ => return None,
+        })
+    }
+}
+
 /// What the ledger knows of one licence: no personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenceState {

@@ -376,6 +376,7 @@ impl Checker<'_> {
         }
         self.admit_waiting(waiting)?;
         self.record_trees()?;
+        self.status_sets()?;
         let stored_blocks = self.store.block_count();
         if stored_blocks != referenced {
             self.mismatch(format!(
@@ -472,6 +473,32 @@ impl Checker<'_> {
                     tree.root()
                 )),
                 Err(e) => self.mismatch(format!("record tree of {dept}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every chain's stored status set (its suspended and revoked licences) against the
+    /// one the blocks give: the same entries, so the same root.
+    fn status_sets(&mut self) -> anyhow::Result<()> {
+        let mut sets: BTreeMap<DepartmentId, Vec<[u8; 18]>> = BTreeMap::new();
+        for (id, state) in &self.rebuilt.licences {
+            if let Some(e) = huren_core::tlog::status_entry(id, state.status) {
+                sets.entry(id.department().clone()).or_default().push(e);
+            }
+        }
+        let departments: Vec<DepartmentId> = self.rebuilt.heads.keys().cloned().collect();
+        for dept in departments {
+            let mut entries = sets.remove(&dept).unwrap_or_default();
+            entries.sort_unstable();
+            let expected = huren_core::tlog::status_root(entries);
+            match self.store.status_root(&dept) {
+                Ok(stored) if stored == expected => {}
+                Ok((n, _)) => self.mismatch(format!(
+                    "status set of {dept}: {n} entries stored, its blocks give {}",
+                    expected.0
+                )),
+                Err(e) => self.mismatch(format!("status set of {dept}: {e}")),
             }
         }
         Ok(())

@@ -21,6 +21,9 @@
 //! - `merkle`: department ‖ 0x00 ‖ level (u8) ‖ index (u64 BE) → the stored hash of that
 //!   complete subtree of the department's record tree (`core::tlog`, docs/checkpoints.md),
 //!   written with each block; `meta` `tree/<department>` → its size in records (u64 BE);
+//! - `status`: department ‖ 0x00 ‖ `tlog::status_key` (16 bytes) → status and reason
+//!   bytes, for each suspended or revoked licence: the department's status set, in the
+//!   order its root is taken (docs/checkpoints.md);
 //! - `governance`: governance height (u64 BE) → governance block (`core::governance`), the
 //!   source of truth of the network in force (the ledger replays it at start);
 //! - `gov_evidence`: governance height ‖ signer → the two governance blocks it signed at
@@ -29,8 +32,8 @@
 //!   `licences` → entries in `licences` (u64 BE), kept with every block, because sled
 //!   counts a tree by reading all of it and a node opened with a large ledger must not.
 //!
-//! `chain`, `heads`, `licences` and `merkle` are indexes: `check::run` rebuilds them from
-//! `blocks`.
+//! `chain`, `heads`, `licences`, `merkle` and `status` are indexes: `check::run` rebuilds
+//! them from `blocks`.
 //!
 //! Architecture Invariant: only this module knows sled.
 
@@ -39,7 +42,7 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use huren_core::governance::GovBlock;
-use huren_core::ledger::{Block, CodecError, RevokeReason, SuspendReason};
+use huren_core::ledger::{Block, CodecError};
 use huren_core::tlog;
 use huren_core::validate::{ChainView, Head, LicenceState, LicenceStatus, ValidatedBlock};
 use huren_core::{DepartmentId, Hash32, KeyId, LicenceId, LicenceType, Network};
@@ -105,6 +108,7 @@ pub struct Store {
     governance: sled::Tree,
     gov_evidence: sled::Tree,
     merkle: sled::Tree,
+    status: sled::Tree,
     meta: sled::Tree,
     /// Entries in `licences`, as `meta` `licences` holds it (sled counts a tree by reading
     /// all of it).
@@ -130,6 +134,13 @@ pub(crate) fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> 
     let mut k = dept_prefix(dept);
     k.push(level);
     k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The `status` key of licence `id` (of its department's set).
+fn status_set_key(id: &LicenceId) -> Vec<u8> {
+    let mut k = dept_prefix(id.department());
+    k.extend_from_slice(&tlog::status_key(id));
     k
 }
 
@@ -231,27 +242,7 @@ fn decode_head(b: &[u8]) -> Option<Head> {
 /// issued_height, updated_height (integers big-endian), issuer_key.
 fn encode_state(s: &LicenceState) -> [u8; 74] {
     let mut b = [0u8; 74];
-    let (status, reason) = match s.status {
-        LicenceStatus::Active => (0, 0),
-        LicenceStatus::Suspended(r) => (
-            1,
-            match r {
-                SuspendReason::Penalty => 0,
-                SuspendReason::Investigation => 1,
-                SuspendReason::Other => 2,
-            },
-        ),
-        LicenceStatus::Revoked(r) => (
-            2,
-            match r {
-                RevokeReason::Withdrawn => 0,
-                RevokeReason::Cancelled => 1,
-                RevokeReason::Penalty => 2,
-            },
-        ),
-    };
-    b[0] = status;
-    b[1] = reason;
+    b[..2].copy_from_slice(&s.status.to_bytes());
     b[2..34].copy_from_slice(&s.commitment.0);
     b[34..42].copy_from_slice(&s.valid_from.to_be_bytes());
     b[42..50].copy_from_slice(&s.valid_until.to_be_bytes());
@@ -265,16 +256,7 @@ fn decode_state(b: &[u8]) -> Option<LicenceState> {
     if b.len() != 74 {
         return None;
     }
-    let status = match (b[0], b[1]) {
-        (0, 0) => LicenceStatus::Active,
-        (1, 0) => LicenceStatus::Suspended(SuspendReason::Penalty),
-        (1, 1) => LicenceStatus::Suspended(SuspendReason::Investigation),
-        (1, 2) => LicenceStatus::Suspended(SuspendReason::Other),
-        (2, 0) => LicenceStatus::Revoked(RevokeReason::Withdrawn),
-        (2, 1) => LicenceStatus::Revoked(RevokeReason::Cancelled),
-        (2, 2) => LicenceStatus::Revoked(RevokeReason::Penalty),
-        _ => return None,
-    };
+    let status = LicenceStatus::from_bytes([b[0], b[1]])?;
     let u = |r: std::ops::Range<usize>| -> Option<[u8; 8]> { b[r].try_into().ok() };
     Some(LicenceState {
         status,
@@ -345,6 +327,7 @@ impl Store {
             governance: db.open_tree("governance")?,
             gov_evidence: db.open_tree("gov_evidence")?,
             merkle: db.open_tree("merkle")?,
+            status: db.open_tree("status")?,
             meta: db.open_tree("meta")?,
             db,
             licence_count: std::sync::atomic::AtomicU64::new(0),
@@ -411,6 +394,11 @@ impl Store {
             .iter()
             .map(|(id, s)| (id.to_string(), encode_state(s)))
             .collect();
+        let statuses: Vec<(Vec<u8>, [u8; 2])> = v
+            .changes()
+            .iter()
+            .map(|(id, s)| (status_set_key(id), s.status.to_bytes()))
+            .collect();
         let leaves: Vec<Hash32> = block
             .header
             .records
@@ -428,9 +416,17 @@ impl Store {
             &self.credentials,
             &self.meta,
             &self.merkle,
+            &self.status,
         )
             .transaction(
-                |(blocks, chain, heads, licences, creds, meta, merkle)| -> TxResult<()> {
+                |(blocks, chain, heads, licences, creds, meta, merkle, status)| -> TxResult<()> {
+                    for (k, bytes) in &statuses {
+                        if *bytes == LicenceStatus::Active.to_bytes() {
+                            status.remove(k.as_slice())?;
+                        } else {
+                            status.insert(k.as_slice(), &bytes[..])?;
+                        }
+                    }
                     // The block's records join its department's tree.
                     let mut size = tx_u64(meta, size_key.as_bytes())?;
                     let mut added = HashMap::new();
@@ -572,6 +568,16 @@ impl Store {
                     })?,
             ),
         };
+        let statuses: Vec<(Vec<u8>, Option<[u8; 2]>)> = states
+            .iter()
+            .map(|(id, s)| {
+                let b = s.map(|s| s.status.to_bytes());
+                (
+                    status_set_key(id),
+                    b.filter(|b| *b != LicenceStatus::Active.to_bytes()),
+                )
+            })
+            .collect();
         let states: Vec<(String, Option<[u8; 74]>)> = states
             .iter()
             .map(|(id, s)| (id.to_string(), s.as_ref().map(encode_state)))
@@ -598,11 +604,18 @@ impl Store {
             &self.licences,
             &self.meta,
             &self.merkle,
+            &self.status,
         )
             .transaction(
-                |(blocks, chain, heads, licences, meta, merkle)| -> TxResult<()> {
+                |(blocks, chain, heads, licences, meta, merkle, status)| -> TxResult<()> {
                     for k in &gone_hashes {
                         merkle.remove(k.as_slice())?;
+                    }
+                    for (k, b) in &statuses {
+                        match b {
+                            Some(b) => status.insert(k.as_slice(), &b[..])?,
+                            None => status.remove(k.as_slice())?,
+                        };
                     }
                     meta.insert(size_key.as_bytes(), &new_size.to_be_bytes())?;
                     for b in &removed {
@@ -653,6 +666,29 @@ impl Store {
             ),
             None => 0,
         })
+    }
+
+    /// `dept`'s status set (its suspended and revoked licences) in key order, as its
+    /// entries: how many, and their root (docs/checkpoints.md).
+    pub fn status_root(&self, dept: &DepartmentId) -> Result<(u64, Hash32), StoreError> {
+        let prefix = dept_prefix(dept);
+        let mut entries = Vec::new();
+        for item in self.status.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let (Ok(key), Ok(bytes)) = (
+                <[u8; 16]>::try_from(&k[prefix.len()..]),
+                <[u8; 2]>::try_from(v.as_ref()),
+            ) else {
+                return Err(
+                    Corruption::Counter(format!("status entry {}", hex::encode(&k))).into(),
+                );
+            };
+            let mut e = [0u8; 18];
+            e[..16].copy_from_slice(&key);
+            e[16..].copy_from_slice(&bytes);
+            entries.push(e);
+        }
+        Ok(tlog::status_root(entries))
     }
 
     /// The stored hash of `dept`'s record tree at `(level, index)`.
@@ -1040,6 +1076,7 @@ impl Store {
             "evidence" => &self.evidence,
             "meta" => &self.meta,
             "merkle" => &self.merkle,
+            "status" => &self.status,
             other => panic!("no tree {other}"),
         };
         match value {
@@ -1103,6 +1140,7 @@ impl ChainView for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use huren_core::ledger::{RevokeReason, SuspendReason};
 
     #[cfg(unix)]
     #[test]

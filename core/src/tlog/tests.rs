@@ -376,3 +376,35 @@ proptest::proptest! {
         let _ = Checkpoint::parse(&s);
     }
 }
+
+/// A status set holds suspended and revoked licences only, each under a key that does
+/// not reveal the licence id, and its root depends on every entry.
+#[test]
+fn status_sets_hold_suspended_and_revoked_licences() {
+    use crate::ids::{DepartmentId, LicenceId, LicenceType};
+    use crate::ledger::{RevokeReason, SuspendReason};
+    use crate::validate::LicenceStatus;
+    let id = |n| {
+        LicenceId::new(
+            DepartmentId::parse("gd.transport").expect("dept"),
+            LicenceType::parse("mvdl").expect("type"),
+            n,
+        )
+    };
+    assert_eq!(status_entry(&id(1), LicenceStatus::Active), None);
+    let s = status_entry(&id(1), LicenceStatus::Suspended(SuspendReason::Penalty)).expect("entry");
+    let r = status_entry(&id(1), LicenceStatus::Revoked(RevokeReason::Cancelled)).expect("entry");
+    assert_eq!(s[..16], r[..16], "one key per licence");
+    assert_ne!(s, r);
+    assert_ne!(status_key(&id(1)), status_key(&id(2)));
+    let (n, root) = status_root([s]);
+    assert_eq!((n, root), (1, leaf_hash(&s)));
+    assert_ne!(status_root([r]).1, root);
+    assert_eq!(status_root([]), (0, empty_root()));
+    let two = status_root([
+        s,
+        status_entry(&id(2), LicenceStatus::Revoked(RevokeReason::Penalty)).expect("entry"),
+    ]);
+    assert_eq!(two.0, 2);
+    assert_ne!(two.1, root);
+}

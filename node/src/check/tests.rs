@@ -418,3 +418,40 @@ async fn a_record_tree_out_of_step_with_the_blocks_fails() {
         "record tree of gd.transport: 9 records stored, 4 in its blocks",
     );
 }
+
+/// The status set (suspended and revoked licences) out of step with the blocks is a
+/// mismatch of the full check: an entry missing, or one too many.
+#[tokio::test]
+async fn a_status_set_out_of_step_with_the_blocks_fails() {
+    let (f, clock, ids) = node_with(3).await;
+    // node_with suspends one licence: the set holds it.
+    passes(&full(&f, &*clock));
+    assert_eq!(f.store.status_root(&gd()).expect("root").0, 1);
+    let key = |id: &LicenceId| {
+        let mut k = gd().as_str().as_bytes().to_vec();
+        k.push(0);
+        k.extend_from_slice(&huren_core::tlog::status_key(id));
+        k
+    };
+    let suspended = ids
+        .iter()
+        .find(|id| f.store.raw("status", &key(id)).is_some())
+        .expect("the suspended licence is in the set")
+        .clone();
+    f.store.corrupt("status", &key(&suspended), None);
+    fails_with(
+        &full(&f, &*clock),
+        "status set of gd.transport: 0 entries stored, its blocks give 1",
+    );
+    f.store.corrupt("status", &key(&suspended), Some(&[1, 0]));
+    passes(&full(&f, &*clock));
+    let other = ids
+        .iter()
+        .find(|id| **id != suspended)
+        .expect("another licence");
+    f.store.corrupt("status", &key(other), Some(&[2, 1]));
+    fails_with(
+        &full(&f, &*clock),
+        "status set of gd.transport: 2 entries stored",
+    );
+}
