@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("image", image),
     ("gov_block", gov_block),
     ("gov_export", gov_export),
+    ("checkpoint_note", checkpoint_note),
 ];
 
 /// The example network the seeds were signed in (written by the seed generator with the
@@ -286,5 +287,29 @@ pub fn gov_export(data: &[u8]) {
                 break;
             }
         }
+    }
+}
+
+/// A signed note carrying a checkpoint (C2SP signed-note and tlog-checkpoint), as
+/// witnesses and offline verifiers will read them: a parsed note re-encodes to its bytes,
+/// and its text is then read as a checkpoint and its signatures checked.
+pub fn checkpoint_note(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(note) = huren_core::tlog::Note::parse(text) else {
+        return;
+    };
+    assert_eq!(note.encode(), text, "a parsed note re-encodes to its text");
+    if let Ok(cp) = huren_core::tlog::Checkpoint::parse(&note.text) {
+        assert_eq!(
+            huren_core::tlog::Checkpoint::parse(&cp.text()).as_ref(),
+            Ok(&cp),
+            "a checkpoint written out reads back"
+        );
+    }
+    for d in network().departments() {
+        let _ = note.verify(&d.id.to_string(), &d.issuer_key);
+        let _ = note.verify_cosignature(&d.id.to_string(), &d.issuer_key);
     }
 }

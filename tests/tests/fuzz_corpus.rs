@@ -256,6 +256,24 @@ fn write_fuzz_seeds() {
         }
         b
     };
+    // A checkpoint of gd.transport's chain, signed by it and cosigned by a witness.
+    let mut note = huren_core::tlog::Note::new(
+        huren_core::tlog::Checkpoint {
+            origin: format!("huren.network/{}/gd.transport", &net.hash().to_hex()[..16]),
+            size: 4,
+            root: huren_core::Hash32::digest(b"root"),
+            extensions: vec!["height 2".into()],
+        }
+        .text(),
+    )
+    .expect("note text");
+    note.sign("gd.transport", &key("gd.transport"));
+    note.cosign("gd.market", &key("gd.market"), 1_764_000_000);
+    write(
+        "checkpoint_note",
+        "checkpoint.note",
+        note.encode().as_bytes(),
+    );
     let quorum = gov(&["gd.market", "gd.health", "sh.transport"]);
     write("gov_block", "add_region.gov", &quorum.encode());
     write(
