@@ -95,6 +95,8 @@ pub enum Corruption {
     Merkle(DepartmentId, tlog::TlogError),
     #[error("the counter {0} in meta is not a u64")]
     Counter(String),
+    #[error("status set entry {0} is not a 16-byte key with two status bytes")]
+    StatusEntry(String),
 }
 
 pub struct Store {
@@ -691,24 +693,21 @@ impl Store {
         Ok(tlog::status_root(entries))
     }
 
+    fn merkle_reader<'a>(&'a self, dept: &'a DepartmentId) -> MerkleReader<'a> {
+        MerkleReader {
+            tree: &self.merkle,
+            dept,
+        }
+    }
+
     /// The stored hash of `dept`'s record tree at `(level, index)`.
     pub fn stored_hash(&self, dept: &DepartmentId, level: u8, index: u64) -> Option<Hash32> {
-        tlog::HashReader::stored(
-            &MerkleReader {
-                tree: &self.merkle,
-                dept,
-            },
-            level,
-            index,
-        )
+        tlog::HashReader::stored(&self.merkle_reader(dept), level, index)
     }
 
     /// The root of `dept`'s record tree at `size` records.
     pub fn tree_root(&self, dept: &DepartmentId, size: u64) -> Result<Hash32, StoreError> {
-        let reader = MerkleReader {
-            tree: &self.merkle,
-            dept,
-        };
+        let reader = self.merkle_reader(dept);
         tlog::root(size, &reader).map_err(|e| Corruption::Merkle(dept.clone(), e).into())
     }
 
@@ -719,10 +718,7 @@ impl Store {
         index: u64,
         size: u64,
     ) -> Result<Vec<Hash32>, tlog::TlogError> {
-        let reader = MerkleReader {
-            tree: &self.merkle,
-            dept,
-        };
+        let reader = self.merkle_reader(dept);
         tlog::inclusion_proof(index, size, &reader)
     }
 
@@ -733,10 +729,7 @@ impl Store {
         old: u64,
         new: u64,
     ) -> Result<Vec<Hash32>, tlog::TlogError> {
-        let reader = MerkleReader {
-            tree: &self.merkle,
-            dept,
-        };
+        let reader = self.merkle_reader(dept);
         tlog::consistency_proof(old, new, &reader)
     }
 
