@@ -120,6 +120,46 @@ pub struct Governance {
     pub quorum: u32,
 }
 
+/// Checkpoint witnessing and the offline bundle's age limits (docs/checkpoints.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRules {
+    /// Cosignatures of witnesses other than the department a checkpoint needs to count.
+    /// Where fewer witnesses exist, all of them.
+    pub witness_quorum: u32,
+    /// An offline bundle's checkpoint is fresh up to this age: verdicts stand as they are.
+    pub bundle_soft_max_secs: u64,
+    /// Up to this age a verdict from the bundle stands but says "data as of"; past it,
+    /// undetermined · bundle_expired.
+    pub bundle_hard_max_secs: u64,
+}
+
+impl CheckpointRules {
+    /// The rules of a genesis document that names none (documents made before
+    /// checkpoints): two witnesses, 24 h, 72 h, as the EU DCC verifier apps' lists.
+    pub const DEFAULT: CheckpointRules = CheckpointRules {
+        witness_quorum: 2,
+        bundle_soft_max_secs: 24 * 3600,
+        bundle_hard_max_secs: 72 * 3600,
+    };
+    /// The hard limit at most: a bundle older than a quarter has nothing to say.
+    pub const BUNDLE_HARD_MAX_SECS_MAX: u64 = 90 * 24 * 3600;
+    /// The soft limit at least: bundles are not refreshed more often than this.
+    pub const BUNDLE_SOFT_MAX_SECS_MIN: u64 = 60;
+
+    fn check(&self) -> Result<(), GenesisError> {
+        let ok = self.witness_quorum as usize <= 2 * DEPARTMENTS_MAX
+            && self.bundle_soft_max_secs >= Self::BUNDLE_SOFT_MAX_SECS_MIN
+            && self.bundle_soft_max_secs <= self.bundle_hard_max_secs
+            && self.bundle_hard_max_secs <= Self::BUNDLE_HARD_MAX_SECS_MAX;
+        if ok {
+            Ok(())
+        } else {
+            Err(GenesisError::BadCheckpointRules(*self))
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisDocument {
@@ -133,6 +173,10 @@ pub struct GenesisDocument {
     pub observers: Vec<Observer>,
     pub recognition: Vec<RecognitionRule>,
     pub governance: Governance,
+    /// Absent in documents made before checkpoints (their hash stays what it was):
+    /// `CheckpointRules::DEFAULT` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointRules>,
 }
 
 impl GenesisDocument {
@@ -198,6 +242,8 @@ pub enum GenesisError {
         licence_type: LicenceType,
         problem: String,
     },
+    #[error("checkpoint rules {0:?}: witness_quorum at most 8192, bundle_soft_max_secs at least 60 and at most bundle_hard_max_secs, which is at most 90 days")]
+    BadCheckpointRules(CheckpointRules),
     #[error("governance quorum {quorum} must be more than half of the {departments} departments and at most all of them: then two conflicting governance records can both reach it only if some department signed both")]
     BadQuorum { quorum: u32, departments: usize },
 }
@@ -278,6 +324,9 @@ impl Network {
             }
         };
         limit("regions", doc.regions.len(), REGIONS_MAX)?;
+        if let Some(rules) = &doc.checkpoints {
+            rules.check()?;
+        }
         limit("departments", doc.departments.len(), DEPARTMENTS_MAX)?;
         limit("licence_types", doc.licence_types.len(), LICENCE_TYPES_MAX)?;
         limit("observers", doc.observers.len(), DEPARTMENTS_MAX)?;
@@ -444,6 +493,11 @@ impl Network {
         }
         self.gov = gov;
         self
+    }
+
+    /// The checkpoint rules in force.
+    pub fn checkpoint_rules(&self) -> CheckpointRules {
+        self.doc.checkpoints.unwrap_or(CheckpointRules::DEFAULT)
     }
 
     pub fn document(&self) -> &GenesisDocument {
@@ -618,6 +672,7 @@ pub(crate) mod tests {
                 from: vec!["*".into()],
             }],
             governance: Governance { quorum: 2 },
+            checkpoints: None,
         };
         (doc, keys)
     }

@@ -96,6 +96,10 @@ pub enum GovRecord {
     ChangeQuorum {
         quorum: u32,
     },
+    /// The checkpoint rules (witness quorum, bundle age limits), replaced whole.
+    SetCheckpointRules {
+        rules: crate::genesis::CheckpointRules,
+    },
 }
 
 impl GovRecord {
@@ -170,6 +174,10 @@ impl GovRecord {
                 last_good.saturating_add(1)
             ),
             GovRecord::ChangeQuorum { quorum } => format!("quorum becomes {quorum}"),
+            GovRecord::SetCheckpointRules { rules } => format!(
+                "checkpoints need {} witness cosignatures; bundles fresh {} s, expired past {} s",
+                rules.witness_quorum, rules.bundle_soft_max_secs, rules.bundle_hard_max_secs
+            ),
         }
     }
 }
@@ -765,6 +773,7 @@ impl Network {
                 doc.departments[i].issuer_key = *replacement;
             }
             GovRecord::ChangeQuorum { quorum } => doc.governance.quorum = *quorum,
+            GovRecord::SetCheckpointRules { rules } => doc.checkpoints = Some(*rules),
         }
         let next = Network::evolved(doc, self.hash())
             .map_err(GovError::Invalid)?

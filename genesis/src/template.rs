@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use huren_core::genesis::{
-    Department, GenesisDocument, GenesisError, Governance, LicenceTypeDef, Network, Observer,
-    RecognitionRule, Region,
+    CheckpointRules, Department, GenesisDocument, GenesisError, Governance, LicenceTypeDef,
+    Network, Observer, RecognitionRule, Region,
 };
 use huren_core::{DepartmentId, LicenceType, RegionCode};
 use serde::Deserialize;
@@ -38,6 +38,9 @@ pub struct TemplateObserver {
 pub struct Template {
     pub network: String,
     pub governance: Governance,
+    /// Witness quorum and bundle age limits; `CheckpointRules::DEFAULT` when absent.
+    #[serde(default)]
+    pub checkpoints: Option<CheckpointRules>,
     pub regions: Vec<Region>,
     pub licence_types: Vec<LicenceTypeDef>,
     pub departments: Vec<TemplateDepartment>,
@@ -135,6 +138,7 @@ pub fn build(
         observers,
         recognition: tpl.recognition.clone(),
         governance: tpl.governance.clone(),
+        checkpoints: tpl.checkpoints,
     };
     Network::from_document(doc.clone())?;
     Ok(doc)
