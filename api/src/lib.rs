@@ -11,12 +11,17 @@
 //! fields (a client cannot set what the server owns); answer types accept unknown fields,
 //! so an older client keeps working against a node that adds one.
 
+pub mod checkpoints;
 pub mod error;
 pub mod governance;
 pub mod licences;
 pub mod network;
 pub mod verify;
 
+pub use checkpoints::{
+    AsOf, CheckpointView, CheckpointsAnswer, ConflictView, CosignerView, DepartmentCheckpoints,
+    Freshness,
+};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use governance::{
     DepartmentView, GovSubmit, GovSubmitAnswer, GovernanceExport, KeyView, NetworkView,

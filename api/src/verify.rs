@@ -122,6 +122,10 @@ pub struct Report {
     pub licence: Option<LicenceView>,
     /// The licence on this node's ledger, when it is there.
     pub ledger: Option<LedgerView>,
+    /// The issuer's checkpoint the answer rests on (docs/checkpoints.md); `null` when
+    /// none is held (offline without a bundle, or before the first one).
+    #[serde(default)]
+    pub as_of: Option<crate::checkpoints::AsOf>,
 }
 
 impl Report {
@@ -147,6 +151,7 @@ impl Report {
                 updated_height: s.updated_height,
                 commitment: s.commitment,
             }),
+            as_of: None,
         }
     }
 

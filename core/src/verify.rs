@@ -217,6 +217,17 @@ impl Verdict {
 /// started: clocks of windows and nodes drift; the same bound as the block time skew.
 pub const NBF_SKEW_SECS: i64 = (FUTURE_SKEW_MS_MAX / 1000) as i64;
 
+/// Why a node cannot vouch that its copy of an issuer's chain is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// It has not been in touch with any peer recently.
+    NoPeers,
+    /// No checkpoint of the issuer carrying its witness quorum has reached it for this
+    /// long (seconds): it may be cut off from the issuer, which may have changed the
+    /// licence since.
+    Checkpoint { age_secs: u64 },
+}
+
 /// What the verifying node's ledger says, or `Offline` when there is no ledger.
 #[derive(Debug, Clone, Copy)]
 pub enum LedgerFacts {
@@ -228,8 +239,8 @@ pub enum LedgerFacts {
         issuer_head: Option<Head>,
         /// Height of the first equivocation proven against the issuer, if any.
         equivocation_height: Option<u64>,
-        /// The node has not been in touch with the network recently.
-        stale: bool,
+        /// The node cannot vouch that it is up to date with the issuer: why, if so.
+        stale: Option<Stale>,
         /// A block signed by the issuer proves its chain reached this height, above
         /// `issuer_head`: the blocks between have not reached this node yet (a peer holds
         /// them back, or they are on their way), and one of them may change the licence.
@@ -667,11 +678,25 @@ fn rules(
                 );
             }
         }
-        if *stale {
-            return (
-                Verdict::Undetermined(U::Stale),
-                "this node has not heard from the network recently".into(),
-            );
+        match stale {
+            None => {}
+            Some(Stale::NoPeers) => {
+                return (
+                    Verdict::Undetermined(U::Stale),
+                    "this node has not heard from the network recently".into(),
+                )
+            }
+            Some(Stale::Checkpoint { age_secs }) => {
+                return (
+                    Verdict::Undetermined(U::Stale),
+                    format!(
+                        "no checkpoint of {} cosigned by its witnesses has reached this node for {}: it may be cut off from {}, which may have changed the licence since",
+                        dept.id,
+                        human_age(*age_secs),
+                        dept.id
+                    ),
+                )
+            }
         }
         if let Some(signed) = behind {
             return (
@@ -714,6 +739,16 @@ fn rules(
         }
     }
     (Verdict::Valid, String::new())
+}
+
+/// An age for a sentence: "3 h 20 min", "45 s".
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
 }
 
 /// The issuer's mandate under genesis: the department the credential names exists, may
@@ -1013,11 +1048,11 @@ mod tests {
             time_ms,
             gov: 0,
         };
-        let online = |licence, issuer_head, equivocation_height, stale| LedgerFacts::Online {
+        let online = |licence, issuer_head, equivocation_height, stale: bool| LedgerFacts::Online {
             licence,
             issuer_head,
             equivocation_height,
-            stale,
+            stale: stale.then_some(Stale::NoPeers),
             behind: None,
         };
         match l {
@@ -1046,7 +1081,7 @@ mod tests {
                 licence: Some(state(LicenceStatus::Active, commitment)),
                 issuer_head: Some(head(LATE_MS)),
                 equivocation_height: None,
-                stale: false,
+                stale: None,
                 behind: Some(9),
             },
             Ledger::IssuedUnder(_) | Ledger::IssuedAt(_) => online(

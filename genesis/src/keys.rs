@@ -217,6 +217,12 @@ pub fn read_node_key(path: &Path) -> Result<(String, libp2p_identity::Keypair), 
     Ok((name, node_keypair(&key.seed())))
 }
 
+/// The node key as an Ed25519 signing key: the same key as `read_node_key`'s libp2p
+/// identity (one seed), with which the node cosigns checkpoints as a witness.
+pub fn read_node_secret(path: &Path) -> Result<(String, SecretKey), KeyFileError> {
+    read_secret(path, "node")
+}
+
 pub fn read_public(path: &Path) -> Result<PublicFile, KeyFileError> {
     serde_json::from_slice(&read_bounded(path)?).map_err(|e| KeyFileError::Format {
         path: path.display().to_string(),
@@ -238,6 +244,12 @@ mod tests {
         assert_eq!(key.public(), g.issuer_public);
         let (_, node) = read_node_key(&g.node_key).expect("node");
         assert_eq!(node.public().to_peer_id().to_string(), g.node_peer_id);
+        // The witness key inside the peer id is the node key's Ed25519 key.
+        let (_, secret) = read_node_secret(&g.node_key).expect("node");
+        assert_eq!(
+            huren_core::checkpoint::peer_public_key(&g.node_peer_id),
+            Some(secret.public())
+        );
         let public = read_public(&g.public).expect("public");
         assert_eq!(public.issuer_public, g.issuer_public);
         #[cfg(unix)]

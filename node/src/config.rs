@@ -191,6 +191,16 @@ pub struct Limits {
     pub http_header_read_ms_max: u64,
     /// How long a client may take to send a request's body.
     pub http_body_read_ms_max: u64,
+    /// The department signs a checkpoint of its chain at most this often while it grows
+    /// (each one is a status-set scan and a gossip message per witness).
+    pub checkpoint_spacing_ms: u64,
+    /// ... and at least this often while idle, so witnesses see it alive and verifiers'
+    /// "as of" stays recent.
+    pub checkpoint_interval_ms: u64,
+    /// Verifying another department's licence, a node with no counted checkpoint of it
+    /// newer than this says undetermined · stale: it may be cut off from that department.
+    /// Several intervals, so a lost checkpoint or two do not flap verdicts.
+    pub checkpoint_age_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -216,6 +226,9 @@ impl Default for Limits {
             http_connections_max: 1024,
             http_header_read_ms_max: 10_000,
             http_body_read_ms_max: 30_000,
+            checkpoint_spacing_ms: 1000,
+            checkpoint_interval_ms: 60_000,
+            checkpoint_age_ms_max: 600_000,
         }
     }
 }
@@ -317,6 +330,11 @@ impl Config {
             (1..=l.block_records_max).contains(&l.batch_licences_max),
             "limits.batch_licences_max must be between 1 and limits.block_records_max ({}): a batch goes into one block",
             l.block_records_max
+        );
+        anyhow::ensure!(
+            (100..=l.checkpoint_interval_ms).contains(&l.checkpoint_spacing_ms)
+                && l.checkpoint_interval_ms < l.checkpoint_age_ms_max,
+            "limits: checkpoint_spacing_ms must be at least 100 and at most checkpoint_interval_ms, which must be below checkpoint_age_ms_max"
         );
         anyhow::ensure!(
             l.producer_queue_max >= 1,

@@ -260,7 +260,11 @@ impl Ledger {
             self.replay(chain, dept, from, last_good, &mut touched)?;
         }
         let states: Vec<(LicenceId, Option<LicenceState>)> = touched.into_iter().collect();
-        self.store.truncate(dept, last_good, &states)
+        let removed = self.store.truncate(dept, last_good, &states)?;
+        // Checkpoints of the cut chain name blocks that are gone; what this node
+        // cosigned of it too. The replacement key's checkpoints start afresh.
+        self.store.forget_checkpoints(dept)?;
+        Ok(removed)
     }
 
     /// Applies the records of `dept`'s blocks `from..=to` to the licences in `states`.

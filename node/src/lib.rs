@@ -8,6 +8,9 @@
 //! - `net`: libp2p replication (gossip, catch-up, equivocation evidence) as an actor; the only
 //!   module that knows libp2p. Its `wire`, `swarm`, `applier` and `peers` modules are
 //!   internal; the rest of the node uses `run`, `channel`, `NetHandle` and `NetParams`.
+//! - `checkpoints`: the department's signed checkpoints, witnessing (cosigning) other
+//!   departments' against this node's copy of their chains, conflict evidence, the status
+//!   snapshots bundles are cut from.
 //! - `check`: the integrity check behind `huren-node check`.
 //! - `config`, `metrics`: configuration with every limit in one place; Prometheus metrics.
 //! - `node`: wiring: open the store, start the producer and the API, stop cleanly.
@@ -18,6 +21,7 @@
 
 pub mod api;
 pub mod check;
+pub(crate) mod checkpoints;
 pub mod clock;
 pub mod config;
 pub(crate) mod ledger;

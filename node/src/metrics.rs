@@ -125,6 +125,10 @@ pub struct Metrics {
     pub equivocations: Counter,
     /// The governance height in force here (records applied since founding).
     pub governance_height: Gauge,
+    pub checkpoints_signed: Counter,
+    pub checkpoints_cosigned: Counter,
+    pub checkpoints_refused: LabelledCounter,
+    pub checkpoint_conflicts: Counter,
     pub peers_connected: Gauge,
     pub connections_refused: LabelledCounter,
     pub connections_unresponsive: Counter,
@@ -279,6 +283,31 @@ impl Metrics {
             "huren_governance_height",
             "Governance records applied here since founding: nodes of one network should agree.",
             self.governance_height.get(),
+        );
+        counter(
+            &mut out,
+            "huren_checkpoints_signed_total",
+            "Checkpoints this node's department signed.",
+            self.checkpoints_signed.get(),
+        );
+        counter(
+            &mut out,
+            "huren_checkpoints_cosigned_total",
+            "Other departments' checkpoints this node cosigned as a witness.",
+            self.checkpoints_cosigned.get(),
+        );
+        labelled(
+            &mut out,
+            "huren_checkpoints_refused_total",
+            "Checkpoints this witness would not cosign, by reason: mismatch (its copy of the chain shows otherwise), time.",
+            "reason",
+            &self.checkpoints_refused,
+        );
+        counter(
+            &mut out,
+            "huren_checkpoint_conflicts_total",
+            "Departments caught signing two conflicting checkpoints (evidence kept).",
+            self.checkpoint_conflicts.get(),
         );
         gauge(
             &mut out,

@@ -72,6 +72,35 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
     let metrics = Arc::new(Metrics::default());
     metrics.governance_height.set(net.gov_height());
 
+    // Every node that genesis names is a witness of the other departments' checkpoints,
+    // with its node key; without one it keeps checkpoints but cosigns none.
+    let witness = match &cfg.node_key {
+        None => None,
+        Some(path) => {
+            let (_, key) = huren_genesis::keys::read_node_secret(path)
+                .with_context(|| format!("reading node key {}", path.display()))?;
+            let peer = huren_core::checkpoint::peer_id_of(&key.public());
+            net.peers()
+                .get(&peer)
+                .map(|role| crate::checkpoints::WitnessKey {
+                    node: match role {
+                        huren_core::genesis::PeerRole::Department(d) => d.to_string(),
+                        huren_core::genesis::PeerRole::Observer(o) => o.clone(),
+                    },
+                    key,
+                })
+        }
+    };
+    let checkpoints = Arc::new(
+        crate::checkpoints::Checkpoints::new(
+            ledger.clone(),
+            witness,
+            clock.clone(),
+            metrics.clone(),
+        )
+        .context("reading the checkpoints held")?,
+    );
+
     // Networking needs a node key, and the key must be the one genesis names for us.
     let (handle, inbox, keypair) = match &cfg.node_key {
         None => (None, None, None),
@@ -153,10 +182,16 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
                     )
                     .context("opening the signing record beside the issuer key")?,
                     clock: clock.clone(),
+                    checkpoints: checkpoints.clone(),
+                    checkpoint_spacing: Duration::from_millis(cfg.limits.checkpoint_spacing_ms),
+                    checkpoint_interval: Duration::from_millis(cfg.limits.checkpoint_interval_ms),
                 },
                 metrics.clone(),
                 match handle.clone() {
-                    Some(h) => Box::new(move |b| h.publish_block(&b)),
+                    Some(h) => Box::new(move |p| match p {
+                        producer::Published::Block(b) => h.publish_block(&b),
+                        producer::Published::Checkpoint(note) => h.publish_checkpoint(&note),
+                    }),
                     None => Box::new(|_| {}),
                 },
             );
@@ -198,12 +233,14 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
         metrics,
         network: handle,
         clock: clock.clone(),
+        checkpoints: checkpoints.clone(),
     })
     .context("starting the signature checker threads")?;
     let network = match (keypair, inbox) {
         (Some(keypair), Some(inbox)) => Some((
             NetParams {
                 keypair,
+                checkpoints: Some(checkpoints),
                 config: cfg.network.clone(),
                 limits: cfg.limits.clone(),
                 clock,

@@ -164,15 +164,27 @@ pub struct ProducerConfig {
     pub signing: crate::signing::SigningRecord,
     /// The node's clock: block and credential times come from its wall-clock reading.
     pub clock: crate::clock::SharedClock,
+    /// Where this department's checkpoints are signed and kept.
+    pub checkpoints: Arc<crate::checkpoints::Checkpoints>,
+    pub checkpoint_spacing: Duration,
+    pub checkpoint_interval: Duration,
 }
 
-/// Starts the producer thread. `on_block` is called with every block after it is durable
-/// (the network layer gossips it).
+/// What the producer hands the network layer to gossip.
+pub enum Published {
+    /// A block, once it is durable.
+    Block(huren_core::Block),
+    /// A checkpoint this department signed (its encoded note).
+    Checkpoint(String),
+}
+
+/// Starts the producer thread. `on_publish` is called with every block after it is
+/// durable and with every checkpoint signed (the network layer gossips them).
 pub fn spawn(
     ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
-    on_block: Box<dyn Fn(huren_core::Block) + Send>,
+    on_publish: Box<dyn Fn(Published) + Send>,
 ) -> ProducerHandle {
     let (tx, rx) = sync_channel(cfg.queue_max);
     std::thread::Builder::new()
@@ -184,7 +196,7 @@ pub fn spawn(
                 ledger,
                 cfg,
                 metrics,
-                on_block,
+                on_publish,
                 serials: HashMap::new(),
                 stopped: false,
             }
@@ -202,7 +214,7 @@ struct Producer {
     ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
-    on_block: Box<dyn Fn(huren_core::Block) + Send>,
+    on_publish: Box<dyn Fn(Published) + Send>,
     /// Next serial per type, loaded from the store on first use and written with blocks.
     serials: HashMap<LicenceType, u64>,
     /// Set when a block's flush failed: the state on disk is unknown, so this producer
@@ -255,11 +267,14 @@ impl Producer {
     fn run(mut self, rx: Receiver<(Vec<Job>, Reply)>) {
         let mut carry: Option<(Vec<Job>, Reply)> = None;
         loop {
+            self.checkpoint();
             let first = match carry.take() {
                 Some(m) => m,
-                None => match rx.recv() {
+                // Idle: wake for the next checkpoint that is due.
+                None => match rx.recv_timeout(self.cfg.checkpoint_spacing) {
                     Ok(m) => m,
-                    Err(_) => return, // every handle dropped: the node is stopping
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return, // the node is stopping
                 },
             };
             let mut batch = vec![first];
@@ -280,6 +295,27 @@ impl Producer {
                 }
             }
             self.produce(batch);
+        }
+    }
+
+    /// Signs and publishes a checkpoint of this chain if one is due (the chain moved a
+    /// spacing ago, or the interval passed). On this thread, the chain's only writer, so
+    /// the tree, the status set and the head it reads belong together.
+    fn checkpoint(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let gov = self.ledger.governance().height();
+        let signed = self.cfg.checkpoints.sign_own(
+            &self.cfg.department,
+            |height| self.key_for(height, gov).ok(),
+            self.cfg.checkpoint_spacing.as_millis() as u64,
+            self.cfg.checkpoint_interval.as_millis() as u64,
+        );
+        match signed {
+            Ok(Some(cp)) => (self.on_publish)(Published::Checkpoint(cp.encode())),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "signing a checkpoint"),
         }
     }
 
@@ -513,7 +549,7 @@ impl Producer {
             let _ = reply.send(answers);
         }
         if let Some(Ok((block, _))) = outcome {
-            (self.on_block)(block);
+            (self.on_publish)(Published::Block(block));
         }
     }
 

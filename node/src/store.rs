@@ -111,6 +111,15 @@ pub struct Store {
     gov_evidence: sled::Tree,
     merkle: sled::Tree,
     status: sled::Tree,
+    /// Signed checkpoints held: `n/<dept>` the newest seen, `c/<dept>` the newest that
+    /// carries its quorum of cosignatures (encoded notes).
+    checkpoints: sled::Tree,
+    /// What this node cosigned last per department (`checkpoint::Cosigned`), written and
+    /// flushed before the cosignature leaves.
+    witnessed: sled::Tree,
+    /// Conflicting checkpoints (`checkpoint::CheckpointConflict`), keyed department ‖
+    /// SHA-256 of the evidence.
+    checkpoint_evidence: sled::Tree,
     meta: sled::Tree,
     /// Entries in `licences`, as `meta` `licences` holds it (sled counts a tree by reading
     /// all of it).
@@ -330,6 +339,9 @@ impl Store {
             gov_evidence: db.open_tree("gov_evidence")?,
             merkle: db.open_tree("merkle")?,
             status: db.open_tree("status")?,
+            checkpoints: db.open_tree("checkpoints")?,
+            witnessed: db.open_tree("witnessed")?,
+            checkpoint_evidence: db.open_tree("checkpoint_evidence")?,
             meta: db.open_tree("meta")?,
             db,
             licence_count: std::sync::atomic::AtomicU64::new(0),
@@ -673,6 +685,11 @@ impl Store {
     /// `dept`'s status set (its suspended and revoked licences) in key order, as its
     /// entries: how many, and their root (docs/checkpoints.md).
     pub fn status_root(&self, dept: &DepartmentId) -> Result<(u64, Hash32), StoreError> {
+        Ok(tlog::status_root(self.status_entries(dept)?))
+    }
+
+    /// `dept`'s status set in key order: 16-byte key, status byte, reason byte each.
+    pub fn status_entries(&self, dept: &DepartmentId) -> Result<Vec<[u8; 18]>, StoreError> {
         let prefix = dept_prefix(dept);
         let mut entries = Vec::new();
         for item in self.status.scan_prefix(&prefix) {
@@ -690,7 +707,106 @@ impl Store {
             e[16..].copy_from_slice(&bytes);
             entries.push(e);
         }
-        Ok(tlog::status_root(entries))
+        Ok(entries)
+    }
+
+    /// The checkpoints held: for each department, the newest seen and the newest counted
+    /// (encoded notes; `None` where none is held).
+    pub fn checkpoints(&self) -> Result<Vec<(DepartmentId, bool, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.checkpoints.iter() {
+            let (k, v) = item?;
+            let bad = || Corruption::Counter(format!("checkpoint {}", hex::encode(&k)));
+            let key = std::str::from_utf8(&k).map_err(|_| bad())?;
+            let (kind, dept) = key.split_once('/').ok_or_else(bad)?;
+            let dept = DepartmentId::parse(dept).map_err(|_| bad())?;
+            let text = String::from_utf8(v.to_vec()).map_err(|_| bad())?;
+            out.push((dept, kind == "c", text));
+        }
+        Ok(out)
+    }
+
+    /// Keeps `dept`'s newest checkpoint (`counted`: the newest with its quorum). Not
+    /// flushed: a checkpoint lost in a crash comes again with the next one.
+    pub fn put_checkpoint(
+        &self,
+        dept: &DepartmentId,
+        counted: bool,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}/{dept}", if counted { "c" } else { "n" });
+        self.checkpoints.insert(key.as_bytes(), note.as_bytes())?;
+        Ok(())
+    }
+
+    /// Forgets `dept`'s checkpoints and what this node cosigned of it (its key was
+    /// declared compromised and its chain cut back: they may name blocks that are gone).
+    pub fn forget_checkpoints(&self, dept: &DepartmentId) -> Result<(), StoreError> {
+        for kind in ["n", "c"] {
+            self.checkpoints
+                .remove(format!("{kind}/{dept}").as_bytes())?;
+        }
+        self.witnessed.remove(dept.as_str().as_bytes())?;
+        self.flush_block()
+    }
+
+    /// What this node cosigned last of `dept`.
+    pub fn witnessed(
+        &self,
+        dept: &DepartmentId,
+    ) -> Result<Option<huren_core::checkpoint::Cosigned>, StoreError> {
+        match self.witnessed.get(dept.as_str().as_bytes())? {
+            None => Ok(None),
+            Some(v) => huren_core::checkpoint::Cosigned::from_bytes(&v)
+                .map(Some)
+                .ok_or_else(|| Corruption::Counter(format!("witnessed/{dept}")).into()),
+        }
+    }
+
+    /// Records that this node cosigns `c` of `dept`, durably: the cosignature may leave
+    /// only once this returned Ok.
+    pub fn set_witnessed(
+        &self,
+        dept: &DepartmentId,
+        c: &huren_core::checkpoint::Cosigned,
+    ) -> Result<(), StoreError> {
+        self.witnessed
+            .insert(dept.as_str().as_bytes(), &c.to_bytes()[..])?;
+        self.flush_block()
+    }
+
+    /// Keeps checkpoint conflict evidence; whether it is new. At most
+    /// `EVIDENCE_PER_DEPARTMENT_MAX` per department.
+    pub fn put_checkpoint_evidence(
+        &self,
+        dept: &DepartmentId,
+        encoded: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut key = dept_prefix(dept);
+        key.extend_from_slice(&Hash32::digest(encoded).0);
+        if self.checkpoint_evidence.contains_key(&key)? {
+            return Ok(false);
+        }
+        let held = self
+            .checkpoint_evidence
+            .scan_prefix(dept_prefix(dept))
+            .keys()
+            .count();
+        if held >= EVIDENCE_PER_DEPARTMENT_MAX {
+            return Ok(false);
+        }
+        self.checkpoint_evidence.insert(key, encoded)?;
+        self.flush_block()?;
+        Ok(true)
+    }
+
+    /// Every checkpoint conflict kept, encoded.
+    pub fn checkpoint_evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.checkpoint_evidence
+            .iter()
+            .values()
+            .map(|v| Ok(v?.to_vec()))
+            .collect()
     }
 
     fn merkle_reader<'a>(&'a self, dept: &'a DepartmentId) -> MerkleReader<'a> {

@@ -139,7 +139,7 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         equivocation_height: state.store.equivocation_height(department),
         // This node writes this chain: nothing about its own licences is fresher
         // anywhere else, so not having heard from peers lately does not matter here.
-        stale: false,
+        stale: None,
         behind: None,
     };
     let ctx = VerifyContext {

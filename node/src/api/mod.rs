@@ -9,6 +9,7 @@
 mod auth;
 mod bodies;
 mod card;
+mod checkpoints;
 mod department;
 pub mod error;
 mod governance;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub clock: crate::clock::SharedClock,
     /// The network actor, when networking runs.
     pub network: Option<NetHandle>,
+    /// Checkpoints held: what verdicts' "as of" and bundles rest on.
+    pub checkpoints: Arc<crate::checkpoints::Checkpoints>,
     /// Checks credential signatures for the verify API, in batches.
     pub signatures: SignatureChecker,
     /// Bounds the photos decoded at once.
@@ -89,6 +92,7 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub network: Option<NetHandle>,
     pub clock: crate::clock::SharedClock,
+    pub checkpoints: Arc<crate::checkpoints::Checkpoints>,
 }
 
 impl Shared {
@@ -130,6 +134,7 @@ impl AppState {
             limiter,
             clock: p.clock,
             network: p.network,
+            checkpoints: p.checkpoints,
             signatures,
             images,
             vouched: governance::VouchedCache::default(),
@@ -154,6 +159,7 @@ impl AppState {
         public::verify_qr,
         public::chains,
         public::evidence,
+        checkpoints::checkpoints,
         public::peers,
         governance::network,
         governance::export,
@@ -194,6 +200,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/verify"),
     ("GET", "/v1/chains"),
     ("GET", "/v1/evidence"),
+    ("GET", "/v1/checkpoints"),
     ("GET", "/v1/peers"),
     ("GET", "/v1/network"),
     ("GET", "/v1/governance"),
@@ -272,6 +279,7 @@ pub fn router(state: AppState) -> Router {
         .listed("POST", "/v1/verify", public::verify_qr)
         .listed("GET", "/v1/chains", public::chains)
         .listed("GET", "/v1/evidence", public::evidence)
+        .listed("GET", "/v1/checkpoints", checkpoints::checkpoints)
         .listed("GET", "/v1/peers", public::peers)
         .listed("GET", "/v1/network", governance::network)
         .listed("GET", "/v1/governance", governance::export)

@@ -61,18 +61,26 @@ fn context(state: &AppState) -> VerifyContext {
 /// between the two steps.
 pub async fn verify_text(state: &AppState, text: &str) -> Report {
     let ctx = context(state);
+    let mut as_of = None;
     let decision: Decision = match UnverifiedCredential::from_qr(text) {
         Err(e) => verify::undecodable(&e.to_string(), &ctx),
         Ok(un) => {
             let id = un.credential.licence_id.clone();
             let issuer_head = state.store.head(id.department());
+            let (found_as_of, checkpoint_stale) =
+                super::checkpoints::freshness(state, id.department());
+            as_of = found_as_of;
             let facts = LedgerFacts::Online {
                 licence: state.store.licence(&id),
                 issuer_head,
                 equivocation_height: state.store.equivocation_height(id.department()),
                 // The network decides staleness; a node without networking has no peers to
                 // fall behind.
-                stale: state.network.as_ref().is_some_and(|n| n.is_stale()),
+                stale: if state.network.as_ref().is_some_and(|n| n.is_stale()) {
+                    Some(huren_core::verify::Stale::NoPeers)
+                } else {
+                    checkpoint_stale
+                },
                 behind: state
                     .network
                     .as_ref()
@@ -93,7 +101,9 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
         }
     };
     state.metrics.verify_verdicts.inc(decision.verdict.label());
-    Report::new(&state.net(), &decision)
+    let mut report = Report::new(&state.net(), &decision);
+    report.as_of = as_of;
+    report
 }
 
 /// A multipart body that could not be read, in the API's error shape.

@@ -19,8 +19,11 @@ use libp2p::PeerId;
 use tokio::sync::mpsc;
 
 use super::wire::{self, Gossip, WireError};
+use crate::checkpoints::Checkpoints;
 use crate::ledger::{Admission, GovReceipt, Ledger};
 use crate::metrics::Metrics;
+use huren_core::checkpoint::SignedCheckpoint;
+use huren_core::validate::ChainView as _;
 
 /// Work for the applier.
 pub(crate) enum ApplyJob {
@@ -82,8 +85,8 @@ pub(crate) enum ApplyOutcome {
     GovCatchupDone { peer: PeerId, progressed: bool },
     /// `peer` sent an invalid block: one penalty point.
     Misbehaved { peer: PeerId },
-    /// Evidence of an equivocation detected here, to gossip.
-    Evidence(Vec<u8>),
+    /// A message to gossip: evidence detected here, this witness's cosignature.
+    Publish(Vec<u8>),
 }
 
 /// What the applier made of one received message or block.
@@ -95,6 +98,9 @@ pub(crate) enum Handled {
     Evidence { new: bool },
     /// A governance block went through the ledger.
     Gov(GovReceipt),
+    /// A checkpoint (or conflict evidence) was taken: `new` if it told this node
+    /// anything (a newer checkpoint, new cosignatures, new evidence).
+    Checkpoint { new: bool },
     /// The bytes are not a message (or block) of this protocol.
     Undecodable(WireError),
     /// Storage failed: nothing changed, and the sender is not to blame.
@@ -109,6 +115,7 @@ impl Handled {
         match self {
             Handled::Block(Admission::Applied(_) | Admission::Equivocation(_))
             | Handled::Evidence { new: true }
+            | Handled::Checkpoint { new: true }
             | Handled::Gov(GovReceipt::Applied(_)) => MessageAcceptance::Accept,
             // New proof of a governance double signature: the conflicting block is the
             // proof, and every node should see it.
@@ -117,6 +124,7 @@ impl Handled {
                 Admission::Duplicate | Admission::KnownEquivocation | Admission::Ignored(_),
             )
             | Handled::Evidence { new: false }
+            | Handled::Checkpoint { new: false }
             | Handled::Gov(
                 GovReceipt::Duplicate
                 | GovReceipt::Equivocation(_)
@@ -146,10 +154,12 @@ impl Handled {
         match self {
             Handled::Block(Admission::Ignored(e) | Admission::Rejected(e)) => Some(e.code()),
             Handled::Undecodable(WireError::Evidence(_)) => Some("bad_evidence"),
+            Handled::Undecodable(WireError::Checkpoint(_)) => Some("bad_checkpoint"),
             Handled::Undecodable(_) => Some("malformed"),
             Handled::Gov(GovReceipt::Refused(_)) => Some("governance_refused"),
             Handled::Block(_)
             | Handled::Evidence { .. }
+            | Handled::Checkpoint { .. }
             | Handled::Gov(_)
             | Handled::StorageFailed => None,
         }
@@ -174,6 +184,8 @@ pub(crate) struct Applier {
     /// away what it has handled.
     pub(crate) queued_bytes: Arc<AtomicUsize>,
     pub(crate) out: mpsc::UnboundedSender<ApplyOutcome>,
+    /// Checkpoints: witnessed here as the chains they name reach them.
+    pub(crate) checkpoints: Option<Arc<Checkpoints>>,
 }
 
 /// Bytes of early blocks held at most (a block is at most `gossip_message_bytes_max`; a
@@ -275,6 +287,17 @@ impl Applier {
             Ok(Gossip::Block(block)) => self.block(source, block, data.len(), true),
             Ok(Gossip::Evidence(ev)) => self.evidence(&ev),
             Ok(Gossip::Gov(block)) => self.gov(source, block),
+            Ok(Gossip::Checkpoint(cp)) => self.checkpoint(cp),
+            Ok(Gossip::CheckpointConflict(ev)) => match &self.checkpoints {
+                None => Handled::Checkpoint { new: false },
+                Some(c) => match c.receive_conflict(&ev) {
+                    Ok(new) => Handled::Checkpoint { new },
+                    Err(e) => {
+                        tracing::error!(error = %e, "storage failure keeping checkpoint evidence");
+                        Handled::StorageFailed
+                    }
+                },
+            },
             Err(e) => Handled::Undecodable(e),
         };
         self.account(source, &handled);
@@ -347,13 +370,14 @@ impl Applier {
                 }
                 let height = self.drain_pending(&dept, head.height);
                 self.lag.reached(&dept, height);
+                self.advanced(&dept);
             }
             Admission::Equivocation(ev) => {
                 self.metrics.equivocations.inc();
                 tracing::warn!(department = %ev.department(), height = ev.height(), "equivocation detected");
                 let _ = self
                     .out
-                    .send(ApplyOutcome::Evidence(wire::evidence_message(ev)));
+                    .send(ApplyOutcome::Publish(wire::evidence_message(ev)));
             }
             Admission::Ignored(BlockError::Gap { .. }) => {
                 // Its signature was checked before the gap was found: the department's
@@ -382,6 +406,60 @@ impl Applier {
             | Admission::Rejected(_) => {}
         }
         Handled::Block(admission)
+    }
+
+    /// A checkpoint from a peer: kept, witnessed if this node's copy shows it; this
+    /// witness's cosignature and any conflict evidence go out.
+    fn checkpoint(&mut self, cp: SignedCheckpoint) -> Handled {
+        let Some(c) = &self.checkpoints else {
+            return Handled::Checkpoint { new: false };
+        };
+        let (dept, height) = (cp.checkpoint.department.clone(), cp.checkpoint.height);
+        match c.receive(cp) {
+            Ok(got) => {
+                if got.new && height > self.ledger.store().head(&dept).map_or(0, |h| h.height) {
+                    // Signed by the department: its chain reached this height.
+                    self.lag.signed(&dept, height);
+                }
+                if let Some(mine) = got.cosigned {
+                    let _ = self
+                        .out
+                        .send(ApplyOutcome::Publish(wire::checkpoint_message(
+                            &mine.encode(),
+                        )));
+                }
+                if let Some(ev) = got.conflict {
+                    let _ =
+                        self.out
+                            .send(ApplyOutcome::Publish(wire::checkpoint_conflict_message(
+                                &ev,
+                            )));
+                }
+                Handled::Checkpoint { new: got.new }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage failure taking a checkpoint");
+                Handled::StorageFailed
+            }
+        }
+    }
+
+    /// `dept`'s chain moved: a checkpoint waiting for this height is witnessed.
+    fn advanced(&mut self, dept: &DepartmentId) {
+        let Some(c) = &self.checkpoints else {
+            return;
+        };
+        match c.advanced(dept) {
+            Ok(Some(mine)) => {
+                let _ = self
+                    .out
+                    .send(ApplyOutcome::Publish(wire::checkpoint_message(
+                        &mine.encode(),
+                    )));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "storage failure cosigning a checkpoint"),
+        }
     }
 
     /// Applies the held blocks that now follow `dept`'s head at `height`, in order;
@@ -432,6 +510,7 @@ mod tests {
             let t = TestLedger::new();
             let (tx, out) = mpsc::unbounded_channel();
             let applier = Applier {
+                checkpoints: None,
                 ledger: t.ledger.clone(),
                 metrics: Arc::new(Metrics::default()),
                 clock: crate::clock::system(),
@@ -507,7 +586,7 @@ mod tests {
                 ApplyOutcome::Fetch { .. } => "fetch",
                 ApplyOutcome::CatchupDone { .. } => "catchup_done",
                 ApplyOutcome::Misbehaved { .. } => "misbehaved",
-                ApplyOutcome::Evidence(_) => "evidence",
+                ApplyOutcome::Publish(_) => "evidence",
                 ApplyOutcome::FetchGov { .. } => "fetch_gov",
                 ApplyOutcome::GovCatchupDone { .. } => "gov_catchup_done",
             })

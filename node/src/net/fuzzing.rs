@@ -20,6 +20,8 @@ pub fn gossip(net: &Network, data: &[u8]) -> Result<Vec<u8>, String> {
         Ok(Gossip::Block(b)) => Ok(wire::block_message(&b)),
         Ok(Gossip::Evidence(ev)) => Ok(wire::evidence_message(&ev)),
         Ok(Gossip::Gov(b)) => Ok(wire::gov_message(&b)),
+        Ok(Gossip::Checkpoint(cp)) => Ok(wire::checkpoint_message(&cp.encode())),
+        Ok(Gossip::CheckpointConflict(ev)) => Ok(wire::checkpoint_conflict_message(&ev)),
         Err(e) => Err(e.to_string()),
     }
 }

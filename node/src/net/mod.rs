@@ -113,6 +113,13 @@ impl NetHandle {
         let _ = self.tx.try_send(Command::Publish(block_message(block)));
     }
 
+    /// Gossips a checkpoint this node's department signed.
+    pub fn publish_checkpoint(&self, note: &str) {
+        let _ = self
+            .tx
+            .try_send(Command::Publish(wire::checkpoint_message(note)));
+    }
+
     /// Gossips a governance block this node admitted (submitted through its API).
     pub fn publish_gov(&self, block: &huren_core::governance::GovBlock) {
         let _ = self.tx.try_send(Command::Publish(wire::gov_message(block)));
@@ -164,6 +171,8 @@ pub struct NetInbox {
 
 pub struct NetParams {
     pub keypair: identity::Keypair,
+    /// The node's checkpoints, which the applier feeds and witnesses.
+    pub checkpoints: Option<Arc<crate::checkpoints::Checkpoints>>,
     pub config: NetworkConfig,
     pub limits: Limits,
     /// The node's one clock.
@@ -249,6 +258,7 @@ pub async fn run(
         lag: inbox.lag.clone(),
         queued_bytes: apply_bytes.clone(),
         out: out_tx,
+        checkpoints: params.checkpoints.clone(),
     };
     std::thread::Builder::new()
         .name("huren-applier".into())
@@ -508,7 +518,7 @@ impl Actor {
                 }
             }
             ApplyOutcome::Misbehaved { peer } => self.penalise(peer),
-            ApplyOutcome::Evidence(data) => {
+            ApplyOutcome::Publish(data) => {
                 let _ = self
                     .swarm
                     .behaviour_mut()

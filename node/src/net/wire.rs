@@ -5,7 +5,9 @@
 //! never a panic. This module must never apply or store anything; it only reads and
 //! writes messages.
 
+use huren_core::checkpoint::{CheckpointConflict, CheckpointError, SignedCheckpoint};
 use huren_core::governance::{GovBlock, GovCodecError};
+use huren_core::tlog::NoteError;
 use huren_core::{Block, DepartmentId, Equivocation, EvidenceError, Network};
 use libp2p::request_response;
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,8 @@ pub(crate) const GOSSIP_FRAMING_BYTES: usize = 1024;
 const TAG_BLOCK: u8 = 1;
 const TAG_EVIDENCE: u8 = 2;
 const TAG_GOV: u8 = 3;
+const TAG_CHECKPOINT: u8 = 4;
+const TAG_CHECKPOINT_CONFLICT: u8 = 5;
 /// The name the governance chain goes by in a heads answer: not a department id (those
 /// have a dot), so a node that does not know it passes over it.
 pub(crate) const GOV_CHAIN: &str = "gov";
@@ -81,6 +85,21 @@ pub(crate) fn gov_message(block: &GovBlock) -> Vec<u8> {
     data
 }
 
+/// The gossip message that carries a signed checkpoint with the cosignatures that go
+/// with it (a witness sends the department's signature and its own).
+pub(crate) fn checkpoint_message(note: &str) -> Vec<u8> {
+    let mut data = vec![TAG_CHECKPOINT];
+    data.extend_from_slice(note.as_bytes());
+    data
+}
+
+/// The gossip message that carries two conflicting checkpoints of one department.
+pub(crate) fn checkpoint_conflict_message(ev: &CheckpointConflict) -> Vec<u8> {
+    let mut data = vec![TAG_CHECKPOINT_CONFLICT];
+    data.extend_from_slice(&ev.encode());
+    data
+}
+
 /// The gossip message that carries equivocation evidence (`core::evidence`).
 pub(crate) fn evidence_message(ev: &Equivocation) -> Vec<u8> {
     let mut data = vec![TAG_EVIDENCE];
@@ -97,6 +116,10 @@ pub(crate) enum Gossip {
     Block(Block),
     Evidence(Equivocation),
     Gov(GovBlock),
+    /// A checkpoint its department's signature proves (cosignatures not yet checked).
+    Checkpoint(SignedCheckpoint),
+    /// Two checkpoints proven to conflict.
+    CheckpointConflict(CheckpointConflict),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +134,8 @@ pub(crate) enum WireError {
     Evidence(EvidenceError),
     #[error("undecodable governance block: {0}")]
     Gov(GovCodecError),
+    #[error("bad checkpoint: {0}")]
+    Checkpoint(CheckpointError),
 }
 
 impl Gossip {
@@ -128,6 +153,14 @@ impl Gossip {
             Some((&TAG_GOV, body)) => GovBlock::decode(body)
                 .map(Gossip::Gov)
                 .map_err(WireError::Gov),
+            Some((&TAG_CHECKPOINT, body)) => std::str::from_utf8(body)
+                .map_err(|_| CheckpointError::Note(NoteError::Malformed("not UTF-8")))
+                .and_then(|text| SignedCheckpoint::parse(net, text))
+                .map(Gossip::Checkpoint)
+                .map_err(WireError::Checkpoint),
+            Some((&TAG_CHECKPOINT_CONFLICT, body)) => CheckpointConflict::decode(net, body)
+                .map(Gossip::CheckpointConflict)
+                .map_err(WireError::Checkpoint),
             Some((&tag, _)) => Err(WireError::UnknownTag(tag)),
         }
     }
