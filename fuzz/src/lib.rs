@@ -113,14 +113,14 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
             licence: None,
             issuer_head: Some(head),
             equivocation_height: None,
-            stale: false,
+            stale: None,
             behind: None,
         },
         LedgerFacts::Online {
             licence: Some(vouched),
             issuer_head: Some(head),
             equivocation_height: None,
-            stale: false,
+            stale: None,
             behind: None,
         },
         LedgerFacts::Online {
@@ -130,7 +130,7 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
             }),
             issuer_head: Some(head),
             equivocation_height: Some(1),
-            stale: true,
+            stale: Some(huren_core::verify::Stale::NoPeers),
             behind: Some(4),
         },
     ];

@@ -324,13 +324,22 @@ pub fn until_verdict(
 /// Starts nodes one after another, each bootstrapping to all the ones before it, and
 /// waits until each has every other as a peer.
 pub fn start_mesh(net: &TestNetwork, names: &[&str]) -> anyhow::Result<Vec<NodeProcess>> {
+    start_mesh_with(net, names, "")
+}
+
+/// `start_mesh`, with `limits` (lines of the `[limits]` table) for every node.
+pub fn start_mesh_with(
+    net: &TestNetwork,
+    names: &[&str],
+    limits: &str,
+) -> anyhow::Result<Vec<NodeProcess>> {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for name in names {
         let boot: Vec<String> = nodes.iter().filter_map(|n| n.p2p.clone()).collect();
         nodes.push(NodeProcess::start(&net.node_config(
             name,
             Some(&boot),
-            "",
+            limits,
         )?)?);
     }
     let http = client();

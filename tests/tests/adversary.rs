@@ -402,6 +402,7 @@ fn a_peer_claiming_our_chain_is_ahead_cannot_stop_issuance() -> anyhow::Result<(
                     CatchupRequest::Blocks { .. } | CatchupRequest::Governance { .. } => {
                         CatchupResponse::Blocks(Vec::new())
                     }
+                    CatchupRequest::Checkpoints => CatchupResponse::Checkpoints(Vec::new()),
                 };
                 let _ = liar
                     .behaviour_mut()
@@ -497,6 +498,9 @@ fn withholding_peer(
                                 CatchupRequest::Blocks { .. } => withheld.push(channel),
                                 CatchupRequest::Governance { .. } => {
                                     let _ = swarm.behaviour_mut().catchup().send_response(channel, CatchupResponse::Blocks(Vec::new()));
+                                }
+                                CatchupRequest::Checkpoints => {
+                                    let _ = swarm.behaviour_mut().catchup().send_response(channel, CatchupResponse::Checkpoints(Vec::new()));
                                 }
                             },
                             request_response::Message::Response { response: CatchupResponse::Blocks(got), .. } => {

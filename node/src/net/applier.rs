@@ -41,6 +41,8 @@ pub(crate) enum ApplyJob {
     },
     /// A catch-up batch of governance blocks from `peer`, in height order.
     GovCatchup { peer: PeerId, blocks: Vec<Vec<u8>> },
+    /// The checkpoint notes `peer` holds.
+    Checkpoints { peer: PeerId, notes: Vec<String> },
 }
 
 impl ApplyJob {
@@ -51,6 +53,7 @@ impl ApplyJob {
             ApplyJob::Catchup { blocks, .. } | ApplyJob::GovCatchup { blocks, .. } => {
                 blocks.iter().map(Vec::len).sum()
             }
+            ApplyJob::Checkpoints { notes, .. } => notes.iter().map(String::len).sum(),
         }
     }
 }
@@ -230,6 +233,16 @@ impl Applier {
                     department,
                     progressed,
                 });
+            }
+            ApplyJob::Checkpoints { peer, notes } => {
+                let net = self.ledger.network();
+                for note in notes {
+                    let handled = match SignedCheckpoint::parse(&net, &note) {
+                        Ok(cp) => self.checkpoint(cp),
+                        Err(e) => Handled::Undecodable(WireError::Checkpoint(e)),
+                    };
+                    self.account(peer, &handled);
+                }
             }
             ApplyJob::GovCatchup { peer, blocks } => {
                 let mut progressed = false;

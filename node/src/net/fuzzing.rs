@@ -46,6 +46,9 @@ pub enum CatchupRead {
     /// A batch within bounds (`wire::catchup_batch`): each block re-encoded, or the
     /// decoder's error.
     Blocks(Vec<Result<Vec<u8>, String>>),
+    /// Checkpoint notes within bounds, each read as the applier reads it: the note
+    /// re-encoded, or the decoder's error.
+    Checkpoints(Vec<Result<String, String>>),
     /// A batch out of bounds, or an error answer.
     Refused,
 }
@@ -71,7 +74,19 @@ pub fn catchup_response(net: &Network, data: &[u8]) -> std::io::Result<CatchupRe
             ),
             None => CatchupRead::Refused,
         },
-        CatchupResponse::Error(_) => CatchupRead::Refused,
+        CatchupResponse::Checkpoints(notes) if notes.len() <= wire::CHECKPOINTS_ANSWER_MAX => {
+            CatchupRead::Checkpoints(
+                notes
+                    .iter()
+                    .map(|n| {
+                        huren_core::checkpoint::SignedCheckpoint::parse(net, n)
+                            .map(|c| c.encode())
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect(),
+            )
+        }
+        CatchupResponse::Checkpoints(_) | CatchupResponse::Error(_) => CatchupRead::Refused,
     })
 }
 

@@ -192,6 +192,8 @@ struct Actor {
     /// Peers a governance record removed, and when they are disconnected and refused.
     leaving: Vec<(PeerId, std::time::Instant)>,
     store: Arc<Store>,
+    /// Checkpoints held, served to a peer on connection (`CatchupRequest::Checkpoints`).
+    checkpoints: Option<Arc<crate::checkpoints::Checkpoints>>,
     metrics: Arc<Metrics>,
     limits: Limits,
     topic: IdentTopic,
@@ -272,6 +274,7 @@ pub async fn run(
         lag: inbox.lag.clone(),
         leaving: Vec::new(),
         store,
+        checkpoints: params.checkpoints.clone(),
         metrics,
         limits: params.limits,
         topic,
@@ -565,6 +568,10 @@ impl Actor {
                 self.count_peers();
                 tracing::info!(peer = %peer_id, role = self.peers.role(&peer_id).unwrap_or("?"), "peer connected");
                 self.request(peer_id, CatchupRequest::Heads);
+                // What each side holds of every department's checkpoints: two halves of
+                // a network that meet find a department that showed each a different
+                // history, and a node that was away learns the newest at once.
+                self.request(peer_id, CatchupRequest::Checkpoints);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -713,6 +720,26 @@ impl Actor {
                     .behaviour_mut()
                     .catchup()
                     .send_response(channel, response);
+            }
+            CatchupRequest::Checkpoints => {
+                // At most two short notes per department, held in memory.
+                let notes = self
+                    .checkpoints
+                    .as_ref()
+                    .map(|c| {
+                        c.all()
+                            .into_iter()
+                            .flat_map(|(_, k)| k.newest.into_iter().chain(k.counted))
+                            .map(|cp| cp.encode())
+                            .take(wire::CHECKPOINTS_ANSWER_MAX)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .catchup()
+                    .send_response(channel, CatchupResponse::Checkpoints(notes));
             }
             CatchupRequest::Governance { from } => {
                 // A few small blocks held in memory: answered at once.
@@ -868,6 +895,11 @@ impl Actor {
                 }
             }
             (CatchupRequest::Governance { .. }, _) => self.gov_fetch = None,
+            (CatchupRequest::Checkpoints, CatchupResponse::Checkpoints(notes)) => {
+                if notes.len() <= wire::CHECKPOINTS_ANSWER_MAX {
+                    let _ = self.submit(ApplyJob::Checkpoints { peer, notes });
+                }
+            }
             (CatchupRequest::Blocks { department, .. }, answer) => {
                 // An error answer (the peer is busy, or its store failed): ask another.
                 tracing::debug!(%peer, department, ?answer, "catch-up refused");

@@ -45,6 +45,8 @@ pub enum CatchupRequest {
     /// Encoded governance blocks from height `from`, in order, at most
     /// `GOV_CATCHUP_BLOCKS_MAX`.
     Governance { from: u64 },
+    /// The checkpoints the peer holds: each department's newest and newest counted.
+    Checkpoints,
 }
 
 /// A catch-up answer.
@@ -52,8 +54,13 @@ pub enum CatchupRequest {
 pub enum CatchupResponse {
     Heads(Vec<(String, u64)>),
     Blocks(Vec<serde_bytes::ByteBuf>),
+    /// Signed checkpoint notes, at most `CHECKPOINTS_ANSWER_MAX`.
+    Checkpoints(Vec<String>),
     Error(String),
 }
+
+/// Checkpoint notes in one answer at most: two per department of the largest network.
+pub(crate) const CHECKPOINTS_ANSWER_MAX: usize = 2 * huren_core::genesis::DEPARTMENTS_MAX;
 
 /// The protocol's bounds on a catch-up answer, whatever a node's limits say: every node's
 /// `catchup_blocks_max` and `catchup_bytes_max` must lie within them (`Config::validate`),
