@@ -70,6 +70,9 @@ pub enum UndeterminedReason {
     /// The issuer signed two different blocks at one height; its chain past that height
     /// cannot be trusted until the founders resolve it.
     Equivocation,
+    /// Offline with a bundle whose data of the issuer is past the hard age limit
+    /// (genesis `bundle_hard_max_secs`): refresh the bundle.
+    BundleExpired,
 }
 
 impl InvalidReason {
@@ -114,12 +117,13 @@ impl InvalidReason {
 }
 
 impl UndeterminedReason {
-    pub const ALL: [UndeterminedReason; 5] = [
+    pub const ALL: [UndeterminedReason; 6] = [
         Self::ChainUnknown,
         Self::Stale,
         Self::Undecodable,
         Self::NotYetSeen,
         Self::Equivocation,
+        Self::BundleExpired,
     ];
 
     /// The reason code as serialised (`stale`, `not_yet_seen`…).
@@ -130,6 +134,7 @@ impl UndeterminedReason {
             Self::Undecodable => "undecodable",
             Self::NotYetSeen => "not_yet_seen",
             Self::Equivocation => "equivocation",
+            Self::BundleExpired => "bundle_expired",
         }
     }
 }
@@ -246,6 +251,16 @@ pub enum LedgerFacts {
         /// them back, or they are on their way), and one of them may change the licence.
         behind: Option<u64>,
     },
+    /// Offline, with a bundle (`core::bundle`) verified against this network: the
+    /// licence's status in the issuer's status set at the bundle's checkpoint.
+    Bundle {
+        /// `None`: the bundle holds no checkpoint of the issuer, so it cannot say.
+        status: Option<LicenceStatus>,
+        /// The bundle's checkpoint of the issuer is past the hard age limit.
+        expired: bool,
+        /// When the issuer signed that checkpoint, unix seconds.
+        as_of: i64,
+    },
 }
 
 impl LedgerFacts {
@@ -253,7 +268,7 @@ impl LedgerFacts {
     pub fn licence(&self) -> Option<LicenceState> {
         match self {
             LedgerFacts::Online { licence, .. } => *licence,
-            LedgerFacts::Offline => None,
+            LedgerFacts::Offline | LedgerFacts::Bundle { .. } => None,
         }
     }
 }
@@ -602,6 +617,50 @@ fn rules(
         return refused;
     }
 
+    if let LedgerFacts::Bundle {
+        status,
+        expired,
+        as_of,
+    } = facts
+    {
+        match status {
+            None => {
+                return (
+                    Verdict::Undetermined(U::ChainUnknown),
+                    format!("the offline bundle holds no checkpoint of {}", dept.id),
+                )
+            }
+            // A revocation is for good: an old bundle still knows it.
+            Some(LicenceStatus::Revoked(r)) => {
+                return (
+                    Verdict::Invalid(I::Revoked),
+                    format!(
+                        "{} ({r:?}) as of {}, by the offline bundle",
+                        r.label_zh(),
+                        rfc3339(*as_of)
+                    ),
+                )
+            }
+            Some(_) if *expired => {
+                return (
+                    Verdict::Undetermined(U::BundleExpired),
+                    format!(
+                        "the offline bundle's data of {} is as of {}, past the network's hard limit; refresh the bundle",
+                        dept.id,
+                        rfc3339(*as_of)
+                    ),
+                )
+            }
+            Some(LicenceStatus::Suspended(r)) => {
+                return (
+                    Verdict::Invalid(I::Suspended),
+                    format!("{r:?} as of {}, by the offline bundle", rfc3339(*as_of)),
+                )
+            }
+            Some(LicenceStatus::Active) => {}
+        }
+    }
+
     if let LedgerFacts::Online {
         licence,
         issuer_head,
@@ -818,7 +877,9 @@ fn key_in_force(
         let last_good = span.until_height.unwrap_or(0);
         let vouched = match facts {
             LedgerFacts::Online { .. } => licence.is_some_and(|s| s.issued_height <= last_good),
-            LedgerFacts::Offline => net.vouched(&verified.commitment()),
+            LedgerFacts::Offline | LedgerFacts::Bundle { .. } => {
+                net.vouched(&verified.commitment())
+            }
         };
         if !vouched {
             return Err((
@@ -886,6 +947,7 @@ pub fn labels(v: Verdict) -> (&'static str, &'static str) {
                 "Undetermined: issuer's chain is forked",
                 "待定：发证机关账本分叉",
             ),
+            U::BundleExpired => ("Undetermined: offline data expired", "待定：离线数据已过期"),
         },
     }
 }
@@ -1020,6 +1082,9 @@ mod tests {
         IssuedUnder(u8),
         /// Active, issued at this height.
         IssuedAt(u64),
+        /// Offline with a bundle: this status (`None`: no checkpoint of the issuer), and
+        /// whether the bundle is past its hard limit.
+        Bundle(Option<LicenceStatus>, bool),
     }
 
     /// `kid`: the presented credential's key, which the ledger names as the key of the
@@ -1057,6 +1122,11 @@ mod tests {
         };
         match l {
             Ledger::Offline => LedgerFacts::Offline,
+            Ledger::Bundle(status, expired) => LedgerFacts::Bundle {
+                status,
+                expired,
+                as_of: T,
+            },
             Ledger::On(s) => online(Some(state(s, commitment)), Some(head(LATE_MS)), None, false),
             Ledger::OtherCommitment => online(
                 Some(state(LicenceStatus::Active, Hash32::digest(b"other"))),
@@ -1162,6 +1232,13 @@ mod tests {
             ("stale",                        P::Mvdl(1), L::Stale, T + 1, None, Undetermined(U::Stale)),
             ("  behind a signed block",      P::Mvdl(1), L::Behind, T + 1, None, Undetermined(U::Stale)),
             ("undecodable",                  P::Garbage, L::Offline, T + 1, None, Undetermined(U::Undecodable)),
+            ("revoked, by the offline bundle", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Revoked(RevokeReason::Penalty)), false), T + 1, None, Invalid(I::Revoked)),
+            ("suspended, by the offline bundle", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Suspended(SuspendReason::Penalty)), false), T + 1, None, Invalid(I::Suspended)),
+            ("  short: active in the bundle", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Active), false), T + 1, None, Valid),
+            ("bundle expired",               P::Mvdl(1), L::Bundle(Some(LicenceStatus::Active), true), T + 1, None, Undetermined(U::BundleExpired)),
+            ("  even for a suspended licence", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Suspended(SuspendReason::Penalty)), true), T + 1, None, Undetermined(U::BundleExpired)),
+            ("  short: a revocation is for good", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Revoked(RevokeReason::Penalty)), true), T + 1, None, Invalid(I::Revoked)),
+            ("bundle without the issuer",    P::Mvdl(1), L::Bundle(None, false), T + 1, None, Undetermined(U::ChainUnknown)),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for &(name, p, l, now, region, expected) in table {
