@@ -78,6 +78,29 @@ pub enum Command {
     /// the network in force; export the governance chain (docs/governance.md).
     #[command(subcommand)]
     Gov(GovCommand),
+    /// Fetch the offline bundle from a node into FILE, or bring FILE up to date with a
+    /// delta: every department's witnessed checkpoint and its revoked and suspended
+    /// licences, for `huren verify --offline --bundle FILE` (docs/operations.md).
+    #[command(
+        after_help = "The bundle is checked against --genesis before it replaces FILE: every checkpoint signed by its department and cosigned by the witness quorum, every set hashing to its checkpoint, no department moved back. A refused bundle leaves FILE as it was.\n\nExit status: 0 written, 65 refused (FILE kept), 69 node unreachable, 76 not a bundle."
+    )]
+    Bundle(BundleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Base URL of any huren-node, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", value_parser = parse_node_url)]
+    pub node: Url,
+    /// The bundle file: updated by a delta when it exists, written whole when not.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The genesis file: the trust anchor the bundle is checked against.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,6 +298,11 @@ pub struct VerifyOffline {
     /// and other changes since founding are applied to genesis first.
     #[arg(long, value_name = "FILE", requires = "offline")]
     pub governance: Option<PathBuf>,
+    /// An offline bundle (`huren bundle`): answers revoked and suspended as of its
+    /// checkpoints, within the age limits genesis sets; its governance export is applied
+    /// unless --governance is given.
+    #[arg(long, value_name = "FILE", requires = "offline")]
+    pub bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

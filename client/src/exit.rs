@@ -21,6 +21,9 @@ impl Exit {
     pub const INVALID: Exit = Exit(1);
     /// `verify`: the verdict is undetermined.
     pub const UNDETERMINED: Exit = Exit(2);
+    /// `verify --offline --bundle`: valid, but the bundle's data of the issuer is past
+    /// its soft age limit (the report says "data as of"): refresh the bundle.
+    pub const VALID_STALE: Exit = Exit(3);
     /// The node refused the request (4xx), or some rows of an import failed. Shares 1
     /// with `INVALID` because for those commands "the thing was refused" is the analogue.
     pub const REFUSED: Exit = Exit(1);
@@ -49,6 +52,8 @@ Exit status:
    1  verify: invalid; suspend, revoke, status…: the node refused the request (4xx);
       import: some rows were not imported
    2  verify: undetermined (not decodable, not yet on the ledger, stale data…)
+   3  verify --offline --bundle: valid, but the bundle is past its soft age limit
+      (the report's as_of says how old its data is; refresh it with huren bundle)
   64  usage error: unknown flag, missing or malformed argument
   65  bad input data: genesis, template, key file, CSV header, image, text too long
   66  an input file cannot be read

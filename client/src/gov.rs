@@ -91,14 +91,19 @@ impl ProposalFile {
 /// the credentials the export vouches for: the network offline verification uses.
 pub fn apply_export(genesis: Network, path: &Path) -> anyhow::Result<Network> {
     let text = files::read_text(path, GOV_EXPORT_BYTES_MAX, "governance export")?;
-    let export = GovernanceExport::parse(&text)
-        .map_err(|e| fail(Exit::DATA, format!("{}: {e}", path.display())))?;
+    apply_export_text(genesis, &text, &path.display().to_string())
+}
+
+/// `apply_export` of an export's text (`what` names where it came from in errors).
+pub fn apply_export_text(genesis: Network, text: &str, what: &str) -> anyhow::Result<Network> {
+    let export =
+        GovernanceExport::parse(text).map_err(|e| fail(Exit::DATA, format!("{}: {e}", what)))?;
     if export.genesis != genesis.hash() {
         return Err(fail(
             Exit::DATA,
             format!(
                 "{} is the governance of another network (genesis {}, this genesis {})",
-                path.display(),
+                what,
                 export.genesis,
                 genesis.hash()
             ),
@@ -106,7 +111,7 @@ pub fn apply_export(genesis: Network, path: &Path) -> anyhow::Result<Network> {
     }
     let blocks = export
         .decode_blocks()
-        .map_err(|e| fail(Exit::DATA, format!("{}: {e}", path.display())))?;
+        .map_err(|e| fail(Exit::DATA, format!("{}: {e}", what)))?;
     let mut chain = GovChain::new(genesis);
     for block in blocks {
         let height = block.height();
@@ -115,13 +120,13 @@ pub fn apply_export(genesis: Network, path: &Path) -> anyhow::Result<Network> {
             Ok(other) => {
                 return Err(fail(
                     Exit::DATA,
-                    format!("{}: block {height}: {other:?}", path.display()),
+                    format!("{}: block {height}: {other:?}", what),
                 ))
             }
             Err(e) => {
                 return Err(fail(
                     Exit::DATA,
-                    format!("{}: block {height} does not apply: {e}", path.display()),
+                    format!("{}: block {height} does not apply: {e}", what),
                 ))
             }
         }

@@ -11,6 +11,7 @@
 //! offline issuing produces a credential that is not on any chain.
 
 mod args;
+mod bundle;
 mod card;
 mod exit;
 mod files;
@@ -86,5 +87,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Gov(GovCommand::Submit(a)) => gov::submit(a),
         Command::Gov(GovCommand::Show(a)) => gov::show(a),
         Command::Gov(GovCommand::Export(a)) => gov::export(a),
+        Command::Bundle(a) => bundle::fetch(a),
     }
 }

@@ -11,9 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use huren_api::Report;
+use huren_api::{AsOf, Freshness, Report};
+use huren_core::bundle;
 use huren_core::credential::{QR_TEXT_CHARS_MAX, SALT_BYTES};
 use huren_core::issuance::{self, PolicyError};
+use huren_core::validate::LicenceStatus;
 use huren_core::verify::{self, LedgerFacts, VerifyContext};
 use huren_core::DepartmentId;
 use huren_genesis::keys::{self, KeyFileError};
@@ -142,10 +144,33 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     let Some(genesis_path) = &a.mode.genesis else {
         return Err(fail(Exit::USAGE, "--offline needs --genesis"));
     };
-    let net = genesis::load(genesis_path)?;
-    let net = match &a.mode.governance {
-        Some(export) => crate::gov::apply_export(net, export)?,
-        None => net,
+    let founding = genesis::load(genesis_path)?;
+    // The bundle is read first: its governance export is the network's, unless the
+    // clerk's own --governance overrides it.
+    let held = match &a.mode.bundle {
+        None => None,
+        Some(path) => {
+            let bytes = files::read_bounded(path, bundle::BUNDLE_BYTES_MAX, "bundle")?;
+            let b = bundle::Bundle::decode(&bytes)
+                .map_err(|e| fail(Exit::DATA, format!("bundle {}: {e}", path.display())))?;
+            Some((path, b))
+        }
+    };
+    let net = match (&a.mode.governance, &held) {
+        (Some(export), _) => crate::gov::apply_export(founding, export)?,
+        (None, Some((path, b))) => {
+            crate::bundle::network_of(founding, b, &format!("bundle {}", path.display()))?
+        }
+        (None, None) => founding,
+    };
+    let held = match held {
+        None => None,
+        Some((path, b)) => Some(b.verify(&net).map_err(|e| {
+            fail(
+                Exit::DATA,
+                format!("bundle {} is refused: {e}", path.display()),
+            )
+        })?),
     };
     if let Some(r) = &a.mode.region {
         if net.region(r).is_none() {
@@ -171,6 +196,35 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         now,
         region: a.mode.region.clone(),
     };
+    let now_ms = u64::try_from(now).unwrap_or(0).saturating_mul(1000);
+    let rules = net.checkpoint_rules();
+    // The issuer the answer was about, for the report's "as of".
+    let asked = std::cell::RefCell::new(None);
+    let facts = |id: &huren_core::LicenceId| -> LedgerFacts {
+        let Some(v) = &held else {
+            return LedgerFacts::Offline;
+        };
+        let dept = id.department();
+        *asked.borrow_mut() = Some(dept.clone());
+        let Some(cp) = v.checkpoint(dept) else {
+            return LedgerFacts::Bundle {
+                status: None,
+                expired: false,
+                as_of: 0,
+            };
+        };
+        let status = match v.status(id) {
+            bundle::BundleStatus::NotCovered => None,
+            bundle::BundleStatus::Active => Some(LicenceStatus::Active),
+            bundle::BundleStatus::Suspended(r) => Some(LicenceStatus::Suspended(r)),
+            bundle::BundleStatus::Revoked(r) => Some(LicenceStatus::Revoked(r)),
+        };
+        LedgerFacts::Bundle {
+            status,
+            expired: v.freshness(dept, now_ms, &rules) == Some(bundle::Freshness::Expired),
+            as_of: (cp.checkpoint.time_ms / 1000) as i64,
+        }
+    };
     let mut decision = match (&a.text, &a.image) {
         (Some(text), _) => {
             let text = if text == "-" {
@@ -178,10 +232,10 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
             } else {
                 text.clone()
             };
-            verify::decide_text(&net, &text, &|_| LedgerFacts::Offline, &ctx)
+            verify::decide_text(&net, &text, &facts, &ctx)
         }
         (None, Some(image)) => match qr::read_image(image) {
-            Ok(text) => verify::decide_text(&net, &text, &|_| LedgerFacts::Offline, &ctx),
+            Ok(text) => verify::decide_text(&net, &text, &facts, &ctx),
             // A photo without a readable QR is the "could not decode" verdict, not a
             // failure of the command: the clerk asks for a better picture.
             Err(e) if crate::exit::code_of(&e) == Exit::DATA => {
@@ -191,10 +245,35 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         },
         (None, None) => return Err(fail(Exit::USAGE, "give TEXT or --image FILE")),
     };
-    // Also for input that could not be decoded: this answer came from no ledger.
-    decision.offline = true;
-    let report = Report::new(&net, &decision);
+    // Also for input that could not be decoded: this answer came from no ledger. With a
+    // bundle, revocation was checked as of its checkpoints: the report's as_of says so.
+    decision.offline = held.is_none();
+    let mut report = Report::new(&net, &decision);
+    let mut stale = false;
+    if let (Some(v), Some(dept)) = (&held, asked.borrow().as_ref()) {
+        if let (Some(cp), Some(f)) = (v.checkpoint(dept), v.freshness(dept, now_ms, &rules)) {
+            let freshness = match f {
+                bundle::Freshness::Fresh => Freshness::Fresh,
+                bundle::Freshness::Stale => Freshness::Stale,
+                bundle::Freshness::Expired => Freshness::Expired,
+            };
+            stale = freshness == Freshness::Stale;
+            report.as_of = Some(AsOf::new(&net, cp, now_ms, "bundle", freshness));
+        }
+    }
     print_report(&report)?;
+    if stale {
+        if let Some(a) = &report.as_of {
+            files::tell_terminal(&format!(
+                "data as of {} (the bundle is past its soft limit of {} h; refresh it with huren bundle)",
+                a.time,
+                rules.bundle_soft_max_secs / 3600
+            ));
+        }
+        if decision.verdict == huren_core::Verdict::Valid {
+            return Ok(Exit::VALID_STALE);
+        }
+    }
     Ok(verdict_exit(decision.verdict.exit_code()))
 }
 

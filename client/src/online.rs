@@ -157,6 +157,20 @@ impl Node {
         self.send(self.http.get(url.clone()), &url, max)
     }
 
+    /// `get_bounded` with a query string.
+    pub fn get_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        max: u64,
+    ) -> anyhow::Result<Answer> {
+        let mut url = self.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.send(self.http.get(url.clone()), &url, max)
+    }
+
     pub fn post_json(&self, segments: &[&str], body: &impl Serialize) -> anyhow::Result<Answer> {
         let url = self.url(segments);
         self.send(
@@ -277,6 +291,21 @@ impl Answer {
                     )
                 })
                 .code(Exit::PROTOCOL);
+        }
+        let e = self.error();
+        let exit = if self.status.is_success() {
+            Exit::PROTOCOL
+        } else {
+            e.exit(on_4xx)
+        };
+        Err(e).code(exit)
+    }
+
+    /// The raw body when the status is one of `ok` (a bundle is CBOR, not JSON);
+    /// otherwise the node's error, as `parse` gives it.
+    pub fn bytes(self, ok: &[StatusCode], on_4xx: Exit) -> anyhow::Result<Vec<u8>> {
+        if ok.contains(&self.status) {
+            return Ok(self.body);
         }
         let e = self.error();
         let exit = if self.status.is_success() {

@@ -492,10 +492,11 @@ pub fn witness_check(
         });
     }
     if let Some(last) = last {
-        let inconsistent = (cp.height == last.height
-            && (cp.size != last.size || cp.root != last.root))
-            || (cp.height > last.height && cp.size < last.size)
-            || (cp.size == last.size && cp.root != last.root);
+        // One height with another tree, one size with another root, or growth in height
+        // with fewer records.
+        let inconsistent = (cp.height == last.height && cp.size != last.size)
+            || (cp.size == last.size && cp.root != last.root)
+            || (cp.height > last.height && cp.size < last.size);
         if inconsistent {
             return Err(WitnessRefusal::Inconsistent {
                 height: last.height,

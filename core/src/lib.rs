@@ -11,6 +11,7 @@
 //! Architecture Invariant: no presentation either. QR images, the printable card and fonts
 //! are `huren-render`; no image, QR, SVG or font crate is a dependency of this one.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod credential;
 pub mod crypto;

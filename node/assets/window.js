@@ -289,6 +289,18 @@
 
     const detail = [`核验时间 ${stamp(report.checked_at)}`];
     if (report.verifier_region) detail.push(`核验地区 region ${report.verifier_region}`);
+    // What the answer rests on: the issuer's witnessed checkpoint, and how old it is.
+    const asOf = report.as_of;
+    if (asOf) {
+      detail.push(`数据截至 ${stamp(asOf.time)} · data as of ${stamp(asOf.time)} (${asOf.department} #${asOf.height})`);
+    }
+    if (asOf && asOf.freshness !== 'fresh') {
+      advice = [`${advice[0]}（数据已过时，截至 ${stamp(asOf.time)}）`, `${advice[1]} (data is old: as of ${stamp(asOf.time)})`];
+      show(family, VERDICTS[family], reason, advice);
+      result.dataset.stale = 'true';
+    } else {
+      delete result.dataset.stale;
+    }
     if (family !== 'valid') {
       if (report.message_zh) detail.push(report.message_zh);
       if (report.message) detail.push(report.message);

@@ -166,12 +166,30 @@ impl Checkpoints {
     /// The status set of `dept` at the height of its counted checkpoint, if this node took
     /// it then.
     pub fn snapshot(&self, dept: &DepartmentId) -> Option<StatusSnapshot> {
-        let st = self.state();
-        let counted = st.known.get(dept)?.counted.as_ref()?.checkpoint.height;
-        st.snapshots
+        let mut st = self.state();
+        let counted = st.known.get(dept)?.counted.as_ref()?.checkpoint.clone();
+        if let Some(s) = st
+            .snapshots
             .get(dept)
-            .filter(|s| s.height == counted)
-            .cloned()
+            .filter(|s| s.height == counted.height)
+        {
+            return Some(s.clone());
+        }
+        // None taken (since a restart, say): this node's copy may still be at that height.
+        if self.store.head(dept).map_or(0, |h| h.height) != counted.height {
+            return None;
+        }
+        let entries = self.store.status_entries(dept).ok()?;
+        let root = huren_core::tlog::status_root(entries.iter().copied());
+        if root != (counted.status_count, counted.status_root) {
+            return None;
+        }
+        let s = StatusSnapshot {
+            height: counted.height,
+            entries: Arc::new(entries),
+        };
+        st.snapshots.insert(dept.clone(), s.clone());
+        Some(s)
     }
 
     /// Conflict evidence kept, decoded.

@@ -171,6 +171,9 @@ pub struct ProducerConfig {
 }
 
 /// What the producer hands the network layer to gossip.
+// One value per block or checkpoint, moved straight to the network handle: its size does
+// not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Published {
     /// A block, once it is durable.
     Block(huren_core::Block),

@@ -37,6 +37,11 @@ pub async fn network(State(state): State<AppState>) -> Json<NetworkView> {
         (status = 429, description = "`rate_limited`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody)))]
 pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExport>, ApiError> {
+    governance_export(&state).await.map(Json)
+}
+
+/// The governance export as `GET /v1/governance` serves it (and bundles carry it).
+pub(crate) async fn governance_export(state: &AppState) -> Result<GovernanceExport, ApiError> {
     let gov = state.ledger.governance();
     let (vouched, equivocations) = tokio::task::spawn_blocking({
         let (gov, state) = (gov.clone(), state.clone());
@@ -58,7 +63,7 @@ pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExpo
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
-    Ok(Json(GovernanceExport {
+    Ok(GovernanceExport {
         genesis: gov.newest().hash(),
         height: gov.height(),
         head: gov.newest().gov_head(),
@@ -68,7 +73,7 @@ pub async fn export(State(state): State<AppState>) -> Result<Json<GovernanceExpo
             .collect(),
         vouched: vouched.to_vec(),
         equivocations,
-    }))
+    })
 }
 
 /// What the vouched list depends on: the governance height, and how far each

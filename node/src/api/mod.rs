@@ -8,6 +8,7 @@
 
 mod auth;
 mod bodies;
+mod bundle;
 mod card;
 mod checkpoints;
 mod department;
@@ -160,6 +161,7 @@ impl AppState {
         public::chains,
         public::evidence,
         checkpoints::checkpoints,
+        bundle::bundle,
         public::peers,
         governance::network,
         governance::export,
@@ -201,6 +203,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/chains"),
     ("GET", "/v1/evidence"),
     ("GET", "/v1/checkpoints"),
+    ("GET", "/v1/bundle"),
     ("GET", "/v1/peers"),
     ("GET", "/v1/network"),
     ("GET", "/v1/governance"),
@@ -280,6 +283,7 @@ pub fn router(state: AppState) -> Router {
         .listed("GET", "/v1/chains", public::chains)
         .listed("GET", "/v1/evidence", public::evidence)
         .listed("GET", "/v1/checkpoints", checkpoints::checkpoints)
+        .listed("GET", "/v1/bundle", bundle::bundle)
         .listed("GET", "/v1/peers", public::peers)
         .listed("GET", "/v1/network", governance::network)
         .listed("GET", "/v1/governance", governance::export)
