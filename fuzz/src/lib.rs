@@ -40,6 +40,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("gov_block", gov_block),
     ("gov_export", gov_export),
     ("checkpoint_note", checkpoint_note),
+    ("bundle", bundle),
 ];
 
 /// The example network the seeds were signed in (written by the seed generator with the
@@ -312,4 +313,36 @@ pub fn checkpoint_note(data: &[u8]) {
         let _ = note.verify(&d.id.to_string(), &d.issuer_key);
         let _ = note.verify_cosignature(&d.id.to_string(), &d.issuer_key);
     }
+    // As a Huren checkpoint: its department's signature, then the witnesses'.
+    if let Ok(cp) = huren_core::checkpoint::SignedCheckpoint::from_note(network(), note) {
+        let _ = cp.cosigners(network());
+        assert_eq!(
+            huren_core::checkpoint::SignedCheckpoint::parse(network(), &cp.encode()).as_ref(),
+            Ok(&cp),
+            "a checkpoint written out reads back"
+        );
+    }
+}
+
+/// An offline bundle or a delta (`core::bundle`), as `huren bundle` and `huren verify
+/// --offline --bundle` read a file or a node's answer: decoded within its bounds, written
+/// out and read back the same, then checked against the example network.
+pub fn bundle(data: &[u8]) {
+    use huren_core::bundle::{Bundle, Delta};
+    if let Ok(b) = Bundle::decode(data) {
+        assert_eq!(
+            Bundle::decode(&b.encode()).ok().as_ref(),
+            Some(&b),
+            "a bundle written out reads back"
+        );
+        let _ = b.verify(network());
+    }
+    if let Ok(d) = Delta::decode(data) {
+        assert_eq!(
+            Delta::decode(&d.encode()).ok().as_ref(),
+            Some(&d),
+            "a delta written out reads back"
+        );
+    }
+    let _ = huren_core::checkpoint::CheckpointConflict::decode(network(), data);
 }

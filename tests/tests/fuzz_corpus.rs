@@ -274,6 +274,66 @@ fn write_fuzz_seeds() {
         "checkpoint.note",
         note.encode().as_bytes(),
     );
+    // A Huren checkpoint of gd.transport, cosigned by two witnesses' node keys, and a
+    // bundle and a delta carrying it with one revoked licence.
+    let node_key = |name: &str| {
+        huren_genesis::keys::read_node_secret(&huren_genesis::keys::node_key_path(&f.keys, name))
+            .expect("node key")
+            .1
+    };
+    let revoked = huren_core::tlog::status_entry(
+        &issued[0].0.licence_id,
+        huren_core::validate::LicenceStatus::Revoked(RevokeReason::Penalty),
+    )
+    .expect("an entry");
+    let (count, status_root) = huren_core::tlog::status_root([revoked]);
+    let mut cp = huren_core::checkpoint::SignedCheckpoint::sign(
+        &net,
+        huren_core::checkpoint::DeptCheckpoint {
+            department: DepartmentId::parse("gd.transport").expect("department"),
+            size: 4,
+            root: huren_core::Hash32::digest(b"root"),
+            height: 2,
+            status_count: count,
+            status_root,
+            time_ms: 1_764_000_000_000,
+        },
+        &key("gd.transport"),
+    );
+    for w in ["gd.market", "sh.transport"] {
+        cp.cosign(&net, w, &node_key(w), 1_764_000_000);
+    }
+    write(
+        "checkpoint_note",
+        "huren_checkpoint.note",
+        cp.encode().as_bytes(),
+    );
+    write(
+        "gossip",
+        "checkpoint.msg",
+        &wire::checkpoint_message(&cp.encode()),
+    );
+    let bundle = huren_core::bundle::Bundle {
+        genesis: net.hash(),
+        made_ms: 1_764_000_000_000,
+        governance: None,
+        departments: vec![huren_core::bundle::BundleDepartment {
+            checkpoint: cp.encode(),
+            status: vec![revoked],
+        }],
+    };
+    write("bundle", "one_department.bundle", &bundle.encode());
+    let delta = huren_core::bundle::Delta {
+        genesis: net.hash(),
+        made_ms: 1_764_000_000_000,
+        governance: None,
+        departments: vec![huren_core::bundle::DeltaDepartment {
+            from_height: 1,
+            checkpoint: cp.encode(),
+            changes: vec![revoked],
+        }],
+    };
+    write("bundle", "one_department.delta", &delta.encode());
     let quorum = gov(&["gd.market", "gd.health", "sh.transport"]);
     write("gov_block", "add_region.gov", &quorum.encode());
     write(

@@ -127,3 +127,8 @@ pub fn evidence_message(ev: &huren_core::Equivocation) -> Vec<u8> {
 pub fn gov_message(block: &huren_core::governance::GovBlock) -> Vec<u8> {
     wire::gov_message(block)
 }
+
+/// The gossip message that carries a checkpoint note (for the seed writer).
+pub fn checkpoint_message(note: &str) -> Vec<u8> {
+    wire::checkpoint_message(note)
+}
