@@ -181,6 +181,34 @@ impl Record {
         ]))
     }
 
+    /// Reads a leaf (`leaf`), bounded: its department height, index in the block and
+    /// record. Only the canonical encoding is accepted: the leaf is hashed as given.
+    pub fn from_leaf(bytes: &[u8]) -> Result<(u64, u64, Record), CodecError> {
+        /// A record is a few hundred bytes; its leaf a few more.
+        const LEAF_BYTES_MAX: usize = 4096;
+        if bytes.len() > LEAF_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                bytes: bytes.len(),
+                max: LEAF_BYTES_MAX,
+            });
+        }
+        let v: Value =
+            ciborium::de::from_reader(bytes).map_err(|e| CodecError::Cbor(e.to_string()))?;
+        let mut items = array(v, "leaf")?.into_iter();
+        let (Some(h), Some(i), Some(r), None) =
+            (items.next(), items.next(), items.next(), items.next())
+        else {
+            return Err(CodecError::Shape("a leaf is [height, index, record]"));
+        };
+        let (height, index) = (uint(h, "leaf height")?, uint(i, "leaf index")?);
+        let record = Record::from_value(r)?;
+        let index_usize = usize::try_from(index).map_err(|_| CodecError::Field("leaf index"))?;
+        if record.leaf(height, index_usize) != bytes {
+            return Err(CodecError::Shape("the leaf is not in canonical form"));
+        }
+        Ok((height, index, record))
+    }
+
     pub fn licence_id(&self) -> &LicenceId {
         match self {
             Record::Issue(i) => &i.licence_id,
