@@ -160,3 +160,115 @@ impl AsOf {
         }
     }
 }
+
+/// A record's inclusion in its department's record tree (`core::proof`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordProofView {
+    /// The leaf data, hex: CBOR [department height, index in the block, record].
+    pub leaf: String,
+    pub index: u64,
+    pub path: Vec<Hash32>,
+}
+
+/// A status set entry's inclusion in the set's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusProofView {
+    /// The 18-byte entry, hex: key, status byte, reason byte.
+    pub entry: String,
+    pub index: u64,
+    pub path: Vec<Hash32>,
+}
+
+/// `POST /v1/verify?proof=1`: what a verifier that does not trust the node checks the
+/// answer against (`huren verify --proof`, docs/checkpoints.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyProof {
+    /// The issuer's counted checkpoint: the signed note with its cosignatures.
+    pub checkpoint: String,
+    /// The licence's issue record in the checkpoint's tree; `null` when the checkpoint
+    /// does not hold it (issued after it, or never).
+    pub issue: Option<RecordProofView>,
+    /// The licence's entry in the status set, or its neighbours there.
+    pub status: Vec<StatusProofView>,
+}
+
+/// Why a proof was refused as it came.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofShapeError {
+    #[error("the checkpoint: {0}")]
+    Checkpoint(huren_core::checkpoint::CheckpointError),
+    #[error("{0} is not hex")]
+    Hex(&'static str),
+    #[error("a status entry is not 18 bytes")]
+    EntryLength,
+    #[error("more than {0} hashes in a path")]
+    PathLength(usize),
+}
+
+/// Hashes in one inclusion path at most: a tree of 2^64 leaves.
+const PATH_HASHES_MAX: usize = 64;
+
+impl VerifyProof {
+    pub fn of(p: &huren_core::proof::LicenceProof) -> Self {
+        Self {
+            checkpoint: p.checkpoint.encode(),
+            issue: p.issue.as_ref().map(|i| RecordProofView {
+                leaf: hex::encode(&i.leaf),
+                index: i.index,
+                path: i.path.clone(),
+            }),
+            status: p
+                .status
+                .iter()
+                .map(|s| StatusProofView {
+                    entry: hex::encode(s.entry),
+                    index: s.index,
+                    path: s.path.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The proof as `core::proof` checks it, its checkpoint's department signature
+    /// checked under `net`; bounded.
+    pub fn read(&self, net: &Network) -> Result<huren_core::proof::LicenceProof, ProofShapeError> {
+        let path = |p: &Vec<Hash32>| {
+            if p.len() > PATH_HASHES_MAX {
+                Err(ProofShapeError::PathLength(PATH_HASHES_MAX))
+            } else {
+                Ok(p.clone())
+            }
+        };
+        if self.status.len() > 2 {
+            return Err(ProofShapeError::PathLength(2));
+        }
+        Ok(huren_core::proof::LicenceProof {
+            checkpoint: SignedCheckpoint::parse(net, &self.checkpoint)
+                .map_err(ProofShapeError::Checkpoint)?,
+            issue: match &self.issue {
+                None => None,
+                Some(i) => Some(huren_core::proof::RecordInclusion {
+                    leaf: hex::decode(&i.leaf).map_err(|_| ProofShapeError::Hex("the leaf"))?,
+                    index: i.index,
+                    path: path(&i.path)?,
+                }),
+            },
+            status: self
+                .status
+                .iter()
+                .map(|s| {
+                    let bytes =
+                        hex::decode(&s.entry).map_err(|_| ProofShapeError::Hex("an entry"))?;
+                    Ok(huren_core::proof::StatusInclusion {
+                        entry: bytes.try_into().map_err(|_| ProofShapeError::EntryLength)?,
+                        index: s.index,
+                        path: path(&s.path)?,
+                    })
+                })
+                .collect::<Result<_, ProofShapeError>>()?,
+        })
+    }
+}

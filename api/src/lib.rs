@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use checkpoints::{
     AsOf, CheckpointView, CheckpointsAnswer, ConflictView, CosignerView, DepartmentCheckpoints,
-    Freshness,
+    Freshness, RecordProofView, StatusProofView, VerifyProof,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use governance::{

@@ -126,6 +126,12 @@ pub struct Report {
     /// none is held (offline without a bundle, or before the first one).
     #[serde(default)]
     pub as_of: Option<crate::checkpoints::AsOf>,
+    /// With `?proof=1`: the proof of the answer (docs/checkpoints.md); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::checkpoints::VerifyProof>,
+    /// With `?proof=1`, when the node cannot prove its answer: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_unavailable: Option<String>,
 }
 
 impl Report {
@@ -152,6 +158,8 @@ impl Report {
                 commitment: s.commitment,
             }),
             as_of: None,
+            proof: None,
+            proof_unavailable: None,
         }
     }
 

@@ -176,13 +176,8 @@ pub struct IssueMode {
     /// Sign the credential here with the department's issuer key.
     #[arg(long)]
     pub offline: bool,
-    /// The genesis file.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "offline",
-        required_if_eq("offline", "true")
-    )]
+    /// The genesis file (also the trust anchor of --proof).
+    #[arg(long, value_name = "FILE", required_if_eq_any([("offline", "true"), ("proof", "true")]))]
     pub genesis: Option<PathBuf>,
     /// The department's issuer key file (<department>.issuer.key).
     #[arg(
@@ -280,13 +275,8 @@ pub struct VerifyOffline {
     /// Verify against the genesis file only, without a node.
     #[arg(long)]
     pub offline: bool,
-    /// The genesis file.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "offline",
-        required_if_eq("offline", "true")
-    )]
+    /// The genesis file (also the trust anchor of --proof).
+    #[arg(long, value_name = "FILE", required_if_eq_any([("offline", "true"), ("proof", "true")]))]
     pub genesis: Option<PathBuf>,
     /// The verifying region (6-digit code), to apply the recognition policy.
     #[arg(long, value_name = "CODE", value_parser = parse_region, requires = "offline")]
@@ -314,6 +304,15 @@ pub struct VerifyOnline {
     /// Seconds to wait for the node's answer.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,
+    /// Do not trust the node: ask for the proof of its answer and check it against
+    /// --genesis and the witness quorum (docs/checkpoints.md). A node whose answer its
+    /// proof does not bear out is refused (exit 65).
+    #[arg(long, requires = "node")]
+    pub proof: bool,
+    /// With --proof: the oldest checkpoint accepted, in seconds (an older one could hide a
+    /// newer revocation).
+    #[arg(long, value_name = "SECS", default_value_t = 900, requires = "proof", value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub proof_age_max_secs: u64,
 }
 
 // ---------------------------------------------------------------------------------------

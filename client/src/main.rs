@@ -20,6 +20,7 @@ mod gov;
 mod import;
 mod offline;
 mod online;
+mod proof;
 mod qr;
 
 use std::process::ExitCode;

@@ -171,6 +171,24 @@ impl Node {
         self.send(self.http.get(url.clone()), &url, max)
     }
 
+    /// `post_json` with a query string.
+    pub fn post_json_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: &impl Serialize,
+    ) -> anyhow::Result<Answer> {
+        let mut url = self.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.send(
+            self.http.post(url.clone()).json(body),
+            &url,
+            RESPONSE_BYTES_MAX,
+        )
+    }
+
     pub fn post_json(&self, segments: &[&str], body: &impl Serialize) -> anyhow::Result<Answer> {
         let url = self.url(segments);
         self.send(
@@ -407,15 +425,43 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     let Some(base) = &o.node else {
         return Err(fail(Exit::USAGE, "give --node URL or --offline"));
     };
+    if a.mode.genesis.is_some() && !o.proof {
+        return Err(fail(
+            Exit::USAGE,
+            "--genesis is for --offline, or for --proof with --node",
+        ));
+    }
     let node = Node::new(base, None, o.timeout_secs)?;
+    let read_text = |text: &String| -> anyhow::Result<String> {
+        if text == "-" {
+            files::read_stdin_line(QR_TEXT_CHARS_MAX)
+        } else {
+            Ok(text.clone())
+        }
+    };
+    // With --proof the text is needed here too: a photo is read on this side.
+    let mut asked = None;
     let answer = match (&a.text, &a.image) {
         (Some(text), _) => {
-            let text = if text == "-" {
-                files::read_stdin_line(QR_TEXT_CHARS_MAX)?
-            } else {
-                text.clone()
-            };
-            node.post_json(&["v1", "verify"], &VerifyRequest { qr: text })?
+            let text = read_text(text)?;
+            let query: &[(&str, &str)] = if o.proof { &[("proof", "1")] } else { &[] };
+            let answer = node.post_json_query(
+                &["v1", "verify"],
+                query,
+                &VerifyRequest { qr: text.clone() },
+            )?;
+            asked = Some(text);
+            answer
+        }
+        (None, Some(path)) if o.proof => {
+            let text = qr::read_image(path)?;
+            let answer = node.post_json_query(
+                &["v1", "verify"],
+                &[("proof", "1")],
+                &VerifyRequest { qr: text.clone() },
+            )?;
+            asked = Some(text);
+            answer
         }
         (None, Some(path)) => {
             let bytes = files::read_bounded(path, IMAGE_BYTES_MAX, "image")?;
@@ -443,6 +489,21 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
             ))
         }
     };
+    if let (true, Some(text), Some(genesis)) = (o.proof, &asked, &a.mode.genesis) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let checked = crate::proof::check(
+            &node,
+            genesis,
+            a.mode.governance.as_deref(),
+            &report,
+            text,
+            now_ms,
+            o.proof_age_max_secs,
+        )?;
+        eprintln!("{checked}");
+    }
     files::print_line(&pretty(&report)?)?;
     files::tell_terminal(&report.message);
     Ok(exit)

@@ -145,7 +145,9 @@ fn place(
             .map_err(ProofError::StatusInclusion)?;
     }
     let k = |e: &StatusInclusion| -> [u8; 16] {
-        e.entry[..16].try_into().expect("an entry starts with its 16-byte key")
+        e.entry[..16]
+            .try_into()
+            .expect("an entry starts with its 16-byte key")
     };
     let bad = ProofError::Placement;
     match entries {
@@ -160,9 +162,13 @@ fn place(
         }
         [e] if e.index == 0 && key < k(e) => Ok(LicenceStatus::Active),
         [e] if e.index + 1 == size && key > k(e) => Ok(LicenceStatus::Active),
-        [_] => Err(bad("one entry, neither the licence's nor an end of the set past it")),
+        [_] => Err(bad(
+            "one entry, neither the licence's nor an end of the set past it",
+        )),
         [a, b] if a.index + 1 == b.index && k(a) < key && key < k(b) => Ok(LicenceStatus::Active),
-        [_, _] => Err(bad("two entries that are not neighbours around the licence")),
+        [_, _] => Err(bad(
+            "two entries that are not neighbours around the licence",
+        )),
         _ => Err(bad("more than two entries")),
     }
 }

@@ -312,6 +312,10 @@ impl Checker<'_> {
                             }
                         }
                     }
+                    // Where the block ends in the tree (proofs find records by it).
+                    if self.store.tree_size_at(dept, height).ok().flatten() != Some(tree.size()) {
+                        *wrong += 1;
+                    }
                 }
                 true
             }

@@ -44,6 +44,24 @@ pub struct Known {
 pub struct StatusSnapshot {
     pub height: u64,
     pub entries: Arc<Vec<[u8; 18]>>,
+    /// Its tree with every subtree hash, built the first time a proof needs it.
+    tree: Arc<std::sync::OnceLock<huren_core::proof::StatusTree>>,
+}
+
+impl StatusSnapshot {
+    fn new(height: u64, entries: Vec<[u8; 18]>) -> Self {
+        Self {
+            height,
+            entries: Arc::new(entries),
+            tree: Arc::default(),
+        }
+    }
+
+    /// The set's tree, for proofs of a licence's place in it.
+    pub fn tree(&self) -> &huren_core::proof::StatusTree {
+        self.tree
+            .get_or_init(|| huren_core::proof::StatusTree::new(self.entries.to_vec()))
+    }
 }
 
 /// What came of a checkpoint received from a peer.
@@ -184,10 +202,7 @@ impl Checkpoints {
         if root != (counted.status_count, counted.status_root) {
             return None;
         }
-        let s = StatusSnapshot {
-            height: counted.height,
-            entries: Arc::new(entries),
-        };
+        let s = StatusSnapshot::new(counted.height, entries);
         st.snapshots.insert(dept.clone(), s.clone());
         Some(s)
     }
@@ -262,13 +277,8 @@ impl Checkpoints {
         let signed = SignedCheckpoint::sign(&net, cp, &key);
         let mut st = self.state();
         st.own_signed = Some((now, height));
-        st.snapshots.insert(
-            dept.clone(),
-            StatusSnapshot {
-                height,
-                entries: Arc::new(entries),
-            },
-        );
+        st.snapshots
+            .insert(dept.clone(), StatusSnapshot::new(height, entries));
         self.keep(&mut st, &signed, false)?;
         self.metrics.checkpoints_signed.inc();
         Ok(Some(signed))
@@ -416,13 +426,8 @@ impl Checkpoints {
         };
         mine.cosign(&net, &w.node, &w.key, self.clock.now_ms() / 1000);
         let mut st = self.state();
-        st.snapshots.insert(
-            dept.clone(),
-            StatusSnapshot {
-                height: copy.height,
-                entries: Arc::new(entries),
-            },
-        );
+        st.snapshots
+            .insert(dept.clone(), StatusSnapshot::new(copy.height, entries));
         self.keep(&mut st, &mine, false)?;
         self.metrics.checkpoints_cosigned.inc();
         Ok(Some(mine))

@@ -148,6 +148,11 @@ pub(crate) fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> 
     k
 }
 
+/// The `merkle` level under which each block's tree size is kept (records in blocks
+/// 1..=height, keyed by height): no level of stored hashes reaches it (a tree of 2^64
+/// leaves has 64 levels). A record's leaf index is its block's start plus its index.
+pub(crate) const BLOCK_END_LEVEL: u8 = 0xff;
+
 /// The `status` key of licence `id` (of its department's set).
 fn status_set_key(id: &LicenceId) -> Vec<u8> {
     let mut k = dept_prefix(id.department());
@@ -463,6 +468,10 @@ impl Store {
                     for ((level, index), h) in &added {
                         merkle.insert(merkle_key(dept, *level, *index), &h.0[..])?;
                     }
+                    merkle.insert(
+                        merkle_key(dept, BLOCK_END_LEVEL, block.height()),
+                        &size.to_be_bytes()[..],
+                    )?;
                     meta.insert(size_key.as_bytes(), &size.to_be_bytes())?;
                     blocks.insert(&block.hash().0, bytes.as_slice())?;
                     chain.insert(ck.as_slice(), &block.hash().0)?;
@@ -624,6 +633,9 @@ impl Store {
                 |(blocks, chain, heads, licences, meta, merkle, status)| -> TxResult<()> {
                     for k in &gone_hashes {
                         merkle.remove(k.as_slice())?;
+                    }
+                    for b in &removed {
+                        merkle.remove(merkle_key(dept, BLOCK_END_LEVEL, b.height()))?;
                     }
                     for (k, b) in &statuses {
                         match b {
@@ -825,6 +837,23 @@ impl Store {
     pub fn tree_root(&self, dept: &DepartmentId, size: u64) -> Result<Hash32, StoreError> {
         let reader = self.merkle_reader(dept);
         tlog::root(size, &reader).map_err(|e| Corruption::Merkle(dept.clone(), e).into())
+    }
+
+    /// Records in `dept`'s blocks 1..=`height` (0 for height 0), if the chain reaches it.
+    pub fn tree_size_at(
+        &self,
+        dept: &DepartmentId,
+        height: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if height == 0 {
+            return Ok(Some(0));
+        }
+        match self.merkle.get(merkle_key(dept, BLOCK_END_LEVEL, height))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(u64::from_be_bytes(v.as_ref().try_into().map_err(
+                |_| Corruption::Counter(format!("tree size of {dept} at {height}")),
+            )?))),
+        }
     }
 
     /// The inclusion proof of record number `index` in `dept`'s tree at `size` records.

@@ -3,14 +3,14 @@
 //! --bundle` answers revoked, fresh, stale and expired from it, refusing a tampered or a
 //! rolled-back one.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 
 use anyhow::Context;
 use huren_core::bundle::{Bundle, Delta, DeltaDepartment};
 use huren_tests::gov::huren;
-use huren_tests::{client, driving_body, eventually, get_json, issue, start_mesh_with, TOKEN};
+use huren_tests::{
+    client, driving_body, eventually, get_json, issue, start_mesh_with, FakeNode, TOKEN,
+};
 use serde_json::{json, Value};
 
 const FAST: &str =
@@ -71,26 +71,6 @@ fn counted_at_least(
             (d["counted"]["height"].as_u64()? >= min).then_some(())
         },
     )
-}
-
-/// An HTTP server of the test's own that answers every request with `body`: a node that
-/// serves a stale answer.
-fn serve_once(body: Vec<u8>) -> anyhow::Result<(String, std::thread::JoinHandle<()>)> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}", l.local_addr()?);
-    let h = std::thread::spawn(move || {
-        if let Ok((mut s, _)) = l.accept() {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/cbor\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
-        }
-    });
-    Ok((url, h))
 }
 
 #[test]
@@ -272,17 +252,16 @@ fn a_window_offline_answers_from_its_bundle_and_refuses_a_tampered_or_older_one(
             })
             .collect(),
     };
-    let (url, server) = serve_once(stale.encode())?;
+    let fake = FakeNode::serve(vec![("/v1/bundle", "application/cbor", stale.encode())])?;
     let (code, stdout, stderr) = huren(&[
         "bundle",
         "--node",
-        &url,
+        &fake.url,
         "--out",
         &out,
         "--genesis",
         &genesis,
     ])?;
-    let _ = server.join();
     assert_eq!(code, 65, "{stdout} {stderr}");
     assert!(
         stderr.contains("older") && stderr.contains("kept"),

@@ -6,7 +6,7 @@
 use anyhow::Context;
 use huren_tests::{
     client, driving_body, eventually, get_json, issue, start_mesh_with, until_verdict, verify,
-    NodeProcess, TestNetwork, TOKEN,
+    FakeNode, NodeProcess, TestNetwork, TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -241,5 +241,135 @@ fn a_department_showing_two_histories_is_caught_when_the_halves_meet() -> anyhow
         assert_ne!(first, second);
         assert!(first.contains("\nheight ") && second.contains("\nheight "));
     }
+    Ok(())
+}
+
+/// The node's report with its proof (`POST /v1/verify?proof=1`).
+fn verify_with_proof(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+    qr: &str,
+) -> anyhow::Result<Value> {
+    Ok(http
+        .post(format!("{}/v1/verify?proof=1", node.url))
+        .json(&json!({ "qr": qr }))
+        .send()?
+        .json()?)
+}
+
+#[test]
+fn a_verifier_with_proof_refuses_a_node_that_lies_or_serves_stale_answers() -> anyhow::Result<()> {
+    use huren_tests::gov::huren;
+    let net = TestNetwork::new()?;
+    let nodes = start_mesh_with(&net, &["gd.transport", "gd.market", "sh.transport"], FAST)?;
+    let (gd, sh) = (&nodes[0], &nodes[2]);
+    let http = client();
+    let keep = issue(&http, gd, driving_body(1))?;
+    let gone = issue(&http, gd, driving_body(2))?;
+    let (keep_qr, gone_qr) = (
+        keep["qr"].as_str().context("qr")?.to_owned(),
+        gone["qr"].as_str().context("qr")?.to_owned(),
+    );
+    let genesis = net.genesis.display().to_string();
+    let checked = |url: &str, qr: &str, extra: &[&str]| {
+        let mut args = vec!["verify", "--node", url, "--proof", "--genesis", &genesis];
+        args.extend_from_slice(extra);
+        args.push(qr);
+        huren(&args)
+    };
+
+    // An honest node's answer and its proof agree.
+    let valid = eventually(30, "a proven valid answer", || {
+        let v = verify_with_proof(&http, sh, &keep_qr).ok()?;
+        (v["verdict"] == "valid" && v["proof"]["issue"].is_object()).then_some(v)
+    })?;
+    let (code, out, err) = checked(&sh.url, &keep_qr, &[])?;
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(err.contains("proof checked: as of gd.transport"), "{err}");
+
+    // Revoked, and proven revoked.
+    let r = http
+        .post(format!(
+            "{}/v1/licences/{}/revoke",
+            gd.url,
+            gone["licence_id"].as_str().context("id")?
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({"reason": "penalty"}))
+        .send()?;
+    anyhow::ensure!(r.status().is_success(), "revoke: {}", r.text()?);
+    let revoked = eventually(30, "a proven revoked answer", || {
+        let v = verify_with_proof(&http, sh, &gone_qr).ok()?;
+        let status = v["proof"]["status"].as_array()?;
+        (v["reason"] == "revoked" && status.len() == 1).then_some(v)
+    })?;
+    let (code, out, err) = checked(&sh.url, &gone_qr, &[])?;
+    assert_eq!(code, 1, "{out} {err}");
+
+    let export = http
+        .get(format!("{}/v1/governance", sh.url))
+        .send()?
+        .bytes()?
+        .to_vec();
+    let lying = |report: &Value| -> anyhow::Result<FakeNode> {
+        FakeNode::serve(vec![
+            (
+                "/v1/verify",
+                "application/json",
+                serde_json::to_vec(report)?,
+            ),
+            ("/v1/governance", "application/json", export.clone()),
+        ])
+    };
+    let refused = |fake: &FakeNode, qr: &str, extra: &[&str], why: &str| -> anyhow::Result<()> {
+        let (code, out, err) = checked(&fake.url, qr, extra)?;
+        assert_eq!(code, 65, "{why}: {out} {err}");
+        assert!(
+            err.contains("the node's answer is refused") && err.contains(why),
+            "{why}: {err}"
+        );
+        Ok(())
+    };
+    // A node that calls the revoked licence valid, with its genuine proof.
+    let mut forged = revoked.clone();
+    forged["verdict"] = json!("valid");
+    forged["reason"] = Value::Null;
+    refused(
+        &lying(&forged)?,
+        &gone_qr,
+        &[],
+        "its own proof shows revoked",
+    )?;
+    // ... or with the revocation cut out of the proof.
+    let mut hidden = forged.clone();
+    hidden["proof"]["status"] = json!([]);
+    refused(&lying(&hidden)?, &gone_qr, &[], "its proof does not hold")?;
+    // ... or with no proof at all.
+    let mut bare = forged.clone();
+    bare.as_object_mut().context("report")?.remove("proof");
+    refused(&lying(&bare)?, &gone_qr, &[], "without a proof")?;
+    // A stale answer: the valid one from before, replayed once its checkpoint is old.
+    let signed_ms = {
+        let note = valid["proof"]["checkpoint"].as_str().context("note")?;
+        note.lines()
+            .find_map(|l| l.strip_prefix("time ")?.parse::<u64>().ok())
+            .context("time line")?
+    };
+    eventually(30, "the replayed checkpoint to be 3 s old", || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        (now.as_millis() as u64 > signed_ms + 3000).then_some(())
+    })?;
+    let mut replayed = valid.clone();
+    replayed["licence"] = revoked["licence"].clone();
+    refused(
+        &lying(&valid)?,
+        &keep_qr,
+        &["--proof-age-max-secs", "1"],
+        "older than 1 s",
+    )?;
+    // The same replay of the valid licence's proof for the revoked one does not hold.
+    refused(&lying(&replayed)?, &gone_qr, &[], "its proof does not hold")?;
     Ok(())
 }

@@ -104,9 +104,12 @@ impl World {
             },
             &self.issuer,
         );
-        for (name, key) in [("gd.market", &self.nodes[1]), ("sh.transport", &self.nodes[2])]
-            .into_iter()
-            .take(cosigners)
+        for (name, key) in [
+            ("gd.market", &self.nodes[1]),
+            ("sh.transport", &self.nodes[2]),
+        ]
+        .into_iter()
+        .take(cosigners)
         {
             cp.cosign(&self.net, name, key, 1_700_000_000);
         }
@@ -158,7 +161,10 @@ fn a_proof_shows_a_revoked_licence_revoked_and_every_other_active() {
     for revoked in [&[][..], &[4][..]] {
         let w = world(revoked);
         for serial in 1..=9 {
-            assert!(check(&w.net, &id(serial), &w.proof(serial)).is_ok(), "{serial}");
+            assert!(
+                check(&w.net, &id(serial), &w.proof(serial)).is_ok(),
+                "{serial}"
+            );
         }
     }
 }
@@ -166,11 +172,15 @@ fn a_proof_shows_a_revoked_licence_revoked_and_every_other_active() {
 #[test]
 fn a_node_cannot_hide_a_revocation_or_forge_an_issue() {
     let w = world(&[2, 5, 7]);
-    let refused = |p: &LicenceProof, serial: u64| check(&w.net, &id(serial), p).expect_err("refused");
+    let refused =
+        |p: &LicenceProof, serial: u64| check(&w.net, &id(serial), p).expect_err("refused");
 
     // Licence 5 is revoked: the entries around it (2 and 7) are not neighbours.
     let mut hide = w.proof(5);
-    hide.status = vec![w.status.place(&id(2))[0].clone(), w.status.place(&id(7))[0].clone()];
+    hide.status = vec![
+        w.status.place(&id(2))[0].clone(),
+        w.status.place(&id(7))[0].clone(),
+    ];
     assert!(matches!(refused(&hide, 5), ProofError::Placement(_)));
     // Nothing at all, for a set that is not empty.
     let mut nothing = w.proof(5);
@@ -180,7 +190,10 @@ fn a_node_cannot_hide_a_revocation_or_forge_an_issue() {
     let mut softer = w.proof(5);
     let s = LicenceStatus::Suspended(SuspendReason::Penalty).to_bytes();
     softer.status[0].entry[16..].copy_from_slice(&s);
-    assert!(matches!(refused(&softer, 5), ProofError::StatusInclusion(_)));
+    assert!(matches!(
+        refused(&softer, 5),
+        ProofError::StatusInclusion(_)
+    ));
     // Another licence's issue record, or a broken path.
     let mut other = w.proof(3);
     other.issue = w.proof(4).issue;

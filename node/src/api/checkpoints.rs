@@ -8,8 +8,11 @@ use huren_api::{
     AsOf, CheckpointView, CheckpointsAnswer, ConflictView, DepartmentCheckpoints, ErrorBody,
     Freshness,
 };
+use huren_core::ledger::Record;
+use huren_core::proof::{LicenceProof, RecordInclusion};
+use huren_core::validate::ChainView as _;
 use huren_core::verify::Stale;
-use huren_core::DepartmentId;
+use huren_core::{DepartmentId, LicenceId};
 
 use super::AppState;
 
@@ -70,4 +73,72 @@ pub(crate) fn freshness(state: &AppState, dept: &DepartmentId) -> (Option<AsOf>,
         AsOf::new(&state.net(), &c, now, "node", freshness)
     });
     (as_of, stale)
+}
+
+/// The proof of what this node knows of licence `id` as of its issuer's counted
+/// checkpoint (`core::proof`), or why it cannot give one. Reads the store: run it off the
+/// async workers.
+pub(crate) fn prove(state: &AppState, id: &LicenceId) -> Result<LicenceProof, String> {
+    let dept = id.department();
+    let checkpoint = state.checkpoints.known(dept).counted.ok_or_else(|| {
+        format!("no checkpoint of {dept} with its witness quorum is held here yet")
+    })?;
+    let cp = &checkpoint.checkpoint;
+    let snapshot = state.checkpoints.snapshot(dept).ok_or_else(|| {
+        format!(
+            "this node holds no status set of {dept} at its checkpoint (height {}); ask again within a minute",
+            cp.height
+        )
+    })?;
+    let issue = match state.store.licence(id) {
+        Some(s) if s.issued_height <= cp.height => {
+            Some(issue_inclusion(state, id, s.issued_height, cp.size)?)
+        }
+        _ => None,
+    };
+    Ok(LicenceProof {
+        issue,
+        status: snapshot.tree().place(id),
+        checkpoint,
+    })
+}
+
+/// The inclusion of `id`'s issue record, in its block at `height`, in the tree of `size`.
+fn issue_inclusion(
+    state: &AppState,
+    id: &LicenceId,
+    height: u64,
+    size: u64,
+) -> Result<RecordInclusion, String> {
+    let dept = id.department();
+    let internal = |e: String| {
+        tracing::error!(department = %dept, height, error = %e, "making an inclusion proof");
+        "this node could not read its own chain to prove it".to_owned()
+    };
+    let block = state
+        .store
+        .block_at(dept, height)
+        .map_err(|e| internal(e.to_string()))?
+        .ok_or_else(|| internal("the issuing block is missing".into()))?;
+    let (i, record) = block
+        .header
+        .records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches!(r, Record::Issue(x) if &x.licence_id == id))
+        .ok_or_else(|| internal("the issuing block has no issue of it".into()))?;
+    let start = state
+        .store
+        .tree_size_at(dept, height - 1)
+        .map_err(|e| internal(e.to_string()))?
+        .ok_or_else(|| internal("no tree size for the block before".into()))?;
+    let index = start + i as u64;
+    Ok(RecordInclusion {
+        leaf: record.leaf(height, i),
+        index,
+        path: state
+            .store
+            .inclusion_proof(dept, index, size)
+            .map_err(|e| internal(e.to_string()))?,
+    })
 }

@@ -117,13 +117,14 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "public",
+    params(("proof" = Option<u8>, Query, description = "1: add the proof of the answer (the issuer's cosigned checkpoint, the issue record's inclusion, the licence's place in the status set) for `huren verify --proof`")),
     request_body(content(
         (VerifyRequest = "application/json"),
         (VerifyImage = "multipart/form-data"),
     ), description = "The QR text as JSON, or a photo of the QR"),
     responses(
         (status = 200, description = "The verdict report (valid | invalid | undetermined, never conflated); see docs/api.md", body = Report),
-        (status = 400, description = "`malformed_body`, `missing_image`", body = ErrorBody),
+        (status = 400, description = "`malformed_body`, `missing_image`, `bad_query`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
@@ -134,6 +135,7 @@ pub async fn verify_qr(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Json<Report>, ApiError> {
+    let with_proof = proof_asked(req.uri().query())?;
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -205,7 +207,35 @@ pub async fn verify_qr(
         let ApiJson(body) = ApiJson::<VerifyRequest>::from_request(req, &state).await?;
         body.qr
     };
-    Ok(Json(verify_text(&state, &text).await))
+    let mut report = verify_text(&state, &text).await;
+    if with_proof {
+        if let Ok(un) = UnverifiedCredential::from_qr(&text) {
+            let id = un.credential.licence_id;
+            let s = state.clone();
+            let proof = tokio::task::spawn_blocking(move || super::checkpoints::prove(&s, &id))
+                .await
+                .map_err(ApiError::internal)?;
+            match proof {
+                Ok(p) => report.proof = Some(huren_api::VerifyProof::of(&p)),
+                Err(why) => report.proof_unavailable = Some(why),
+            }
+        } else {
+            report.proof_unavailable = Some("the input names no licence".into());
+        }
+    }
+    Ok(Json(report))
+}
+
+/// Whether the query asks for a proof (`proof=1`); any other query is refused.
+fn proof_asked(query: Option<&str>) -> Result<bool, ApiError> {
+    match query {
+        None | Some("") | Some("proof=0") => Ok(false),
+        Some("proof=1") => Ok(true),
+        Some(q) => Err(ApiError::new(
+            ErrorCode::BadQuery,
+            format!("unknown query {q:?}: the only one is proof=1"),
+        )),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/chains", tag = "public",
