@@ -487,6 +487,18 @@ pub enum RecordArgs {
         #[command(flatten)]
         out: ProposalOut,
     },
+    /// The checkpoint rules: witness cosignatures a checkpoint needs, and the offline
+    /// bundle's soft and hard age limits (docs/checkpoints.md).
+    SetCheckpointRules {
+        #[arg(long)]
+        witness_quorum: u32,
+        #[arg(long, value_name = "SECS")]
+        bundle_soft_max_secs: u64,
+        #[arg(long, value_name = "SECS")]
+        bundle_hard_max_secs: u64,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
 }
 
 #[derive(Debug, Args)]

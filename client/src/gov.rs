@@ -323,6 +323,21 @@ fn record_of(a: RecordArgs) -> anyhow::Result<(GovRecord, ProposalOut)> {
             out,
         ),
         RecordArgs::ChangeQuorum { quorum, out } => (GovRecord::ChangeQuorum { quorum }, out),
+        RecordArgs::SetCheckpointRules {
+            witness_quorum,
+            bundle_soft_max_secs,
+            bundle_hard_max_secs,
+            out,
+        } => (
+            GovRecord::SetCheckpointRules {
+                rules: huren_core::genesis::CheckpointRules {
+                    witness_quorum,
+                    bundle_soft_max_secs,
+                    bundle_hard_max_secs,
+                },
+            },
+            out,
+        ),
     })
 }
 

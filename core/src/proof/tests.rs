@@ -226,3 +226,77 @@ fn a_node_cannot_hide_a_revocation_or_forge_an_issue() {
     }
     assert!(matches!(refused(&garbled, 3), ProofError::Leaf(_)));
 }
+
+/// The worked example of docs/checkpoints.md, made again from its keys: the text between
+/// the markers there must be exactly this.
+fn worked_example() -> String {
+    use crate::bundle::{Bundle, BundleDepartment};
+    use std::fmt::Write;
+    let w = world(&[2]);
+    let cp = w.checkpoint(2);
+    let mut out = String::new();
+    let _ = writeln!(out, "genesis hash     {}", w.net.hash());
+    let _ = writeln!(out, "issuer key       gd.transport: Ed25519 seed 01…01 (32 bytes of 0x01)");
+    let _ = writeln!(
+        out,
+        "witness keys     gd.market: seed 66…66 (0x66 = 102), sh.transport: seed 67…67"
+    );
+    let _ = writeln!(out, "\nrecords          licences gd.transport-mvdl-000001 … 000009, issued in block 1 (index 0…8)");
+    let _ = writeln!(out, "leaf 0 (hex)     {}", hex::encode(&w.leaves[0]));
+    let _ = writeln!(out, "leaf hash 0      {}", tlog::leaf_hash(&w.leaves[0]));
+    let _ = writeln!(out, "\nstatus entry     licence 000002 revoked (penalty):");
+    let entry = w.status.entries()[0];
+    let _ = writeln!(out, "  key            {}", hex::encode(&entry[..16]));
+    let _ = writeln!(out, "  status, reason {}", hex::encode(&entry[16..]));
+    let _ = writeln!(out, "\nthe signed, cosigned checkpoint (a C2SP signed note):\n");
+    out.push_str(&cp.encode());
+    let proof = w.proof(3);
+    let issue = proof.issue.as_ref().expect("issue");
+    let _ = writeln!(out, "\nproof of licence 000003 (POST /v1/verify?proof=1, `proof`):");
+    let _ = writeln!(out, "  issue.leaf     {}", hex::encode(&issue.leaf));
+    let _ = writeln!(out, "  issue.index    {}", issue.index);
+    for (i, h) in issue.path.iter().enumerate() {
+        let _ = writeln!(out, "  issue.path[{i}]  {h}");
+    }
+    for s in &proof.status {
+        let _ = writeln!(
+            out,
+            "  status         entry {} at index {}, path {:?}",
+            hex::encode(s.entry),
+            s.index,
+            s.path.iter().map(|h| h.to_string()).collect::<Vec<_>>()
+        );
+    }
+    let bundle = Bundle {
+        genesis: w.net.hash(),
+        made_ms: 1_700_000_000_000,
+        governance: None,
+        departments: vec![BundleDepartment {
+            checkpoint: cp.encode(),
+            status: w.status.entries().to_vec(),
+        }],
+    }
+    .encode();
+    let _ = writeln!(
+        out,
+        "\nbundle of that checkpoint and set (made_ms 1700000000000, no governance):\n  {} bytes, SHA-256 {}\n  first 64 bytes {}",
+        bundle.len(),
+        Hash32::digest(&bundle),
+        hex::encode(&bundle[..64])
+    );
+    out
+}
+
+#[test]
+fn the_worked_example_in_the_docs_is_what_the_code_makes() {
+    let doc = include_str!("../../../docs/checkpoints.md");
+    let begin = "<!-- worked example: begin -->\n```text\n";
+    let end = "```\n<!-- worked example: end -->";
+    let made = worked_example();
+    let Some(start) = doc.find(begin) else {
+        panic!("docs/checkpoints.md has no worked example; it should read:\n{made}");
+    };
+    let body = &doc[start + begin.len()..];
+    let body = &body[..body.find(end).expect("the example's end marker")];
+    assert_eq!(body, made, "docs/checkpoints.md's worked example is out of date");
+}
