@@ -35,6 +35,11 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
         "/catch_up/records_per_s",
         "/replication/1/records_per_s_all_nodes",
         "/replication/1/propagation_p99_ms_le",
+        "/checkpoints/bundle_bytes",
+        "/checkpoints/delta_bytes",
+        "/checkpoints/offline_verify_per_s_one_core",
+        "/checkpoints/proof/p99_ms",
+        "/checkpoints/replication_sustained_without_checkpoints",
     ] {
         let v = r.pointer(path).and_then(serde_json::Value::as_f64);
         assert!(
@@ -44,6 +49,6 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
     }
     assert_eq!(r["qr"].as_array().map(Vec::len), Some(3));
     let md = std::fs::read_to_string(out_dir.path().join("results.md"))?;
-    assert!(md.contains("catch-up") && md.contains("replication"));
+    assert!(md.contains("catch-up") && md.contains("replication") && md.contains("offline bundle"));
     Ok(())
 }

@@ -236,7 +236,10 @@ fn worked_example() -> String {
     let cp = w.checkpoint(2);
     let mut out = String::new();
     let _ = writeln!(out, "genesis hash     {}", w.net.hash());
-    let _ = writeln!(out, "issuer key       gd.transport: Ed25519 seed 01…01 (32 bytes of 0x01)");
+    let _ = writeln!(
+        out,
+        "issuer key       gd.transport: Ed25519 seed 01…01 (32 bytes of 0x01)"
+    );
     let _ = writeln!(
         out,
         "witness keys     gd.market: seed 66…66 (0x66 = 102), sh.transport: seed 67…67"
@@ -248,11 +251,17 @@ fn worked_example() -> String {
     let entry = w.status.entries()[0];
     let _ = writeln!(out, "  key            {}", hex::encode(&entry[..16]));
     let _ = writeln!(out, "  status, reason {}", hex::encode(&entry[16..]));
-    let _ = writeln!(out, "\nthe signed, cosigned checkpoint (a C2SP signed note):\n");
+    let _ = writeln!(
+        out,
+        "\nthe signed, cosigned checkpoint (a C2SP signed note):\n"
+    );
     out.push_str(&cp.encode());
     let proof = w.proof(3);
     let issue = proof.issue.as_ref().expect("issue");
-    let _ = writeln!(out, "\nproof of licence 000003 (POST /v1/verify?proof=1, `proof`):");
+    let _ = writeln!(
+        out,
+        "\nproof of licence 000003 (POST /v1/verify?proof=1, `proof`):"
+    );
     let _ = writeln!(out, "  issue.leaf     {}", hex::encode(&issue.leaf));
     let _ = writeln!(out, "  issue.index    {}", issue.index);
     for (i, h) in issue.path.iter().enumerate() {
@@ -298,5 +307,8 @@ fn the_worked_example_in_the_docs_is_what_the_code_makes() {
     };
     let body = &doc[start + begin.len()..];
     let body = &body[..body.find(end).expect("the example's end marker")];
-    assert_eq!(body, made, "docs/checkpoints.md's worked example is out of date");
+    assert_eq!(
+        body, made,
+        "docs/checkpoints.md's worked example is out of date"
+    );
 }

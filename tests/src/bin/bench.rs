@@ -545,8 +545,12 @@ async fn main() -> anyhow::Result<()> {
     // The node keeps running after its own figures: the catch-up phase syncs a fresh node
     // from it.
     let (node, one) = one_node(&run).await?;
-    let sync = catch_up(&run, node, one.large.licences).await?;
-    let propagation = replication(&run).await?;
+    let (sync, fresh) = catch_up(&run, &node, one.large.licences).await?;
+    let cps = checkpoints(&run, &node, fresh, one.large.licences, &one.small.qrs).await?;
+    node.stop()?;
+    let propagation = replication(&run, "").await?;
+    let unwitnessed = replication(&run, CHECKPOINTS_OFF).await?;
+    let cps = cps.with_overhead(&propagation, &unwitnessed);
     let results = json!({
         "limits": limits.json(),
         "qr": qr.iter().map(QrSize::json).collect::<Vec<_>>(),
@@ -554,6 +558,7 @@ async fn main() -> anyhow::Result<()> {
         "scale": one.scale_json(),
         "catch_up": sync.json(),
         "replication": propagation.iter().map(Propagation::json).collect::<Vec<_>>(),
+        "checkpoints": cps.json(),
         "machine": run.machine_json(),
     });
     report(&run.out, &results)
@@ -872,7 +877,7 @@ async fn one_node(run: &Run) -> anyhow::Result<(NodeProcess, OneNode)> {
     let node = NodeProcess::start(&run.net.node_config(
         "gd.transport",
         Some(&[]),
-        "public_requests_per_minute = 1000000000",
+        &format!("public_requests_per_minute = 1000000000\n{CHECKPOINTS_QUICK}"),
     )?)?;
     let target = Target {
         url: node.url.clone(),
@@ -1069,14 +1074,23 @@ impl CatchUp {
     }
 }
 
-/// A fresh node syncing the ledger of `node`, which holds `total_licences`; stops both.
-async fn catch_up(run: &Run, node: NodeProcess, total_licences: u64) -> anyhow::Result<CatchUp> {
+/// A fresh node syncing the ledger of `node`, which holds `total_licences`; returns both
+/// running (the checkpoint phase goes on with them).
+async fn catch_up(
+    run: &Run,
+    node: &NodeProcess,
+    total_licences: u64,
+) -> anyhow::Result<(CatchUp, NodeProcess)> {
     run.section("catch-up");
     let http = &run.http;
     let boot = vec![node.p2p.clone().unwrap_or_default()];
     let target = height_at(http, &node.url, "gd.transport").await;
     let t0 = Instant::now();
-    let fresh = NodeProcess::start(&run.net.node_config("sh.market", Some(&boot), "")?)?;
+    let fresh = NodeProcess::start(&run.net.node_config(
+        "sh.market",
+        Some(&boot),
+        CHECKPOINTS_QUICK,
+    )?)?;
     let fresh_url = fresh.url.clone();
     wait_for(3600, "the fresh node to catch up", || {
         height_at(http, &fresh_url, "gd.transport").then(|h| async move { h >= target })
@@ -1089,14 +1103,297 @@ async fn catch_up(run: &Run, node: NodeProcess, total_licences: u64) -> anyhow::
     let replica_disk = dir_bytes(&run.net.dir.path().join("sh.market").join("data")) as f64
         / total_licences.max(1) as f64;
     eprintln!("replica: {replica_disk:.0} bytes/licence on disk");
-    drop(fresh);
-    node.stop()?;
-    Ok(CatchUp {
-        licences: total_licences,
-        blocks: target,
-        seconds: catchup_secs,
-        records_per_s: catchup_rate,
-        replica_disk_bytes_per_licence: replica_disk,
+    Ok((
+        CatchUp {
+            licences: total_licences,
+            blocks: target,
+            seconds: catchup_secs,
+            records_per_s: catchup_rate,
+            replica_disk_bytes_per_licence: replica_disk,
+        },
+        fresh,
+    ))
+}
+
+// ---- 4b. Checkpoints, proofs and the offline bundle at the large ledger.
+
+/// The department re-signs its checkpoint every 2 s while idle (instead of every minute),
+/// so the phases below need not wait: a checkpoint with its quorum follows every change.
+const CHECKPOINTS_QUICK: &str = "checkpoint_interval_ms = 2000";
+/// Checkpoints as good as off: one an hour (the overhead comparison).
+const CHECKPOINTS_OFF: &str =
+    "checkpoint_spacing_ms = 3600000\ncheckpoint_interval_ms = 3600000\ncheckpoint_age_ms_max = 3600001";
+/// Changes in "a day" for the delta figure: 2 % of a million licences revoked or suspended
+/// over a six-year validity is about 10 a day; this is ten times that.
+const DAY_CHANGES: u64 = 100;
+
+struct CheckpointFigures {
+    licences: u64,
+    status_entries: u64,
+    bundle_bytes: u64,
+    delta_bytes: u64,
+    delta_changes: u64,
+    offline_verify_per_s_one_core: f64,
+    proof: Load,
+    revocations_per_s: f64,
+    /// Sustained replication records/s with checkpoints, and without.
+    replication_with: f64,
+    replication_without: f64,
+}
+
+impl CheckpointFigures {
+    fn with_overhead(mut self, with: &[Propagation], without: &[Propagation]) -> Self {
+        let sustained = |v: &[Propagation]| {
+            v.iter()
+                .find(|p| p.load == "sustained")
+                .map_or(0.0, |p| p.records_per_s_all_nodes)
+        };
+        self.replication_with = sustained(with);
+        self.replication_without = sustained(without);
+        self
+    }
+
+    fn json(&self) -> Value {
+        let overhead = 1.0 - self.replication_with / self.replication_without.max(1.0);
+        json!({
+            "licences": self.licences,
+            "status_entries": self.status_entries,
+            "bundle_bytes": self.bundle_bytes,
+            "delta_bytes": self.delta_bytes,
+            "delta_changes": self.delta_changes,
+            "offline_verify_per_s_one_core": self.offline_verify_per_s_one_core,
+            "proof": {"per_s": self.proof.per_s(), "p50_ms": self.proof.p50_ms, "p99_ms": self.proof.p99_ms},
+            "revocations_per_s": self.revocations_per_s,
+            "replication_sustained_with_checkpoints": self.replication_with,
+            "replication_sustained_without_checkpoints": self.replication_without,
+            "checkpoint_overhead": overhead,
+        })
+    }
+}
+
+/// A department's lifecycle action on licence serial `n` of gd.transport's mvdl.
+async fn lifecycle(http: &reqwest::Client, url: &str, n: u64, action: &str) -> bool {
+    let body = match action {
+        "revoke" => json!({"reason": "penalty"}),
+        _ => json!({"reason": "investigation"}),
+    };
+    http.post(format!("{url}/v1/licences/gd.transport:mvdl:{n}/{action}"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// The height of gd.transport's counted checkpoint at `url`.
+async fn counted_height(http: &reqwest::Client, url: &str) -> u64 {
+    let Ok(v) = aget(http, &format!("{url}/v1/checkpoints")).await else {
+        return 0;
+    };
+    v["departments"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["department"] == "gd.transport"))
+        .and_then(|d| d["counted"]["height"].as_u64())
+        .unwrap_or(0)
+}
+
+/// With the large ledger at gd.transport and a synced replica (sh.market): a second
+/// witness (gd.market) syncs, 2 % of the licences are revoked, then the bundle, a day's
+/// delta, offline verification with the bundle on one core, and proof serving.
+async fn checkpoints(
+    run: &Run,
+    node: &NodeProcess,
+    replica: NodeProcess,
+    licences: u64,
+    ledger_qrs: &Arc<Vec<String>>,
+) -> anyhow::Result<CheckpointFigures> {
+    run.section("checkpoints, proofs, bundle");
+    let http = &run.http;
+    let boot = vec![node.p2p.clone().unwrap_or_default()];
+    let witness = NodeProcess::start(&run.net.node_config(
+        "gd.market",
+        Some(&boot),
+        CHECKPOINTS_QUICK,
+    )?)?;
+    let target = height_at(http, &node.url, "gd.transport").await;
+    let witness_url = witness.url.clone();
+    wait_for(3600, "the second witness to catch up", || {
+        height_at(http, &witness_url, "gd.transport").then(|h| async move { h >= target })
+    })
+    .await?;
+
+    // 2 % revoked, 32 requests in flight (each revocation is its own request).
+    let revoke: Vec<u64> = (1..=licences).filter(|n| n % 50 == 0).collect();
+    let t0 = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let work = Arc::new(std::sync::Mutex::new(revoke.clone().into_iter()));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (http, url, work, done) =
+                (http.clone(), node.url.clone(), work.clone(), done.clone());
+            tokio::spawn(async move {
+                loop {
+                    let next = work.lock().map(|mut w| w.next()).unwrap_or(None);
+                    let Some(n) = next else { break };
+                    if lifecycle(&http, &url, n, "revoke").await {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let revocations_per_s = done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
+    eprintln!(
+        "revoked {} of {licences} licences at {revocations_per_s:.0}/s",
+        done.load(Ordering::Relaxed)
+    );
+
+    let head = height_at(http, &node.url, "gd.transport").await;
+    let replica_url = replica.url.clone();
+    wait_for(120, "a counted checkpoint with the revocations", || {
+        counted_height(http, &replica_url).then(|h| async move { h >= head })
+    })
+    .await?;
+    let bundle = http
+        .get(format!("{replica_url}/v1/bundle"))
+        .send()
+        .await?
+        .bytes()
+        .await?
+        .to_vec();
+    let net = run.net.network()?;
+    let verified = huren_core::bundle::Bundle::decode(&bundle)?
+        .verify(&net)
+        .map_err(|e| anyhow::anyhow!("the bundle does not verify: {e}"))?;
+    let status_entries = verified
+        .checkpoint(&DepartmentId::parse("gd.transport")?)
+        .map_or(0, |c| c.checkpoint.status_count);
+    eprintln!(
+        "bundle: {} bytes, {status_entries} revoked or suspended",
+        bundle.len()
+    );
+
+    // A day: DAY_CHANGES more changes, half suspensions, half revocations.
+    let since = verified
+        .version()
+        .iter()
+        .map(|(d, h)| format!("{d}:{h}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut changed = 0;
+    for i in 0..DAY_CHANGES {
+        let n = 25 + 50 * i; // not among the 2 % revoked
+        let action = if i % 2 == 0 { "suspend" } else { "revoke" };
+        changed += u64::from(lifecycle(http, &node.url, n, action).await);
+    }
+    let head = height_at(http, &node.url, "gd.transport").await;
+    wait_for(120, "a counted checkpoint with the day's changes", || {
+        counted_height(http, &replica_url).then(|h| async move { h >= head })
+    })
+    .await?;
+    let delta = http
+        .get(format!("{replica_url}/v1/bundle"))
+        .query(&[("since", since.as_str())])
+        .send()
+        .await?
+        .bytes()
+        .await?
+        .to_vec();
+    let next = verified
+        .apply(&huren_core::bundle::Delta::decode(&delta)?, &net)
+        .map_err(|e| anyhow::anyhow!("the delta does not apply: {e}"))?;
+    eprintln!("one day's delta ({changed} changes): {} bytes", delta.len());
+
+    // Offline verification with the bundle, one core: decode, signature, mandate,
+    // validity, the status lookup.
+    let key = huren_genesis::keys::read_issuer_key(&huren_genesis::keys::issuer_key_path(
+        &run.net.keys,
+        "gd.transport",
+    ))?
+    .1;
+    let qrs = offline_credentials(&key, 2_000)?;
+    let rules = net.checkpoint_rules();
+    let now_ms = (now_s() as u64) * 1000;
+    let ctx = huren_core::VerifyContext {
+        now: now_s(),
+        region: None,
+    };
+    let facts = |id: &LicenceId| {
+        let status = match next.status(id) {
+            huren_core::bundle::BundleStatus::NotCovered => None,
+            huren_core::bundle::BundleStatus::Active => Some(huren_core::LicenceStatus::Active),
+            huren_core::bundle::BundleStatus::Suspended(r) => {
+                Some(huren_core::LicenceStatus::Suspended(r))
+            }
+            huren_core::bundle::BundleStatus::Revoked(r) => {
+                Some(huren_core::LicenceStatus::Revoked(r))
+            }
+        };
+        huren_core::LedgerFacts::Bundle {
+            status,
+            expired: next.freshness(id.department(), now_ms, &rules)
+                == Some(huren_core::bundle::Freshness::Expired),
+            as_of: 0,
+        }
+    };
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < run.secs {
+        let d = huren_core::verify::decide_text(&net, &qrs[n as usize % qrs.len()], &facts, &ctx);
+        anyhow::ensure!(
+            d.verdict == huren_core::Verdict::Valid,
+            "offline verdict {:?}: {}",
+            d.verdict,
+            d.detail
+        );
+        n += 1;
+    }
+    let offline_rate = n as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("offline verify with the bundle: {offline_rate:.0}/s on one core");
+
+    // Proof serving at the replica: licences on the ledger, 16 in flight.
+    let (h, u, q) = (http.clone(), replica_url.clone(), ledger_qrs.clone());
+    let proof = drive(run.secs, 16, move |i| {
+        let (h, u, q) = (h.clone(), u.clone(), q.clone());
+        async move {
+            let qr = &q[i as usize % q.len()];
+            match h
+                .post(format!("{u}/v1/verify?proof=1"))
+                .json(&json!({ "qr": qr }))
+                .send()
+                .await
+            {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["proof"].is_object()),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    eprintln!(
+        "proofs: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        proof.per_s(),
+        proof.p50_ms,
+        proof.p99_ms
+    );
+    witness.stop()?;
+    replica.stop()?;
+    Ok(CheckpointFigures {
+        licences,
+        status_entries,
+        bundle_bytes: bundle.len() as u64,
+        delta_bytes: delta.len() as u64,
+        delta_changes: changed,
+        offline_verify_per_s_one_core: offline_rate,
+        proof,
+        revocations_per_s,
+        replication_with: 0.0,
+        replication_without: 0.0,
     })
 }
 
@@ -1120,8 +1417,12 @@ impl Propagation {
 
 /// Four connected nodes of a network of their own, issuance at the first one: light load,
 /// then sustained load.
-async fn replication(run: &Run) -> anyhow::Result<Vec<Propagation>> {
-    run.section("replication, 4 nodes");
+async fn replication(run: &Run, limits: &str) -> anyhow::Result<Vec<Propagation>> {
+    run.section(if limits.is_empty() {
+        "replication, 4 nodes"
+    } else {
+        "replication, 4 nodes, checkpoints off"
+    });
     let net4 = TestNetwork::new()?;
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for name in ["gd.transport", "gd.market", "sh.transport", "sh.market"] {
@@ -1129,7 +1430,7 @@ async fn replication(run: &Run) -> anyhow::Result<Vec<Propagation>> {
         nodes.push(NodeProcess::start(&net4.node_config(
             name,
             Some(&boot),
-            "",
+            limits,
         )?)?);
     }
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
@@ -1149,8 +1450,14 @@ async fn replication(run: &Run) -> anyhow::Result<Vec<Propagation>> {
     })
     .await?;
     let mut repl = Vec::new();
-    // Light load: one licence at a time; then sustained bulk load.
-    for (label, batch, conc) in [("light", 1u64, 1usize), ("sustained", 200, 4)] {
+    // Light load: one licence at a time; then sustained bulk load (only that when the
+    // run compares it without checkpoints).
+    let loads: &[(&'static str, u64, usize)] = if limits.is_empty() {
+        &[("light", 1, 1), ("sustained", 200, 4)]
+    } else {
+        &[("sustained", 200, 4)]
+    };
+    for &(label, batch, conc) in loads {
         repl.push(propagation(run, urls, label, batch, conc).await?);
         // The histograms are cumulative: the sustained phase's quantiles include the
         // light phase's few dozen arrivals, which can only make them look better by a hair.
@@ -1374,6 +1681,15 @@ fn markdown(r: &Value) -> String {
         s["large"]["licences"], f(&s["large"]["verify_per_s"]), f(&s["large"]["verify_p99_ms"]), f(&s["large"]["disk_bytes_per_licence"]),
         s["large"]["licences"], f(&s["spread"]["verify_per_s"]), f(&s["spread"]["verify_p99_ms"]),
         f(&s["p99_ratio_large_to_small"]), f(&s["p99_ratio_spread_to_small"])
+    ));
+    let c = &r["checkpoints"];
+    md.push_str(&format!(
+        "\nCheckpoints, proofs and the offline bundle at {} licences with {} revoked or suspended (three nodes: the issuer and two witnesses):\n\n| figure | value | target |\n|---|---|---|\n| bundle | {} bytes | ≤ 400 KB |\n| delta after a day ({} changes) | {} bytes | ≤ 10 KB |\n| offline verify with the bundle, one core | {} /s | ≥ 10,000 |\n| proof serving (`?proof=1`, 16 in flight) | {} /s, p50 {} ms, p99 {} ms | p99 < 5 ms |\n| sustained replication with / without checkpoints | {} / {} records/s: overhead {} | ≤ 5 % |\n| revocations (one request each, 32 in flight) | {} /s | – |\n",
+        c["licences"], c["status_entries"], c["bundle_bytes"], c["delta_changes"], c["delta_bytes"],
+        f(&c["offline_verify_per_s_one_core"]), f(&c["proof"]["per_s"]), f(&c["proof"]["p50_ms"]), f(&c["proof"]["p99_ms"]),
+        f(&c["replication_sustained_with_checkpoints"]), f(&c["replication_sustained_without_checkpoints"]),
+        c["checkpoint_overhead"].as_f64().map_or("–".to_owned(), |x| format!("{:.1} %", x * 100.0)),
+        f(&c["revocations_per_s"])
     ));
     md.push_str("\n| licence type | QR characters | QR version (M) |\n|---|---|---|\n");
     for q in r["qr"].as_array().into_iter().flatten() {
