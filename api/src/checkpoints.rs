@@ -139,22 +139,23 @@ pub enum Freshness {
 }
 
 impl AsOf {
-    /// The `as_of` of a verdict that rests on `cp`, at unix ms `now_ms`.
+    /// The `as_of` of a verdict that rests on checkpoint `c` with `cosigners` witness
+    /// cosignatures (counted once, where the checkpoint is kept: checking them per
+    /// verification would cost more than the verification), at unix ms `now_ms`.
     pub fn new(
-        net: &Network,
-        cp: &SignedCheckpoint,
+        c: &huren_core::checkpoint::DeptCheckpoint,
+        cosigners: usize,
         now_ms: u64,
         source: &str,
         freshness: Freshness,
     ) -> Self {
-        let c = &cp.checkpoint;
         Self {
             department: c.department.clone(),
             height: c.height,
             size: c.size,
             time: rfc3339((c.time_ms / 1000) as i64),
             age_secs: now_ms.saturating_sub(c.time_ms) / 1000,
-            cosigners: cp.cosigners(net).len(),
+            cosigners,
             source: source.to_owned(),
             freshness,
         }

@@ -258,7 +258,13 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
                 bundle::Freshness::Expired => Freshness::Expired,
             };
             stale = freshness == Freshness::Stale;
-            report.as_of = Some(AsOf::new(&net, cp, now_ms, "bundle", freshness));
+            report.as_of = Some(AsOf::new(
+                &cp.checkpoint,
+                cp.cosigners(&net).len(),
+                now_ms,
+                "bundle",
+                freshness,
+            ));
         }
     }
     print_report(&report)?;

@@ -100,6 +100,10 @@ struct State {
     /// may have made some of them void, so they are read again from the store.
     gov: u64,
     known: HashMap<DepartmentId, Known>,
+    /// Each department's counted checkpoint and its cosigners, counted once: what every
+    /// verification reads (checking the cosignatures per verification would cost more
+    /// than the verification).
+    counted: HashMap<DepartmentId, (DeptCheckpoint, usize)>,
     /// A checkpoint of a chain this witness holds below its height, to cosign once the
     /// chain gets there.
     waiting: HashMap<DepartmentId, SignedCheckpoint>,
@@ -148,17 +152,19 @@ impl Checkpoints {
         let net = self.ledger.network();
         st.gov = net.gov_height();
         st.known.clear();
+        st.counted.clear();
         st.waiting.clear();
         for (dept, counted, text) in self.store.checkpoints()? {
             // A checkpoint whose key was fenced since no longer verifies: it is dropped.
             let Ok(cp) = SignedCheckpoint::parse(&net, &text) else {
                 continue;
             };
-            let k = st.known.entry(dept).or_default();
             if counted {
-                k.counted = Some(cp);
+                let n = cp.cosigners(&net).len();
+                st.counted.insert(dept.clone(), (cp.checkpoint.clone(), n));
+                st.known.entry(dept).or_default().counted = Some(cp);
             } else {
-                k.newest = Some(cp);
+                st.known.entry(dept).or_default().newest = Some(cp);
             }
         }
         Ok(())
@@ -325,7 +331,9 @@ impl Checkpoints {
             });
         if counts {
             self.store.put_checkpoint(&dept, true, &newest.encode())?;
-            k.counted = Some(newest);
+            let n = newest.cosigners(&net).len();
+            k.counted = Some(newest.clone());
+            st.counted.insert(dept.clone(), (newest.checkpoint, n));
         }
         Ok(changed)
     }
@@ -445,15 +453,21 @@ impl Checkpoints {
         Ok(new)
     }
 
+    /// `dept`'s counted checkpoint and how many witnesses cosigned it: cheap, for every
+    /// verification.
+    pub fn counted(&self, dept: &DepartmentId) -> Option<(DeptCheckpoint, usize)> {
+        self.state().counted.get(dept).cloned()
+    }
+
     /// How old the newest counted checkpoint of `dept` is (from node start when none is
     /// held), in ms.
     pub fn age_ms(&self, dept: &DepartmentId) -> u64 {
-        let now = self.clock.now_ms();
         let since = self
-            .known(dept)
+            .state()
             .counted
-            .map_or(self.started_ms, |c| c.checkpoint.time_ms);
-        now.saturating_sub(since)
+            .get(dept)
+            .map_or(self.started_ms, |(c, _)| c.time_ms);
+        self.clock.now_ms().saturating_sub(since)
     }
 }
 

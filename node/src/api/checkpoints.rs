@@ -57,20 +57,24 @@ pub async fn checkpoints(State(state): State<AppState>) -> Json<CheckpointsAnswe
 /// `checkpoint_age_ms_max`. The node's own department is never stale to itself.
 pub(crate) fn freshness(state: &AppState, dept: &DepartmentId) -> (Option<AsOf>, Option<Stale>) {
     let now = state.clock.now_ms();
-    let counted = state.checkpoints.known(dept).counted;
+    let counted = state.checkpoints.counted(dept);
     let own = state.department.as_ref() == Some(dept);
-    let age_ms = state.checkpoints.age_ms(dept);
+    let age_ms = now.saturating_sub(
+        counted
+            .as_ref()
+            .map_or(state.checkpoints.started_ms, |(c, _)| c.time_ms),
+    );
     let stale =
         (!own && age_ms > state.limits.checkpoint_age_ms_max).then_some(Stale::Checkpoint {
             age_secs: age_ms / 1000,
         });
-    let as_of = counted.map(|c| {
+    let as_of = counted.map(|(c, cosigners)| {
         let freshness = if stale.is_some() {
             Freshness::Stale
         } else {
             Freshness::Fresh
         };
-        AsOf::new(&state.net(), &c, now, "node", freshness)
+        AsOf::new(&c, cosigners, now, "node", freshness)
     });
     (as_of, stale)
 }
