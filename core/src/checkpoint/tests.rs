@@ -332,3 +332,31 @@ fn checkpoint_rules_are_checked_and_default_when_absent() {
         Err(crate::genesis::GenesisError::BadCheckpointRules(_))
     ));
 }
+
+/// What a department and a witness of a Huren network sign reads in someone else's
+/// implementation of the C2SP formats: the note, its checkpoint with Huren's extension
+/// lines, and the department's signature under its verifier key.
+#[test]
+fn a_huren_checkpoint_reads_in_an_independent_implementation() {
+    let (net, keys, nodes) = network(2);
+    let (gd, key) = &keys[0];
+    let mut s = SignedCheckpoint::sign(&net, cp(gd, 3, 10, 1), key);
+    s.cosign(&net, "gd.market", &nodes[1], 1_700_000_000);
+    let encoded = s.encode();
+    let theirs = signed_note::Note::from_bytes(encoded.as_bytes()).expect("their parse");
+    let name = origin(&net, gd);
+    let v = signed_note::StandardVerifier::new(&tlog::verifier_key(
+        &name,
+        tlog::ALG_ED25519,
+        &key.public(),
+    ))
+    .expect("their verifier key");
+    let (verified, _) = theirs
+        .verify(&signed_note::VerifierList::new(vec![Box::new(v)]))
+        .expect("their verification");
+    assert_eq!(verified.len(), 1);
+    let parsed = tlog_tiles::Checkpoint::from_bytes(theirs.text()).expect("their checkpoint");
+    assert_eq!(parsed.origin(), name);
+    assert_eq!(parsed.size(), 10);
+    assert_eq!(parsed.hash().0, [1; 32]);
+}
