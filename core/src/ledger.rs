@@ -469,6 +469,85 @@ impl Block {
     }
 }
 
+impl Block {
+    /// The record at `index` of an encoded block, read without building the others (a
+    /// block holds up to 8192): what a proof of one licence needs. The block is not
+    /// checked as `decode` checks it: it comes from this node's own store, and the record
+    /// proves itself by its leaf's inclusion.
+    pub fn record_at(bytes: &[u8], index: usize) -> Result<Record, CodecError> {
+        use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
+        use std::fmt;
+
+        /// Header fields before the records: tag, genesis, department, height, prev,
+        /// time_ms, gov (`BlockHeader::to_value`).
+        const FIELDS_BEFORE_RECORDS: usize = 7;
+
+        struct Skip<S>(usize, S);
+        impl<'de, S: DeserializeSeed<'de, Value = Value> + Copy> Visitor<'de> for Skip<S> {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                for _ in 0..self.0 {
+                    seq.next_element::<IgnoredAny>()?
+                        .ok_or_else(|| serde::de::Error::custom("array too short"))?;
+                }
+                let v = seq
+                    .next_element_seed(self.1)?
+                    .ok_or_else(|| serde::de::Error::custom("array too short"))?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(v)
+            }
+        }
+        /// The element at an index, then the next seed inside it.
+        #[derive(Clone, Copy)]
+        struct At<S>(usize, S);
+        impl<'de, S: DeserializeSeed<'de, Value = Value> + Copy> DeserializeSeed<'de> for At<S> {
+            type Value = Value;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+                d.deserialize_seq(Skip(self.0, self.1))
+            }
+        }
+        /// A whole value.
+        #[derive(Clone, Copy)]
+        struct Whole;
+        impl<'de> DeserializeSeed<'de> for Whole {
+            type Value = Value;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+                Value::deserialize(d)
+            }
+        }
+        use serde::Deserialize;
+
+        if bytes.len() > BLOCK_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                bytes: bytes.len(),
+                max: BLOCK_BYTES_MAX,
+            });
+        }
+        // ciborium reads only into a `DeserializeOwned` type, which cannot carry the
+        // index: it waits in a thread-local for the one read below, on this thread.
+        thread_local! {
+            static WANTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        }
+        struct Picked(Value);
+        impl<'de> Deserialize<'de> for Picked {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let index = WANTED.with(std::cell::Cell::get);
+                // [header, signature] → header[7] is the records → records[index].
+                At(0, At(FIELDS_BEFORE_RECORDS, At(index, Whole)))
+                    .deserialize(d)
+                    .map(Picked)
+            }
+        }
+        WANTED.with(|w| w.set(index));
+        let Picked(v) =
+            ciborium::de::from_reader(bytes).map_err(|e| CodecError::Cbor(e.to_string()))?;
+        Record::from_value(v)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     #[error("not valid CBOR: {0}")]
@@ -592,6 +671,20 @@ pub(crate) mod tests {
         assert_eq!(back.hash(), b.hash());
         assert!(back.signature_valid(&SecretKey::from_seed(&[1; 32]).public()));
         assert!(!back.signature_valid(&SecretKey::from_seed(&[2; 32]).public()));
+    }
+
+    #[test]
+    fn one_record_reads_out_of_an_encoded_block_as_decoding_it_all_would() {
+        let b = sample_block();
+        let bytes = b.encode();
+        for (i, r) in b.header.records.iter().enumerate() {
+            assert_eq!(Block::record_at(&bytes, i).as_ref(), Ok(r), "record {i}");
+            let (height, index, leaf) = Record::from_leaf(&r.leaf(1, i)).expect("leaf");
+            assert_eq!((height, index, &leaf), (1, i as u64, r));
+        }
+        assert!(Block::record_at(&bytes, 4).is_err(), "past the last record");
+        assert!(Block::record_at(&bytes[..bytes.len() / 2], 0).is_err());
+        assert!(Block::record_at(&[0xff; 10], 0).is_err());
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct LicenceState {
     pub valid_until: i64,
     /// Height of the block that issued it.
     pub issued_height: u64,
+    /// Index of the issue record in that block (`u32::MAX`: not known, a state written
+    /// before it was kept): with the height, where its leaf is in the record tree.
+    pub issued_index: u32,
     /// Height of the block that last changed it (on the chain of the department that
     /// changed it: the issuer, or its successor after a retirement).
     pub updated_height: u64,
@@ -521,6 +524,7 @@ pub fn next_state(
                 valid_from: issue.valid_from,
                 valid_until: issue.valid_until,
                 issued_height: height,
+                issued_index: u32::try_from(index).unwrap_or(u32::MAX),
                 updated_height: height,
                 issuer_key: *key,
             }

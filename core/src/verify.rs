@@ -1104,6 +1104,7 @@ mod tests {
             valid_from: T,
             valid_until: EXPIRES,
             issued_height,
+            issued_index: 0,
             updated_height: 5.max(issued_height),
             issuer_key,
         };

@@ -99,6 +99,7 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
         valid_from: c.not_before,
         valid_until: c.expires_at,
         issued_height: 1,
+        issued_index: 0,
         updated_height: 1,
         issuer_key: un.kid,
     };

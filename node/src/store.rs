@@ -14,7 +14,7 @@
 //! - `blocks`: block hash → canonical block bytes (the source of truth);
 //! - `chain`: department ‖ 0x00 ‖ height (u64 BE) → block hash;
 //! - `heads`: department → height ‖ hash ‖ time_ms ‖ gov;
-//! - `licences`: licence id → `LicenceState` (74 bytes, see `encode_state`);
+//! - `licences`: licence id → `LicenceState` (78 bytes, see `encode_state`);
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
 //! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
@@ -254,10 +254,16 @@ fn decode_head(b: &[u8]) -> Option<Head> {
     })
 }
 
-/// Fixed 74-byte layout: status, reason, commitment, valid_from, valid_until,
-/// issued_height, updated_height (integers big-endian), issuer_key.
-fn encode_state(s: &LicenceState) -> [u8; 74] {
-    let mut b = [0u8; 74];
+/// Bytes of a stored licence state.
+const STATE_BYTES: usize = 78;
+/// A state written before the issue record's index was kept: it reads with the index
+/// unknown (`u32::MAX`), and proofs find the record by reading its block.
+const STATE_BYTES_V1: usize = 74;
+
+/// Fixed 78-byte layout: status, reason, commitment, valid_from, valid_until,
+/// issued_height, updated_height (integers big-endian), issuer_key, issued_index.
+fn encode_state(s: &LicenceState) -> [u8; STATE_BYTES] {
+    let mut b = [0u8; STATE_BYTES];
     b[..2].copy_from_slice(&s.status.to_bytes());
     b[2..34].copy_from_slice(&s.commitment.0);
     b[34..42].copy_from_slice(&s.valid_from.to_be_bytes());
@@ -265,13 +271,16 @@ fn encode_state(s: &LicenceState) -> [u8; 74] {
     b[50..58].copy_from_slice(&s.issued_height.to_be_bytes());
     b[58..66].copy_from_slice(&s.updated_height.to_be_bytes());
     b[66..74].copy_from_slice(&s.issuer_key.0);
+    b[74..78].copy_from_slice(&s.issued_index.to_be_bytes());
     b
 }
 
 fn decode_state(b: &[u8]) -> Option<LicenceState> {
-    if b.len() != 74 {
-        return None;
-    }
+    let issued_index = match b.len() {
+        STATE_BYTES => u32::from_be_bytes(b[74..78].try_into().ok()?),
+        STATE_BYTES_V1 => u32::MAX,
+        _ => return None,
+    };
     let status = LicenceStatus::from_bytes([b[0], b[1]])?;
     let u = |r: std::ops::Range<usize>| -> Option<[u8; 8]> { b[r].try_into().ok() };
     Some(LicenceState {
@@ -282,6 +291,7 @@ fn decode_state(b: &[u8]) -> Option<LicenceState> {
         issued_height: u64::from_be_bytes(u(50..58)?),
         updated_height: u64::from_be_bytes(u(58..66)?),
         issuer_key: KeyId(u(66..74)?),
+        issued_index,
     })
 }
 
@@ -408,7 +418,7 @@ impl Store {
                 s.issued_height == block.height() && id.department() == block.department()
             })
             .count() as u64;
-        let states: Vec<(String, [u8; 74])> = v
+        let states: Vec<(String, [u8; STATE_BYTES])> = v
             .changes()
             .iter()
             .map(|(id, s)| (id.to_string(), encode_state(s)))
@@ -601,7 +611,7 @@ impl Store {
                 )
             })
             .collect();
-        let states: Vec<(String, Option<[u8; 74]>)> = states
+        let states: Vec<(String, Option<[u8; STATE_BYTES]>)> = states
             .iter()
             .map(|(id, s)| (id.to_string(), s.as_ref().map(encode_state)))
             .collect();
@@ -1024,6 +1034,25 @@ impl Store {
         Some(u64::from_be_bytes(k.get(prefix.len()..)?.try_into().ok()?))
     }
 
+    /// Record `index` of `dept`'s block at `height`, read out of the stored block without
+    /// decoding the others (`Block::record_at`); `None` when there is no such block.
+    pub fn record_at(
+        &self,
+        dept: &DepartmentId,
+        height: u64,
+        index: usize,
+    ) -> Result<Option<huren_core::Record>, StoreError> {
+        let Some(hash) = self.chain.get(chain_key(dept, height))? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.blocks.get(&hash)? else {
+            return Err(Corruption::ChainNamesMissingBlock(dept.clone()).into());
+        };
+        Block::record_at(&bytes, index).map(Some).map_err(|e| {
+            Corruption::Counter(format!("record {index} of {dept}#{height}: {e}")).into()
+        })
+    }
+
     pub fn block_at(&self, dept: &DepartmentId, height: u64) -> Result<Option<Block>, StoreError> {
         let Some(hash) = self.chain.get(chain_key(dept, height))? else {
             return Ok(None);
@@ -1305,12 +1334,23 @@ mod tests {
                 valid_from: -5,
                 valid_until: 1_900_000_000,
                 issued_height: 3,
+                issued_index: 41,
                 updated_height: 9,
                 issuer_key: KeyId([7; 8]),
             };
             assert_eq!(decode_state(&encode_state(&s)), Some(s));
+            // A state written before the index was kept reads with it unknown.
+            let old = &encode_state(&s)[..STATE_BYTES_V1];
+            assert_eq!(
+                decode_state(old),
+                Some(LicenceState {
+                    issued_index: u32::MAX,
+                    ..s
+                })
+            );
         }
         assert_eq!(decode_state(&[9; 74]), None);
+        assert_eq!(decode_state(&[9; 78]), None);
         assert_eq!(decode_state(&[0; 3]), None);
     }
 }

@@ -23,6 +23,8 @@ fn demo_walks_through_a_licence_life() -> anyhow::Result<()> {
         "valid",
         "invalid · suspended",
         "invalid · revoked",
+        "huren verify --offline --bundle (exit 1)",
+        "data as of",
         "sh.transport",
         "governance height 5",
         "js.maritime",

@@ -95,9 +95,13 @@ pub(crate) fn prove(state: &AppState, id: &LicenceId) -> Result<LicenceProof, St
         )
     })?;
     let issue = match state.store.licence(id) {
-        Some(s) if s.issued_height <= cp.height => {
-            Some(issue_inclusion(state, id, s.issued_height, cp.size)?)
-        }
+        Some(s) if s.issued_height <= cp.height => Some(issue_inclusion(
+            state,
+            id,
+            s.issued_height,
+            s.issued_index,
+            cp.size,
+        )?),
         _ => None,
     };
     Ok(LicenceProof {
@@ -107,11 +111,14 @@ pub(crate) fn prove(state: &AppState, id: &LicenceId) -> Result<LicenceProof, St
     })
 }
 
-/// The inclusion of `id`'s issue record, in its block at `height`, in the tree of `size`.
+/// The inclusion of `id`'s issue record, record `index` of its block at `height`, in the
+/// tree of `size`. Only that record is read out of the block (a block holds thousands);
+/// a state written before the index was kept (`u32::MAX`) has its block read whole.
 fn issue_inclusion(
     state: &AppState,
     id: &LicenceId,
     height: u64,
+    index: u32,
     size: u64,
 ) -> Result<RecordInclusion, String> {
     let dept = id.department();
@@ -119,18 +126,31 @@ fn issue_inclusion(
         tracing::error!(department = %dept, height, error = %e, "making an inclusion proof");
         "this node could not read its own chain to prove it".to_owned()
     };
-    let block = state
-        .store
-        .block_at(dept, height)
-        .map_err(|e| internal(e.to_string()))?
-        .ok_or_else(|| internal("the issuing block is missing".into()))?;
-    let (i, record) = block
-        .header
-        .records
-        .iter()
-        .enumerate()
-        .find(|(_, r)| matches!(r, Record::Issue(x) if &x.licence_id == id))
-        .ok_or_else(|| internal("the issuing block has no issue of it".into()))?;
+    let is_issue = |r: &Record| matches!(r, Record::Issue(x) if &x.licence_id == id);
+    let known = match usize::try_from(index).ok().filter(|_| index != u32::MAX) {
+        None => None,
+        Some(i) => state
+            .store
+            .record_at(dept, height, i)
+            .map_err(|e| internal(e.to_string()))?
+            .filter(is_issue)
+            .map(|r| (i, r)),
+    };
+    let (i, record) = match known {
+        Some(found) => found,
+        None => state
+            .store
+            .block_at(dept, height)
+            .map_err(|e| internal(e.to_string()))?
+            .ok_or_else(|| internal("the issuing block is missing".into()))?
+            .header
+            .records
+            .into_iter()
+            .enumerate()
+            .find(|(_, r)| is_issue(r))
+            .ok_or_else(|| internal("the issuing block has no issue of it".into()))?,
+    };
+    let record = &record;
     let start = state
         .store
         .tree_size_at(dept, height - 1)

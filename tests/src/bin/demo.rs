@@ -185,7 +185,66 @@ fn main() -> anyhow::Result<()> {
         show(&v);
     }
 
-    step(8, "Recognition policy: a physician certificate is recognised in Shanghai; a food business licence is not");
+    step(
+        8,
+        "A window in Shanghai goes offline with a bundle: the revocation is known without a node",
+    );
+    let revoked_at = huren_tests::heads(&http, gd)?
+        .into_iter()
+        .find(|(d, _, _)| d == "gd.transport")
+        .map_or(0, |(_, h, _)| h);
+    eventually(60, "a witnessed checkpoint with the revocation", || {
+        let v = get_json(&http, &format!("{}/v1/checkpoints", sh.url)).ok()?;
+        let d = v["departments"]
+            .as_array()?
+            .iter()
+            .find(|d| d["department"] == "gd.transport")?
+            .clone();
+        (d["counted"]["height"].as_u64()? >= revoked_at).then_some(())
+    })?;
+    let bundle = net.path("window.bundle");
+    let (genesis, bundle_path) = (
+        net.genesis.display().to_string(),
+        bundle.display().to_string(),
+    );
+    let (code, _, err) = huren_tests::gov::huren(&[
+        "bundle",
+        "--node",
+        &sh.url,
+        "--out",
+        &bundle_path,
+        "--genesis",
+        &genesis,
+    ])?;
+    anyhow::ensure!(code == 0, "huren bundle failed: {err}");
+    println!(
+        "   huren bundle --node {} --out window.bundle   ({} bytes: every department's witnessed checkpoint and its revoked and suspended licences)",
+        sh.url,
+        std::fs::metadata(&bundle)?.len()
+    );
+    let (code, out, err) = huren_tests::gov::huren(&[
+        "verify",
+        "--offline",
+        "--genesis",
+        &genesis,
+        "--bundle",
+        &bundle_path,
+        "--region",
+        "310000",
+        &qr,
+    ])?;
+    let offline: Value = serde_json::from_str(&out)
+        .with_context(|| format!("huren verify --offline exited {code}: {err}"))?;
+    print!("   huren verify --offline --bundle (exit {code})");
+    show(&offline);
+    println!(
+        "   data as of {} (gd.transport #{}, {} witness cosignatures)",
+        offline["as_of"]["time"].as_str().unwrap_or("?"),
+        offline["as_of"]["height"],
+        offline["as_of"]["cosigners"]
+    );
+
+    step(9, "Recognition policy: a physician certificate is recognised in Shanghai; a food business licence is not");
     let issue_at = |node: &NodeProcess, body: Value| -> anyhow::Result<String> {
         let r = http
             .post(format!("{}/v1/licences", node.url))
@@ -218,7 +277,7 @@ fn main() -> anyhow::Result<()> {
     show(&until_verdict(&http, gd, &food, "valid", None)?);
 
     step(
-        9,
+        10,
         "Governance on the ledger: the departments add 江苏省 and its maritime bureau (js.maritime), no node restarted",
     );
     let all: Vec<&NodeProcess> = nodes.iter().collect();
@@ -236,7 +295,7 @@ fn main() -> anyhow::Result<()> {
     nodes.push(js);
     let observer = &nodes[5];
 
-    step(10, "Each department's chain head, as the observer sees it");
+    step(11, "Each department's chain head, as the observer sees it");
     for (dept, height, hash) in heads(&http, observer)? {
         println!(
             "   {dept:<13} height {height:>3}  {}",
