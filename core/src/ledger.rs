@@ -475,76 +475,80 @@ impl Block {
     /// checked as `decode` checks it: it comes from this node's own store, and the record
     /// proves itself by its leaf's inclusion.
     pub fn record_at(bytes: &[u8], index: usize) -> Result<Record, CodecError> {
-        use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
-        use std::fmt;
-
         /// Header fields before the records: tag, genesis, department, height, prev,
         /// time_ms, gov (`BlockHeader::to_value`).
         const FIELDS_BEFORE_RECORDS: usize = 7;
-
-        struct Skip<S>(usize, S);
-        impl<'de, S: DeserializeSeed<'de, Value = Value> + Copy> Visitor<'de> for Skip<S> {
-            type Value = Value;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-                for _ in 0..self.0 {
-                    seq.next_element::<IgnoredAny>()?
-                        .ok_or_else(|| serde::de::Error::custom("array too short"))?;
-                }
-                let v = seq
-                    .next_element_seed(self.1)?
-                    .ok_or_else(|| serde::de::Error::custom("array too short"))?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(v)
-            }
-        }
-        /// The element at an index, then the next seed inside it.
-        #[derive(Clone, Copy)]
-        struct At<S>(usize, S);
-        impl<'de, S: DeserializeSeed<'de, Value = Value> + Copy> DeserializeSeed<'de> for At<S> {
-            type Value = Value;
-            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-                d.deserialize_seq(Skip(self.0, self.1))
-            }
-        }
-        /// A whole value.
-        #[derive(Clone, Copy)]
-        struct Whole;
-        impl<'de> DeserializeSeed<'de> for Whole {
-            type Value = Value;
-            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-                Value::deserialize(d)
-            }
-        }
-        use serde::Deserialize;
-
         if bytes.len() > BLOCK_BYTES_MAX {
             return Err(CodecError::TooLarge {
                 bytes: bytes.len(),
                 max: BLOCK_BYTES_MAX,
             });
         }
-        // ciborium reads only into a `DeserializeOwned` type, which cannot carry the
-        // index: it waits in a thread-local for the one read below, on this thread.
-        thread_local! {
-            static WANTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        // [header, signature]; header = [fields…, records]; records[index].
+        let (mut pos, _) = array_at(bytes, 0, 2)?;
+        (pos, _) = array_at(bytes, pos, FIELDS_BEFORE_RECORDS + 1)?;
+        for _ in 0..FIELDS_BEFORE_RECORDS {
+            pos = skip_item(bytes, pos, 0)?;
         }
-        struct Picked(Value);
-        impl<'de> Deserialize<'de> for Picked {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let index = WANTED.with(std::cell::Cell::get);
-                // [header, signature] → header[7] is the records → records[index].
-                At(0, At(FIELDS_BEFORE_RECORDS, At(index, Whole)))
-                    .deserialize(d)
-                    .map(Picked)
-            }
+        let (mut pos, records) = array_at(bytes, pos, usize::MAX)?;
+        if index >= records {
+            return Err(CodecError::Shape("no record at that index"));
         }
-        WANTED.with(|w| w.set(index));
-        let Picked(v) =
-            ciborium::de::from_reader(bytes).map_err(|e| CodecError::Cbor(e.to_string()))?;
+        for _ in 0..index {
+            pos = skip_item(bytes, pos, 0)?;
+        }
+        let end = skip_item(bytes, pos, 0)?;
+        let v: Value = ciborium::de::from_reader(&bytes[pos..end])
+            .map_err(|e| CodecError::Cbor(e.to_string()))?;
         Record::from_value(v)
+    }
+}
+
+/// The definite-length array whose header starts at `pos` (of `len` items, or any number
+/// when `len` is `usize::MAX`): where its first item starts, and its length.
+fn array_at(bytes: &[u8], pos: usize, len: usize) -> Result<(usize, usize), CodecError> {
+    let bad = CodecError::Shape("not the block's structure");
+    let mut d = ciborium_ll::Decoder::from(bytes.get(pos..).ok_or(bad.clone())?);
+    match d.pull() {
+        Ok(ciborium_ll::Header::Array(Some(n))) if len == usize::MAX || n == len => {
+            Ok((pos + d.offset(), n))
+        }
+        _ => Err(bad),
+    }
+}
+
+/// Where the item that starts at `pos` ends, found by reading headers only (ciborium's
+/// decoder): strings are stepped over, arrays and maps walked. Definite lengths only, as
+/// canonical CBOR has them; nesting at most 16 deep.
+fn skip_item(bytes: &[u8], pos: usize, depth: u8) -> Result<usize, CodecError> {
+    use ciborium_ll::Header;
+    let bad = || CodecError::Shape("an item that does not end inside the block");
+    if depth > 16 {
+        return Err(bad());
+    }
+    let mut d = ciborium_ll::Decoder::from(bytes.get(pos..).ok_or_else(bad)?);
+    let header = d.pull().map_err(|_| bad())?;
+    let mut pos = pos + d.offset();
+    match header {
+        Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => Ok(pos),
+        Header::Tag(_) => skip_item(bytes, pos, depth + 1),
+        Header::Bytes(Some(n)) | Header::Text(Some(n)) => pos
+            .checked_add(n)
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(bad),
+        Header::Array(Some(n)) => {
+            for _ in 0..n {
+                pos = skip_item(bytes, pos, depth + 1)?;
+            }
+            Ok(pos)
+        }
+        Header::Map(Some(n)) => {
+            for _ in 0..n.saturating_mul(2) {
+                pos = skip_item(bytes, pos, depth + 1)?;
+            }
+            Ok(pos)
+        }
+        _ => Err(bad()),
     }
 }
 
