@@ -475,26 +475,47 @@ impl Block {
     /// checked as `decode` checks it: it comes from this node's own store, and the record
     /// proves itself by its leaf's inclusion.
     pub fn record_at(bytes: &[u8], index: usize) -> Result<Record, CodecError> {
-        /// Header fields before the records: tag, genesis, department, height, prev,
-        /// time_ms, gov (`BlockHeader::to_value`).
-        const FIELDS_BEFORE_RECORDS: usize = 7;
+        Self::record_at_from(bytes, &[], index)
+    }
+
+    /// Where every `RECORD_OFFSET_EVERY`th record of an encoded block starts (records 0,
+    /// 64, 128…), as byte offsets: kept beside a block, they let `record_at_from` step
+    /// over at most 63 records instead of thousands.
+    pub fn record_offsets(bytes: &[u8]) -> Result<Vec<u32>, CodecError> {
+        let (mut pos, records) = records_start(bytes)?;
+        let mut out = Vec::with_capacity(records.div_ceil(RECORD_OFFSET_EVERY));
+        for i in 0..records {
+            if i % RECORD_OFFSET_EVERY == 0 {
+                out.push(u32::try_from(pos).map_err(|_| CodecError::Shape("block too large"))?);
+            }
+            pos = skip_item(bytes, pos, 0)?;
+        }
+        Ok(out)
+    }
+
+    /// `record_at`, starting from the nearest offset in `offsets` (`record_offsets`; empty
+    /// for none). Wrong offsets give an error or another record, never a panic: the caller
+    /// checks the record it gets.
+    pub fn record_at_from(
+        bytes: &[u8],
+        offsets: &[u32],
+        index: usize,
+    ) -> Result<Record, CodecError> {
         if bytes.len() > BLOCK_BYTES_MAX {
             return Err(CodecError::TooLarge {
                 bytes: bytes.len(),
                 max: BLOCK_BYTES_MAX,
             });
         }
-        // [header, signature]; header = [fields…, records]; records[index].
-        let (mut pos, _) = array_at(bytes, 0, 2)?;
-        (pos, _) = array_at(bytes, pos, FIELDS_BEFORE_RECORDS + 1)?;
-        for _ in 0..FIELDS_BEFORE_RECORDS {
-            pos = skip_item(bytes, pos, 0)?;
-        }
-        let (mut pos, records) = array_at(bytes, pos, usize::MAX)?;
+        let (first, records) = records_start(bytes)?;
         if index >= records {
             return Err(CodecError::Shape("no record at that index"));
         }
-        for _ in 0..index {
+        let (mut pos, skip) = match offsets.get(index / RECORD_OFFSET_EVERY) {
+            Some(&o) => (o as usize, index % RECORD_OFFSET_EVERY),
+            None => (first, index),
+        };
+        for _ in 0..skip {
             pos = skip_item(bytes, pos, 0)?;
         }
         let end = skip_item(bytes, pos, 0)?;
@@ -502,6 +523,23 @@ impl Block {
             .map_err(|e| CodecError::Cbor(e.to_string()))?;
         Record::from_value(v)
     }
+}
+
+/// How often `Block::record_offsets` keeps a record's offset.
+pub const RECORD_OFFSET_EVERY: usize = 64;
+
+/// Where an encoded block's first record starts, and how many records it has.
+fn records_start(bytes: &[u8]) -> Result<(usize, usize), CodecError> {
+    /// Header fields before the records: tag, genesis, department, height, prev,
+    /// time_ms, gov (`BlockHeader::to_value`).
+    const FIELDS_BEFORE_RECORDS: usize = 7;
+    // [header, signature]; header = [fields…, records].
+    let (mut pos, _) = array_at(bytes, 0, 2)?;
+    (pos, _) = array_at(bytes, pos, FIELDS_BEFORE_RECORDS + 1)?;
+    for _ in 0..FIELDS_BEFORE_RECORDS {
+        pos = skip_item(bytes, pos, 0)?;
+    }
+    array_at(bytes, pos, usize::MAX)
 }
 
 /// The definite-length array whose header starts at `pos` (of `len` items, or any number
@@ -689,6 +727,29 @@ pub(crate) mod tests {
         assert!(Block::record_at(&bytes, 4).is_err(), "past the last record");
         assert!(Block::record_at(&bytes[..bytes.len() / 2], 0).is_err());
         assert!(Block::record_at(&[0xff; 10], 0).is_err());
+
+        // A block of 200 records, read from its kept offsets (every 64th record's).
+        let mut big = b.header.clone();
+        big.records = (1..=200)
+            .map(|n| issue("gd.transport", "mvdl", n))
+            .collect();
+        let big = big.sign(&SecretKey::from_seed(&[1; 32]));
+        let bytes = big.encode();
+        let offsets = Block::record_offsets(&bytes).expect("offsets");
+        assert_eq!(offsets.len(), 4);
+        for (i, r) in big.header.records.iter().enumerate() {
+            assert_eq!(
+                Block::record_at_from(&bytes, &offsets, i).as_ref(),
+                Ok(r),
+                "record {i}"
+            );
+        }
+        // Wrong offsets give an error or another record, never a panic.
+        for bad in [[0u32, 1, 2, 3], [u32::MAX; 4]] {
+            for i in [0, 63, 64, 199] {
+                let _ = Block::record_at_from(&bytes, &bad, i);
+            }
+        }
     }
 
     #[test]

@@ -153,6 +153,11 @@ pub(crate) fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> 
 /// leaves has 64 levels). A record's leaf index is its block's start plus its index.
 pub(crate) const BLOCK_END_LEVEL: u8 = 0xff;
 
+/// The `merkle` level under which each block's record offsets are kept, keyed by height
+/// (`Block::record_offsets`: every 64th record's byte offset, u32 big-endian each), so
+/// that a proof reads one record out of a block of thousands quickly.
+pub(crate) const RECORD_OFFSETS_LEVEL: u8 = 0xfe;
+
 /// The `status` key of licence `id` (of its department's set).
 fn status_set_key(id: &LicenceId) -> Vec<u8> {
     let mut k = dept_prefix(id.department());
@@ -437,6 +442,12 @@ impl Store {
             .collect();
         let dept = block.department();
         let size_key = tree_size_key(dept);
+        // The block was just encoded here: its offsets cannot fail to read.
+        let offsets: Vec<u8> = Block::record_offsets(&bytes)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|o| o.to_be_bytes())
+            .collect();
         let res: Result<(), TransactionError<StoreError>> = (
             &self.blocks,
             &self.chain,
@@ -481,6 +492,10 @@ impl Store {
                     merkle.insert(
                         merkle_key(dept, BLOCK_END_LEVEL, block.height()),
                         &size.to_be_bytes()[..],
+                    )?;
+                    merkle.insert(
+                        merkle_key(dept, RECORD_OFFSETS_LEVEL, block.height()),
+                        offsets.as_slice(),
                     )?;
                     meta.insert(size_key.as_bytes(), &size.to_be_bytes())?;
                     blocks.insert(&block.hash().0, bytes.as_slice())?;
@@ -646,6 +661,7 @@ impl Store {
                     }
                     for b in &removed {
                         merkle.remove(merkle_key(dept, BLOCK_END_LEVEL, b.height()))?;
+                        merkle.remove(merkle_key(dept, RECORD_OFFSETS_LEVEL, b.height()))?;
                     }
                     for (k, b) in &statuses {
                         match b {
@@ -1048,9 +1064,22 @@ impl Store {
         let Some(bytes) = self.blocks.get(&hash)? else {
             return Err(Corruption::ChainNamesMissingBlock(dept.clone()).into());
         };
-        Block::record_at(&bytes, index).map(Some).map_err(|e| {
-            Corruption::Counter(format!("record {index} of {dept}#{height}: {e}")).into()
-        })
+        // Offsets are an index: missing (a block stored before they were kept) or odd,
+        // the record is found by stepping from the first.
+        let offsets: Vec<u32> = self
+            .merkle
+            .get(merkle_key(dept, RECORD_OFFSETS_LEVEL, height))?
+            .map(|v| {
+                v.chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Block::record_at_from(&bytes, &offsets, index)
+            .map(Some)
+            .map_err(|e| {
+                Corruption::Counter(format!("record {index} of {dept}#{height}: {e}")).into()
+            })
     }
 
     pub fn block_at(&self, dept: &DepartmentId, height: u64) -> Result<Option<Block>, StoreError> {
