@@ -417,3 +417,32 @@ proptest! {
         let _ = GovBlock::decode(&data);
     }
 }
+
+#[test]
+fn the_checkpoint_rules_change_by_a_record_within_their_bounds() {
+    use crate::genesis::CheckpointRules;
+    let (g0, keys) = founded();
+    assert_eq!(g0.checkpoint_rules(), CheckpointRules::DEFAULT);
+    let rules = CheckpointRules {
+        witness_quorum: 1,
+        bundle_soft_max_secs: 3600,
+        bundle_hard_max_secs: 7200,
+    };
+    let b = block(&g0, &keys, &[0, 1], GovRecord::SetCheckpointRules { rules });
+    let g1 = g0.apply(&b).expect("applies");
+    assert_eq!(g1.checkpoint_rules(), rules);
+    assert_eq!(g1.hash(), g0.hash(), "the founding hash stays");
+    // A soft limit past the hard one is refused, and changes nothing.
+    let bad = CheckpointRules {
+        bundle_soft_max_secs: 9000,
+        ..rules
+    };
+    let b = block(
+        &g1,
+        &keys,
+        &[0, 1],
+        GovRecord::SetCheckpointRules { rules: bad },
+    );
+    assert!(g1.apply(&b).is_err());
+    assert_eq!(g1.checkpoint_rules(), rules);
+}
