@@ -176,8 +176,13 @@ pub struct IssueMode {
     /// Sign the credential here with the department's issuer key.
     #[arg(long)]
     pub offline: bool,
-    /// The genesis file (also the trust anchor of --proof).
-    #[arg(long, value_name = "FILE", required_if_eq_any([("offline", "true"), ("proof", "true")]))]
+    /// The genesis file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "offline",
+        required_if_eq("offline", "true")
+    )]
     pub genesis: Option<PathBuf>,
     /// The department's issuer key file (<department>.issuer.key).
     #[arg(
