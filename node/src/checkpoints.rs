@@ -285,7 +285,7 @@ impl Checkpoints {
         st.own_signed = Some((now, height));
         st.snapshots
             .insert(dept.clone(), StatusSnapshot::new(height, entries));
-        self.keep(&mut st, &signed, false)?;
+        self.keep(&mut st, &signed)?;
         self.metrics.checkpoints_signed.inc();
         Ok(Some(signed))
     }
@@ -293,12 +293,7 @@ impl Checkpoints {
     /// Takes `cp` as the newest of its department (merging cosignatures into the same
     /// checkpoint held), and as the counted one once it has its quorum. Whether anything
     /// changed.
-    fn keep(
-        &self,
-        st: &mut State,
-        cp: &SignedCheckpoint,
-        _from_peer: bool,
-    ) -> Result<bool, StoreError> {
+    fn keep(&self, st: &mut State, cp: &SignedCheckpoint) -> Result<bool, StoreError> {
         let net = self.ledger.network();
         let dept = cp.checkpoint.department.clone();
         let k = st.known.entry(dept.clone()).or_default();
@@ -362,7 +357,7 @@ impl Checkpoints {
                 return Ok(out);
             }
         }
-        out.new = self.keep(&mut st, &cp, true)?;
+        out.new = self.keep(&mut st, &cp)?;
         let own_height = self.store.head(&dept).map_or(0, |h| h.height);
         if cp.checkpoint.height > own_height {
             st.waiting.insert(dept.clone(), cp.clone());
@@ -436,7 +431,7 @@ impl Checkpoints {
         let mut st = self.state();
         st.snapshots
             .insert(dept.clone(), StatusSnapshot::new(copy.height, entries));
-        self.keep(&mut st, &mine, false)?;
+        self.keep(&mut st, &mine)?;
         self.metrics.checkpoints_cosigned.inc();
         Ok(Some(mine))
     }
