@@ -181,7 +181,11 @@ pub struct StatusAnswer {
     pub licence_id: LicenceId,
     pub department: DepartmentId,
     pub licence_type: LicenceType,
+    /// On the ledger: active, suspended or revoked (with the reason).
     pub status: LicenceStatus,
+    /// Where it stands now, by the node's clock: `active`, `not_yet_valid`, `expired`
+    /// (失效: its validity has passed; no record says so), `suspended` or `revoked`.
+    pub state: huren_core::validate::LicencePhase,
     /// RFC 3339.
     pub valid_from: String,
     /// RFC 3339.

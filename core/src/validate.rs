@@ -94,6 +94,35 @@ pub struct LicenceState {
     pub issuer_key: KeyId,
 }
 
+/// Where a licence stands at a moment: its ledger status with the clock applied, derived,
+/// never stored (a licence lapses without a record). A revocation is final and comes
+/// first; a lapsed licence is expired whether or not it was suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LicencePhase {
+    Active,
+    /// 未生效: its validity has not started.
+    NotYetValid,
+    /// 失效: its validity has passed.
+    Expired,
+    Suspended,
+    Revoked,
+}
+
+impl LicenceState {
+    /// Where it stands at `now` (unix seconds).
+    pub fn phase(&self, now: i64) -> LicencePhase {
+        match self.status {
+            LicenceStatus::Revoked(_) => LicencePhase::Revoked,
+            _ if now >= self.valid_until => LicencePhase::Expired,
+            LicenceStatus::Suspended(_) => LicencePhase::Suspended,
+            _ if now < self.valid_from => LicencePhase::NotYetValid,
+            LicenceStatus::Active => LicencePhase::Active,
+        }
+    }
+}
+
 /// The networks a block is judged by: the newest this node holds (which key signs which
 /// department height, retirements) and the one at the governance height the block names
 /// (grants, licence types, successors). A `Network` alone is a view with one height.
@@ -705,6 +734,44 @@ impl MemoryChain {
         self.heads.insert(v.block().department().clone(), v.head());
         for (id, s) in v.changes() {
             self.licences.insert(id.clone(), *s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+    use crate::ledger::{RevokeReason, SuspendReason};
+
+    /// Where a licence valid over [100, 200) stands, row by row.
+    #[test]
+    fn a_licence_phase_follows_its_status_and_the_clock() {
+        let state = |status| LicenceState {
+            status,
+            commitment: Hash32::default(),
+            valid_from: 100,
+            valid_until: 200,
+            issued_height: 1,
+            issued_index: 0,
+            updated_height: 1,
+            issuer_key: KeyId([0; 8]),
+        };
+        use LicencePhase as P;
+        let active = LicenceStatus::Active;
+        let suspended = LicenceStatus::Suspended(SuspendReason::Penalty);
+        let revoked = LicenceStatus::Revoked(RevokeReason::Cancelled);
+        for (status, now, expected) in [
+            (active, 99, P::NotYetValid),
+            (active, 100, P::Active),
+            (active, 199, P::Active),
+            (active, 200, P::Expired),
+            (suspended, 150, P::Suspended),
+            (suspended, 99, P::Suspended),
+            (suspended, 200, P::Expired),
+            (revoked, 150, P::Revoked),
+            (revoked, 500, P::Revoked),
+        ] {
+            assert_eq!(state(status).phase(now), expected, "{status:?} at {now}");
         }
     }
 }

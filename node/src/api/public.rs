@@ -40,6 +40,7 @@ pub async fn status(
         department: id.department().clone(),
         licence_type: id.licence_type().clone(),
         status: s.status,
+        state: s.phase(state.clock.now_secs()),
         valid_from: rfc3339(s.valid_from),
         valid_until: rfc3339(s.valid_until),
         commitment: s.commitment,

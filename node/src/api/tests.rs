@@ -944,3 +944,53 @@ async fn evidence_pages_and_refuses_queries_it_does_not_take() {
         assert_error(s, &v, StatusCode::BAD_REQUEST, "bad_query");
     }
 }
+
+/// The status answer's `state` follows the clock (expired is derived, never recorded),
+/// and the answer names no personal data whatever the state.
+#[tokio::test]
+async fn status_turns_expired_when_the_validity_has_passed() {
+    use crate::clock::ManualClock;
+    let t0_ms = 1_800_000_000_000;
+    let clock = ManualClock::at(t0_ms);
+    let f = fixture_with_clock("gd.transport", clock.clone(), |_| {});
+    let issued = f.issue().await;
+    let path = format!(
+        "/v1/licences/{}",
+        issued["licence_id"].as_str().expect("id")
+    );
+    let state = |v: &Value| v["state"].as_str().unwrap_or_default().to_owned();
+    let (s, v) = f.call("GET", &path, None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(state(&v), "active", "{v}");
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "commitment",
+            "department",
+            "issued_height",
+            "licence_id",
+            "licence_type",
+            "state",
+            "status",
+            "updated_height",
+            "valid_from",
+            "valid_until"
+        ],
+        "no holder field, ever"
+    );
+    // 2190 days on (driving() asks for 2190 days of validity): expired, with no record.
+    clock.advance(std::time::Duration::from_secs(2190 * 86_400));
+    let (_, v) = f.call("GET", &path, None, None).await;
+    assert_eq!(state(&v), "expired", "{v}");
+    assert_eq!(
+        v["status"]["status"], "active",
+        "the ledger is unchanged: {v}"
+    );
+}
