@@ -7,7 +7,9 @@
 //! not hand it out as a ledger-backed licence.
 //!
 //! Offline verification checks signature, issuer mandate, validity period and the
-//! recognition policy; it cannot see revocation, which the report says (`offline: true`).
+//! recognition policy; without a bundle it cannot see revocation, which the report says
+//! (`offline: true`). With one (`--bundle`, `crate::bundle`) it answers revoked and
+//! suspended as of the bundle's checkpoints, and the report's `as_of` says how old they are.
 
 use std::collections::BTreeMap;
 
