@@ -17,7 +17,6 @@ use huren_api::{AsOf, Freshness, Report};
 use huren_core::bundle;
 use huren_core::credential::{QR_TEXT_CHARS_MAX, SALT_BYTES};
 use huren_core::issuance::{self, PolicyError};
-use huren_core::validate::LicenceStatus;
 use huren_core::verify::{self, LedgerFacts, VerifyContext};
 use huren_core::DepartmentId;
 use huren_genesis::keys::{self, KeyFileError};
@@ -215,14 +214,8 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
                 as_of: 0,
             };
         };
-        let status = match v.status(id) {
-            bundle::BundleStatus::NotCovered => None,
-            bundle::BundleStatus::Active => Some(LicenceStatus::Active),
-            bundle::BundleStatus::Suspended(r) => Some(LicenceStatus::Suspended(r)),
-            bundle::BundleStatus::Revoked(r) => Some(LicenceStatus::Revoked(r)),
-        };
         LedgerFacts::Bundle {
-            status,
+            status: v.status(id).ledger_status(),
             expired: v.freshness(dept, now_ms, &rules) == Some(bundle::Freshness::Expired),
             as_of: (cp.checkpoint.time_ms / 1000) as i64,
         }

@@ -284,6 +284,19 @@ pub enum BundleStatus {
     Revoked(RevokeReason),
 }
 
+impl BundleStatus {
+    /// The licence's status as the ledger names it, or `None` when the bundle cannot say
+    /// (what verification takes as `LedgerFacts::Bundle`'s status).
+    pub fn ledger_status(self) -> Option<LicenceStatus> {
+        match self {
+            BundleStatus::NotCovered => None,
+            BundleStatus::Active => Some(LicenceStatus::Active),
+            BundleStatus::Suspended(r) => Some(LicenceStatus::Suspended(r)),
+            BundleStatus::Revoked(r) => Some(LicenceStatus::Revoked(r)),
+        }
+    }
+}
+
 /// How old a department's checkpoint is against the network's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {

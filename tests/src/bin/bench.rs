@@ -1329,23 +1329,11 @@ async fn checkpoints(
         now: now_s(),
         region: None,
     };
-    let facts = |id: &LicenceId| {
-        let status = match next.status(id) {
-            huren_core::bundle::BundleStatus::NotCovered => None,
-            huren_core::bundle::BundleStatus::Active => Some(huren_core::LicenceStatus::Active),
-            huren_core::bundle::BundleStatus::Suspended(r) => {
-                Some(huren_core::LicenceStatus::Suspended(r))
-            }
-            huren_core::bundle::BundleStatus::Revoked(r) => {
-                Some(huren_core::LicenceStatus::Revoked(r))
-            }
-        };
-        huren_core::LedgerFacts::Bundle {
-            status,
-            expired: next.freshness(id.department(), now_ms, &rules)
-                == Some(huren_core::bundle::Freshness::Expired),
-            as_of: 0,
-        }
+    let facts = |id: &LicenceId| huren_core::LedgerFacts::Bundle {
+        status: next.status(id).ledger_status(),
+        expired: next.freshness(id.department(), now_ms, &rules)
+            == Some(huren_core::bundle::Freshness::Expired),
+        as_of: 0,
     };
     let t0 = Instant::now();
     let mut n = 0u64;
