@@ -20,8 +20,12 @@ use crate::{files, genesis};
 
 /// The network a bundle is checked under: genesis, with the bundle's governance export
 /// (each record checked against its quorum) when it carries one.
-pub fn network_of(genesis: Network, b: &Bundle, what: &str) -> anyhow::Result<Network> {
-    match &b.governance {
+pub fn network_of(
+    genesis: Network,
+    governance: Option<&[u8]>,
+    what: &str,
+) -> anyhow::Result<Network> {
+    match governance {
         None => Ok(genesis),
         Some(bytes) => {
             let text = std::str::from_utf8(bytes).map_err(|_| {
@@ -41,7 +45,7 @@ pub fn load(path: &Path, genesis: &Network) -> anyhow::Result<(VerifiedBundle, N
     let bytes = files::read_bounded(path, BUNDLE_BYTES_MAX, "bundle")?;
     let what = format!("bundle {}", path.display());
     let b = Bundle::decode(&bytes).map_err(|e| fail(Exit::DATA, format!("{what}: {e}")))?;
-    let net = network_of(genesis.clone(), &b, &what)?;
+    let net = network_of(genesis.clone(), b.governance.as_deref(), &what)?;
     let v = b
         .verify(&net)
         .map_err(|e| fail(Exit::DATA, format!("{what} is refused: {e}")))?;
@@ -70,7 +74,7 @@ pub fn fetch(a: BundleArgs) -> anyhow::Result<Exit> {
             let bytes = answer.bytes(&[StatusCode::OK], Exit::DATA)?;
             let b =
                 Bundle::decode(&bytes).map_err(|e| fail(Exit::PROTOCOL, format!("{what}: {e}")))?;
-            let net = network_of(founding.clone(), &b, &what)?;
+            let net = network_of(founding.clone(), b.governance.as_deref(), &what)?;
             let v = b
                 .verify(&net)
                 .map_err(|e| fail(Exit::DATA, format!("{what} is refused: {e}")))?;
@@ -92,16 +96,7 @@ pub fn fetch(a: BundleArgs) -> anyhow::Result<Exit> {
             let delta =
                 Delta::decode(&bytes).map_err(|e| fail(Exit::PROTOCOL, format!("{what}: {e}")))?;
             let net = match &delta.governance {
-                Some(_) => network_of(
-                    founding.clone(),
-                    &Bundle {
-                        genesis: delta.genesis,
-                        made_ms: delta.made_ms,
-                        governance: delta.governance.clone(),
-                        departments: Vec::new(),
-                    },
-                    &what,
-                )?,
+                Some(g) => network_of(founding.clone(), Some(g), &what)?,
                 None => old_net.clone(),
             };
             let v = old.apply(&delta, &net).map_err(|e| {

@@ -159,9 +159,11 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     };
     let net = match (&a.mode.governance, &held) {
         (Some(export), _) => crate::gov::apply_export(founding, export)?,
-        (None, Some((path, b))) => {
-            crate::bundle::network_of(founding, b, &format!("bundle {}", path.display()))?
-        }
+        (None, Some((path, b))) => crate::bundle::network_of(
+            founding,
+            b.governance.as_deref(),
+            &format!("bundle {}", path.display()),
+        )?,
         (None, None) => founding,
     };
     let held = match held {

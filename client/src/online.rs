@@ -146,6 +146,15 @@ impl Node {
         url
     }
 
+    /// `url`, with a query string when `query` is not empty.
+    fn url_with(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
     pub fn get(&self, segments: &[&str]) -> anyhow::Result<Answer> {
         self.get_bounded(segments, RESPONSE_BYTES_MAX)
     }
@@ -153,8 +162,7 @@ impl Node {
     /// `get`, reading at most `max` bytes of answer (a governance export with many
     /// vouched credentials is larger than any other answer).
     pub fn get_bounded(&self, segments: &[&str], max: u64) -> anyhow::Result<Answer> {
-        let url = self.url(segments);
-        self.send(self.http.get(url.clone()), &url, max)
+        self.get_query(segments, &[], max)
     }
 
     /// `get_bounded` with a query string.
@@ -164,10 +172,7 @@ impl Node {
         query: &[(&str, &str)],
         max: u64,
     ) -> anyhow::Result<Answer> {
-        let mut url = self.url(segments);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
+        let url = self.url_with(segments, query);
         self.send(self.http.get(url.clone()), &url, max)
     }
 
@@ -178,10 +183,7 @@ impl Node {
         query: &[(&str, &str)],
         body: &impl Serialize,
     ) -> anyhow::Result<Answer> {
-        let mut url = self.url(segments);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
+        let url = self.url_with(segments, query);
         self.send(
             self.http.post(url.clone()).json(body),
             &url,
@@ -190,12 +192,7 @@ impl Node {
     }
 
     pub fn post_json(&self, segments: &[&str], body: &impl Serialize) -> anyhow::Result<Answer> {
-        let url = self.url(segments);
-        self.send(
-            self.http.post(url.clone()).json(body),
-            &url,
-            RESPONSE_BYTES_MAX,
-        )
+        self.post_json_query(segments, &[], body)
     }
 
     pub fn post_image(
@@ -300,23 +297,13 @@ impl Answer {
     /// its exit status (see `NodeError::exit`). A body that is not a `T` is a protocol
     /// error (76): the node said something this client does not understand.
     pub fn parse<T: DeserializeOwned>(self, ok: &[StatusCode], on_4xx: Exit) -> anyhow::Result<T> {
-        if ok.contains(&self.status) {
-            return serde_json::from_slice(&self.body)
-                .with_context(|| {
-                    format!(
-                        "the node answered {} with a body this client does not understand",
-                        self.status
-                    )
-                })
-                .code(Exit::PROTOCOL);
-        }
-        let e = self.error();
-        let exit = if self.status.is_success() {
-            Exit::PROTOCOL
-        } else {
-            e.exit(on_4xx)
-        };
-        Err(e).code(exit)
+        let status = self.status;
+        let body = self.bytes(ok, on_4xx)?;
+        serde_json::from_slice(&body)
+            .with_context(|| {
+                format!("the node answered {status} with a body this client does not understand")
+            })
+            .code(Exit::PROTOCOL)
     }
 
     /// The raw body when the status is one of `ok` (a bundle is CBOR, not JSON);

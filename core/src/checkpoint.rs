@@ -620,4 +620,4 @@ impl CheckpointConflict {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

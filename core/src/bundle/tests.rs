@@ -1,10 +1,10 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::checkpoint::{peer_id_of, DeptCheckpoint};
+use crate::checkpoint::tests::network;
+use crate::checkpoint::DeptCheckpoint;
 use crate::crypto::SecretKey;
 use crate::genesis::tests::sample;
-use crate::genesis::Observer;
 use crate::ids::LicenceType;
 use crate::tlog::Note;
 
@@ -13,30 +13,6 @@ const T0: u64 = 1_700_000_000_000;
 /// The witnesses of `network`, in the order of their keys: the departments' nodes, then
 /// the observer's.
 const WITNESSES: [&str; 4] = ["gd.transport", "gd.market", "sh.transport", "nation.audit"];
-
-/// The sample network with real node keys (seeds 101..) and an observer, and those keys
-/// (as `checkpoint`'s tests build it).
-fn network(quorum: u32) -> (Network, Vec<(DepartmentId, SecretKey)>, Vec<SecretKey>) {
-    let (mut doc, keys) = sample();
-    let mut nodes = Vec::new();
-    for (i, d) in doc.departments.iter_mut().enumerate() {
-        let k = SecretKey::from_seed(&[101 + i as u8; 32]);
-        d.node_peer_id = peer_id_of(&k.public());
-        nodes.push(k);
-    }
-    let k = SecretKey::from_seed(&[120; 32]);
-    doc.observers.push(Observer {
-        name: "nation.audit".into(),
-        region: doc.regions[0].code.clone(),
-        node_peer_id: peer_id_of(&k.public()),
-    });
-    nodes.push(k);
-    doc.checkpoints = Some(CheckpointRules {
-        witness_quorum: quorum,
-        ..CheckpointRules::DEFAULT
-    });
-    (Network::from_document(doc).expect("valid"), keys, nodes)
-}
 
 /// The network and its keys; departments by index: 0 gd.transport, 1 gd.market,
 /// 2 sh.transport.

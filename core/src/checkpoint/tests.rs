@@ -3,7 +3,17 @@ use crate::genesis::tests::sample;
 use crate::genesis::{CheckpointRules, Observer};
 
 /// The sample network with real node keys (seeds 101..) and an observer, and those keys.
-fn network(quorum: u32) -> (Network, Vec<(DepartmentId, SecretKey)>, Vec<SecretKey>) {
+pub(crate) fn network(quorum: u32) -> (Network, Vec<(DepartmentId, SecretKey)>, Vec<SecretKey>) {
+    network_with(quorum, true)
+}
+
+/// The sample network with real node keys (seeds 101.. for its departments, 120 for the
+/// observer `nation.audit` when `observer`), `quorum` witnesses per checkpoint; the
+/// departments' issuer keys and the node keys.
+pub(crate) fn network_with(
+    quorum: u32,
+    observer: bool,
+) -> (Network, Vec<(DepartmentId, SecretKey)>, Vec<SecretKey>) {
     let (mut doc, keys) = sample();
     let mut nodes = Vec::new();
     for (i, d) in doc.departments.iter_mut().enumerate() {
@@ -11,13 +21,15 @@ fn network(quorum: u32) -> (Network, Vec<(DepartmentId, SecretKey)>, Vec<SecretK
         d.node_peer_id = peer_id_of(&k.public());
         nodes.push(k);
     }
-    let k = SecretKey::from_seed(&[120; 32]);
-    doc.observers.push(Observer {
-        name: "nation.audit".into(),
-        region: doc.regions[0].code.clone(),
-        node_peer_id: peer_id_of(&k.public()),
-    });
-    nodes.push(k);
+    if observer {
+        let k = SecretKey::from_seed(&[120; 32]);
+        doc.observers.push(Observer {
+            name: "nation.audit".into(),
+            region: doc.regions[0].code.clone(),
+            node_peer_id: peer_id_of(&k.public()),
+        });
+        nodes.push(k);
+    }
     doc.checkpoints = Some(CheckpointRules {
         witness_quorum: quorum,
         ..CheckpointRules::DEFAULT

@@ -1,10 +1,8 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::checkpoint::{peer_id_of, DeptCheckpoint};
+use crate::checkpoint::DeptCheckpoint;
 use crate::crypto::SecretKey;
-use crate::genesis::tests::sample;
-use crate::genesis::CheckpointRules;
 use crate::ids::{DepartmentId, LicenceType};
 use crate::ledger::OfficerId;
 use crate::ledger::{RevokeReason, SuspendReason};
@@ -37,18 +35,7 @@ fn id(serial: u64) -> LicenceId {
 }
 
 fn world(revoked: &[u64]) -> World {
-    let (mut doc, keys) = sample();
-    let mut nodes = Vec::new();
-    for (i, d) in doc.departments.iter_mut().enumerate() {
-        let k = SecretKey::from_seed(&[101 + i as u8; 32]);
-        d.node_peer_id = peer_id_of(&k.public());
-        nodes.push(k);
-    }
-    doc.checkpoints = Some(CheckpointRules {
-        witness_quorum: 2,
-        ..CheckpointRules::DEFAULT
-    });
-    let net = Network::from_document(doc).expect("valid");
+    let (net, keys, nodes) = crate::checkpoint::tests::network_with(2, false);
     let leaves: Vec<Vec<u8>> = (1..=9)
         .map(|n| {
             Record::Issue(Issue {
