@@ -107,7 +107,7 @@ pub fn check(
                 cp.department, cp.height
             )))
         }
-        Some((_, issue)) if issue.commitment != commitment => return Err(refuse(
+        Some((_, record)) if record.commitment() != Some(commitment) => return Err(refuse(
             "it answered valid, but the issue record in its proof commits to another credential"
                 .into(),
         )),

@@ -282,6 +282,9 @@ pub enum BundleStatus {
     Active,
     Suspended(SuspendReason),
     Revoked(RevokeReason),
+    /// Transferred out to a department of another region (which id it lives on under is
+    /// the online answer's to say).
+    Transferred,
 }
 
 impl BundleStatus {
@@ -293,6 +296,7 @@ impl BundleStatus {
             BundleStatus::Active => Some(LicenceStatus::Active),
             BundleStatus::Suspended(r) => Some(LicenceStatus::Suspended(r)),
             BundleStatus::Revoked(r) => Some(LicenceStatus::Revoked(r)),
+            BundleStatus::Transferred => Some(LicenceStatus::Transferred),
         }
     }
 }
@@ -660,6 +664,7 @@ fn entry_status(bytes: [u8; 2]) -> Option<BundleStatus> {
         LicenceStatus::Active => None,
         LicenceStatus::Suspended(r) => Some(BundleStatus::Suspended(r)),
         LicenceStatus::Revoked(r) => Some(BundleStatus::Revoked(r)),
+        LicenceStatus::Transferred => Some(BundleStatus::Transferred),
     }
 }
 

@@ -169,6 +169,7 @@ mod tests {
         /// Department `dept`'s block at `height` with `records`, signed by `signer`'s key.
         fn block(&self, dept: usize, signer: usize, height: u64, records: Vec<Record>) -> Block {
             BlockHeader {
+                version: 1,
                 genesis: self.net.hash(),
                 department: self.keys[dept].0.clone(),
                 height,

@@ -61,6 +61,9 @@ pub enum ValidityProblem {
         licence_type: LicenceType,
         max_days: u32,
     },
+    /// A renewal must end later than the validity it renews.
+    #[error("not later than the current end of validity (a renewal extends it)")]
+    NotExtended,
 }
 
 /// A holder field's label in Chinese and in English, as the printable card and the
@@ -177,6 +180,11 @@ pub struct GenesisDocument {
     /// `CheckpointRules::DEFAULT` then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoints: Option<CheckpointRules>,
+    /// The protocol version in force (`ledger::PROTOCOL_VERSION` is the newest this code
+    /// knows). Absent in documents made before versions (their hash stays what it was):
+    /// 1 then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u32>,
 }
 
 impl GenesisDocument {
@@ -244,6 +252,8 @@ pub enum GenesisError {
     },
     #[error("checkpoint rules {0:?}: witness_quorum at most 8192, bundle_soft_max_secs at least 60 and at most bundle_hard_max_secs, which is at most 90 days")]
     BadCheckpointRules(CheckpointRules),
+    #[error("protocol version 0 does not exist; versions count from 1")]
+    ProtocolVersion,
     #[error("governance quorum {quorum} must be more than half of the {departments} departments and at most all of them: then two conflicting governance records can both reach it only if some department signed both")]
     BadQuorum { quorum: u32, departments: usize },
 }
@@ -324,6 +334,9 @@ impl Network {
             }
         };
         limit("regions", doc.regions.len(), REGIONS_MAX)?;
+        if doc.protocol_version == Some(0) {
+            return Err(GenesisError::ProtocolVersion);
+        }
         if let Some(rules) = &doc.checkpoints {
             rules.check()?;
         }
@@ -500,6 +513,12 @@ impl Network {
         self.doc.checkpoints.unwrap_or(CheckpointRules::DEFAULT)
     }
 
+    /// The protocol version in force: the version every block cut under this network is
+    /// written in, and so the record kinds it may carry.
+    pub fn protocol_version(&self) -> u32 {
+        self.doc.protocol_version.unwrap_or(1)
+    }
+
     pub fn document(&self) -> &GenesisDocument {
         &self.doc
     }
@@ -671,6 +690,7 @@ pub(crate) mod tests {
                 licence_type: t("mvdl"),
                 from: vec!["*".into()],
             }],
+            protocol_version: None,
             governance: Governance { quorum: 2 },
             checkpoints: None,
         };

@@ -100,6 +100,11 @@ pub enum GovRecord {
     SetCheckpointRules {
         rules: crate::genesis::CheckpointRules,
     },
+    /// The protocol version in force from the next department block cut under this
+    /// record: new record kinds are accepted everywhere at once. Only ever raised.
+    SetProtocolVersion {
+        version: u32,
+    },
 }
 
 impl GovRecord {
@@ -177,6 +182,9 @@ impl GovRecord {
             GovRecord::SetCheckpointRules { rules } => format!(
                 "checkpoints need {} witness cosignatures; bundles fresh {} s, expired past {} s",
                 rules.witness_quorum, rules.bundle_soft_max_secs, rules.bundle_hard_max_secs
+            ),
+            GovRecord::SetProtocolVersion { version } => format!(
+                "the network switches to protocol version {version}: every department's node must run a release that knows it (nodes that do not stop signing)"
             ),
         }
     }
@@ -502,6 +510,8 @@ pub enum GovError {
     QuorumRule { quorum: u32, voters: usize },
     #[error("the network after this record is not valid: {0}")]
     Invalid(GenesisError),
+    #[error("protocol version {version} is not above the version in force, {current}: versions are only raised")]
+    VersionNotRaised { version: u32, current: u32 },
 }
 
 impl GovError {
@@ -521,6 +531,7 @@ impl GovError {
             GovError::KeyInUse => "key_in_use",
             GovError::QuorumRule { .. } => "quorum_rule",
             GovError::Invalid(_) => "invalid_network",
+            GovError::VersionNotRaised { .. } => "version_not_raised",
         }
     }
 }
@@ -774,6 +785,16 @@ impl Network {
             }
             GovRecord::ChangeQuorum { quorum } => doc.governance.quorum = *quorum,
             GovRecord::SetCheckpointRules { rules } => doc.checkpoints = Some(*rules),
+            GovRecord::SetProtocolVersion { version } => {
+                let current = doc.protocol_version.unwrap_or(1);
+                if *version <= current {
+                    return Err(GovError::VersionNotRaised {
+                        version: *version,
+                        current,
+                    });
+                }
+                doc.protocol_version = Some(*version);
+            }
         }
         let next = Network::evolved(doc, self.hash())
             .map_err(GovError::Invalid)?

@@ -7,11 +7,16 @@
 //! block has one hash however it travelled. docs/credential-format.md spells this out.
 //!
 //! ```text
-//! record   = [0, licence_id, valid_from, valid_until, commitment(32), officer]   ; issue
-//!          / [1, licence_id, suspend_reason, officer]                            ; suspend
+//! record   = [0, licence_id, valid_from, valid_until, commitment(32), officer ?, origin]  ; issue
+//!          / [1, licence_id, suspend_reason, officer ?, until]                   ; suspend
 //!          / [2, licence_id, officer]                                            ; reinstate
 //!          / [3, licence_id, revoke_reason, officer]                             ; revoke
-//! header   = ["huren-block/1", genesis(32), department, height, prev(32), time_ms, [record…]]
+//!          / [4, licence_id, valid_from, valid_until, commitment(32), officer]   ; renew      (v2)
+//!          / [5, licence_id, commitment(32), officer]                            ; reissue    (v2)
+//!          / [6, licence_id, commitment(32), officer]                            ; amend      (v2)
+//!          / [7, licence_id, to_department, officer]                             ; transfer out (v2)
+//!          / [8, licence_id, height, index, annul_reason, officer]               ; annul      (v2)
+//! header   = ["huren-block/" version, genesis(32), department, height, prev(32), time_ms, gov, [record…]]
 //! block    = [header, signature(64)]
 //! hash     = SHA-256(cbor(header))         signature = Ed25519(issuer key, "huren/block/v1\0\0" ‖ hash)
 //! ```
@@ -29,7 +34,13 @@ pub const BLOCK_RECORDS_MAX: usize = 8192;
 /// Protocol upper bound on an encoded block.
 pub const BLOCK_BYTES_MAX: usize = 4 * 1024 * 1024;
 pub const OFFICER_CHARS_MAX: usize = 64;
-const BLOCK_TAG: &str = "huren-block/1";
+const BLOCK_TAG_PREFIX: &str = "huren-block/";
+
+/// The newest protocol version this code reads and writes (docs/lifecycle.md): 1 has the
+/// record kinds issue, suspend, reinstate and revoke; 2 adds renew, reissue, amend,
+/// transfer out, annul, an issue's `origin` and a suspension's `until`. A block names its
+/// version in its tag; the network's version in force is a governance parameter.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A department officer's staff code: who acted, without personal data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -101,6 +112,42 @@ pub enum RevokeReason {
     Penalty,
 }
 
+/// Why a revocation or suspension was annulled: the decision was overturned, never
+/// edited away (the annulled record stays on the chain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AnnulReason {
+    /// Overturned on administrative reconsideration (行政复议).
+    Reconsideration,
+    /// Overturned by a court (行政诉讼).
+    Court,
+    /// Withdrawn by the department itself as made in error (自行纠错).
+    Error,
+}
+
+impl AnnulReason {
+    fn code(self) -> u64 {
+        match self {
+            Self::Reconsideration => 0,
+            Self::Court => 1,
+            Self::Error => 2,
+        }
+    }
+    fn from_code(c: u64) -> Option<Self> {
+        [Self::Reconsideration, Self::Court, Self::Error]
+            .into_iter()
+            .find(|r| r.code() == c)
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Reconsideration => "复议撤销",
+            Self::Court => "判决撤销",
+            Self::Error => "自行纠错",
+        }
+    }
+}
+
 impl SuspendReason {
     fn code(self) -> u64 {
         match self {
@@ -147,6 +194,9 @@ pub struct Issue {
     /// SHA-256 of the credential's COSE bytes.
     pub commitment: Hash32,
     pub officer: OfficerId,
+    /// For a transfer in (转入): the licence of another region's department this one
+    /// continues, which that department's chain shows transferred out to this one.
+    pub origin: Option<LicenceId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +207,9 @@ pub enum Record {
         licence_id: LicenceId,
         reason: SuspendReason,
         officer: OfficerId,
+        /// Unix seconds at which the suspension ends by itself (暂扣 for six months);
+        /// `None` until a reinstate record.
+        until: Option<i64>,
     },
     Reinstate {
         licence_id: LicenceId,
@@ -167,6 +220,91 @@ pub enum Record {
         reason: RevokeReason,
         officer: OfficerId,
     },
+    /// 延续: a new validity period and a new credential for the same licence.
+    Renew {
+        licence_id: LicenceId,
+        valid_from: i64,
+        valid_until: i64,
+        commitment: Hash32,
+        officer: OfficerId,
+    },
+    /// 补领 / 换证: a new credential (new salt, same facts) for a lost or damaged one.
+    Reissue {
+        licence_id: LicenceId,
+        commitment: Hash32,
+        officer: OfficerId,
+    },
+    /// 变更 / 更正: changed holder or licence fields, in a new credential.
+    Amend {
+        licence_id: LicenceId,
+        commitment: Hash32,
+        officer: OfficerId,
+    },
+    /// 转出: the licence moves to `to`, a department of another region, which issues it
+    /// anew (an issue record naming this one as its origin). Final for this id.
+    TransferOut {
+        licence_id: LicenceId,
+        to: DepartmentId,
+        officer: OfficerId,
+    },
+    /// An overturned decision: the revocation or suspension at record `index` of block
+    /// `height` (on the chain that recorded it) is void, and the licence is active again.
+    Annul {
+        licence_id: LicenceId,
+        height: u64,
+        index: u32,
+        reason: AnnulReason,
+        officer: OfficerId,
+    },
+}
+
+/// A record's kind, without its fields: what the transition table (`core::lifecycle`)
+/// and the protocol version speak of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Issue,
+    /// An issue naming its origin: 转入.
+    TransferIn,
+    Suspend,
+    Reinstate,
+    Revoke,
+    Renew,
+    Reissue,
+    Amend,
+    TransferOut,
+    Annul,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 10] = [
+        RecordKind::Issue,
+        RecordKind::TransferIn,
+        RecordKind::Suspend,
+        RecordKind::Reinstate,
+        RecordKind::Revoke,
+        RecordKind::Renew,
+        RecordKind::Reissue,
+        RecordKind::Amend,
+        RecordKind::TransferOut,
+        RecordKind::Annul,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Issue => "issue",
+            RecordKind::TransferIn => "transfer_in",
+            RecordKind::Suspend => "suspend",
+            RecordKind::Reinstate => "reinstate",
+            RecordKind::Revoke => "revoke",
+            RecordKind::Renew => "renew",
+            RecordKind::Reissue => "reissue",
+            RecordKind::Amend => "amend",
+            RecordKind::TransferOut => "transfer_out",
+            RecordKind::Annul => "annul",
+        }
+    }
 }
 
 impl Record {
@@ -214,16 +352,68 @@ impl Record {
             Record::Issue(i) => &i.licence_id,
             Record::Suspend { licence_id, .. }
             | Record::Reinstate { licence_id, .. }
-            | Record::Revoke { licence_id, .. } => licence_id,
+            | Record::Revoke { licence_id, .. }
+            | Record::Renew { licence_id, .. }
+            | Record::Reissue { licence_id, .. }
+            | Record::Amend { licence_id, .. }
+            | Record::TransferOut { licence_id, .. }
+            | Record::Annul { licence_id, .. } => licence_id,
+        }
+    }
+
+    pub fn record_kind(&self) -> RecordKind {
+        match self {
+            Record::Issue(i) if i.origin.is_some() => RecordKind::TransferIn,
+            Record::Issue(_) => RecordKind::Issue,
+            Record::Suspend { .. } => RecordKind::Suspend,
+            Record::Reinstate { .. } => RecordKind::Reinstate,
+            Record::Revoke { .. } => RecordKind::Revoke,
+            Record::Renew { .. } => RecordKind::Renew,
+            Record::Reissue { .. } => RecordKind::Reissue,
+            Record::Amend { .. } => RecordKind::Amend,
+            Record::TransferOut { .. } => RecordKind::TransferOut,
+            Record::Annul { .. } => RecordKind::Annul,
         }
     }
 
     pub fn kind(&self) -> &'static str {
+        self.record_kind().as_str()
+    }
+
+    /// The credential a record brings into force, if it brings one: issue, renew,
+    /// reissue, amend.
+    pub fn commitment(&self) -> Option<Hash32> {
         match self {
-            Record::Issue(_) => "issue",
-            Record::Suspend { .. } => "suspend",
-            Record::Reinstate { .. } => "reinstate",
-            Record::Revoke { .. } => "revoke",
+            Record::Issue(i) => Some(i.commitment),
+            Record::Renew { commitment, .. }
+            | Record::Reissue { commitment, .. }
+            | Record::Amend { commitment, .. } => Some(*commitment),
+            _ => None,
+        }
+    }
+
+    pub fn officer(&self) -> &OfficerId {
+        match self {
+            Record::Issue(i) => &i.officer,
+            Record::Suspend { officer, .. }
+            | Record::Reinstate { officer, .. }
+            | Record::Revoke { officer, .. }
+            | Record::Renew { officer, .. }
+            | Record::Reissue { officer, .. }
+            | Record::Amend { officer, .. }
+            | Record::TransferOut { officer, .. }
+            | Record::Annul { officer, .. } => officer,
+        }
+    }
+
+    /// The lowest protocol version whose blocks may carry this record.
+    pub fn min_version(&self) -> u32 {
+        match self {
+            Record::Issue(Issue { origin: None, .. })
+            | Record::Suspend { until: None, .. }
+            | Record::Reinstate { .. }
+            | Record::Revoke { .. } => 1,
+            _ => 2,
         }
     }
 
@@ -231,24 +421,37 @@ impl Record {
         let text = |s: String| Value::Text(s);
         let uint = |n: u64| Value::Integer(n.into());
         match self {
-            Record::Issue(i) => Value::Array(vec![
-                uint(0),
-                text(i.licence_id.to_string()),
-                Value::Integer(i.valid_from.into()),
-                Value::Integer(i.valid_until.into()),
-                Value::Bytes(i.commitment.0.to_vec()),
-                text(i.officer.to_string()),
-            ]),
+            // The optional last fields are left out when absent, so version 1 records
+            // keep their bytes.
+            Record::Issue(i) => Value::Array(
+                [
+                    uint(0),
+                    text(i.licence_id.to_string()),
+                    Value::Integer(i.valid_from.into()),
+                    Value::Integer(i.valid_until.into()),
+                    Value::Bytes(i.commitment.0.to_vec()),
+                    text(i.officer.to_string()),
+                ]
+                .into_iter()
+                .chain(i.origin.as_ref().map(|o| text(o.to_string())))
+                .collect(),
+            ),
             Record::Suspend {
                 licence_id,
                 reason,
                 officer,
-            } => Value::Array(vec![
-                uint(1),
-                text(licence_id.to_string()),
-                uint(reason.code()),
-                text(officer.to_string()),
-            ]),
+                until,
+            } => Value::Array(
+                [
+                    uint(1),
+                    text(licence_id.to_string()),
+                    uint(reason.code()),
+                    text(officer.to_string()),
+                ]
+                .into_iter()
+                .chain(until.map(|u| Value::Integer(u.into())))
+                .collect(),
+            ),
             Record::Reinstate {
                 licence_id,
                 officer,
@@ -267,13 +470,93 @@ impl Record {
                 uint(reason.code()),
                 text(officer.to_string()),
             ]),
+            Record::Renew {
+                licence_id,
+                valid_from,
+                valid_until,
+                commitment,
+                officer,
+            } => Value::Array(vec![
+                uint(4),
+                text(licence_id.to_string()),
+                Value::Integer((*valid_from).into()),
+                Value::Integer((*valid_until).into()),
+                Value::Bytes(commitment.0.to_vec()),
+                text(officer.to_string()),
+            ]),
+            Record::Reissue {
+                licence_id,
+                commitment,
+                officer,
+            } => Value::Array(vec![
+                uint(5),
+                text(licence_id.to_string()),
+                Value::Bytes(commitment.0.to_vec()),
+                text(officer.to_string()),
+            ]),
+            Record::Amend {
+                licence_id,
+                commitment,
+                officer,
+            } => Value::Array(vec![
+                uint(6),
+                text(licence_id.to_string()),
+                Value::Bytes(commitment.0.to_vec()),
+                text(officer.to_string()),
+            ]),
+            Record::TransferOut {
+                licence_id,
+                to,
+                officer,
+            } => Value::Array(vec![
+                uint(7),
+                text(licence_id.to_string()),
+                text(to.to_string()),
+                text(officer.to_string()),
+            ]),
+            Record::Annul {
+                licence_id,
+                height,
+                index,
+                reason,
+                officer,
+            } => Value::Array(vec![
+                uint(8),
+                text(licence_id.to_string()),
+                uint(*height),
+                uint(u64::from(*index)),
+                uint(reason.code()),
+                text(officer.to_string()),
+            ]),
         }
     }
 
     fn from_value(v: Value) -> Result<Self, CodecError> {
-        let mut items = array(v, "record")?.into_iter();
+        let mut items = array(v, "record")?.into_iter().peekable();
+        let kind = uint(
+            items.next().ok_or(CodecError::Shape("record is too short"))?,
+            "record kind",
+        )?;
+        // Issue and suspend may end with one optional field (origin, until).
+        let optional_last = matches!(kind, 0 | 1);
+        let mut rest: Vec<Value> = items.by_ref().take(6).collect();
+        if items.next().is_some() {
+            return Err(CodecError::Shape("record is too long"));
+        }
+        let expected = match kind {
+            0 | 4 | 8 => 5,
+            1 | 3 | 5 | 6 | 7 => 3,
+            2 => 2,
+            _ => return Err(CodecError::Field("record kind")),
+        };
+        let optional = match rest.len() {
+            n if n == expected => None,
+            n if n == expected + 1 && optional_last => rest.pop(),
+            n if n < expected => return Err(CodecError::Shape("record is too short")),
+            _ => return Err(CodecError::Shape("record is too long")),
+        };
+        let mut items = rest.into_iter();
         let mut next = || items.next().ok_or(CodecError::Shape("record is too short"));
-        let kind = uint(next()?, "record kind")?;
         let licence_id = LicenceId::parse(&text(next()?, "licence id")?)
             .map_err(|_| CodecError::Field("licence id"))?;
         let record = match kind {
@@ -282,12 +565,19 @@ impl Record {
                 let valid_until = int(next()?, "valid_until")?;
                 let commitment = Hash32(bytes_n(next()?, "commitment")?);
                 let officer = OfficerId::parse(&text(next()?, "officer")?)?;
+                let origin = optional
+                    .map(|o| {
+                        LicenceId::parse(&text(o, "origin")?)
+                            .map_err(|_| CodecError::Field("origin"))
+                    })
+                    .transpose()?;
                 Record::Issue(Issue {
                     licence_id,
                     valid_from,
                     valid_until,
                     commitment,
                     officer,
+                    origin,
                 })
             }
             1 => Record::Suspend {
@@ -295,6 +585,7 @@ impl Record {
                 reason: SuspendReason::from_code(uint(next()?, "suspend reason")?)
                     .ok_or(CodecError::Field("suspend reason"))?,
                 officer: OfficerId::parse(&text(next()?, "officer")?)?,
+                until: optional.map(|u| int(u, "until")).transpose()?,
             },
             2 => Record::Reinstate {
                 licence_id,
@@ -306,11 +597,40 @@ impl Record {
                     .ok_or(CodecError::Field("revoke reason"))?,
                 officer: OfficerId::parse(&text(next()?, "officer")?)?,
             },
+            4 => Record::Renew {
+                licence_id,
+                valid_from: int(next()?, "valid_from")?,
+                valid_until: int(next()?, "valid_until")?,
+                commitment: Hash32(bytes_n(next()?, "commitment")?),
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            5 => Record::Reissue {
+                licence_id,
+                commitment: Hash32(bytes_n(next()?, "commitment")?),
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            6 => Record::Amend {
+                licence_id,
+                commitment: Hash32(bytes_n(next()?, "commitment")?),
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            7 => Record::TransferOut {
+                licence_id,
+                to: DepartmentId::parse(&text(next()?, "to")?)
+                    .map_err(|_| CodecError::Field("to"))?,
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
+            8 => Record::Annul {
+                licence_id,
+                height: uint(next()?, "annulled height")?,
+                index: u32::try_from(uint(next()?, "annulled index")?)
+                    .map_err(|_| CodecError::Field("annulled index"))?,
+                reason: AnnulReason::from_code(uint(next()?, "annul reason")?)
+                    .ok_or(CodecError::Field("annul reason"))?,
+                officer: OfficerId::parse(&text(next()?, "officer")?)?,
+            },
             _ => return Err(CodecError::Field("record kind")),
         };
-        if next().is_ok() {
-            return Err(CodecError::Shape("record is too long"));
-        }
         Ok(record)
     }
 }
@@ -318,6 +638,9 @@ impl Record {
 /// A block's signed content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockHeader {
+    /// The protocol version the block is written in (its tag, `huren-block/<version>`):
+    /// the version in force at the governance height it names.
+    pub version: u32,
     /// The network this block belongs to: a block cannot be replayed into another network.
     pub genesis: Hash32,
     pub department: DepartmentId,
@@ -336,7 +659,7 @@ pub struct BlockHeader {
 impl BlockHeader {
     fn to_value(&self) -> Value {
         Value::Array(vec![
-            Value::Text(BLOCK_TAG.into()),
+            Value::Text(format!("{BLOCK_TAG_PREFIX}{}", self.version)),
             Value::Bytes(self.genesis.0.to_vec()),
             Value::Text(self.department.to_string()),
             Value::Integer(self.height.into()),
@@ -424,9 +747,7 @@ impl Block {
         let signature = Signature::from_bytes(&bytes_n::<64>(sig, "signature")?);
         let mut h = array(header, "header")?.into_iter();
         let mut next = || h.next().ok_or(CodecError::Shape("header is too short"));
-        if text(next()?, "tag")? != BLOCK_TAG {
-            return Err(CodecError::Field("block tag (expected huren-block/1)"));
-        }
+        let version = parse_tag(&text(next()?, "tag")?)?;
         let genesis = Hash32(bytes_n(next()?, "genesis")?);
         let department = DepartmentId::parse(&text(next()?, "department")?)
             .map_err(|_| CodecError::Field("department"))?;
@@ -449,6 +770,7 @@ impl Block {
             .map(Record::from_value)
             .collect::<Result<Vec<_>, _>>()?;
         let header = BlockHeader {
+            version,
             genesis,
             department,
             height,
@@ -590,8 +912,30 @@ fn skip_item(bytes: &[u8], pos: usize, depth: u8) -> Result<usize, CodecError> {
     }
 }
 
+/// The version a block tag names: `huren-block/<n>`, `n` from 1 to `PROTOCOL_VERSION` in
+/// shortest decimal form. A newer version is `UnsupportedVersion`, which a node treats as
+/// "too new for me", never as a peer's misbehaviour.
+fn parse_tag(tag: &str) -> Result<u32, CodecError> {
+    let bad = CodecError::Field("block tag (expected huren-block/<version>)");
+    let digits = tag.strip_prefix(BLOCK_TAG_PREFIX).ok_or(bad.clone())?;
+    if digits.is_empty()
+        || digits.len() > 9
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad);
+    }
+    let version: u32 = digits.parse().map_err(|_| bad)?;
+    if version > PROTOCOL_VERSION {
+        return Err(CodecError::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
+    #[error("block of protocol version {0}, newer than this node's {PROTOCOL_VERSION}: upgrade the node")]
+    UnsupportedVersion(u32),
     #[error("not valid CBOR: {0}")]
     Cbor(String),
     #[error("{bytes} bytes, at most {max}")]
@@ -672,11 +1016,13 @@ pub(crate) mod tests {
             valid_until: 1_850_000_000,
             commitment: Hash32::digest(&n.to_be_bytes()),
             officer: officer(),
+            origin: None,
         })
     }
 
     fn sample_block() -> Block {
         BlockHeader {
+            version: 1,
             genesis: Hash32::digest(b"g"),
             department: DepartmentId::parse("gd.transport").expect("dept"),
             height: 1,
@@ -689,6 +1035,7 @@ pub(crate) mod tests {
                     licence_id: lid("gd.transport", "mvdl", 1),
                     reason: SuspendReason::Investigation,
                     officer: officer(),
+                    until: None,
                 },
                 Record::Reinstate {
                     licence_id: lid("gd.transport", "mvdl", 1),
@@ -783,6 +1130,52 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn block_tags_name_the_protocol_version_and_newer_ones_are_unsupported_not_malformed() {
+        assert_eq!(parse_tag("huren-block/1"), Ok(1));
+        assert_eq!(parse_tag("huren-block/2"), Ok(2));
+        assert_eq!(
+            parse_tag("huren-block/3"),
+            Err(CodecError::UnsupportedVersion(3))
+        );
+        for bad in ["huren-block/", "huren-block/01", "huren-block/0x2", "huren-block/-1", "huren-blok/1", "huren-block/99999999999"] {
+            assert!(
+                matches!(parse_tag(bad), Err(CodecError::Field(_))),
+                "{bad}"
+            );
+        }
+        // A version 1 block keeps its bytes: the tag of old blocks is what it was.
+        let b = sample_block();
+        assert!(b.encode().windows(13).any(|w| w == b"huren-block/1"));
+    }
+
+    #[test]
+    fn optional_fields_are_left_out_when_absent_and_read_back_when_present() {
+        let plain = issue("gd.transport", "mvdl", 1);
+        let Record::Issue(mut i) = plain.clone() else { unreachable!() };
+        i.origin = Some(lid("sh.transport", "mvdl", 9));
+        let with_origin = Record::Issue(i);
+        assert_eq!(plain.min_version(), 1);
+        assert_eq!(with_origin.min_version(), 2);
+        let leaf = with_origin.leaf(3, 0);
+        assert!(leaf.len() > plain.leaf(3, 0).len());
+        assert_eq!(Record::from_leaf(&leaf).expect("leaf").2, with_origin);
+        // Two optional fields, or one on a kind without any, are refused.
+        let too_long = Value::Array(vec![
+            Value::Integer(2.into()),
+            Value::Text("gd.transport:mvdl:00000001".into()),
+            Value::Text("officer-7".into()),
+            Value::Integer(5.into()),
+        ]);
+        assert!(Record::from_value(too_long).is_err());
+        let unknown_kind = Value::Array(vec![
+            Value::Integer(9.into()),
+            Value::Text("gd.transport:mvdl:00000001".into()),
+            Value::Text("officer-7".into()),
+        ]);
+        assert_eq!(Record::from_value(unknown_kind), Err(CodecError::Field("record kind")));
+    }
+
+    #[test]
     fn limits_are_enforced() {
         assert!(matches!(
             Block::decode(&vec![0u8; BLOCK_BYTES_MAX + 1]),
@@ -801,19 +1194,48 @@ pub(crate) mod tests {
 
     fn arb_record() -> impl Strategy<Value = Record> {
         let id = (0u64..1000).prop_map(|n| lid("gd.transport", "mvdl", n));
+        let origin = proptest::option::of((0u64..1000).prop_map(|n| lid("sh.transport", "mvdl", n)));
         prop_oneof![
-            (id.clone(), any::<i64>(), any::<i64>(), any::<[u8; 32]>()).prop_map(
-                |(licence_id, a, b, c)| Record::Issue(Issue {
+            (id.clone(), any::<i64>(), any::<i64>(), any::<[u8; 32]>(), origin).prop_map(
+                |(licence_id, a, b, c, origin)| Record::Issue(Issue {
                     licence_id,
                     valid_from: a,
                     valid_until: b,
                     commitment: Hash32(c),
                     officer: officer(),
+                    origin,
                 })
             ),
-            (id.clone(), 0u64..3).prop_map(|(licence_id, r)| Record::Suspend {
+            (id.clone(), 0u64..3, proptest::option::of(any::<i64>())).prop_map(|(licence_id, r, until)| Record::Suspend {
                 licence_id,
                 reason: SuspendReason::from_code(r).expect("code"),
+                officer: officer(),
+                until,
+            }),
+            (id.clone(), any::<i64>(), any::<i64>(), any::<[u8; 32]>()).prop_map(
+                |(licence_id, valid_from, valid_until, c)| Record::Renew {
+                    licence_id,
+                    valid_from,
+                    valid_until,
+                    commitment: Hash32(c),
+                    officer: officer(),
+                }
+            ),
+            (id.clone(), any::<[u8; 32]>(), any::<bool>()).prop_map(|(licence_id, c, amend)| if amend {
+                Record::Amend { licence_id, commitment: Hash32(c), officer: officer() }
+            } else {
+                Record::Reissue { licence_id, commitment: Hash32(c), officer: officer() }
+            }),
+            id.clone().prop_map(|licence_id| Record::TransferOut {
+                licence_id,
+                to: DepartmentId::parse("sh.transport").expect("dept"),
+                officer: officer(),
+            }),
+            (id.clone(), any::<u64>(), any::<u32>(), 0u64..3).prop_map(|(licence_id, height, index, r)| Record::Annul {
+                licence_id,
+                height,
+                index,
+                reason: AnnulReason::from_code(r).expect("code"),
                 officer: officer(),
             }),
             id.clone().prop_map(|licence_id| Record::Reinstate {
@@ -833,6 +1255,7 @@ pub(crate) mod tests {
         fn encode_decode_round_trip(records in proptest::collection::vec(arb_record(), 0..20),
                                     height in any::<u64>(), time_ms in any::<u64>()) {
             let block = BlockHeader {
+                version: PROTOCOL_VERSION,
                 genesis: Hash32::digest(b"g"),
                 department: DepartmentId::parse("gd.transport").expect("dept"),
                 height,

@@ -21,6 +21,7 @@ pub mod governance;
 pub mod ids;
 pub mod issuance;
 pub mod ledger;
+pub mod lifecycle;
 pub mod proof;
 #[cfg(feature = "openapi")]
 mod schema;

@@ -12,7 +12,7 @@ use crate::checkpoint::{self, SignedCheckpoint};
 use crate::crypto::Hash32;
 use crate::genesis::Network;
 use crate::ids::LicenceId;
-use crate::ledger::{Issue, Record};
+use crate::ledger::Record;
 use crate::tlog::{self, HashReader, TlogError};
 use crate::validate::LicenceStatus;
 
@@ -48,9 +48,10 @@ pub struct LicenceProof {
 /// What a proof establishes as of its checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvenLicence {
-    /// The issue record and the department height that carried it; `None`: the
-    /// checkpoint does not show the licence issued.
-    pub issued: Option<(u64, Issue)>,
+    /// The record that brought the licence's credential in force (its issue, or a later
+    /// renew, reissue or amend) and the department height that carried it; `None`: the
+    /// checkpoint does not show it.
+    pub issued: Option<(u64, Record)>,
     /// The licence's status in the issuer's status set: active when it is not there.
     pub status: LicenceStatus,
 }
@@ -64,7 +65,7 @@ pub enum ProofError {
     Quorum { got: usize, quorum: usize },
     #[error("the issue record: {0}")]
     Leaf(String),
-    #[error("the issue record is not the issue of {0}")]
+    #[error("the issue record is not a record of {0} that brings in a credential")]
     NotTheIssue(LicenceId),
     #[error("the issue record is at height {height}, past the checkpoint's {checkpoint}")]
     PastCheckpoint { height: u64, checkpoint: u64 },
@@ -105,10 +106,7 @@ pub fn check(
         Some(inc) => {
             let (height, _, record) =
                 Record::from_leaf(&inc.leaf).map_err(|e| ProofError::Leaf(e.to_string()))?;
-            let Record::Issue(issue) = record else {
-                return Err(ProofError::NotTheIssue(id.clone()));
-            };
-            if &issue.licence_id != id {
+            if record.licence_id() != id || record.commitment().is_none() {
                 return Err(ProofError::NotTheIssue(id.clone()));
             }
             if height > cp.height {
@@ -125,7 +123,7 @@ pub fn check(
                 &cp.root,
             )
             .map_err(ProofError::Inclusion)?;
-            Some((height, issue))
+            Some((height, record))
         }
     };
     let status = place(id, cp.status_count, &cp.status_root, &proof.status)?;

@@ -14,6 +14,7 @@ use crate::crypto::{Hash32, KeyId};
 use crate::genesis::Network;
 use crate::ids::{DepartmentId, LicenceId, LicenceType};
 use crate::ledger::{Block, Record, RevokeReason, SuspendReason};
+use crate::lifecycle::{transition, Refusal, Standing};
 
 /// The tip of one department's chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,8 @@ pub enum LicenceStatus {
     Active,
     Suspended(SuspendReason),
     Revoked(RevokeReason),
+    /// Transferred out (转出) to a department of another region: final for this id.
+    Transferred,
 }
 
 impl LicenceStatus {
@@ -56,6 +59,7 @@ impl LicenceStatus {
                     RevokeReason::Penalty => 2,
                 },
             ],
+            LicenceStatus::Transferred => [3, 0],
         }
     }
 
@@ -69,6 +73,7 @@ impl LicenceStatus {
             [2, 0] => LicenceStatus::Revoked(RevokeReason::Withdrawn),
             [2, 1] => LicenceStatus::Revoked(RevokeReason::Cancelled),
             [2, 2] => LicenceStatus::Revoked(RevokeReason::Penalty),
+            [3, 0] => LicenceStatus::Transferred,
             _ => return None,
         })
     }
@@ -92,6 +97,13 @@ pub struct LicenceState {
     /// The key that signed the block that issued it: the one key its credential may be
     /// signed with.
     pub issuer_key: KeyId,
+    /// When a timed suspension ends by itself (unix seconds); `None` for none, or one
+    /// that lasts until reinstated.
+    pub suspended_until: Option<i64>,
+    /// Where the record that set its status is: block height (on the chain that carried
+    /// it) and index; (0, 0) while it stands as issued. What an annulment must name.
+    pub status_height: u64,
+    pub status_index: u32,
 }
 
 /// Where a licence stands at a moment: its ledger status with the clock applied, derived,
@@ -108,17 +120,52 @@ pub enum LicencePhase {
     Expired,
     Suspended,
     Revoked,
+    /// Transferred out: it lives on under another department's id.
+    Transferred,
 }
 
 impl LicenceState {
     /// Where it stands at `now` (unix seconds).
     pub fn phase(&self, now: i64) -> LicencePhase {
-        match self.status {
-            LicenceStatus::Revoked(_) => LicencePhase::Revoked,
+        match self.standing(now) {
+            Standing::Revoked => LicencePhase::Revoked,
+            Standing::Transferred => LicencePhase::Transferred,
             _ if now >= self.valid_until => LicencePhase::Expired,
-            LicenceStatus::Suspended(_) => LicencePhase::Suspended,
+            Standing::Suspended => LicencePhase::Suspended,
             _ if now < self.valid_from => LicencePhase::NotYetValid,
-            LicenceStatus::Active => LicencePhase::Active,
+            _ => LicencePhase::Active,
+        }
+    }
+
+    /// Its ledger status at `now` (unix seconds), with a timed suspension that has ended
+    /// counted as active: what the transition table is read with.
+    pub fn standing(&self, now: i64) -> Standing {
+        match self.status {
+            LicenceStatus::Active => Standing::Active,
+            LicenceStatus::Suspended(_) if self.suspended_until.is_some_and(|u| now >= u) => {
+                Standing::Active
+            }
+            LicenceStatus::Suspended(_) => Standing::Suspended,
+            LicenceStatus::Revoked(_) => Standing::Revoked,
+            LicenceStatus::Transferred => Standing::Transferred,
+        }
+    }
+
+    /// The height of the block whose record set its status (the issue's, for a state
+    /// kept before status records were tracked).
+    pub fn status_record_height(&self) -> u64 {
+        if self.status_height > 0 {
+            self.status_height
+        } else {
+            self.updated_height
+        }
+    }
+
+    /// The ledger status at `now`: a timed suspension that has ended reads as active.
+    pub fn status_at(&self, now: i64) -> LicenceStatus {
+        match self.standing(now) {
+            Standing::Active => LicenceStatus::Active,
+            _ => self.status,
         }
     }
 }
@@ -146,6 +193,43 @@ impl GovView for Network {
 pub trait ChainView {
     fn head(&self, department: &DepartmentId) -> Option<Head>;
     fn licence(&self, id: &LicenceId) -> Option<LicenceState>;
+    /// Where a transferred-out licence went: the department its transfer names, and the
+    /// id the receiving department issued for it once that is on the ledger.
+    fn transfer(&self, origin: &LicenceId) -> Option<Transfer>;
+}
+
+/// A transfer out (转出) and, once recorded, its transfer in (转入).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub to: DepartmentId,
+    pub accepted_as: Option<LicenceId>,
+}
+
+/// What a transfer in must match on the origin's side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferProblem {
+    #[error("{to} is not a department of this network")]
+    UnknownDepartment { to: DepartmentId },
+    #[error("{to} has retired")]
+    Retired { to: DepartmentId },
+    #[error("{to} is in the same region; a transfer moves a licence between regions")]
+    SameRegion { to: DepartmentId },
+    #[error("{to} may not issue {licence_type}")]
+    NotGranted {
+        to: DepartmentId,
+        licence_type: LicenceType,
+    },
+    #[error("the origin {origin} is of another licence type")]
+    OtherType { origin: LicenceId },
+    #[error("the origin {origin} has not been transferred out (as this node holds its chain)")]
+    NotTransferred { origin: LicenceId },
+    #[error("the origin {origin} was transferred to {to}, not to this department")]
+    ToAnother { origin: LicenceId, to: DepartmentId },
+    #[error("the origin {origin} was already transferred in as {accepted_as}")]
+    AlreadyAccepted {
+        origin: LicenceId,
+        accepted_as: LicenceId,
+    },
 }
 
 /// How far ahead of this node's clock a block's time may be (clock skew between nodes).
@@ -300,6 +384,58 @@ pub enum BlockError {
         kind: &'static str,
         licence: LicenceId,
     },
+    #[error("block {department}#{height}: record {index} ({kind}) concerns {licence}, which was transferred out for good")]
+    AlreadyTransferred {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        kind: &'static str,
+        licence: LicenceId,
+    },
+    #[error("block {department}#{height}: record {index} transfers {licence}: {problem}")]
+    BadTransfer {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence: LicenceId,
+        problem: TransferProblem,
+    },
+    #[error("block {department}#{height}: record {index} annuls record {annuls_index} of block {annuls_height} of {licence}, which is not the record its status stands on ({status_index} of block {status_height})")]
+    AnnulMismatch {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence: LicenceId,
+        annuls_height: u64,
+        annuls_index: u32,
+        status_height: u64,
+        status_index: u32,
+    },
+    #[error("block {department}#{height}: record {index} suspends {licence} until {until}, which is not after the block's time")]
+    BadSuspension {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        licence: LicenceId,
+        until: i64,
+    },
+    #[error("block {department}#{height} is written in protocol version {version}, but the network's version at governance height {gov} is {expected}")]
+    WrongVersion {
+        department: DepartmentId,
+        height: u64,
+        gov: u64,
+        version: u32,
+        expected: u32,
+    },
+    #[error("block {department}#{height}: record {index} ({kind}) needs protocol version {needs}; the block is version {version}")]
+    KindNotInVersion {
+        department: DepartmentId,
+        height: u64,
+        index: usize,
+        kind: &'static str,
+        needs: u32,
+        version: u32,
+    },
     #[error("block {department}#{height}: record {index} ({kind}) does not apply to {licence} in state {status:?}")]
     WrongStatus {
         department: DepartmentId,
@@ -325,6 +461,11 @@ impl BlockError {
                 licence,
                 ..
             } if licence.department() != department => Disposition::Ignore,
+            // A transfer in whose origin's transfer out has not reached this node yet.
+            BlockError::BadTransfer {
+                problem: TransferProblem::NotTransferred { .. },
+                ..
+            } => Disposition::Ignore,
             _ => Disposition::Reject,
         }
     }
@@ -353,6 +494,12 @@ impl BlockError {
             BlockError::UnknownLicence { .. } => "unknown_licence",
             BlockError::AlreadyRevoked { .. } => "already_revoked",
             BlockError::WrongStatus { .. } => "wrong_status",
+            BlockError::AlreadyTransferred { .. } => "already_transferred",
+            BlockError::BadTransfer { .. } => "bad_transfer",
+            BlockError::AnnulMismatch { .. } => "annul_mismatch",
+            BlockError::BadSuspension { .. } => "bad_suspension",
+            BlockError::WrongVersion { .. } => "wrong_version",
+            BlockError::KindNotInVersion { .. } => "kind_not_in_version",
         }
     }
 }
@@ -477,46 +624,223 @@ fn check_structure(
         });
     }
 
-    // Licence changes within this block, layered over the view.
-    let mut overlay: HashMap<&LicenceId, LicenceState> = HashMap::new();
-    let mut order: Vec<&LicenceId> = Vec::new();
-    for (index, record) in h.records.iter().enumerate() {
-        let licence = record.licence_id();
-        let current = match overlay.get(licence) {
-            Some(s) => Some(*s),
-            None => view.licence(licence),
-        };
-        let next = next_state(net, &department, height, &key, index, record, current)?;
-        if overlay.insert(licence, next).is_none() {
-            order.push(licence);
-        }
+    let expected = net.protocol_version();
+    if h.version != expected {
+        return Err(BlockError::WrongVersion {
+            department,
+            height,
+            gov: h.gov,
+            version: h.version,
+            expected,
+        });
     }
-    Ok(order
-        .into_iter()
-        .map(|id| (id.clone(), overlay[id]))
-        .collect())
+
+    // Licence changes within this block, layered over the view.
+    let place = Place {
+        department: &department,
+        height,
+        time_ms: h.time_ms,
+        version: h.version,
+        key: &key,
+    };
+    let mut overlay = Overlay::new(view);
+    for (index, record) in h.records.iter().enumerate() {
+        overlay.admit(net, &place, index, record)?;
+    }
+    Ok(overlay.into_changes())
 }
 
-/// The state a licence moves to when `record` (number `index` of block
-/// `department`#`height`, signed with `key`) applies to it, given its `current` state; or
-/// the rule it breaks. `net` is the network at the governance height the block names.
-/// Block validation runs this for every record; block production runs it per request so
-/// that one bad request fails alone instead of spoiling the whole block.
+/// The block a record is in, as the rules need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub department: &'a DepartmentId,
+    pub height: u64,
+    /// The block's time, unix milliseconds: the clock a timed suspension is read by.
+    pub time_ms: u64,
+    /// The block's protocol version.
+    pub version: u32,
+    /// The key that signs the block (and the credentials its records bring in).
+    pub key: &'a KeyId,
+}
+
+/// The chain as a block being built or checked sees it: the view below, plus the
+/// block's own records so far. Block validation and block production both admit records
+/// through it, so the two cannot judge a record differently.
+pub struct Overlay<'v, V: ChainView> {
+    view: &'v V,
+    licences: HashMap<LicenceId, LicenceState>,
+    transfers: HashMap<LicenceId, Transfer>,
+    order: Vec<LicenceId>,
+}
+
+impl<V: ChainView> ChainView for Overlay<'_, V> {
+    fn head(&self, department: &DepartmentId) -> Option<Head> {
+        self.view.head(department)
+    }
+    fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
+        self.licences
+            .get(id)
+            .copied()
+            .or_else(|| self.view.licence(id))
+    }
+    fn transfer(&self, origin: &LicenceId) -> Option<Transfer> {
+        self.transfers
+            .get(origin)
+            .cloned()
+            .or_else(|| self.view.transfer(origin))
+    }
+}
+
+impl<'v, V: ChainView> Overlay<'v, V> {
+    pub fn new(view: &'v V) -> Self {
+        Self {
+            view,
+            licences: HashMap::new(),
+            transfers: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// Admits `record` (number `index` of the block at `place`): the licence's next
+    /// state, which later records of the block see; or the rule it breaks, and nothing
+    /// changes.
+    pub fn admit(
+        &mut self,
+        net: &Network,
+        place: &Place<'_>,
+        index: usize,
+        record: &Record,
+    ) -> Result<LicenceState, BlockError> {
+        let id = record.licence_id();
+        let next = next_state(net, place, index, record, self.licence(id), self)?;
+        if let Some(effect) = record.transfer_effect() {
+            let (origin, t) = effect.apply(self.transfer(effect.origin()));
+            self.transfers.insert(origin, t);
+        }
+        if self.licences.insert(id.clone(), next).is_none() {
+            self.order.push(id.clone());
+        }
+        Ok(next)
+    }
+
+    /// The final state of each licence the records touched, in first-touched order.
+    pub fn into_changes(self) -> Vec<(LicenceId, LicenceState)> {
+        let Overlay {
+            mut licences,
+            order,
+            ..
+        } = self;
+        order
+            .into_iter()
+            .map(|id| {
+                let s = licences.remove(&id).expect("every ordered id has a state");
+                (id, s)
+            })
+            .collect()
+    }
+}
+
+/// What a record does to the transfer index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferEffect {
+    /// `origin` was transferred out to `to`.
+    Out { origin: LicenceId, to: DepartmentId },
+    /// `origin` was transferred in as `accepted_as`.
+    In {
+        origin: LicenceId,
+        accepted_as: LicenceId,
+    },
+}
+
+impl TransferEffect {
+    pub fn origin(&self) -> &LicenceId {
+        match self {
+            TransferEffect::Out { origin, .. } | TransferEffect::In { origin, .. } => origin,
+        }
+    }
+
+    /// The index entry of the origin after this effect, given the one before.
+    pub fn apply(&self, before: Option<Transfer>) -> (LicenceId, Transfer) {
+        match self {
+            TransferEffect::Out { origin, to } => (
+                origin.clone(),
+                Transfer {
+                    to: to.clone(),
+                    accepted_as: None,
+                },
+            ),
+            TransferEffect::In {
+                origin,
+                accepted_as,
+            } => (
+                origin.clone(),
+                Transfer {
+                    // An accepted transfer names its receiver: validation saw the origin's
+                    // transfer out to it.
+                    to: before.map_or_else(|| accepted_as.department().clone(), |b| b.to),
+                    accepted_as: Some(accepted_as.clone()),
+                },
+            ),
+        }
+    }
+}
+
+impl Record {
+    /// What this record does to the transfer index, if anything.
+    pub fn transfer_effect(&self) -> Option<TransferEffect> {
+        match self {
+            Record::TransferOut { licence_id, to, .. } => Some(TransferEffect::Out {
+                origin: licence_id.clone(),
+                to: to.clone(),
+            }),
+            Record::Issue(crate::ledger::Issue {
+                licence_id,
+                origin: Some(origin),
+                ..
+            }) => Some(TransferEffect::In {
+                origin: origin.clone(),
+                accepted_as: licence_id.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The state a licence moves to when `record` (number `index` of the block at `place`)
+/// applies to it, given its `current` state; or the rule it breaks. `net` is the network
+/// at the governance height the block names; `view` answers for other licences (a
+/// transfer in reads its origin's). The transition table (`lifecycle::TRANSITIONS`)
+/// decides first; the rules of each kind follow.
 pub fn next_state(
     net: &Network,
-    department: &DepartmentId,
-    height: u64,
-    key: &KeyId,
+    place: &Place<'_>,
     index: usize,
     record: &Record,
     current: Option<LicenceState>,
+    view: &impl ChainView,
 ) -> Result<LicenceState, BlockError> {
-    let department = department.clone();
+    let department = place.department.clone();
+    let height = place.height;
     let licence = record.licence_id();
-    // A successor (机构改革) suspends, reinstates and revokes its predecessor's licences;
-    // only a department's own chain issues them.
+    let kind = record.kind();
+    let needs = record.min_version();
+    if needs > place.version {
+        return Err(BlockError::KindNotInVersion {
+            department,
+            height,
+            index,
+            kind,
+            needs,
+            version: place.version,
+        });
+    }
+    let rkind = record.record_kind();
+    // A successor (机构改革) suspends, reinstates, revokes, transfers and annuls its
+    // predecessor's licences; only a department's own chain issues them or signs their
+    // credentials (renew, reissue, amend), as a credential names its issuer.
+    let signs_credential = record.commitment().is_some();
     let acts = licence.department() == &department
-        || (!matches!(record, Record::Issue(_)) && net.acts_for(&department, licence.department()));
+        || (!signs_credential && net.acts_for(&department, licence.department()));
     if !acts {
         return Err(BlockError::ForeignLicence {
             department,
@@ -525,101 +849,263 @@ pub fn next_state(
             licence: licence.clone(),
         });
     }
-    let kind = record.kind();
-    Ok(match (record, current) {
-        (Record::Issue(issue), None) => {
-            let t = licence.licence_type();
-            if !net.is_granted(&department, t) {
-                return Err(BlockError::TypeNotGranted {
-                    department,
-                    height,
-                    index,
-                    licence_type: t.clone(),
-                });
+    let now = (place.time_ms / 1000) as i64;
+    let standing = current.map_or(Standing::Unknown, |s| s.standing(now));
+    let to = transition(rkind, standing).map_err(|refusal| {
+        let licence = licence.clone();
+        let department = department.clone();
+        match refusal {
+            Refusal::UnknownLicence => BlockError::UnknownLicence {
+                department,
+                height,
+                index,
+                kind,
+                licence,
+            },
+            Refusal::DuplicateIssue => BlockError::DuplicateIssue {
+                department,
+                height,
+                index,
+                licence,
+            },
+            Refusal::AlreadyRevoked => BlockError::AlreadyRevoked {
+                department,
+                height,
+                index,
+                kind,
+                licence,
+            },
+            Refusal::AlreadyTransferred => BlockError::AlreadyTransferred {
+                department,
+                height,
+                index,
+                kind,
+                licence,
+            },
+            Refusal::WrongStatus => BlockError::WrongStatus {
+                department,
+                height,
+                index,
+                kind,
+                licence,
+                status: current.map_or(LicenceStatus::Active, |s| s.status_at(now)),
+            },
+        }
+    })?;
+    let index32 = u32::try_from(index).unwrap_or(u32::MAX);
+    let validity = |from: i64, until: i64| {
+        let t = licence.licence_type();
+        match net.validity_problem(t, from, until) {
+            Some(problem) => Err(BlockError::BadValidity {
+                department: department.clone(),
+                height,
+                index,
+                licence: licence.clone(),
+                problem,
+            }),
+            None => Ok(()),
+        }
+    };
+    let bad_transfer = |problem| BlockError::BadTransfer {
+        department: department.clone(),
+        height,
+        index,
+        licence: licence.clone(),
+        problem,
+    };
+    // The status `to` names, with the record's reason where it has one.
+    let status = |s: &LicenceState| match (record, to) {
+        (&Record::Suspend { reason, .. }, _) => LicenceStatus::Suspended(reason),
+        (&Record::Revoke { reason, .. }, _) => LicenceStatus::Revoked(reason),
+        (_, Standing::Transferred) => LicenceStatus::Transferred,
+        (_, Standing::Active) => LicenceStatus::Active,
+        _ => s.status,
+    };
+    let Some(s) = current else {
+        // The table admits only issues of an unknown licence.
+        let Record::Issue(issue) = record else {
+            unreachable!("TRANSITIONS refuses every other kind of an unknown licence")
+        };
+        let t = licence.licence_type();
+        if !net.is_granted(&department, t) {
+            return Err(BlockError::TypeNotGranted {
+                department,
+                height,
+                index,
+                licence_type: t.clone(),
+            });
+        }
+        validity(issue.valid_from, issue.valid_until)?;
+        if let Some(origin) = &issue.origin {
+            check_transfer_in(net, &department, licence, origin, view).map_err(bad_transfer)?;
+        }
+        return Ok(LicenceState {
+            status: LicenceStatus::Active,
+            commitment: issue.commitment,
+            valid_from: issue.valid_from,
+            valid_until: issue.valid_until,
+            issued_height: height,
+            issued_index: index32,
+            updated_height: height,
+            issuer_key: *place.key,
+            suspended_until: None,
+            status_height: 0,
+            status_index: 0,
+        });
+    };
+    let mut next = LicenceState {
+        status: status(&s),
+        updated_height: height,
+        ..s
+    };
+    // Every record that sets a status is what a later annulment names.
+    if matches!(
+        record,
+        Record::Suspend { .. }
+            | Record::Reinstate { .. }
+            | Record::Revoke { .. }
+            | Record::TransferOut { .. }
+            | Record::Annul { .. }
+    ) || (standing == Standing::Active && s.status != LicenceStatus::Active)
+    {
+        next.status_height = height;
+        next.status_index = index32;
+        next.suspended_until = None;
+    }
+    match record {
+        Record::Issue(_) => unreachable!("TRANSITIONS refuses an issue of a known licence"),
+        Record::Suspend { until, .. } => {
+            if let Some(u) = *until {
+                if u <= now {
+                    return Err(BlockError::BadSuspension {
+                        department,
+                        height,
+                        index,
+                        licence: licence.clone(),
+                        until: u,
+                    });
+                }
             }
-            let problem = net.validity_problem(t, issue.valid_from, issue.valid_until);
-            if let Some(problem) = problem {
+            next.suspended_until = *until;
+        }
+        Record::Reinstate { .. } | Record::Revoke { .. } => {}
+        Record::Renew {
+            valid_from,
+            valid_until,
+            commitment,
+            ..
+        } => {
+            validity(*valid_from, *valid_until)?;
+            if *valid_until <= s.valid_until {
                 return Err(BlockError::BadValidity {
                     department,
                     height,
                     index,
                     licence: licence.clone(),
-                    problem,
+                    problem: crate::genesis::ValidityProblem::NotExtended,
                 });
             }
-            LicenceState {
-                status: LicenceStatus::Active,
-                commitment: issue.commitment,
-                valid_from: issue.valid_from,
-                valid_until: issue.valid_until,
-                issued_height: height,
-                issued_index: u32::try_from(index).unwrap_or(u32::MAX),
-                updated_height: height,
-                issuer_key: *key,
+            next.valid_from = *valid_from;
+            next.valid_until = *valid_until;
+            next.recredential(*commitment, height, index32, *place.key);
+        }
+        Record::Reissue { commitment, .. } | Record::Amend { commitment, .. } => {
+            next.recredential(*commitment, height, index32, *place.key);
+        }
+        Record::TransferOut { to, .. } => {
+            check_transfer_target(net, licence, to).map_err(bad_transfer)?;
+        }
+        Record::Annul {
+            height: h,
+            index: i,
+            ..
+        } => {
+            if (*h, *i) != (s.status_height, s.status_index) {
+                return Err(BlockError::AnnulMismatch {
+                    department,
+                    height,
+                    index,
+                    licence: licence.clone(),
+                    annuls_height: *h,
+                    annuls_index: *i,
+                    status_height: s.status_height,
+                    status_index: s.status_index,
+                });
             }
         }
-        (Record::Issue(_), Some(_)) => {
-            return Err(BlockError::DuplicateIssue {
-                department,
-                height,
-                index,
-                licence: licence.clone(),
-            })
-        }
-        (_, None) => {
-            return Err(BlockError::UnknownLicence {
-                department,
-                height,
-                index,
-                kind,
-                licence: licence.clone(),
-            })
-        }
-        (
-            _,
-            Some(LicenceState {
-                status: LicenceStatus::Revoked(_),
-                ..
-            }),
-        ) => {
-            return Err(BlockError::AlreadyRevoked {
-                department,
-                height,
-                index,
-                kind,
-                licence: licence.clone(),
-            })
-        }
-        (Record::Suspend { reason, .. }, Some(s)) if s.status == LicenceStatus::Active => {
-            LicenceState {
-                status: LicenceStatus::Suspended(*reason),
-                updated_height: height,
-                ..s
-            }
-        }
-        (Record::Reinstate { .. }, Some(s)) if matches!(s.status, LicenceStatus::Suspended(_)) => {
-            LicenceState {
-                status: LicenceStatus::Active,
-                updated_height: height,
-                ..s
-            }
-        }
-        (Record::Revoke { reason, .. }, Some(s)) => LicenceState {
-            status: LicenceStatus::Revoked(*reason),
-            updated_height: height,
-            ..s
-        },
-        (_, Some(s)) => {
-            return Err(BlockError::WrongStatus {
-                department,
-                height,
-                index,
-                kind,
-                licence: licence.clone(),
-                status: s.status,
-            })
-        }
-    })
+    }
+    Ok(next)
+}
+
+impl LicenceState {
+    /// A new credential (renew, reissue, amend) is in force from this record: the one a
+    /// presented credential must match, signed with this block's key.
+    fn recredential(&mut self, commitment: Hash32, height: u64, index: u32, key: KeyId) {
+        self.commitment = commitment;
+        self.issued_height = height;
+        self.issued_index = index;
+        self.issuer_key = key;
+    }
+}
+
+/// `to` may receive `licence` by transfer: another department of another region, in
+/// office, granted the type.
+fn check_transfer_target(
+    net: &Network,
+    licence: &LicenceId,
+    to: &DepartmentId,
+) -> Result<(), TransferProblem> {
+    let Some(target) = net.department(to) else {
+        return Err(TransferProblem::UnknownDepartment { to: to.clone() });
+    };
+    if net.retirement(to).is_some() {
+        return Err(TransferProblem::Retired { to: to.clone() });
+    }
+    let from_region = net.department(licence.department()).map(|d| &d.region);
+    if from_region == Some(&target.region) {
+        return Err(TransferProblem::SameRegion { to: to.clone() });
+    }
+    if !net.is_granted(to, licence.licence_type()) {
+        return Err(TransferProblem::NotGranted {
+            to: to.clone(),
+            licence_type: licence.licence_type().clone(),
+        });
+    }
+    Ok(())
+}
+
+/// An issue by `department` of `licence` naming `origin` matches a transfer out of
+/// `origin` to `department`, not yet accepted (as `view` holds the origin's chain).
+fn check_transfer_in(
+    net: &Network,
+    department: &DepartmentId,
+    licence: &LicenceId,
+    origin: &LicenceId,
+    view: &impl ChainView,
+) -> Result<(), TransferProblem> {
+    if origin.licence_type() != licence.licence_type() {
+        return Err(TransferProblem::OtherType {
+            origin: origin.clone(),
+        });
+    }
+    let _ = net;
+    match view.transfer(origin) {
+        None => Err(TransferProblem::NotTransferred {
+            origin: origin.clone(),
+        }),
+        Some(t) if &t.to != department => Err(TransferProblem::ToAnother {
+            origin: origin.clone(),
+            to: t.to,
+        }),
+        Some(Transfer {
+            accepted_as: Some(accepted_as),
+            ..
+        }) => Err(TransferProblem::AlreadyAccepted {
+            origin: origin.clone(),
+            accepted_as,
+        }),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Validates a block received from elsewhere: network, department, signature, then
@@ -718,6 +1204,7 @@ pub fn check_signature(net: &Network, block: &Block) -> Result<(), BlockError> {
 pub struct MemoryChain {
     pub heads: HashMap<DepartmentId, Head>,
     pub licences: HashMap<LicenceId, LicenceState>,
+    pub transfers: HashMap<LicenceId, Transfer>,
 }
 
 impl ChainView for MemoryChain {
@@ -727,6 +1214,9 @@ impl ChainView for MemoryChain {
     fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
         self.licences.get(id).copied()
     }
+    fn transfer(&self, origin: &LicenceId) -> Option<Transfer> {
+        self.transfers.get(origin).cloned()
+    }
 }
 
 impl MemoryChain {
@@ -734,6 +1224,10 @@ impl MemoryChain {
         self.heads.insert(v.block().department().clone(), v.head());
         for (id, s) in v.changes() {
             self.licences.insert(id.clone(), *s);
+        }
+        for effect in v.block().header.records.iter().filter_map(Record::transfer_effect) {
+            let (origin, t) = effect.apply(self.transfers.remove(effect.origin()));
+            self.transfers.insert(origin, t);
         }
     }
 }
@@ -755,6 +1249,9 @@ mod phase_tests {
             issued_index: 0,
             updated_height: 1,
             issuer_key: KeyId([0; 8]),
+            suspended_until: None,
+            status_height: 0,
+            status_index: 0,
         };
         use LicencePhase as P;
         let active = LicenceStatus::Active;
@@ -808,6 +1305,7 @@ mod tests {
             let d = &self.keys[dept].0;
             let head = self.mem.head(d);
             BlockHeader {
+                version: self.net.protocol_version(),
                 genesis: self.net.hash(),
                 department: d.clone(),
                 height: head.map_or(1, |h| h.height + 1),
@@ -994,6 +1492,7 @@ mod tests {
             licence_id: lid(GD, "mvdl", n),
             reason: SuspendReason::Penalty,
             officer: officer(),
+            until: None,
         }
     }
     fn reinstate(n: u64) -> Record {
@@ -1020,6 +1519,26 @@ mod tests {
         let s = f.mem.licence(&lid(GD, "mvdl", 1)).expect("known");
         assert_eq!(s.status, LicenceStatus::Revoked(RevokeReason::Withdrawn));
         assert_eq!((s.issued_height, s.updated_height), (1, 4));
+    }
+
+    /// A block is written in the version in force at the governance height it names:
+    /// another version is refused (and penalised), as is a newer kind in an older block.
+    #[test]
+    fn blocks_are_written_in_the_version_in_force() {
+        let mut f = Fixture::new();
+        f.push(0, vec![issue(GD, "mvdl", 1)]);
+        let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
+        h.version = 2;
+        let e = f.validate(h.sign(&f.keys[0].1)).expect_err("refused");
+        assert_eq!((e.code(), e.disposition()), ("wrong_version", Disposition::Reject));
+        let renew = Record::Renew {
+            licence_id: lid(GD, "mvdl", 1),
+            valid_from: 1_750_000_000,
+            valid_until: 1_850_000_001,
+            commitment: Hash32::digest(b"renewed"),
+            officer: officer(),
+        };
+        f.check(0, vec![renew], "kind_not_in_version", Disposition::Reject);
     }
 
     #[test]

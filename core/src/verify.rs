@@ -23,7 +23,9 @@ use crate::credential::{SignatureInput, UnverifiedCredential, VerifiedCredential
 use crate::crypto::Hash32;
 use crate::genesis::{Department, LicenceTypeDef, Network, Recognition, Region};
 use crate::ids::{DepartmentId, RegionCode};
-use crate::validate::{Head, LicenceState, LicenceStatus, FUTURE_SKEW_MS_MAX};
+use crate::validate::{
+    Head, LicencePhase, LicenceState, LicenceStatus, Transfer, FUTURE_SKEW_MS_MAX,
+};
 use crate::Credential;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,12 @@ pub enum InvalidReason {
     /// Signed with a key of the issuer, but not the key that signed the block that
     /// issued the licence (a rotated-out key used after its rotation, say).
     KeyNotInForce,
+    /// An earlier credential of the licence: renewed, reissued or amended since. The
+    /// report names where the licence stands now.
+    Superseded,
+    /// The licence was transferred out (转出) to another region's department; the report
+    /// names its new id there once that department has recorded it.
+    Transferred,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +84,7 @@ pub enum UndeterminedReason {
 }
 
 impl InvalidReason {
-    pub const ALL: [InvalidReason; 15] = [
+    pub const ALL: [InvalidReason; 17] = [
         Self::Revoked,
         Self::Suspended,
         Self::Expired,
@@ -92,6 +100,8 @@ impl InvalidReason {
         Self::NotOnLedger,
         Self::KeyCompromised,
         Self::KeyNotInForce,
+        Self::Superseded,
+        Self::Transferred,
     ];
 
     /// The reason code as serialised (`revoked`, `not_on_ledger`…).
@@ -112,6 +122,8 @@ impl InvalidReason {
             Self::NotOnLedger => "not_on_ledger",
             Self::KeyCompromised => "key_compromised",
             Self::KeyNotInForce => "key_not_in_force",
+            Self::Superseded => "superseded",
+            Self::Transferred => "transferred",
         }
     }
 }
@@ -233,8 +245,20 @@ pub enum Stale {
     Checkpoint { age_secs: u64 },
 }
 
+/// What the ledger knows of a licence beyond its state: whether the presented credential
+/// is an earlier one of it, and where a transferred licence went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// The presented credential was carried by an earlier record of this licence: the
+    /// kind of record that brought the credential in force now (renew, reissue, amend).
+    pub superseded_by: Option<crate::ledger::RecordKind>,
+    /// The licence was transferred out: to which department, and its new id there once
+    /// recorded.
+    pub transfer: Option<crate::validate::Transfer>,
+}
+
 /// What the verifying node's ledger says, or `Offline` when there is no ledger.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum LedgerFacts {
     Offline,
     Online {
@@ -250,6 +274,7 @@ pub enum LedgerFacts {
         /// `issuer_head`: the blocks between have not reached this node yet (a peer holds
         /// them back, or they are on their way), and one of them may change the licence.
         behind: Option<u64>,
+        lineage: Lineage,
     },
     /// Offline, with a bundle (`core::bundle`) verified against this network: the
     /// licence's status in the issuer's status set at the bundle's checkpoint.
@@ -657,6 +682,16 @@ fn rules(
                     format!("{r:?} as of {}, by the offline bundle", rfc3339(*as_of)),
                 )
             }
+            // Final, as a revocation: an old bundle still knows it.
+            Some(LicenceStatus::Transferred) => {
+                return (
+                    Verdict::Invalid(I::Transferred),
+                    format!(
+                        "transferred out as of {}, by the offline bundle; verify online for its new id",
+                        rfc3339(*as_of)
+                    ),
+                )
+            }
             Some(LicenceStatus::Active) => {}
         }
     }
@@ -667,6 +702,7 @@ fn rules(
         equivocation_height,
         stale,
         behind,
+        lineage,
     } = facts
     {
         if let Some(h) = equivocation_height {
@@ -680,7 +716,21 @@ fn rules(
         }
         match licence {
             Some(s) => {
+                let now_state = s.phase(ctx.now);
                 if s.commitment != verified.commitment() {
+                    if let Some(by) = lineage.superseded_by {
+                        return (
+                            Verdict::Invalid(I::Superseded),
+                            format!(
+                                "a newer credential of {} is in force ({} at block {}#{}); the licence is {} now",
+                                c.licence_id,
+                                by.as_str(),
+                                dept.id,
+                                s.issued_height,
+                                phase_words(now_state)
+                            ),
+                        );
+                    }
                     return (
                         Verdict::Invalid(I::CommitmentMismatch),
                         "the ledger records a different credential under this licence id".into(),
@@ -699,13 +749,30 @@ fn rules(
                             ),
                         )
                     }
-                    LicenceStatus::Suspended(r) => {
+                    LicenceStatus::Suspended(r) if now_state == LicencePhase::Suspended => {
+                        let until = s
+                            .suspended_until
+                            .map(|u| format!(", until {}", rfc3339(u)))
+                            .unwrap_or_default();
                         return (
                             Verdict::Invalid(I::Suspended),
-                            format!("{r:?} at block {}#{}", dept.id, s.updated_height),
-                        )
+                            format!("{r:?} at block {}#{}{until}", dept.id, s.status_record_height()),
+                        );
                     }
-                    LicenceStatus::Active => {}
+                    LicenceStatus::Transferred => {
+                        let whereto = match &lineage.transfer {
+                            Some(Transfer {
+                                to,
+                                accepted_as: Some(new),
+                            }) => format!("transferred to {to}, now licence {new}"),
+                            Some(Transfer { to, .. }) => {
+                                format!("transferred to {to}, which has not recorded it yet as seen here")
+                            }
+                            None => "transferred out".into(),
+                        };
+                        return (Verdict::Invalid(I::Transferred), whereto);
+                    }
+                    LicenceStatus::Suspended(_) | LicenceStatus::Active => {}
                 }
             }
             None => {
@@ -894,6 +961,18 @@ fn key_in_force(
     Ok(())
 }
 
+/// Where a licence stands, in the words of a report's detail.
+pub fn phase_words(p: LicencePhase) -> &'static str {
+    match p {
+        LicencePhase::Active => "active",
+        LicencePhase::NotYetValid => "not yet valid",
+        LicencePhase::Expired => "expired",
+        LicencePhase::Suspended => "suspended",
+        LicencePhase::Revoked => "revoked",
+        LicencePhase::Transferred => "transferred",
+    }
+}
+
 /// English and Chinese labels for each verdict, as a clerk reads them.
 pub fn labels(v: Verdict) -> (&'static str, &'static str) {
     use InvalidReason as I;
@@ -930,6 +1009,14 @@ pub fn labels(v: Verdict) -> (&'static str, &'static str) {
             I::KeyNotInForce => (
                 "Invalid: signed with a key not in force at issuance",
                 "无效：签发密钥与签发时不符",
+            ),
+            I::Superseded => (
+                "Invalid: superseded by a newer card",
+                "无效：此证已被新证取代（延续/补领/变更）",
+            ),
+            I::Transferred => (
+                "Invalid: transferred to another region",
+                "无效：证照已转出至外地",
             ),
         },
         Verdict::Undetermined(r) => match r {
@@ -1082,6 +1169,12 @@ mod tests {
         IssuedUnder(u8),
         /// Active, issued at this height.
         IssuedAt(u64),
+        /// Active under a newer credential: the presented one was reissued since.
+        Superseded,
+        /// Transferred out to sh.transport, not yet accepted there.
+        Transferred,
+        /// Suspended until this time (unix seconds).
+        SuspendedUntil(i64),
         /// Offline with a bundle: this status (`None`: no checkpoint of the issuer), and
         /// whether the bundle is past its hard limit.
         Bundle(Option<LicenceStatus>, bool),
@@ -1107,6 +1200,9 @@ mod tests {
             issued_index: 0,
             updated_height: 5.max(issued_height),
             issuer_key,
+            suspended_until: None,
+            status_height: 5,
+            status_index: 0,
         };
         let head = |time_ms| Head {
             height: 5,
@@ -1120,6 +1216,7 @@ mod tests {
             equivocation_height,
             stale: stale.then_some(Stale::NoPeers),
             behind: None,
+            lineage: Lineage::default(),
         };
         match l {
             Ledger::Offline => LedgerFacts::Offline,
@@ -1154,7 +1251,38 @@ mod tests {
                 equivocation_height: None,
                 stale: None,
                 behind: Some(9),
+                lineage: Lineage::default(),
             },
+            Ledger::Superseded => LedgerFacts::Online {
+                licence: Some(state(LicenceStatus::Active, Hash32::digest(b"newer"))),
+                issuer_head: Some(head(LATE_MS)),
+                equivocation_height: None,
+                stale: None,
+                behind: None,
+                lineage: Lineage {
+                    superseded_by: Some(crate::ledger::RecordKind::Reissue),
+                    transfer: None,
+                },
+            },
+            Ledger::Transferred => LedgerFacts::Online {
+                licence: Some(state(LicenceStatus::Transferred, commitment)),
+                issuer_head: Some(head(LATE_MS)),
+                equivocation_height: None,
+                stale: None,
+                behind: None,
+                lineage: Lineage {
+                    superseded_by: None,
+                    transfer: Some(Transfer {
+                        to: DepartmentId::parse("sh.transport").expect("dept"),
+                        accepted_as: None,
+                    }),
+                },
+            },
+            Ledger::SuspendedUntil(until) => {
+                let mut s = state(LicenceStatus::Suspended(SuspendReason::Penalty), commitment);
+                s.suspended_until = Some(until);
+                online(Some(s), Some(head(LATE_MS)), None, false)
+            }
             Ledger::IssuedUnder(_) | Ledger::IssuedAt(_) => online(
                 Some(state(LicenceStatus::Active, commitment)),
                 Some(head(LATE_MS)),
@@ -1225,6 +1353,11 @@ mod tests {
             ("  revocation beats expiry",    P::Mvdl(1), L::On(LicenceStatus::Revoked(RevokeReason::Withdrawn)), EXPIRES, None, Invalid(I::Revoked)),
             ("suspended",                    P::Mvdl(1), L::On(LicenceStatus::Suspended(SuspendReason::Penalty)), T + 1, None, Invalid(I::Suspended)),
             ("commitment mismatch",          P::Mvdl(1), L::OtherCommitment, T + 1, None, Invalid(I::CommitmentMismatch)),
+            ("superseded",                   P::Mvdl(1), L::Superseded, T + 1, None, Invalid(I::Superseded)),
+            ("transferred",                  P::Mvdl(1), L::Transferred, T + 1, None, Invalid(I::Transferred)),
+            ("transferred, by the offline bundle", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Transferred), false), T + 1, None, Invalid(I::Transferred)),
+            ("suspended until a date",       P::Mvdl(1), L::SuspendedUntil(T + 100), T + 99, None, Invalid(I::Suspended)),
+            ("  short: the suspension has ended", P::Mvdl(1), L::SuspendedUntil(T + 100), T + 100, None, Valid),
             ("not on ledger",                P::Mvdl(1), L::Absent(Some(deadline_ms + 1)), T + 1, None, Invalid(I::NotOnLedger)),
             ("not yet seen",                 P::Mvdl(1), L::Absent(Some(deadline_ms)), T + 1, None, Undetermined(U::NotYetSeen)),
             ("chain unknown",                P::Mvdl(1), L::Absent(None), T + 1, None, Undetermined(U::ChainUnknown)),

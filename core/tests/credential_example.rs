@@ -68,6 +68,7 @@ fn signed() -> SignedCredential {
 fn example_block(s: &SignedCredential) -> Block {
     let genesis = Hash32::digest(b"huren example genesis");
     BlockHeader {
+        version: 1,
         genesis,
         department: DepartmentId::parse("gd.transport").expect("department id"),
         height: 1,
@@ -80,6 +81,7 @@ fn example_block(s: &SignedCredential) -> Block {
             valid_until: EXPIRES_AT,
             commitment: s.commitment,
             officer: OfficerId::parse("officer-1").expect("officer"),
+            origin: None,
         })],
     }
     .sign(&key())

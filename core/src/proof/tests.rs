@@ -4,7 +4,7 @@ use super::*;
 use crate::checkpoint::DeptCheckpoint;
 use crate::crypto::SecretKey;
 use crate::ids::{DepartmentId, LicenceType};
-use crate::ledger::OfficerId;
+use crate::ledger::{Issue, OfficerId};
 use crate::ledger::{RevokeReason, SuspendReason};
 
 struct Map(HashMap<(u8, u64), Hash32>);
@@ -44,6 +44,7 @@ fn world(revoked: &[u64]) -> World {
                 valid_until: 2,
                 commitment: Hash32::digest(&n.to_be_bytes()),
                 officer: OfficerId::parse("officer-1").expect("officer"),
+                origin: None,
             })
             .leaf(1, (n - 1) as usize)
         })
@@ -140,7 +141,7 @@ fn a_proof_shows_a_revoked_licence_revoked_and_every_other_active() {
         };
         assert_eq!(proven.status, expected, "licence {serial}");
         assert_eq!(
-            proven.issued.map(|(h, i)| (h, i.licence_id)),
+            proven.issued.map(|(h, r)| (h, r.licence_id().clone())),
             Some((1, id(serial)))
         );
     }

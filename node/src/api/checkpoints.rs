@@ -126,7 +126,9 @@ fn issue_inclusion(
         tracing::error!(department = %dept, height, error = %e, "making an inclusion proof");
         "this node could not read its own chain to prove it".to_owned()
     };
-    let is_issue = |r: &Record| matches!(r, Record::Issue(x) if &x.licence_id == id);
+    // The record that brought the credential in force: the issue, or a renew, reissue or
+    // amend since.
+    let is_issue = |r: &Record| r.licence_id() == id && r.commitment().is_some();
     let known = match usize::try_from(index).ok().filter(|_| index != u32::MAX) {
         None => None,
         Some(i) => state
