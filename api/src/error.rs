@@ -96,11 +96,23 @@ pub enum ErrorCode {
     /// 403: this node's department has retired (a governance record): it issues and
     /// changes nothing any more; its successor, if any, acts for its licences.
     DepartmentRetired,
+    /// 409: any change to a licence transferred out (it lives on under its new id).
+    AlreadyTransferred,
+    /// 409: the transfer does not match: a target in the same region or not granted the type, an origin not transferred to this department (as this node holds its chain), or already transferred in.
+    BadTransfer,
+    /// 409: nothing to annul: the licence is not revoked or suspended by a record this department can annul.
+    AnnulMismatch,
+    /// 422: a suspension's `until` is not after now.
+    BadSuspension,
+    /// 409: renew, reissue and amend start from the credential in force, which this node does not hold (the licence was issued elsewhere).
+    NoCredential,
+    /// 503: the network runs a newer protocol version than this node: upgrade it; it signs nothing until then.
+    ProtocolTooOld,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::MalformedBody,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -139,6 +151,12 @@ impl ErrorCode {
         Self::GovRefused,
         Self::GovEquivocation,
         Self::DepartmentRetired,
+        Self::AlreadyTransferred,
+        Self::BadTransfer,
+        Self::AnnulMismatch,
+        Self::BadSuspension,
+        Self::NoCredential,
+        Self::ProtocolTooOld,
     ];
 
     /// The HTTP status this code is always answered with.
@@ -167,15 +185,25 @@ impl ErrorCode {
             | Self::LicenceRevoked
             | Self::LicenceExpired
             | Self::GovRefused
-            | Self::GovEquivocation => 409,
+            | Self::GovEquivocation
+            | Self::AlreadyTransferred
+            | Self::BadTransfer
+            | Self::AnnulMismatch
+            | Self::NoCredential => 409,
             Self::BodyTooLarge | Self::BatchTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::InvalidBody | Self::InvalidLicence | Self::BadValidity | Self::CardQrTooDense => {
-                422
-            }
+            Self::InvalidBody
+            | Self::InvalidLicence
+            | Self::BadValidity
+            | Self::CardQrTooDense
+            | Self::BadSuspension => 422,
             Self::RateLimited => 429,
             Self::Internal => 500,
-            Self::Unavailable | Self::CatchingUp | Self::ProducerStopped | Self::ClockBehind => 503,
+            Self::Unavailable
+            | Self::CatchingUp
+            | Self::ProducerStopped
+            | Self::ClockBehind
+            | Self::ProtocolTooOld => 503,
         }
     }
 
@@ -220,6 +248,12 @@ impl ErrorCode {
             Self::GovRefused => "gov_refused",
             Self::GovEquivocation => "gov_equivocation",
             Self::DepartmentRetired => "department_retired",
+            Self::AlreadyTransferred => "already_transferred",
+            Self::BadTransfer => "bad_transfer",
+            Self::AnnulMismatch => "annul_mismatch",
+            Self::BadSuspension => "bad_suspension",
+            Self::NoCredential => "no_credential",
+            Self::ProtocolTooOld => "protocol_too_old",
         }
     }
 }

@@ -27,11 +27,14 @@ pub use governance::{
     DepartmentView, GovSubmit, GovSubmitAnswer, GovernanceExport, KeyView, NetworkView,
 };
 pub use licences::{
-    BatchAnswer, BatchItem, BatchRequest, BlockRef, IssueAnswer, IssueRequest, LifecycleAnswer,
-    ReinstateRequest, RevokeRequest, StatusAnswer, SuspendRequest,
+    AcceptTransferRequest, AmendRequest, AnnulRequest, AtAnswer, BatchAnswer, BatchItem,
+    BatchRequest, BlockRef, HistoryAnswer, HistoryEntry, IssueAnswer, IssueRequest,
+    LifecycleAnswer, Lineage, RecordRef, ReinstateRequest, ReissueRequest, RenewBatchRequest,
+    RenewItem, RenewRequest, RevokeRequest, StatusAnswer, SuspendRequest, TransferRequest,
+    TransferView,
 };
 pub use network::{
     ChainHead, ChainsAnswer, EvidenceItem, EvidencePage, EvidenceQuery, Health, HealthStatus,
-    PeerInfo, EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
+    PeerInfo, ProtocolView, EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
 };
 pub use verify::{LedgerView, LicenceView, Report, VerifyImage, VerifyRequest};

@@ -1,5 +1,6 @@
-//! The department routes' bodies (issue, batch, suspend, reinstate, revoke) and the
-//! public licence status.
+//! The department routes' bodies (issue, batch, suspend, reinstate, revoke, renew,
+//! reissue, amend, transfer, accept a transfer, annul) and the public licence status and
+//! history.
 //!
 //! Request fields that the node must check itself and report per row of a batch (type
 //! code, times) stay text here: a bad one fails its own row with a clear code
@@ -7,8 +8,11 @@
 
 use std::collections::BTreeMap;
 
+use huren_core::ledger::{AnnulReason, RecordKind};
+use huren_core::lifecycle::StandingAt;
 use huren_core::{
-    DepartmentId, Hash32, LicenceId, LicenceStatus, LicenceType, RevokeReason, SuspendReason,
+    DepartmentId, Hash32, LicenceId, LicenceStatus, LicenceType, RegionCode, RevokeReason,
+    SuspendReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -142,11 +146,189 @@ pub struct BatchAnswer {
 }
 
 /// `POST /v1/licences/{id}/suspend` (暂扣).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
     pub reason: SuspendReason,
+    /// RFC 3339: the suspension ends by itself then (暂扣六个月), without a record.
+    /// Absent: until reinstated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `POST /v1/licences/{id}/renew` (延续): a new period from now and a new credential;
+/// the old one is superseded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// Days from now (default: the type's maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_days: Option<u32>,
+    /// RFC 3339; overrides `valid_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+}
+
+/// One licence of `POST /v1/licences:renew` (bulk renewals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RenewItem {
+    pub licence_id: String,
+    #[serde(flatten)]
+    pub renew: RenewRequest,
+}
+
+/// `POST /v1/licences:renew`: many renewals in one block; one result each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RenewBatchRequest {
+    pub licences: Vec<RenewItem>,
+}
+
+/// `POST /v1/licences/{id}/reissue` (补领 / 换证): an empty object. The same facts in a
+/// new credential; the lost or damaged one is superseded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReissueRequest {}
+
+/// `POST /v1/licences/{id}/amend` (变更 / 更正): the holder and licence fields that
+/// change; the others stay. An empty licence field value removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AmendRequest {
+    #[serde(default)]
+    pub holder: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// `POST /v1/licences/{id}/transfer` (转出): to a department of another region, granted
+/// the type. Final for this id; the receiving department issues it anew.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub to: DepartmentId,
+}
+
+/// `POST /v1/transfers` (转入): the holder's current QR of the licence transferred to
+/// this department; it is issued here under a new id naming it as its origin, with the
+/// same holder and licence fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AcceptTransferRequest {
+    /// The QR text (`HZ1:…`) the origin department issued.
+    pub qr: String,
+    /// Days from now (default: what is left of the origin's validity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_days: Option<u32>,
+    /// RFC 3339; overrides `valid_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+}
+
+/// `POST /v1/licences/{id}/annul`: the revocation or suspension the licence stands on
+/// was overturned (复议 / 诉讼 / 自行纠错); the licence is active again. The annulled
+/// record stays on the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AnnulRequest {
+    pub reason: AnnulReason,
+}
+
+/// A record's place: block height on the chain that carried it, and index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordRef {
+    pub height: u64,
+    pub index: u32,
+}
+
+/// One record of a licence's history: what happened, when and where; no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryEntry {
+    pub kind: RecordKind,
+    /// The chain that carried it (the licence's department, or its successor's).
+    pub department: DepartmentId,
+    pub height: u64,
+    pub index: u32,
+    /// The block's time, RFC 3339.
+    pub time: String,
+    /// The suspend, revoke or annul reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A timed suspension's end, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Issue and renew: the validity, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// A transfer out: the receiving department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DepartmentId>,
+    /// A transfer in: the licence it continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<LicenceId>,
+    /// An annulment: the record it annuls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annuls: Option<RecordRef>,
+    /// Annulled later by an annul record: it never took effect.
+    #[serde(default)]
+    pub annulled: bool,
+}
+
+/// Where a transferred licence went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransferView {
+    pub to: DepartmentId,
+    /// The receiving department's name, as genesis gives it.
+    pub to_name: String,
+    pub to_region: Option<RegionCode>,
+    pub to_region_name: String,
+    /// Its new id there, once the receiving department recorded it.
+    pub accepted_as: Option<LicenceId>,
+}
+
+/// A licence's story: its records, where it came from and where it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Lineage {
+    pub licence_id: LicenceId,
+    /// Every record of the licence, oldest first (at most the node's
+    /// `history_records_max`).
+    pub history: Vec<HistoryEntry>,
+    /// Transferred in: the licence of another region it continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<LicenceId>,
+    /// Transferred out: where it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferView>,
+}
+
+/// `GET /v1/licences/{id}/history`.
+pub type HistoryAnswer = Lineage;
+
+/// Where a licence stood at the moment `?at=` asked about, by its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AtAnswer {
+    /// RFC 3339, as asked.
+    pub at: String,
+    pub standing: StandingAt,
+    /// Valid at that moment: issued, in force, within its validity.
+    pub valid: bool,
 }
 
 /// `POST /v1/licences/{id}/reinstate` (发还): an empty object.
@@ -196,6 +378,12 @@ pub struct StatusAnswer {
     pub issued_height: u64,
     /// Height of the block that last changed it.
     pub updated_height: u64,
+    /// A timed suspension's end, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_until: Option<String>,
+    /// With `?at=`: where it stood then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<AtAnswer>,
 }
 
 #[cfg(test)]

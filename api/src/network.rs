@@ -86,6 +86,17 @@ pub struct PeerInfo {
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Ok,
+    /// Up and following the network, but the network runs a protocol version newer than
+    /// this node knows: it signs nothing until upgraded (`protocol`).
+    ProtocolTooOld,
+}
+
+/// The protocol versions: the network's in force and the newest this node knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProtocolView {
+    pub network: u32,
+    pub supported: u32,
 }
 
 /// `GET /healthz`: liveness, which network and department, and a licence count.
@@ -101,4 +112,6 @@ pub struct Health {
     pub region: RegionCode,
     /// Licences on this node's ledger, every department's.
     pub licences: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolView>,
 }

@@ -132,6 +132,13 @@ pub struct Report {
     /// With `?proof=1`, when the node cannot prove its answer: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_unavailable: Option<String>,
+    /// Online: the licence's story on the ledger (its records, where it came from and
+    /// where it went), for the window to show where it stands now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::licences::Lineage>,
+    /// With `?at=`: where the licence stood at that moment, by its history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<crate::licences::AtAnswer>,
 }
 
 impl Report {
@@ -160,6 +167,8 @@ impl Report {
             as_of: None,
             proof: None,
             proof_unavailable: None,
+            lineage: None,
+            at: None,
         }
     }
 

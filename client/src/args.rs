@@ -62,6 +62,27 @@ pub enum Command {
     Reinstate(ReinstateArgs),
     /// Revoke a licence (撤销 / 注销 / 吊销). Revocation is final.
     Revoke(RevokeArgs),
+    /// Renew licences (延续): a new period from now and a new QR; the old QR is
+    /// superseded. One ID, or --file with one ID per line (bulk renewals).
+    Renew(RenewArgs),
+    /// Reissue a lost or damaged licence (补领 / 换证): a new QR with the same facts; the
+    /// old QR is superseded.
+    Reissue(ReissueArgs),
+    /// Amend a licence's holder or licence fields (变更 / 更正): a new QR; the old one is
+    /// superseded.
+    Amend(AmendArgs),
+    /// Transfer a licence out to a department of another region (转出). Final for this
+    /// id: the receiving department issues it anew with `huren accept-transfer`.
+    Transfer(TransferArgs),
+    /// Accept a licence transferred to your department (转入): the holder's current QR
+    /// is issued here under a new id naming it as its origin.
+    AcceptTransfer(AcceptTransferArgs),
+    /// Annul the revocation or suspension a licence stands on (an overturned decision:
+    /// 复议, 诉讼, 自行纠错). The annulled record stays on the ledger.
+    Annul(AnnulArgs),
+    /// Show every record of a licence on the ledger, its origin and where it went (no
+    /// personal data).
+    History(HistoryArgs),
     /// Issue licences in bulk from a CSV file on your department's node.
     Import(ImportArgs),
     /// Make a citizen's printable licence card (SVG, HTML, PNG) from a licence QR.
@@ -286,8 +307,10 @@ pub struct VerifyOffline {
     /// The verifying region (6-digit code), to apply the recognition policy.
     #[arg(long, value_name = "CODE", value_parser = parse_region, requires = "offline")]
     pub region: Option<RegionCode>,
-    /// Verify as of this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of now.
-    #[arg(long, value_name = "TIME", requires = "offline")]
+    /// Verify as of this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of now. With
+    /// --node, the node answers by the licence's history: 撤销 never valid, 吊销 and 注销
+    /// valid until their record.
+    #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// A governance export (`huren gov export`): the network's rotations, compromises
     /// and other changes since founding are applied to genesis first.
@@ -621,6 +644,145 @@ pub struct StatusArgs {
     /// The licence id, e.g. gd.transport:mvdl:00000042.
     #[arg(value_name = "ID", value_parser = parse_licence_id)]
     pub id: LicenceId,
+    /// Also say where it stood at this time (RFC 3339): 撤销 never valid, 吊销 and 注销
+    /// valid until their record.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "file"])))]
+pub struct RenewArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: Option<LicenceId>,
+    /// Renew every licence id in FILE (one per line; blank lines and # comments skipped),
+    /// in requests of --batch; write the new QR texts as CSV (licence_id, qr) to --out.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub file: Option<PathBuf>,
+    /// With --file: where the renewed licences' new QR texts go (CSV).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+    /// With --file: licences per request.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=IMPORT_BATCH_MAX))]
+    pub batch: u64,
+    /// Days from now (default: the type's maximum).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub valid_days: Option<u32>,
+    /// The new end of validity (RFC 3339); overrides --valid-days.
+    #[arg(long, value_name = "TIME")]
+    pub valid_until: Option<String>,
+    #[command(flatten)]
+    pub output: QrFiles,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReissueArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    #[command(flatten)]
+    pub output: QrFiles,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    /// A holder field that changes, NAME=VALUE; repeat for each.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_field)]
+    pub holder: Vec<(String, String)>,
+    /// A licence field that changes, NAME=VALUE (NAME= removes it); repeat for each.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_field)]
+    pub field: Vec<(String, String)>,
+    #[command(flatten)]
+    pub output: QrFiles,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    /// The receiving department, in another region, e.g. sh.transport.
+    #[arg(long, value_name = "DEPARTMENT", value_parser = parse_department)]
+    pub to: DepartmentId,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptTransferArgs {
+    /// The holder's current QR text (HZ1:…), or - to read one line from standard input.
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+    /// Days from now (default: what is left of the origin's validity).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub valid_days: Option<u32>,
+    #[command(flatten)]
+    pub output: QrFiles,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnnulReason {
+    /// Overturned on administrative reconsideration (行政复议).
+    Reconsideration,
+    /// Overturned by a court (行政诉讼).
+    Court,
+    /// Withdrawn by the department as made in error (自行纠错).
+    Error,
+}
+
+impl From<AnnulReason> for huren_core::ledger::AnnulReason {
+    fn from(r: AnnulReason) -> Self {
+        match r {
+            AnnulReason::Reconsideration => Self::Reconsideration,
+            AnnulReason::Court => Self::Court,
+            AnnulReason::Error => Self::Error,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AnnulArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
+    /// Why the decision was overturned.
+    #[arg(long, value_enum)]
+    pub reason: AnnulReason,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The licence id, e.g. gd.transport:mvdl:00000042.
+    #[arg(value_name = "ID", value_parser = parse_licence_id)]
+    pub id: LicenceId,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -675,6 +837,10 @@ pub struct SuspendArgs {
     /// Why the licence is suspended.
     #[arg(long, value_enum)]
     pub reason: SuspendReason,
+    /// The suspension ends by itself at this time (RFC 3339; 暂扣六个月), without a
+    /// reinstate record.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]

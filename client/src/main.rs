@@ -18,6 +18,7 @@ mod files;
 mod genesis;
 mod gov;
 mod import;
+mod lifecycle;
 mod offline;
 mod online;
 mod proof;
@@ -81,6 +82,13 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Suspend(a) => online::suspend(a),
         Command::Reinstate(a) => online::reinstate(a),
         Command::Revoke(a) => online::revoke(a),
+        Command::Renew(a) => lifecycle::renew(a),
+        Command::Reissue(a) => lifecycle::reissue(a),
+        Command::Amend(a) => lifecycle::amend(a),
+        Command::Transfer(a) => lifecycle::transfer(a),
+        Command::AcceptTransfer(a) => lifecycle::accept_transfer(a),
+        Command::Annul(a) => lifecycle::annul(a),
+        Command::History(a) => lifecycle::history(a),
         Command::Import(a) => import::run(a),
         Command::Card(a) => card::run(a),
         Command::Gov(GovCommand::Propose(a)) => gov::propose(a.record),

@@ -352,11 +352,11 @@ impl Answer {
     }
 }
 
-fn pretty(v: &impl Serialize) -> anyhow::Result<String> {
+pub(crate) fn pretty(v: &impl Serialize) -> anyhow::Result<String> {
     serde_json::to_string_pretty(v).code(Exit::INTERNAL)
 }
 
-fn require_token(token: Option<&str>, what: &str) -> anyhow::Result<String> {
+pub(crate) fn require_token(token: Option<&str>, what: &str) -> anyhow::Result<String> {
     match token {
         Some(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
         _ => Err(fail(
@@ -428,23 +428,30 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     };
     // With --proof the text is needed here too: a photo is read on this side.
     let mut asked = None;
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if o.proof {
+        query.push(("proof", "1"));
+    }
+    if let Some(at) = &a.mode.at {
+        query.push(("at", at));
+    }
     let answer = match (&a.text, &a.image) {
         (Some(text), _) => {
             let text = read_text(text)?;
-            let query: &[(&str, &str)] = if o.proof { &[("proof", "1")] } else { &[] };
             let answer = node.post_json_query(
                 &["v1", "verify"],
-                query,
+                &query,
                 &VerifyRequest { qr: text.clone() },
             )?;
             asked = Some(text);
             answer
         }
-        (None, Some(path)) if o.proof => {
+        // A photo is read on this side when the query needs the text too.
+        (None, Some(path)) if !query.is_empty() => {
             let text = qr::read_image(path)?;
             let answer = node.post_json_query(
                 &["v1", "verify"],
-                &[("proof", "1")],
+                &query,
                 &VerifyRequest { qr: text.clone() },
             )?;
             asked = Some(text);
@@ -499,14 +506,15 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
 pub fn status(a: StatusArgs) -> anyhow::Result<Exit> {
     let node = Node::new(&a.node.node, None, a.node.timeout_secs)?;
     let id = a.id.to_string();
+    let query: Vec<(&str, &str)> = a.at.iter().map(|at| ("at", at.as_str())).collect();
     let v: StatusAnswer = node
-        .get(&["v1", "licences", &id])?
+        .get_query(&["v1", "licences", &id], &query, RESPONSE_BYTES_MAX)?
         .parse(&[StatusCode::OK], Exit::REFUSED)?;
     files::print_line(&pretty(&v)?)?;
     Ok(Exit::OK)
 }
 
-fn change(
+pub(crate) fn change(
     node: &crate::args::NodeArgs,
     token: &str,
     id: &LicenceId,
@@ -526,6 +534,7 @@ fn change(
 pub fn suspend(a: SuspendArgs) -> anyhow::Result<Exit> {
     let body = SuspendRequest {
         reason: a.reason.into(),
+        until: a.until,
     };
     change(&a.node, &a.token.token, &a.id, "suspend", &body)
 }

@@ -147,6 +147,80 @@ pub fn draft(
     Ok(credential)
 }
 
+/// What a credential-changing record changes of the credential in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// 延续: a new period from now: to `valid_until`, or `valid_days` (default the type's
+    /// maximum).
+    Renew {
+        valid_until: Option<i64>,
+        valid_days: Option<u32>,
+    },
+    /// 补领 / 换证: the same facts and period, a new salt.
+    Reissue,
+    /// 变更 / 更正: these holder and licence fields replace the ones of the same name (an
+    /// empty value removes a licence field; a required holder field cannot be removed).
+    Amend {
+        holder: BTreeMap<String, String>,
+        fields: BTreeMap<String, String>,
+    },
+}
+
+/// The terms a credential was issued on: its type, fields and period.
+pub fn terms_of(c: &Credential) -> Terms {
+    Terms {
+        licence_type: c.licence_type().clone(),
+        holder: c.holder.clone(),
+        fields: c.fields.clone(),
+        valid_from: Some(c.not_before),
+        valid_until: Some(c.expires_at),
+        valid_days: None,
+    }
+}
+
+/// The credential `previous` becomes under `change`, issued at `now` with `salt`: the
+/// same licence id, every policy rule of `draft` applied again.
+pub fn redraft(
+    net: &Network,
+    previous: &Credential,
+    change: &Change,
+    now: i64,
+    salt: [u8; SALT_BYTES],
+) -> Result<Credential, PolicyError> {
+    let mut terms = terms_of(previous);
+    match change {
+        Change::Renew {
+            valid_until,
+            valid_days,
+        } => {
+            terms.valid_from = Some(now);
+            terms.valid_until = *valid_until;
+            terms.valid_days = *valid_days;
+        }
+        Change::Reissue => {}
+        Change::Amend { holder, fields } => {
+            for (k, v) in holder {
+                terms.holder.insert(k.clone(), v.clone());
+            }
+            for (k, v) in fields {
+                if v.is_empty() {
+                    terms.fields.remove(k);
+                } else {
+                    terms.fields.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    draft(
+        net,
+        &previous.issuer,
+        &terms,
+        now,
+        previous.licence_id.serial(),
+        salt,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -534,7 +534,9 @@ impl Record {
     fn from_value(v: Value) -> Result<Self, CodecError> {
         let mut items = array(v, "record")?.into_iter().peekable();
         let kind = uint(
-            items.next().ok_or(CodecError::Shape("record is too short"))?,
+            items
+                .next()
+                .ok_or(CodecError::Shape("record is too short"))?,
             "record kind",
         )?;
         // Issue and suspend may end with one optional field (origin, until).
@@ -847,6 +849,30 @@ impl Block {
     }
 }
 
+impl Block {
+    /// The time (unix milliseconds) of an encoded block, read without decoding its
+    /// records: what a licence's history shows beside each record. Unchecked, as
+    /// `record_at`: the bytes come from this node's own store.
+    pub fn time_ms_of(bytes: &[u8]) -> Result<u64, CodecError> {
+        /// tag, genesis, department, height, prev come before time_ms.
+        const FIELDS_BEFORE_TIME: usize = 5;
+        let (mut pos, _) = array_at(bytes, 0, 2)?;
+        (pos, _) = array_at(bytes, pos, 8)?;
+        for _ in 0..FIELDS_BEFORE_TIME {
+            pos = skip_item(bytes, pos, 0)?;
+        }
+        let mut d = ciborium_ll::Decoder::from(
+            bytes
+                .get(pos..)
+                .ok_or(CodecError::Shape("not the block's structure"))?,
+        );
+        match d.pull() {
+            Ok(ciborium_ll::Header::Positive(t)) => Ok(t),
+            _ => Err(CodecError::Shape("not the block's structure")),
+        }
+    }
+}
+
 /// How often `Block::record_offsets` keeps a record's offset.
 pub const RECORD_OFFSET_EVERY: usize = 64;
 
@@ -1072,6 +1098,8 @@ pub(crate) mod tests {
             assert_eq!((height, index, &leaf), (1, i as u64, r));
         }
         assert!(Block::record_at(&bytes, 4).is_err(), "past the last record");
+        assert_eq!(Block::time_ms_of(&bytes), Ok(b.header.time_ms));
+        assert!(Block::time_ms_of(&bytes[..20]).is_err());
         assert!(Block::record_at(&bytes[..bytes.len() / 2], 0).is_err());
         assert!(Block::record_at(&[0xff; 10], 0).is_err());
 
@@ -1137,11 +1165,15 @@ pub(crate) mod tests {
             parse_tag("huren-block/3"),
             Err(CodecError::UnsupportedVersion(3))
         );
-        for bad in ["huren-block/", "huren-block/01", "huren-block/0x2", "huren-block/-1", "huren-blok/1", "huren-block/99999999999"] {
-            assert!(
-                matches!(parse_tag(bad), Err(CodecError::Field(_))),
-                "{bad}"
-            );
+        for bad in [
+            "huren-block/",
+            "huren-block/01",
+            "huren-block/0x2",
+            "huren-block/-1",
+            "huren-blok/1",
+            "huren-block/99999999999",
+        ] {
+            assert!(matches!(parse_tag(bad), Err(CodecError::Field(_))), "{bad}");
         }
         // A version 1 block keeps its bytes: the tag of old blocks is what it was.
         let b = sample_block();
@@ -1151,7 +1183,9 @@ pub(crate) mod tests {
     #[test]
     fn optional_fields_are_left_out_when_absent_and_read_back_when_present() {
         let plain = issue("gd.transport", "mvdl", 1);
-        let Record::Issue(mut i) = plain.clone() else { unreachable!() };
+        let Record::Issue(mut i) = plain.clone() else {
+            unreachable!()
+        };
         i.origin = Some(lid("sh.transport", "mvdl", 9));
         let with_origin = Record::Issue(i);
         assert_eq!(plain.min_version(), 1);
@@ -1172,7 +1206,10 @@ pub(crate) mod tests {
             Value::Text("gd.transport:mvdl:00000001".into()),
             Value::Text("officer-7".into()),
         ]);
-        assert_eq!(Record::from_value(unknown_kind), Err(CodecError::Field("record kind")));
+        assert_eq!(
+            Record::from_value(unknown_kind),
+            Err(CodecError::Field("record kind"))
+        );
     }
 
     #[test]
@@ -1194,24 +1231,32 @@ pub(crate) mod tests {
 
     fn arb_record() -> impl Strategy<Value = Record> {
         let id = (0u64..1000).prop_map(|n| lid("gd.transport", "mvdl", n));
-        let origin = proptest::option::of((0u64..1000).prop_map(|n| lid("sh.transport", "mvdl", n)));
+        let origin =
+            proptest::option::of((0u64..1000).prop_map(|n| lid("sh.transport", "mvdl", n)));
         prop_oneof![
-            (id.clone(), any::<i64>(), any::<i64>(), any::<[u8; 32]>(), origin).prop_map(
-                |(licence_id, a, b, c, origin)| Record::Issue(Issue {
+            (
+                id.clone(),
+                any::<i64>(),
+                any::<i64>(),
+                any::<[u8; 32]>(),
+                origin
+            )
+                .prop_map(|(licence_id, a, b, c, origin)| Record::Issue(Issue {
                     licence_id,
                     valid_from: a,
                     valid_until: b,
                     commitment: Hash32(c),
                     officer: officer(),
                     origin,
-                })
+                })),
+            (id.clone(), 0u64..3, proptest::option::of(any::<i64>())).prop_map(
+                |(licence_id, r, until)| Record::Suspend {
+                    licence_id,
+                    reason: SuspendReason::from_code(r).expect("code"),
+                    officer: officer(),
+                    until,
+                }
             ),
-            (id.clone(), 0u64..3, proptest::option::of(any::<i64>())).prop_map(|(licence_id, r, until)| Record::Suspend {
-                licence_id,
-                reason: SuspendReason::from_code(r).expect("code"),
-                officer: officer(),
-                until,
-            }),
             (id.clone(), any::<i64>(), any::<i64>(), any::<[u8; 32]>()).prop_map(
                 |(licence_id, valid_from, valid_until, c)| Record::Renew {
                     licence_id,
@@ -1221,23 +1266,35 @@ pub(crate) mod tests {
                     officer: officer(),
                 }
             ),
-            (id.clone(), any::<[u8; 32]>(), any::<bool>()).prop_map(|(licence_id, c, amend)| if amend {
-                Record::Amend { licence_id, commitment: Hash32(c), officer: officer() }
-            } else {
-                Record::Reissue { licence_id, commitment: Hash32(c), officer: officer() }
+            (id.clone(), any::<[u8; 32]>(), any::<bool>()).prop_map(|(licence_id, c, amend)| {
+                if amend {
+                    Record::Amend {
+                        licence_id,
+                        commitment: Hash32(c),
+                        officer: officer(),
+                    }
+                } else {
+                    Record::Reissue {
+                        licence_id,
+                        commitment: Hash32(c),
+                        officer: officer(),
+                    }
+                }
             }),
             id.clone().prop_map(|licence_id| Record::TransferOut {
                 licence_id,
                 to: DepartmentId::parse("sh.transport").expect("dept"),
                 officer: officer(),
             }),
-            (id.clone(), any::<u64>(), any::<u32>(), 0u64..3).prop_map(|(licence_id, height, index, r)| Record::Annul {
-                licence_id,
-                height,
-                index,
-                reason: AnnulReason::from_code(r).expect("code"),
-                officer: officer(),
-            }),
+            (id.clone(), any::<u64>(), any::<u32>(), 0u64..3).prop_map(
+                |(licence_id, height, index, r)| Record::Annul {
+                    licence_id,
+                    height,
+                    index,
+                    reason: AnnulReason::from_code(r).expect("code"),
+                    officer: officer(),
+                }
+            ),
             id.clone().prop_map(|licence_id| Record::Reinstate {
                 licence_id,
                 officer: officer()

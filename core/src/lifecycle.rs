@@ -241,5 +241,64 @@ pub fn as_of(events: &[Event], at: i64) -> StandingAt {
     }
 }
 
+/// What the ledger says of the credential committed to by `commitment` at `at` (unix
+/// seconds), by its licence's history: `None` when it was the licence's credential in
+/// force and the licence stood valid then; otherwise the invalid reason and why. The
+/// credential's own rules (signature, issuer, period, recognition) are the verifier's:
+/// this is the ledger's part of a verdict "as of" a moment.
+pub fn verdict_at(
+    events: &[Event],
+    at: i64,
+    commitment: crate::crypto::Hash32,
+) -> Option<(crate::verify::InvalidReason, String)> {
+    use crate::verify::{rfc3339, InvalidReason as I};
+    let at_ms = at.saturating_mul(1000);
+    let when = rfc3339(at);
+    // The credential in force at `at`: the newest record before it that brought one in.
+    let in_force = events
+        .iter()
+        .filter(|e| e.time_ms as i64 <= at_ms)
+        .filter_map(|e| e.record.commitment())
+        .next_back();
+    if in_force != Some(commitment) {
+        let carried = events
+            .iter()
+            .find(|e| e.record.commitment() == Some(commitment));
+        return Some(match carried {
+            Some(e) if (e.time_ms as i64) <= at_ms => (
+                I::Superseded,
+                format!("on {when} a newer credential of the licence was in force"),
+            ),
+            Some(e) => (
+                I::NotOnLedger,
+                format!(
+                    "this credential was recorded only on {}, after {when}",
+                    rfc3339((e.time_ms / 1000) as i64)
+                ),
+            ),
+            None => (
+                I::CommitmentMismatch,
+                "the ledger records no such credential of this licence".into(),
+            ),
+        });
+    }
+    match as_of(events, at) {
+        StandingAt::Valid => None,
+        StandingAt::NotIssued => Some((I::NotOnLedger, format!("not yet issued on {when}"))),
+        StandingAt::NotYetValid => Some((I::NotYetValid, format!("not yet valid on {when}"))),
+        StandingAt::Expired => Some((I::Expired, format!("expired before {when}"))),
+        StandingAt::Suspended => Some((I::Suspended, format!("suspended on {when}"))),
+        StandingAt::Revoked => Some((
+            I::Revoked,
+            format!("revoked (吊销 or 注销) before {when}: valid until that record"),
+        )),
+        StandingAt::Void => Some((
+            I::Revoked,
+            "withdrawn (撤销): void from the start, never valid on any date".into(),
+        )),
+        StandingAt::Transferred => Some((I::Transferred, format!("transferred out before {when}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -427,6 +427,13 @@ pub enum BlockError {
         version: u32,
         expected: u32,
     },
+    #[error("block {department}#{height} is written in protocol version {version}; this node reads up to {supported}: upgrade it")]
+    VersionTooNew {
+        department: DepartmentId,
+        height: u64,
+        version: u32,
+        supported: u32,
+    },
     #[error("block {department}#{height}: record {index} ({kind}) needs protocol version {needs}; the block is version {version}")]
     KindNotInVersion {
         department: DepartmentId,
@@ -453,7 +460,9 @@ impl BlockError {
             BlockError::AlreadyHave { .. }
             | BlockError::Gap { .. }
             | BlockError::GovAhead { .. }
-            | BlockError::FromFuture { .. } => Disposition::Ignore,
+            | BlockError::FromFuture { .. }
+            // Too new for this node: its sender is ahead, not wrong.
+            | BlockError::VersionTooNew { .. } => Disposition::Ignore,
             // A successor acting on its predecessor's licence before the predecessor's
             // chain has reached this node: early, not wrong.
             BlockError::UnknownLicence {
@@ -499,6 +508,7 @@ impl BlockError {
             BlockError::AnnulMismatch { .. } => "annul_mismatch",
             BlockError::BadSuspension { .. } => "bad_suspension",
             BlockError::WrongVersion { .. } => "wrong_version",
+            BlockError::VersionTooNew { .. } => "version_too_new",
             BlockError::KindNotInVersion { .. } => "kind_not_in_version",
         }
     }
@@ -913,14 +923,18 @@ pub fn next_state(
         licence: licence.clone(),
         problem,
     };
-    // The status `to` names, with the record's reason where it has one.
-    let status = |s: &LicenceState| match (record, to) {
-        (&Record::Suspend { reason, .. }, _) => LicenceStatus::Suspended(reason),
-        (&Record::Revoke { reason, .. }, _) => LicenceStatus::Revoked(reason),
-        (_, Standing::Transferred) => LicenceStatus::Transferred,
-        (_, Standing::Active) => LicenceStatus::Active,
+    // The stored status after the record: the records that set one set it (with their
+    // reason); renew, reissue and amend leave it as it is (a timed suspension that has
+    // ended stays stored as it was, and reads as active by the clock), so that they never
+    // change a department's status set.
+    let status = |s: &LicenceState| match *record {
+        Record::Suspend { reason, .. } => LicenceStatus::Suspended(reason),
+        Record::Revoke { reason, .. } => LicenceStatus::Revoked(reason),
+        Record::TransferOut { .. } => LicenceStatus::Transferred,
+        Record::Reinstate { .. } | Record::Annul { .. } => LicenceStatus::Active,
         _ => s.status,
     };
+    debug_assert!(to != Standing::Unknown);
     let Some(s) = current else {
         // The table admits only issues of an unknown licence.
         let Record::Issue(issue) = record else {
@@ -966,8 +980,7 @@ pub fn next_state(
             | Record::Revoke { .. }
             | Record::TransferOut { .. }
             | Record::Annul { .. }
-    ) || (standing == Standing::Active && s.status != LicenceStatus::Active)
-    {
+    ) {
         next.status_height = height;
         next.status_index = index32;
         next.suspended_until = None;
@@ -1225,7 +1238,13 @@ impl MemoryChain {
         for (id, s) in v.changes() {
             self.licences.insert(id.clone(), *s);
         }
-        for effect in v.block().header.records.iter().filter_map(Record::transfer_effect) {
+        for effect in v
+            .block()
+            .header
+            .records
+            .iter()
+            .filter_map(Record::transfer_effect)
+        {
             let (origin, t) = effect.apply(self.transfers.remove(effect.origin()));
             self.transfers.insert(origin, t);
         }
@@ -1530,7 +1549,10 @@ mod tests {
         let mut h = f.next_header(0, vec![issue(GD, "mvdl", 2)]);
         h.version = 2;
         let e = f.validate(h.sign(&f.keys[0].1)).expect_err("refused");
-        assert_eq!((e.code(), e.disposition()), ("wrong_version", Disposition::Reject));
+        assert_eq!(
+            (e.code(), e.disposition()),
+            ("wrong_version", Disposition::Reject)
+        );
         let renew = Record::Renew {
             licence_id: lid(GD, "mvdl", 1),
             valid_from: 1_750_000_000,

@@ -756,7 +756,11 @@ fn rules(
                             .unwrap_or_default();
                         return (
                             Verdict::Invalid(I::Suspended),
-                            format!("{r:?} at block {}#{}{until}", dept.id, s.status_record_height()),
+                            format!(
+                                "{r:?} at block {}#{}{until}",
+                                dept.id,
+                                s.status_record_height()
+                            ),
                         );
                     }
                     LicenceStatus::Transferred => {

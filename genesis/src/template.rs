@@ -41,6 +41,10 @@ pub struct Template {
     /// Witness quorum and bundle age limits; `CheckpointRules::DEFAULT` when absent.
     #[serde(default)]
     pub checkpoints: Option<CheckpointRules>,
+    /// The protocol version the network starts at; the newest this release knows
+    /// (`ledger::PROTOCOL_VERSION`) when absent, so a new network has every record kind.
+    #[serde(default)]
+    pub protocol_version: Option<u32>,
     pub regions: Vec<Region>,
     pub licence_types: Vec<LicenceTypeDef>,
     pub departments: Vec<TemplateDepartment>,
@@ -139,6 +143,10 @@ pub fn build(
         recognition: tpl.recognition.clone(),
         governance: tpl.governance.clone(),
         checkpoints: tpl.checkpoints,
+        protocol_version: Some(
+            tpl.protocol_version
+                .unwrap_or(huren_core::ledger::PROTOCOL_VERSION),
+        ),
     };
     Network::from_document(doc.clone())?;
     Ok(doc)

@@ -39,7 +39,7 @@ use huren_core::credential::UnverifiedCredential;
 use huren_core::governance::{GovAdmission, GovChain};
 use huren_core::ledger::{Block, Record};
 use huren_core::validate::{check_signature, next_state, validate_block, Head, MemoryChain};
-use huren_core::{DepartmentId, Hash32, LicenceId, LicenceType, Network};
+use huren_core::{ChainView, DepartmentId, Hash32, LicenceId, LicenceType, Network};
 use serde::Serialize;
 
 use crate::store::Store;
@@ -319,11 +319,12 @@ impl Checker<'_> {
                 }
                 true
             }
-            Err(e @ huren_core::validate::BlockError::UnknownLicence { .. })
-                if e.disposition() == huren_core::validate::Disposition::Ignore =>
-            {
-                false
-            }
+            // Early, not wrong: a successor acting on its predecessor's licence, or a
+            // transfer in, before the other chain's block is replayed.
+            Err(
+                e @ (huren_core::validate::BlockError::UnknownLicence { .. }
+                | huren_core::validate::BlockError::BadTransfer { .. }),
+            ) if e.disposition() == huren_core::validate::Disposition::Ignore => false,
             Err(e) => {
                 self.mismatch(format!("{dept}#{height}: {e}"));
                 true
@@ -411,6 +412,38 @@ impl Checker<'_> {
             ));
         }
         self.s.licences = self.rebuilt.licences.len();
+
+        // The transfer index, both ways.
+        let mut stored_transfers: HashMap<LicenceId, huren_core::validate::Transfer> =
+            self.store.transfer_entries()?.into_iter().collect();
+        let mut rebuilt_transfers: Vec<_> = self
+            .rebuilt
+            .transfers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        rebuilt_transfers.sort_by(|a, b| a.0.cmp(&b.0));
+        for (origin, t) in rebuilt_transfers {
+            match stored_transfers.remove(&origin) {
+                Some(s) if s == t => {}
+                stored => self.mismatch(format!(
+                    "transfer of {origin}: stored {stored:?}, rebuilt {t:?}"
+                )),
+            }
+        }
+        for origin in stored_transfers.keys() {
+            self.mismatch(format!(
+                "transfer of {origin}: stored, but no chain records it"
+            ));
+        }
+        // The history index: one entry per record of every chain.
+        let history = self.store.history_len();
+        if history as u64 != self.s.records {
+            self.mismatch(format!(
+                "the history index has {history} entries, the chains {} records",
+                self.s.records
+            ));
+        }
 
         // Credentials: every stored one against the ledger, then none missing.
         let mut with_credential = HashSet::new();
@@ -765,12 +798,40 @@ impl Checker<'_> {
         let mut replay_from: BTreeMap<DepartmentId, u64> = BTreeMap::new();
         for id in &touched {
             let at = cp.height(id.department());
-            if let Some(Some(state)) = self.store.licence_entry(id)? {
-                if state.issued_height >= 1 && state.issued_height <= at {
+            // Its first record (the issue), by the history index: a renewal since moves
+            // the state's `issued_height` to the renewal.
+            let first = self
+                .store
+                .history(id, 1)?
+                .into_iter()
+                .next()
+                .filter(|p| p.department == *id.department())
+                .map(|p| p.height);
+            if let Some(first) = first {
+                if first >= 1 && first <= at {
                     let from = replay_from
                         .entry(id.department().clone())
                         .or_insert(u64::MAX);
-                    *from = (*from).min(state.issued_height);
+                    *from = (*from).min(first);
+                }
+            }
+        }
+        // Transfers in among the new blocks read their origin's transfer out, which may
+        // be older than the checkpoint: taken from the index, as not yet accepted.
+        for (_, _, b) in &new_blocks {
+            for r in &b.header.records {
+                if let Some(huren_core::validate::TransferEffect::In { origin, .. }) =
+                    r.transfer_effect()
+                {
+                    if let Some(t) = self.store.transfer(&origin) {
+                        self.rebuilt.transfers.insert(
+                            origin,
+                            huren_core::validate::Transfer {
+                                accepted_as: None,
+                                ..t
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -799,7 +860,14 @@ impl Checker<'_> {
                         ));
                         continue;
                     };
-                    match next_state(&net, &dept, height, &key, index, record, current) {
+                    let place = huren_core::validate::Place {
+                        department: &dept,
+                        height,
+                        time_ms: block.header.time_ms,
+                        version: block.header.version,
+                        key: &key,
+                    };
+                    match next_state(&net, &place, index, record, current, self.store) {
                         Ok(s) => {
                             self.rebuilt.licences.insert(id.clone(), s);
                         }
@@ -811,7 +879,7 @@ impl Checker<'_> {
 
         // Validate the new blocks exactly as the full check does.
         let mut issued: BTreeMap<LicenceType, u64> = BTreeMap::new();
-        let mut own_issues: Vec<(LicenceId, Hash32)> = Vec::new();
+        let mut own_issues: Vec<LicenceId> = Vec::new();
         let mut waiting: BTreeMap<DepartmentId, u64> = BTreeMap::new();
         for (dept, height, block) in new_blocks {
             if waiting.contains_key(&dept) {
@@ -821,7 +889,10 @@ impl Checker<'_> {
                 for r in &block.header.records {
                     if let Record::Issue(i) = r {
                         note_serial(&mut issued, &i.licence_id);
-                        own_issues.push((i.licence_id.clone(), i.commitment));
+                    }
+                    // Its credential is the one the newest such record brought in.
+                    if r.commitment().is_some() && !own_issues.contains(r.licence_id()) {
+                        own_issues.push(r.licence_id().clone());
                     }
                 }
             }
@@ -850,8 +921,10 @@ impl Checker<'_> {
                 None => self.mismatch(format!("licence {id}: missing from the index")),
             }
         }
-        for (id, commitment) in own_issues {
-            self.credential_of(&id, commitment)?;
+        for id in own_issues {
+            if let Some(s) = self.rebuilt.licences.get(&id).copied() {
+                self.credential_of(&id, s.commitment)?;
+            }
         }
 
         // A bounded random sample of the older blocks.
@@ -923,17 +996,26 @@ impl Checker<'_> {
                             continue;
                         }
                     };
-                    if let Record::Issue(i) = r {
-                        if stored.issued_height != height || stored.commitment != i.commitment {
+                    // A record that brings in a credential: the index names it, or a later
+                    // one (a renewal, reissue or amendment since).
+                    if let Some(commitment) = r.commitment() {
+                        let newer = stored.issued_height > height;
+                        if !newer
+                            && (stored.issued_height != height || stored.commitment != commitment)
+                        {
                             self.mismatch(format!(
-                                "licence {id}: issued at {dept}#{height} with commitment {}, \
+                                "licence {id}: credential brought in at {dept}#{height} with commitment {commitment}, \
                                  the index says height {} and {}",
-                                i.commitment, stored.issued_height, stored.commitment
+                                stored.issued_height, stored.commitment
                             ));
                         }
-                        if Some(dept) == self.own {
+                        if Some(dept) == self.own && !newer {
+                            self.credential_of(id, commitment)?;
+                        }
+                    }
+                    if let (Record::Issue(_), Some(own)) = (r, self.own) {
+                        if own == dept {
                             note_serial(issued, id);
-                            self.credential_of(id, i.commitment)?;
                         }
                     }
                     if stored.updated_height < height

@@ -59,6 +59,11 @@ pub struct Config {
         skip_serializing_if = "Option::is_none"
     )]
     pub region: Option<RegionCode>,
+    /// The newest protocol version this node reads and signs: this release's
+    /// (`ledger::PROTOCOL_VERSION`). Set lower only to drill an upgrade: the node then
+    /// behaves as an older release would (it ignores newer blocks and, once the network
+    /// has moved on, signs nothing).
+    pub protocol_max: u32,
     pub api: ApiConfig,
     pub network: NetworkConfig,
     pub limits: Limits,
@@ -75,6 +80,7 @@ impl Default for Config {
             governance: None,
             node_key: None,
             region: None,
+            protocol_max: huren_core::ledger::PROTOCOL_VERSION,
             api: ApiConfig::default(),
             network: NetworkConfig::default(),
             limits: Limits::default(),
@@ -169,6 +175,10 @@ pub struct Limits {
     pub image_decode_ms_max: u64,
     /// Licences in one bulk import request.
     pub batch_licences_max: usize,
+    /// Records of one licence a history, status `?at=` or verify answer reads at most.
+    /// A licence gathers a record every few years (renewals) or months (suspensions);
+    /// 256 covers decades and bounds the work one public request can cause.
+    pub history_records_max: usize,
     /// Public requests per client IP per minute (verify, status); bursts up to this.
     pub public_requests_per_minute: u32,
     /// Client IPs tracked by the rate limiter before the oldest are forgotten.
@@ -216,6 +226,7 @@ impl Default for Limits {
             image_queue_wait_ms: 2000,
             image_decode_ms_max: 5000,
             batch_licences_max: 1000,
+            history_records_max: 256,
             public_requests_per_minute: 6000,
             rate_clients_max: 100_000,
             gossip_message_bytes_max: huren_core::ledger::BLOCK_BYTES_MAX,

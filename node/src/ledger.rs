@@ -86,6 +86,9 @@ pub struct Ledger {
     store: Arc<Store>,
     /// One writer at a time: see the module doc.
     write: Mutex<()>,
+    /// The newest protocol version this node reads (`Config::protocol_max`): a block of
+    /// a newer one is too new for it, never its sender's fault.
+    protocol_max: std::sync::atomic::AtomicU32,
 }
 
 impl Ledger {
@@ -122,6 +125,7 @@ impl Ledger {
             gov_tx,
             store,
             write: Mutex::new(()),
+            protocol_max: std::sync::atomic::AtomicU32::new(huren_core::ledger::PROTOCOL_VERSION),
         };
         // A crash between storing a compromise record and taking the thief's blocks off
         // leaves them on the chain: take them off now (nothing, if that was done).
@@ -152,6 +156,25 @@ impl Ledger {
 
     /// Checks a governance block against the chain held and appends it if it extends
     /// it; a conflicting block with a quorum is kept as proof against its double signers.
+    /// The newest protocol version this node reads and signs.
+    pub fn protocol_max(&self) -> u32 {
+        self.protocol_max.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets it lower than this release's, to behave as an older release (upgrade drills).
+    pub fn set_protocol_max(&self, version: u32) {
+        self.protocol_max
+            .store(version, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the network in force runs a protocol newer than this node: it then signs
+    /// nothing and says so (`/healthz`, the producer's refusals).
+    pub fn protocol_too_old(&self) -> Option<(u32, u32)> {
+        let network = self.governance().newest().protocol_version();
+        let supported = self.protocol_max();
+        (network > supported).then_some((network, supported))
+    }
+
     pub fn receive_gov(&self, block: GovBlock) -> Result<GovReceipt, StoreError> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut chain = (*self.governance()).clone();
@@ -268,6 +291,9 @@ impl Ledger {
     }
 
     /// Applies the records of `dept`'s blocks `from..=to` to the licences in `states`.
+    ///
+    /// (`Replayed` stands in for the chain view: a replay reads only the states it
+    /// carries.)
     fn replay(
         &self,
         chain: &GovChain,
@@ -292,11 +318,21 @@ impl Ledger {
                 continue;
             };
             let key = key.key.key_id();
+            let place = huren_core::validate::Place {
+                department: dept,
+                height,
+                time_ms: block.header.time_ms,
+                version: block.header.version,
+                key: &key,
+            };
+            // The chain held these blocks as valid, transfers in included: the replay
+            // re-derives states, it does not judge the transfer again.
+            let view = Replayed(dept);
             for (index, record) in block.header.records.iter().enumerate() {
                 if let Some(state) = states.get_mut(record.licence_id()) {
-                    // The chain held these blocks as valid: the replay cannot fail, and if
-                    // it did, keeping the earlier state is the safe side.
-                    if let Ok(next) = next_state(net, dept, height, &key, index, record, *state) {
+                    // The replay cannot fail, and if it did, keeping the earlier state is
+                    // the safe side.
+                    if let Ok(next) = next_state(net, &place, index, record, *state, &view) {
                         *state = Some(next);
                     }
                 }
@@ -313,6 +349,15 @@ impl Ledger {
         now_ms: u64,
         records_max: usize,
     ) -> Result<Admission, StoreError> {
+        let supported = self.protocol_max();
+        if block.header.version > supported {
+            return Ok(Admission::Ignored(BlockError::VersionTooNew {
+                department: block.department().clone(),
+                height: block.height(),
+                version: block.header.version,
+                supported,
+            }));
+        }
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let gov = self.governance();
         match validate_block(&*gov, &*self.store, block.clone(), now_ms, records_max) {
@@ -400,6 +445,25 @@ impl Ledger {
                 Equivocation::decode(&net, bytes).map_err(|e| Corruption::Evidence(e).into())
             })
             .collect()
+    }
+}
+
+/// The view a replay of held blocks runs with: every transfer in was admitted when its
+/// block was, so each origin reads as transferred to the replayed chain, not yet accepted.
+struct Replayed<'a>(&'a DepartmentId);
+
+impl huren_core::ChainView for Replayed<'_> {
+    fn head(&self, _: &DepartmentId) -> Option<huren_core::Head> {
+        None
+    }
+    fn licence(&self, _: &LicenceId) -> Option<LicenceState> {
+        None
+    }
+    fn transfer(&self, _: &LicenceId) -> Option<huren_core::validate::Transfer> {
+        Some(huren_core::validate::Transfer {
+            to: self.0.clone(),
+            accepted_as: None,
+        })
     }
 }
 

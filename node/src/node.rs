@@ -62,6 +62,14 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
             cfg.data_dir.display()
         )
     })?);
+    ledger.set_protocol_max(cfg.protocol_max);
+    if let Some((network, supported)) = ledger.protocol_too_old() {
+        tracing::error!(
+            network,
+            supported,
+            "the network runs protocol version {network}; this node knows up to {supported}: it follows the network but signs nothing until it is upgraded"
+        );
+    }
     if let Some(path) = &cfg.governance {
         import_governance(&ledger, path)
             .with_context(|| format!("importing the governance export {}", path.display()))?;
@@ -183,6 +191,7 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
                     .context("opening the signing record beside the issuer key")?,
                     clock: clock.clone(),
                     checkpoints: checkpoints.clone(),
+                    protocol_max: cfg.protocol_max,
                     checkpoint_spacing: Duration::from_millis(cfg.limits.checkpoint_spacing_ms),
                     checkpoint_interval: Duration::from_millis(cfg.limits.checkpoint_interval_ms),
                 },

@@ -1,6 +1,7 @@
 //! Block production by group commit.
 //!
-//! Department requests (issue, suspend, reinstate, revoke, bulk import) queue on a bounded
+//! Department requests (issue, bulk import, the licence's later records: suspend,
+//! reinstate, revoke, renew, reissue, amend, transfer, annul) queue on a bounded
 //! channel. One thread takes the first waiting request, keeps collecting for
 //! `batch_window_ms` or until `block_records_max` records, checks each request on its own
 //! against the chain plus the records already in the batch (so a bad request fails alone),
@@ -14,8 +15,9 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use huren_core::ledger::{BlockHeader, Issue, Record, RevokeReason, SuspendReason};
-use huren_core::validate::{next_state, BlockError, ChainView, LicenceState};
+use huren_core::issuance::Change;
+use huren_core::ledger::{AnnulReason, BlockHeader, Issue, Record, RevokeReason, SuspendReason};
+use huren_core::validate::{BlockError, ChainView, LicenceState, Overlay, Place};
 use huren_core::{
     Block, Credential, DecodeError, DepartmentId, Hash32, LicenceId, LicenceType, Network,
     OfficerId, SecretKey,
@@ -31,13 +33,21 @@ pub struct IssueRequest {
     /// What the officer asks for, checked by `core::issuance::draft`.
     pub terms: huren_core::issuance::Terms,
     pub officer: OfficerId,
+    /// For a transfer in (转入): the other region's licence this one continues.
+    pub origin: Option<LicenceId>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// A change of a licence's standing: a record without a new credential.
+#[derive(Debug, Clone)]
 pub enum Action {
-    Suspend(SuspendReason),
+    /// 暂扣, until a reinstate or, with an end, until then (unix seconds).
+    Suspend(SuspendReason, Option<i64>),
     Reinstate,
     Revoke(RevokeReason),
+    /// 转出 to a department of another region.
+    TransferOut(DepartmentId),
+    /// The revocation or suspension the licence's status stands on is annulled.
+    Annul(AnnulReason),
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +56,13 @@ pub enum Job {
     Lifecycle {
         licence_id: LicenceId,
         action: Action,
+        officer: OfficerId,
+    },
+    /// A new credential for a licence this department issued (renew, reissue, amend),
+    /// drafted from the one in force.
+    Recredential {
+        licence_id: LicenceId,
+        change: Change,
         officer: OfficerId,
     },
 }
@@ -105,6 +122,14 @@ pub enum ProduceError {
     /// directory): signing now would fork our own chain. Catch-up is under way.
     #[error("this node is catching up its own department's chain (local height {local}, its key has signed up to {signed}); try again shortly")]
     CatchingUp { local: u64, signed: u64 },
+    /// The network's protocol version is newer than this release: it signs nothing (its
+    /// blocks would be refused) until the node is upgraded.
+    #[error("the network runs protocol version {network}; this node knows up to {supported}: upgrade the node (it follows the network but signs nothing until then)")]
+    ProtocolTooOld { network: u32, supported: u32 },
+    /// A renewal, reissue or amendment needs the credential in force, which this node
+    /// does not hold (the licence was issued elsewhere, or before its data directory).
+    #[error("this node does not hold the credential in force of {0}; renew, reissue and amend start from it")]
+    NoCredential(LicenceId),
     /// Storage failed; nothing in the batch was acknowledged.
     #[error("storage failure: {0}")]
     Storage(#[from] StoreError),
@@ -168,6 +193,9 @@ pub struct ProducerConfig {
     pub checkpoints: Arc<crate::checkpoints::Checkpoints>,
     pub checkpoint_spacing: Duration,
     pub checkpoint_interval: Duration,
+    /// The newest protocol version this node signs (`PROTOCOL_VERSION`; lower only to
+    /// drill an upgrade: the node then behaves as an older release would).
+    pub protocol_max: u32,
 }
 
 /// What the producer hands the network layer to gossip.
@@ -225,10 +253,21 @@ struct Producer {
     stopped: bool,
 }
 
+/// What a credential-changing request becomes on the ledger.
+#[derive(Debug, Clone, Copy)]
+enum Recredential {
+    Renew,
+    Reissue,
+    Amend,
+}
+
 /// A request after the first, sequential pass.
 enum Draft {
     Failed(ProduceError),
-    Issue(Credential, OfficerId),
+    /// A new licence (with its origin, for a transfer in).
+    Issue(Credential, OfficerId, Option<LicenceId>),
+    /// A new credential for a licence on the ledger.
+    Recredential(Credential, OfficerId, Recredential),
     Lifecycle(Record),
 }
 
@@ -338,6 +377,20 @@ impl Producer {
         let gov = self.ledger.governance();
         let gov_height = gov.height();
         self.net = gov.newest().clone();
+        let version = self.net.protocol_version();
+        if version > self.cfg.protocol_max {
+            // Never sign a block this release cannot write correctly: say so, and keep
+            // following the network (the ledger refuses nothing it cannot read).
+            let e = ProduceError::ProtocolTooOld {
+                network: version,
+                supported: self.cfg.protocol_max,
+            };
+            tracing::error!(error = %e, "not signing");
+            for (jobs, reply) in batch {
+                let _ = reply.send(vec![Err(e.clone()); jobs.len()]);
+            }
+            return;
+        }
         let key = match self.key_for(height, gov_height) {
             Ok(k) => k,
             Err(e) => {
@@ -387,7 +440,9 @@ impl Producer {
         }
         let mut records: Vec<Record> = Vec::new();
         let mut credentials: Vec<(LicenceId, Vec<u8>)> = Vec::new();
-        let mut overlay: HashMap<LicenceId, LicenceState> = HashMap::new();
+        let store = self.store.clone();
+        let mut overlay = Overlay::new(&*store);
+        let block_ms = now.max(head_ms);
         let serials_before = self.serials.clone();
         let mut used_types: Vec<LicenceType> = Vec::new();
 
@@ -406,12 +461,19 @@ impl Producer {
             .iter()
             .flatten()
             .filter_map(|d| match d {
-                Draft::Issue(c, _) => Some(c),
+                Draft::Issue(c, _, _) | Draft::Recredential(c, _, _) => Some(c),
                 _ => None,
             })
             .collect();
         let mut signed = sign_all(&key, &to_sign).into_iter();
         let kid = key.public().key_id();
+        let place = Place {
+            department: &self.cfg.department,
+            height,
+            time_ms: block_ms,
+            version,
+            key: &kid,
+        };
         // Pass 3, in order: records, and each one checked against the chain plus the batch.
         let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(batch.len());
         for d in drafts {
@@ -420,7 +482,7 @@ impl Producer {
                 let index = records.len();
                 let prepared = match draft {
                     Draft::Failed(e) => Err(e),
-                    Draft::Issue(cred, officer) => match signed
+                    Draft::Issue(cred, officer, origin) => match signed
                         .next()
                         .expect("sign_all answers every credential, in order")
                     {
@@ -431,15 +493,47 @@ impl Producer {
                                 valid_until: cred.expires_at,
                                 commitment: sc.commitment,
                                 officer,
+                                origin,
                             });
-                            self.admit(record, height, &kid, index, &mut overlay)
+                            admit(&self.net, &place, &mut overlay, record, index)
                                 .map(|r| (r, Some((cred.licence_id, sc.cose, sc.qr_text))))
                         }
                         Err(e) => Err(ProduceError::Credential(e)),
                     },
-                    Draft::Lifecycle(record) => self
-                        .admit(record, height, &kid, index, &mut overlay)
-                        .map(|r| (r, None)),
+                    Draft::Recredential(cred, officer, what) => match signed
+                        .next()
+                        .expect("sign_all answers every credential, in order")
+                    {
+                        Ok(sc) => {
+                            let licence_id = cred.licence_id.clone();
+                            let commitment = sc.commitment;
+                            let record = match what {
+                                Recredential::Renew => Record::Renew {
+                                    licence_id,
+                                    valid_from: cred.not_before,
+                                    valid_until: cred.expires_at,
+                                    commitment,
+                                    officer,
+                                },
+                                Recredential::Reissue => Record::Reissue {
+                                    licence_id,
+                                    commitment,
+                                    officer,
+                                },
+                                Recredential::Amend => Record::Amend {
+                                    licence_id,
+                                    commitment,
+                                    officer,
+                                },
+                            };
+                            admit(&self.net, &place, &mut overlay, record, index)
+                                .map(|r| (r, Some((cred.licence_id, sc.cose, sc.qr_text))))
+                        }
+                        Err(e) => Err(ProduceError::Credential(e)),
+                    },
+                    Draft::Lifecycle(record) => {
+                        admit(&self.net, &place, &mut overlay, record, index).map(|r| (r, None))
+                    }
                 };
                 out.push(match prepared {
                     Ok((record, cred)) => {
@@ -460,11 +554,12 @@ impl Producer {
         let outcome: Option<Result<(Block, BlockRef), ProduceError>> =
             (!records.is_empty()).then(|| {
                 let header = BlockHeader {
+                    version,
                     genesis: self.net.hash(),
                     department: self.cfg.department.clone(),
                     height,
                     prev: head.map_or(self.net.hash(), |h| h.hash),
-                    time_ms: now.max(head_ms),
+                    time_ms: block_ms,
                     gov: gov_height,
                     records,
                 };
@@ -533,8 +628,7 @@ impl Producer {
                         Some(Ok((block, block_ref))) => {
                             let id = block.header.records[i].licence_id().clone();
                             let state = overlay
-                                .get(&id)
-                                .copied()
+                                .licence(&id)
                                 .expect("every pending record updated the overlay");
                             Ok(Receipt {
                                 licence_id: id,
@@ -602,28 +696,75 @@ impl Producer {
                 if !used_types.contains(t) {
                     used_types.push(t.clone());
                 }
-                Ok(Draft::Issue(cred, req.officer.clone()))
+                Ok(Draft::Issue(cred, req.officer.clone(), req.origin.clone()))
+            }
+            Job::Recredential {
+                licence_id,
+                change,
+                officer,
+            } => {
+                let cose = self
+                    .store
+                    .credential(licence_id)?
+                    .ok_or_else(|| ProduceError::NoCredential(licence_id.clone()))?;
+                let previous = huren_core::UnverifiedCredential::from_cose(&cose)?.credential;
+                let mut salt = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+                let now_s = (now_ms / 1000) as i64;
+                let cred = huren_core::issuance::redraft(&self.net, &previous, change, now_s, salt)
+                    .map_err(ProduceError::Policy)?;
+                let what = match change {
+                    Change::Renew { .. } => Recredential::Renew,
+                    Change::Reissue => Recredential::Reissue,
+                    Change::Amend { .. } => Recredential::Amend,
+                };
+                Ok(Draft::Recredential(cred, officer.clone(), what))
             }
             Job::Lifecycle {
                 licence_id,
                 action,
                 officer,
-            } => Ok(Draft::Lifecycle(match *action {
-                Action::Suspend(reason) => Record::Suspend {
-                    licence_id: licence_id.clone(),
-                    reason,
-                    officer: officer.clone(),
-                },
-                Action::Reinstate => Record::Reinstate {
-                    licence_id: licence_id.clone(),
-                    officer: officer.clone(),
-                },
-                Action::Revoke(reason) => Record::Revoke {
-                    licence_id: licence_id.clone(),
-                    reason,
-                    officer: officer.clone(),
-                },
-            })),
+            } => {
+                let licence_id = licence_id.clone();
+                let officer = officer.clone();
+                Ok(Draft::Lifecycle(match action {
+                    Action::Suspend(reason, until) => Record::Suspend {
+                        licence_id,
+                        reason: *reason,
+                        officer,
+                        until: *until,
+                    },
+                    Action::Reinstate => Record::Reinstate {
+                        licence_id,
+                        officer,
+                    },
+                    Action::Revoke(reason) => Record::Revoke {
+                        licence_id,
+                        reason: *reason,
+                        officer,
+                    },
+                    Action::TransferOut(to) => Record::TransferOut {
+                        licence_id,
+                        to: to.clone(),
+                        officer,
+                    },
+                    // The record it annuls is the one the licence's status stands on now;
+                    // a change in the same batch before it makes admission refuse it.
+                    Action::Annul(reason) => {
+                        let (height, index) = self
+                            .store
+                            .licence(&licence_id)
+                            .map_or((0, 0), |s| (s.status_height, s.status_index));
+                        Record::Annul {
+                            licence_id,
+                            height,
+                            index,
+                            reason: *reason,
+                            officer,
+                        }
+                    }
+                }))
+            }
         }
     }
 
@@ -654,33 +795,19 @@ impl Producer {
                 key: span.key.key_id().to_hex(),
             })
     }
+}
 
-    /// Checks a record against the chain plus the records already in this block, and
-    /// records the licence's next state in `overlay`.
-    fn admit(
-        &self,
-        record: Record,
-        height: u64,
-        key: &huren_core::KeyId,
-        index: usize,
-        overlay: &mut HashMap<LicenceId, LicenceState>,
-    ) -> Result<Record, ProduceError> {
-        let id = record.licence_id();
-        let current = match overlay.get(id) {
-            Some(s) => Some(*s),
-            None => self.store.licence(id),
-        };
-        let state = next_state(
-            &self.net,
-            &self.cfg.department,
-            height,
-            key,
-            index,
-            &record,
-            current,
-        )
+/// Checks a record against the chain plus the records already in this block (the same
+/// `Overlay` block validation admits records through), which then see it.
+fn admit(
+    net: &Network,
+    place: &Place<'_>,
+    overlay: &mut Overlay<'_, Store>,
+    record: Record,
+    index: usize,
+) -> Result<Record, ProduceError> {
+    overlay
+        .admit(net, place, index, &record)
         .map_err(ProduceError::Refused)?;
-        overlay.insert(id.clone(), state);
-        Ok(record)
-    }
+    Ok(record)
 }

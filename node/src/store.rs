@@ -14,7 +14,12 @@
 //! - `blocks`: block hash → canonical block bytes (the source of truth);
 //! - `chain`: department ‖ 0x00 ‖ height (u64 BE) → block hash;
 //! - `heads`: department → height ‖ hash ‖ time_ms ‖ gov;
-//! - `licences`: licence id → `LicenceState` (78 bytes, see `encode_state`);
+//! - `licences`: licence id → `LicenceState` (99 bytes, see `encode_state`);
+//! - `history`: licence id ‖ 0x00 ‖ height (u64 BE) ‖ index (u32 BE) → the department
+//!   whose chain carried the record (empty: the licence's own): every record of every
+//!   licence, for `GET /v1/licences/{id}/history` and the "as of" answers;
+//! - `transfers`: origin licence id → the department it was transferred to ‖ 0x00 ‖ the
+//!   id it was accepted as there (empty until then);
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
 //! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
@@ -32,8 +37,8 @@
 //!   `licences` → entries in `licences` (u64 BE), kept with every block, because sled
 //!   counts a tree by reading all of it and a node opened with a large ledger must not.
 //!
-//! `chain`, `heads`, `licences`, `merkle` and `status` are indexes: `check::run` rebuilds
-//! them from `blocks`.
+//! `chain`, `heads`, `licences`, `history`, `transfers`, `merkle` and `status` are
+//! indexes: `check::run` rebuilds them from `blocks`.
 //!
 //! Architecture Invariant: only this module knows sled.
 
@@ -42,9 +47,12 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use huren_core::governance::GovBlock;
+use huren_core::ledger::Record;
 use huren_core::ledger::{Block, CodecError};
 use huren_core::tlog;
-use huren_core::validate::{ChainView, Head, LicenceState, LicenceStatus, ValidatedBlock};
+use huren_core::validate::{
+    ChainView, Head, LicenceState, LicenceStatus, Transfer, TransferEffect, ValidatedBlock,
+};
 use huren_core::{DepartmentId, Hash32, KeyId, LicenceId, LicenceType, Network};
 use huren_core::{Equivocation, EvidenceError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -105,6 +113,8 @@ pub struct Store {
     chain: sled::Tree,
     heads: sled::Tree,
     licences: sled::Tree,
+    history: sled::Tree,
+    transfers: sled::Tree,
     credentials: sled::Tree,
     evidence: sled::Tree,
     governance: sled::Tree,
@@ -260,13 +270,17 @@ fn decode_head(b: &[u8]) -> Option<Head> {
 }
 
 /// Bytes of a stored licence state.
-const STATE_BYTES: usize = 78;
+const STATE_BYTES: usize = 99;
+/// A state written before the status record and a suspension's end were kept: it reads
+/// with neither (a suspension without an end, the status record unknown).
+const STATE_BYTES_V2: usize = 78;
 /// A state written before the issue record's index was kept: it reads with the index
 /// unknown (`u32::MAX`), and proofs find the record by reading its block.
 const STATE_BYTES_V1: usize = 74;
 
-/// Fixed 78-byte layout: status, reason, commitment, valid_from, valid_until,
-/// issued_height, updated_height (integers big-endian), issuer_key, issued_index.
+/// Fixed 99-byte layout: status, reason, commitment, valid_from, valid_until,
+/// issued_height, updated_height (integers big-endian), issuer_key, issued_index, then
+/// a flag and the suspension's end (i64), the status record's height and index.
 fn encode_state(s: &LicenceState) -> [u8; STATE_BYTES] {
     let mut b = [0u8; STATE_BYTES];
     b[..2].copy_from_slice(&s.status.to_bytes());
@@ -277,14 +291,34 @@ fn encode_state(s: &LicenceState) -> [u8; STATE_BYTES] {
     b[58..66].copy_from_slice(&s.updated_height.to_be_bytes());
     b[66..74].copy_from_slice(&s.issuer_key.0);
     b[74..78].copy_from_slice(&s.issued_index.to_be_bytes());
+    if let Some(u) = s.suspended_until {
+        b[78] = 1;
+        b[79..87].copy_from_slice(&u.to_be_bytes());
+    }
+    b[87..95].copy_from_slice(&s.status_height.to_be_bytes());
+    b[95..99].copy_from_slice(&s.status_index.to_be_bytes());
     b
 }
 
 fn decode_state(b: &[u8]) -> Option<LicenceState> {
     let issued_index = match b.len() {
-        STATE_BYTES => u32::from_be_bytes(b[74..78].try_into().ok()?),
+        STATE_BYTES | STATE_BYTES_V2 => u32::from_be_bytes(b[74..78].try_into().ok()?),
         STATE_BYTES_V1 => u32::MAX,
         _ => return None,
+    };
+    let (suspended_until, status_height, status_index) = if b.len() == STATE_BYTES {
+        let until = match b[78] {
+            0 => None,
+            1 => Some(i64::from_be_bytes(b[79..87].try_into().ok()?)),
+            _ => return None,
+        };
+        (
+            until,
+            u64::from_be_bytes(b[87..95].try_into().ok()?),
+            u32::from_be_bytes(b[95..99].try_into().ok()?),
+        )
+    } else {
+        (None, 0, 0)
     };
     let status = LicenceStatus::from_bytes([b[0], b[1]])?;
     let u = |r: std::ops::Range<usize>| -> Option<[u8; 8]> { b[r].try_into().ok() };
@@ -297,7 +331,72 @@ fn decode_state(b: &[u8]) -> Option<LicenceState> {
         updated_height: u64::from_be_bytes(u(58..66)?),
         issuer_key: KeyId(u(66..74)?),
         issued_index,
+        suspended_until,
+        status_height,
+        status_index,
     })
+}
+
+/// The `history` key of record `index` of block `height` about licence `id`.
+fn history_key(id: &LicenceId, height: u64, index: u32) -> Vec<u8> {
+    let mut k = id.to_string().into_bytes();
+    k.push(0);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The `history` entries a block adds: key, and the carrying department when it is not
+/// the licence's own (a successor's record).
+fn history_entries(block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
+    block
+        .header
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id = r.licence_id();
+            let carrier = if id.department() == block.department() {
+                Vec::new()
+            } else {
+                block.department().as_str().as_bytes().to_vec()
+            };
+            (
+                history_key(id, block.height(), u32::try_from(i).unwrap_or(u32::MAX)),
+                carrier,
+            )
+        })
+        .collect()
+}
+
+fn encode_transfer(t: &Transfer) -> Vec<u8> {
+    let mut v = t.to.as_str().as_bytes().to_vec();
+    v.push(0);
+    if let Some(a) = &t.accepted_as {
+        v.extend_from_slice(a.to_string().as_bytes());
+    }
+    v
+}
+
+fn decode_transfer(b: &[u8]) -> Option<Transfer> {
+    let s = std::str::from_utf8(b).ok()?;
+    let (to, accepted) = s.split_once('\0')?;
+    Some(Transfer {
+        to: DepartmentId::parse(to).ok()?,
+        accepted_as: match accepted {
+            "" => None,
+            a => Some(LicenceId::parse(a).ok()?),
+        },
+    })
+}
+
+/// One record of a licence's history as kept: where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPlace {
+    /// The chain that carried it.
+    pub department: DepartmentId,
+    pub height: u64,
+    pub index: u32,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -353,6 +452,8 @@ impl Store {
             chain: db.open_tree("chain")?,
             heads: db.open_tree("heads")?,
             licences: db.open_tree("licences")?,
+            history: db.open_tree("history")?,
+            transfers: db.open_tree("transfers")?,
             credentials: db.open_tree("credentials")?,
             evidence: db.open_tree("evidence")?,
             governance: db.open_tree("governance")?,
@@ -415,14 +516,32 @@ impl Store {
         let bytes = block.encode();
         let head = encode_head(&v.head());
         let ck = chain_key(block.department(), block.height());
-        // Licences this block issues (its changes to licences first seen at its height).
-        let issued = v
-            .changes()
+        // Licences this block issues.
+        let issued = block
+            .header
+            .records
             .iter()
-            .filter(|(id, s)| {
-                s.issued_height == block.height() && id.department() == block.department()
-            })
+            .filter(|r| matches!(r, Record::Issue(_)))
             .count() as u64;
+        let history = history_entries(block);
+        // The transfer index after this block: each effect over the entry before it
+        // (read now: only the ledger's single writer appends, under its lock).
+        let mut transfers: Vec<(String, Vec<u8>)> = Vec::new();
+        for effect in block
+            .header
+            .records
+            .iter()
+            .filter_map(Record::transfer_effect)
+        {
+            let before = transfers
+                .iter()
+                .rev()
+                .find(|(k, _)| k == &effect.origin().to_string())
+                .and_then(|(_, v)| decode_transfer(v))
+                .or_else(|| self.transfer(effect.origin()));
+            let (origin, t) = effect.apply(before);
+            transfers.push((origin.to_string(), encode_transfer(&t)));
+        }
         let states: Vec<(String, [u8; STATE_BYTES])> = v
             .changes()
             .iter()
@@ -457,9 +576,17 @@ impl Store {
             &self.meta,
             &self.merkle,
             &self.status,
+            &self.history,
+            &self.transfers,
         )
             .transaction(
-                |(blocks, chain, heads, licences, creds, meta, merkle, status)| -> TxResult<()> {
+                |(blocks, chain, heads, licences, creds, meta, merkle, status, hist, xfers)| -> TxResult<()> {
+                    for (k, carrier) in &history {
+                        hist.insert(k.as_slice(), carrier.as_slice())?;
+                    }
+                    for (k, t) in &transfers {
+                        xfers.insert(k.as_bytes(), t.as_slice())?;
+                    }
                     for (k, bytes) in &statuses {
                         if *bytes == LicenceStatus::Active.to_bytes() {
                             status.remove(k.as_slice())?;
@@ -645,6 +772,34 @@ impl Store {
             level += 1;
         }
         let size_key = tree_size_key(dept);
+        let gone_history: Vec<Vec<u8>> = removed
+            .iter()
+            .flat_map(history_entries)
+            .map(|(k, _)| k)
+            .collect();
+        // Transfers the removed blocks made are undone: a transfer out goes, a transfer
+        // in is no longer accepted.
+        let mut undone_transfers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        for effect in removed
+            .iter()
+            .flat_map(|b| b.header.records.iter())
+            .filter_map(Record::transfer_effect)
+        {
+            match effect {
+                TransferEffect::Out { origin, .. } => {
+                    undone_transfers.push((origin.to_string(), None))
+                }
+                TransferEffect::In { origin, .. } => {
+                    if let Some(t) = self.transfer(&origin) {
+                        let t = Transfer {
+                            accepted_as: None,
+                            ..t
+                        };
+                        undone_transfers.push((origin.to_string(), Some(encode_transfer(&t))));
+                    }
+                }
+            }
+        }
         let res: Result<(), TransactionError<StoreError>> = (
             &self.blocks,
             &self.chain,
@@ -653,9 +808,20 @@ impl Store {
             &self.meta,
             &self.merkle,
             &self.status,
+            &self.history,
+            &self.transfers,
         )
             .transaction(
-                |(blocks, chain, heads, licences, meta, merkle, status)| -> TxResult<()> {
+                |(blocks, chain, heads, licences, meta, merkle, status, hist, xfers)| -> TxResult<()> {
+                    for k in &gone_history {
+                        hist.remove(k.as_slice())?;
+                    }
+                    for (k, t) in &undone_transfers {
+                        match t {
+                            Some(t) => xfers.insert(k.as_bytes(), t.as_slice())?,
+                            None => xfers.remove(k.as_bytes())?,
+                        };
+                    }
                     for k in &gone_hashes {
                         merkle.remove(k.as_slice())?;
                     }
@@ -706,6 +872,120 @@ impl Store {
         self.licence_count
             .fetch_sub(gone, std::sync::atomic::Ordering::Relaxed);
         Ok(removed.len())
+    }
+
+    /// Where every record of licence `id` is, at most `max` of them, in the order of
+    /// their chain (a successor's records after the licence's own chain's).
+    pub fn history(&self, id: &LicenceId, max: usize) -> Result<Vec<HistoryPlace>, StoreError> {
+        let mut prefix = id.to_string().into_bytes();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.history.scan_prefix(&prefix).take(max) {
+            let (k, v) = item?;
+            let bad = || Corruption::Counter(format!("history entry {}", hex::encode(&k)));
+            let rest = &k[prefix.len()..];
+            let (h, i) = rest.split_at_checked(8).ok_or_else(bad)?;
+            let height = u64::from_be_bytes(h.try_into().map_err(|_| bad())?);
+            let index = u32::from_be_bytes(i.try_into().map_err(|_| bad())?);
+            let department = if v.is_empty() {
+                id.department().clone()
+            } else {
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|d| DepartmentId::parse(d).ok())
+                    .ok_or_else(bad)?
+            };
+            out.push(HistoryPlace {
+                department,
+                height,
+                index,
+            });
+        }
+        // A successor's records come after its predecessor's retirement: order by chain
+        // (own first), then height and index.
+        out.sort_by(|a, b| {
+            (&a.department != id.department(), a.height, a.index).cmp(&(
+                &b.department != id.department(),
+                b.height,
+                b.index,
+            ))
+        });
+        Ok(out)
+    }
+
+    /// The records of licence `id` (at most `max`) with where and when each was
+    /// recorded: what its history and "as of" answers are made of.
+    pub fn history_events(
+        &self,
+        id: &LicenceId,
+        max: usize,
+    ) -> Result<Vec<(HistoryPlace, huren_core::lifecycle::Event)>, StoreError> {
+        let mut out = Vec::new();
+        for place in self.history(id, max)? {
+            let Some(hash) = self.chain.get(chain_key(&place.department, place.height))? else {
+                return Err(Corruption::MissingBlock {
+                    department: place.department.clone(),
+                    height: place.height,
+                }
+                .into());
+            };
+            let Some(bytes) = self.blocks.get(&hash)? else {
+                return Err(Corruption::ChainNamesMissingBlock(place.department.clone()).into());
+            };
+            let bad = |e: CodecError| {
+                StoreError::from(Corruption::Counter(format!(
+                    "history of {id} at {}#{}: {e}",
+                    place.department, place.height
+                )))
+            };
+            let time_ms = Block::time_ms_of(&bytes).map_err(bad)?;
+            let record = self
+                .record_at(&place.department, place.height, place.index as usize)?
+                .ok_or_else(|| Corruption::MissingBlock {
+                    department: place.department.clone(),
+                    height: place.height,
+                })?;
+            if record.licence_id() != id {
+                return Err(Corruption::Counter(format!(
+                    "history of {id}: {}#{} record {} is of {}",
+                    place.department,
+                    place.height,
+                    place.index,
+                    record.licence_id()
+                ))
+                .into());
+            }
+            out.push((
+                place.clone(),
+                huren_core::lifecycle::Event {
+                    time_ms,
+                    height: place.height,
+                    index: place.index,
+                    record,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Entries in the history index (read whole: for the integrity check).
+    pub(crate) fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Every entry of the transfer index, for the integrity check.
+    pub(crate) fn transfer_entries(&self) -> Result<Vec<(LicenceId, Transfer)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.transfers.iter() {
+            let (k, v) = item?;
+            let bad = || Corruption::Counter(format!("transfer entry {}", hex::encode(&k)));
+            let origin = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| LicenceId::parse(s).ok())
+                .ok_or_else(bad)?;
+            out.push((origin, decode_transfer(&v).ok_or_else(bad)?));
+        }
+        Ok(out)
     }
 
     /// How many records `dept`'s tree holds (every record of its chain here).
@@ -1331,6 +1611,14 @@ impl ChainView for Store {
             .flatten()
             .and_then(|v| decode_state(&v))
     }
+
+    fn transfer(&self, origin: &LicenceId) -> Option<Transfer> {
+        self.transfers
+            .get(origin.to_string().as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| decode_transfer(&v))
+    }
 }
 
 #[cfg(test)]
@@ -1366,19 +1654,48 @@ mod tests {
                 issued_index: 41,
                 updated_height: 9,
                 issuer_key: KeyId([7; 8]),
+                suspended_until: Some(1_800_000_000),
+                status_height: 8,
+                status_index: 3,
             };
             assert_eq!(decode_state(&encode_state(&s)), Some(s));
+            let s_plain = LicenceState {
+                suspended_until: None,
+                ..s
+            };
+            assert_eq!(decode_state(&encode_state(&s_plain)), Some(s_plain));
+            // A state written before the status record was kept reads without it.
+            let v2 = &encode_state(&s)[..STATE_BYTES_V2];
+            assert_eq!(
+                decode_state(v2),
+                Some(LicenceState {
+                    suspended_until: None,
+                    status_height: 0,
+                    status_index: 0,
+                    ..s
+                })
+            );
             // A state written before the index was kept reads with it unknown.
             let old = &encode_state(&s)[..STATE_BYTES_V1];
             assert_eq!(
                 decode_state(old),
                 Some(LicenceState {
                     issued_index: u32::MAX,
+                    suspended_until: None,
+                    status_height: 0,
+                    status_index: 0,
                     ..s
                 })
             );
         }
         assert_eq!(decode_state(&[9; 74]), None);
+        assert_eq!(
+            decode_state(&[0; 99]).map(|s| s.suspended_until),
+            Some(None)
+        );
+        let mut bad_flag = [0u8; 99];
+        bad_flag[78] = 2;
+        assert_eq!(decode_state(&bad_flag), None);
         assert_eq!(decode_state(&[9; 78]), None);
         assert_eq!(decode_state(&[0; 3]), None);
     }

@@ -423,13 +423,27 @@ proptest! {
 #[test]
 fn the_protocol_version_is_raised_by_a_record_and_never_lowered() {
     let (g0, keys) = founded();
-    assert_eq!(g0.protocol_version(), 1, "a document without a version is version 1");
-    let b = block(&g0, &keys, &[0, 1], GovRecord::SetProtocolVersion { version: 2 });
+    assert_eq!(
+        g0.protocol_version(),
+        1,
+        "a document without a version is version 1"
+    );
+    let b = block(
+        &g0,
+        &keys,
+        &[0, 1],
+        GovRecord::SetProtocolVersion { version: 2 },
+    );
     let g1 = g0.apply(&b).expect("applies");
     assert_eq!(g1.protocol_version(), 2);
     assert_eq!(g1.hash(), g0.hash(), "the founding hash stays");
     for version in [1, 2] {
-        let b = block(&g1, &keys, &[0, 1], GovRecord::SetProtocolVersion { version });
+        let b = block(
+            &g1,
+            &keys,
+            &[0, 1],
+            GovRecord::SetProtocolVersion { version },
+        );
         assert_eq!(
             g1.apply(&b).map(|_| ()).map_err(|e| e.code()),
             Err("version_not_raised")

@@ -194,7 +194,11 @@ fn every_row_of_the_table_is_what_validation_does() {
             }
             Err(refusal) => {
                 let e = got.expect_err("refused");
-                assert_eq!(e.code(), refusal_code(refusal), "{kind:?} in {standing:?}: {e}");
+                assert_eq!(
+                    e.code(),
+                    refusal_code(refusal),
+                    "{kind:?} in {standing:?}: {e}"
+                );
                 assert_eq!(e.disposition(), Disposition::Reject, "{e}");
             }
         }
@@ -252,7 +256,11 @@ fn each_kind_checks_its_own_rules() {
     ];
     for (what, record, current, view, expected) in rows {
         let got = apply(&net, &record, current, 2, view);
-        assert_eq!(got.as_ref().err().map(BlockError::code), expected, "{what}: {got:?}");
+        assert_eq!(
+            got.as_ref().err().map(BlockError::code),
+            expected,
+            "{what}: {got:?}"
+        );
     }
     // A transfer in whose origin this node has not seen transferred is early, not wrong.
     let early = apply(
@@ -268,8 +276,8 @@ fn each_kind_checks_its_own_rules() {
     )
     .expect_err("refused");
     assert_eq!(early.disposition(), Disposition::Ignore);
-    let second = apply(&net, &record(RecordKind::TransferIn, 5), None, 2, &accepted)
-        .expect_err("refused");
+    let second =
+        apply(&net, &record(RecordKind::TransferIn, 5), None, 2, &accepted).expect_err("refused");
     assert_eq!(second.disposition(), Disposition::Reject);
 }
 
@@ -286,8 +294,8 @@ fn records_of_version_2_are_refused_in_version_1_blocks() {
         RecordKind::Annul,
         RecordKind::Suspend, // with `until`
     ] {
-        let e = apply(&net, &record(kind, 1), state(Standing::Active), 1, &view)
-            .expect_err("refused");
+        let e =
+            apply(&net, &record(kind, 1), state(Standing::Active), 1, &view).expect_err("refused");
         assert_eq!(e.code(), "kind_not_in_version", "{kind:?}");
     }
 }
@@ -325,8 +333,8 @@ fn a_renewal_brings_in_a_new_credential_and_period_and_keeps_the_id() {
         version: 2,
         key: &key,
     };
-    let e = next_state(&net, &place, 0, &foreign, state(Standing::Active), &view)
-        .expect_err("refused");
+    let e =
+        next_state(&net, &place, 0, &foreign, state(Standing::Active), &view).expect_err("refused");
     assert_eq!(e.code(), "foreign_licence");
 }
 
@@ -430,4 +438,45 @@ fn a_standing_of_unknown_licences_is_only_ever_changed_by_an_issue() {
         );
     }
     let _ = LicenceId::parse("gd.transport:mvdl:1").expect("id");
+}
+
+#[test]
+fn a_verdict_as_of_a_moment_follows_the_credential_in_force_then() {
+    use crate::verify::InvalidReason as I;
+    let first = Hash32::digest(b"second"); // the issue record's commitment (record())
+    let renewed = Hash32::digest(b"r");
+    let events = vec![
+        issued(),
+        event(
+            300,
+            2,
+            Record::Renew {
+                licence_id: lid(GD, "mvdl", 1),
+                valid_from: NOW + 300 * 86_400,
+                valid_until: NOW + 2000 * 86_400,
+                commitment: renewed,
+                officer: officer(),
+            },
+        ),
+        revoked(500, RevokeReason::Penalty),
+    ];
+    let day = |d: i64| NOW + d * 86_400;
+    let code = |at, c| verdict_at(&events, at, c).map(|(r, _)| r);
+    assert_eq!(
+        code(day(10), first),
+        None,
+        "the first card, before the renewal"
+    );
+    assert_eq!(code(day(310), first), Some(I::Superseded));
+    assert_eq!(
+        code(day(10), renewed),
+        Some(I::NotOnLedger),
+        "before it existed"
+    );
+    assert_eq!(code(day(310), renewed), None);
+    assert_eq!(code(day(510), renewed), Some(I::Revoked));
+    assert_eq!(
+        code(day(10), Hash32::digest(b"forged")),
+        Some(I::CommitmentMismatch)
+    );
 }

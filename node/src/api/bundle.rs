@@ -189,9 +189,13 @@ fn changes(
                 }
                 let was_in_set = match r {
                     Record::Issue(_) | Record::Suspend { .. } => false,
-                    Record::Reinstate { .. } => true,
-                    // A revocation ends in the set whatever came before: an upsert.
-                    Record::Revoke { .. } => false,
+                    // Each undoes a suspension or revocation: the key was in the set.
+                    Record::Reinstate { .. } | Record::Annul { .. } => true,
+                    // Each ends in the set whatever came before: an upsert.
+                    Record::Revoke { .. } | Record::TransferOut { .. } => false,
+                    // These never change the stored status (`validate::next_state`): in
+                    // the set now exactly when they were before.
+                    Record::Renew { .. } | Record::Reissue { .. } | Record::Amend { .. } => false,
                 };
                 touched.entry(tlog::status_key(id)).or_insert(was_in_set);
             }

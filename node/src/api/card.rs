@@ -141,6 +141,7 @@ fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(LicenceId, C
         // anywhere else, so not having heard from peers lately does not matter here.
         stale: None,
         behind: None,
+        lineage: Default::default(),
     };
     let ctx = VerifyContext {
         now: state.clock.now_secs(),

@@ -1,15 +1,19 @@
-//! Department routes: issue, bulk import, suspend, reinstate, revoke, the QR of an issued
-//! licence. Officers only, own department only. Clients never set server-owned fields
-//! (licence id, serial, issue time, officer): the bodies refuse unknown fields.
+//! Department routes: issue, bulk import, suspend, reinstate, revoke, renew (one or in
+//! bulk), reissue, amend, transfer out and in, annul, the QR of an issued licence.
+//! Officers only, own department only. Clients never set server-owned fields (licence id,
+//! serial, issue time, officer): the bodies refuse unknown fields.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use huren_api::{
-    BatchAnswer, BatchItem, BatchRequest, BlockRef, ErrorBody, ErrorCode, IssueAnswer,
-    IssueRequest as IssueBody, LifecycleAnswer, ReinstateRequest, RevokeRequest, SuspendRequest,
+    AcceptTransferRequest, AmendRequest, AnnulRequest, BatchAnswer, BatchItem, BatchRequest,
+    BlockRef, ErrorBody, ErrorCode, IssueAnswer, IssueRequest as IssueBody, LifecycleAnswer,
+    ReinstateRequest, ReissueRequest, RenewBatchRequest, RenewRequest, RevokeRequest,
+    SuspendRequest, TransferRequest,
 };
+use huren_core::issuance::Change;
 use huren_core::issuance::PolicyError;
 use huren_core::validate::BlockError;
 use huren_core::verify::{parse_rfc3339, rfc3339};
@@ -41,6 +45,10 @@ fn produce_error(e: ProduceError) -> ApiError {
             BlockError::DuplicateIssue { .. } => ErrorCode::DuplicateIssue,
             BlockError::AlreadyRevoked { .. } => ErrorCode::AlreadyRevoked,
             BlockError::WrongStatus { .. } => ErrorCode::WrongStatus,
+            BlockError::AlreadyTransferred { .. } => ErrorCode::AlreadyTransferred,
+            BlockError::BadTransfer { .. } => ErrorCode::BadTransfer,
+            BlockError::AnnulMismatch { .. } => ErrorCode::AnnulMismatch,
+            BlockError::BadSuspension { .. } => ErrorCode::BadSuspension,
             // Block-level rules: the producer builds its blocks itself, so one of these
             // failing on a single request is a fault here, not the officer's.
             other => return ApiError::internal(format!("producer refused a request: {other}")),
@@ -63,6 +71,8 @@ fn produce_error(e: ProduceError) -> ApiError {
         ProduceError::Retired { .. } => ErrorCode::DepartmentRetired,
         ProduceError::ClockBehind { .. } => ErrorCode::ClockBehind,
         ProduceError::Stopped => ErrorCode::ProducerStopped,
+        ProduceError::ProtocolTooOld { .. } => ErrorCode::ProtocolTooOld,
+        ProduceError::NoCredential(_) => ErrorCode::NoCredential,
         // Nothing in the batch was acknowledged; the officer can retry.
         ProduceError::Storage(_)
         | ProduceError::BlockRefused(_)
@@ -82,17 +92,7 @@ fn block_ref(r: &Receipt) -> BlockRef {
 fn issue_request(body: IssueBody, officer: &OfficerId) -> Result<IssueRequest, ApiError> {
     let licence_type = LicenceType::parse(&body.licence_type)
         .map_err(|e| ApiError::new(ErrorCode::BadLicenceType, e.to_string()))?;
-    let time = |s: Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
-        s.map(|s| {
-            parse_rfc3339(&s).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::BadTime,
-                    format!("{name} must be RFC 3339, e.g. 2026-01-31T00:00:00Z"),
-                )
-            })
-        })
-        .transpose()
-    };
+    let time = |s: Option<String>, name: &str| body_time(s.as_deref(), name);
     Ok(IssueRequest {
         terms: huren_core::issuance::Terms {
             licence_type,
@@ -103,7 +103,60 @@ fn issue_request(body: IssueBody, officer: &OfficerId) -> Result<IssueRequest, A
             valid_days: body.valid_days,
         },
         officer: officer.clone(),
+        origin: None,
     })
+}
+
+/// An RFC 3339 time of a request body, read; `name` says which in the error.
+fn body_time(s: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    s.map(|s| {
+        parse_rfc3339(s).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadTime,
+                format!("{name} must be RFC 3339, e.g. 2026-01-31T00:00:00Z"),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn renew_change(body: &RenewRequest) -> Result<Change, ApiError> {
+    Ok(Change::Renew {
+        valid_until: body_time(body.valid_until.as_deref(), "valid_until")?,
+        valid_days: body.valid_days,
+    })
+}
+
+/// One request to the producer; its one outcome.
+async fn produce_one(state: &AppState, job: Job) -> Result<Receipt, ApiError> {
+    producer(state)?
+        .submit(vec![job])
+        .await
+        .pop()
+        .unwrap_or(Err(ProduceError::Unavailable))
+        .map_err(produce_error)
+}
+
+/// A new credential for `id` (renew, reissue, amend): the answer is the new QR, as at
+/// issuance.
+async fn recredential(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    change: Change,
+) -> Result<Json<IssueAnswer>, ApiError> {
+    let officer = authorize(&state, &headers, Scope::Issue)?;
+    let licence_id = own_licence(&state, &id)?;
+    let receipt = produce_one(
+        &state,
+        Job::Recredential {
+            licence_id,
+            change,
+            officer,
+        },
+    )
+    .await?;
+    Ok(Json(issue_answer(receipt)?))
 }
 
 fn issue_answer(r: Receipt) -> Result<IssueAnswer, ApiError> {
@@ -281,7 +334,8 @@ pub async fn suspend(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SuspendRequest>,
 ) -> Result<Json<LifecycleAnswer>, ApiError> {
-    lifecycle(state, headers, id, Action::Suspend(body.reason)).await
+    let until = body_time(body.until.as_deref(), "until")?;
+    lifecycle(state, headers, id, Action::Suspend(body.reason, until)).await
 }
 
 #[utoipa::path(post, path = "/v1/licences/{id}/reinstate", tag = "department", request_body = ReinstateRequest,
@@ -330,6 +384,249 @@ pub async fn revoke(
     ApiJson(body): ApiJson<RevokeRequest>,
 ) -> Result<Json<LifecycleAnswer>, ApiError> {
     lifecycle(state, headers, id, Action::Revoke(body.reason)).await
+}
+
+#[utoipa::path(post, path = "/v1/licences/{id}/renew", tag = "department", request_body = RenewRequest,
+    params(("id" = String, Path, description = "Licence id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Renewed (延续): a new period from now and a new credential, durable; the old QR is superseded", body = IssueAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`, `bad_time`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`, `department_retired`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`", body = ErrorBody),
+        (status = 409, description = "`wrong_status` (suspended), `already_revoked`, `already_transferred`, `no_credential`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `bad_validity` (not past the current end, or longer than the type allows)", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`: retry or upgrade; `producer_stopped`", body = ErrorBody)))]
+pub async fn renew(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenewRequest>,
+) -> Result<Json<IssueAnswer>, ApiError> {
+    let change = renew_change(&body)?;
+    recredential(state, headers, id, change).await
+}
+
+#[utoipa::path(post, path = "/v1/licences:renew", tag = "department", request_body = RenewBatchRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One result per licence, in order: renewed with its new QR, or refused with its error (any code of `POST /v1/licences/{id}/renew`)", body = BatchAnswer),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`, `batch_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
+pub async fn renew_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RenewBatchRequest>,
+) -> Result<Json<BatchAnswer>, ApiError> {
+    let officer = authorize(&state, &headers, Scope::Issue)?;
+    let max = state.limits.batch_licences_max;
+    if body.licences.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} licences in one request; at most {max}",
+                body.licences.len()
+            ),
+        ));
+    }
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(body.licences.len());
+    let mut jobs = Vec::new();
+    let mut job_index = Vec::new();
+    for (index, item) in body.licences.into_iter().enumerate() {
+        let job = own_licence(&state, &item.licence_id).and_then(|licence_id| {
+            Ok(Job::Recredential {
+                licence_id,
+                change: renew_change(&item.renew)?,
+                officer: officer.clone(),
+            })
+        });
+        match job {
+            Ok(job) => {
+                jobs.push(job);
+                job_index.push(index);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(BatchItem::refused(index, e.detail()))),
+        }
+    }
+    if !jobs.is_empty() {
+        let outcomes = producer(&state)?.submit(jobs).await;
+        for (index, outcome) in job_index.into_iter().zip(outcomes) {
+            results[index] = Some(match outcome {
+                Ok(r) => BatchItem::issued(index, r.licence_id, r.qr),
+                Err(e) => BatchItem::refused(index, produce_error(e).detail()),
+            });
+        }
+    }
+    Ok(Json(BatchAnswer {
+        results: results.into_iter().flatten().collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/licences/{id}/reissue", tag = "department", request_body = ReissueRequest,
+    params(("id" = String, Path, description = "Licence id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reissued (补领 / 换证): the same facts in a new credential, durable; the lost or damaged QR is superseded", body = IssueAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`, `department_retired`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`", body = ErrorBody),
+        (status = 409, description = "`already_revoked`, `already_transferred`, `no_credential`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
+pub async fn reissue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(_body): ApiJson<ReissueRequest>,
+) -> Result<Json<IssueAnswer>, ApiError> {
+    recredential(state, headers, id, Change::Reissue).await
+}
+
+#[utoipa::path(post, path = "/v1/licences/{id}/amend", tag = "department", request_body = AmendRequest,
+    params(("id" = String, Path, description = "Licence id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Amended (变更 / 更正): the changed fields in a new credential, durable; the old QR is superseded", body = IssueAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`, `department_retired`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`", body = ErrorBody),
+        (status = 409, description = "`already_revoked`, `already_transferred`, `no_credential`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_licence` (a required holder field blank, a field too long)", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
+pub async fn amend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AmendRequest>,
+) -> Result<Json<IssueAnswer>, ApiError> {
+    let change = Change::Amend {
+        holder: body.holder,
+        fields: body.fields,
+    };
+    recredential(state, headers, id, change).await
+}
+
+#[utoipa::path(post, path = "/v1/licences/{id}/transfer", tag = "department", request_body = TransferRequest,
+    params(("id" = String, Path, description = "Licence id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Transferred out (转出), final for this id, durable; the receiving department issues it anew (`POST /v1/transfers`)", body = LifecycleAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`, `department_retired`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`", body = ErrorBody),
+        (status = 409, description = "`wrong_status` (suspended), `already_revoked`, `already_transferred`, `bad_transfer` (same region, not granted the type, not a department)", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
+pub async fn transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TransferRequest>,
+) -> Result<Json<LifecycleAnswer>, ApiError> {
+    lifecycle(state, headers, id, Action::TransferOut(body.to)).await
+}
+
+#[utoipa::path(post, path = "/v1/transfers", tag = "department", request_body = AcceptTransferRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Transferred in (转入): issued here under a new id naming its origin, durable", body = IssueAnswer),
+        (status = 400, description = "`malformed_body`, `bad_time`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `type_not_granted`, `department_retired`", body = ErrorBody),
+        (status = 409, description = "`bad_transfer`: the origin's chain here shows no transfer out to this department, or it was transferred in already", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_licence` (the QR is not a genuine credential of this network), `bad_validity`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
+pub async fn accept_transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AcceptTransferRequest>,
+) -> Result<Response, ApiError> {
+    let officer = authorize(&state, &headers, Scope::Issue)?;
+    // The QR must be a genuine credential of this network, signed by its issuer: the
+    // holder's fields come from it. Whether it was transferred here is the ledger's rule
+    // (the issue record's origin), checked when the record is admitted.
+    let net = state.net();
+    let un = huren_core::UnverifiedCredential::from_qr(&body.qr)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidLicence, format!("the QR: {e}")))?;
+    let previous = net
+        .key_span(&un.kid)
+        .filter(|(d, _)| d.id == un.credential.issuer)
+        .and_then(|(_, span)| un.verify(&span.key).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidLicence,
+                "the QR is not signed by its issuer's key in this network",
+            )
+        })?
+        .credential()
+        .clone();
+    let mut terms = huren_core::issuance::terms_of(&previous);
+    let now = state.clock.now_secs();
+    terms.valid_from = Some(now);
+    // What is left of the origin's validity, unless the officer sets a new period.
+    terms.valid_until = body_time(body.valid_until.as_deref(), "valid_until")?
+        .or(body.valid_days.is_none().then_some(previous.expires_at));
+    terms.valid_days = body.valid_days;
+    let receipt = produce_one(
+        &state,
+        Job::Issue(IssueRequest {
+            terms,
+            officer,
+            origin: Some(previous.licence_id),
+        }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(issue_answer(receipt)?)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/licences/{id}/annul", tag = "department", request_body = AnnulRequest,
+    params(("id" = String, Path, description = "Licence id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The revocation or suspension it stands on is annulled (an overturned decision); active again, durable; the annulled record stays on the chain", body = LifecycleAnswer),
+        (status = 400, description = "`malformed_body`, `bad_licence_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`observer_node`, `insufficient_scope`, `other_department`, `department_retired`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`", body = ErrorBody),
+        (status = 409, description = "`wrong_status` (active: nothing to annul), `already_transferred`, `annul_mismatch`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: unknown reason", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
+pub async fn annul(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AnnulRequest>,
+) -> Result<Json<LifecycleAnswer>, ApiError> {
+    lifecycle(state, headers, id, Action::Annul(body.reason)).await
 }
 
 #[utoipa::path(get, path = "/v1/licences/{id}/qr.png", tag = "department",

@@ -15,6 +15,7 @@ mod department;
 pub mod error;
 mod governance;
 mod images;
+mod lineage;
 mod public;
 mod ratelimit;
 mod serve;
@@ -152,11 +153,19 @@ impl AppState {
         department::suspend,
         department::reinstate,
         department::revoke,
+        department::renew,
+        department::renew_batch,
+        department::reissue,
+        department::amend,
+        department::transfer,
+        department::accept_transfer,
+        department::annul,
         department::qr_png,
         card::card_svg,
         card::card_html,
         card::card_png,
         public::status,
+        public::history,
         public::verify_qr,
         public::chains,
         public::evidence,
@@ -194,11 +203,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/licences/{id}/suspend"),
     ("POST", "/v1/licences/{id}/reinstate"),
     ("POST", "/v1/licences/{id}/revoke"),
+    ("POST", "/v1/licences/{id}/renew"),
+    ("POST", "/v1/licences:renew"),
+    ("POST", "/v1/licences/{id}/reissue"),
+    ("POST", "/v1/licences/{id}/amend"),
+    ("POST", "/v1/licences/{id}/transfer"),
+    ("POST", "/v1/transfers"),
+    ("POST", "/v1/licences/{id}/annul"),
     ("GET", "/v1/licences/{id}/qr.png"),
     ("GET", "/v1/licences/{id}/card.svg"),
     ("GET", "/v1/licences/{id}/card.html"),
     ("GET", "/v1/licences/{id}/card.png"),
     ("GET", "/v1/licences/{id}"),
+    ("GET", "/v1/licences/{id}/history"),
     ("POST", "/v1/verify"),
     ("GET", "/v1/chains"),
     ("GET", "/v1/evidence"),
@@ -260,6 +277,13 @@ pub fn router(state: AppState) -> Router {
         .listed("POST", "/v1/licences/{id}/suspend", department::suspend)
         .listed("POST", "/v1/licences/{id}/reinstate", department::reinstate)
         .listed("POST", "/v1/licences/{id}/revoke", department::revoke)
+        .listed("POST", "/v1/licences/{id}/renew", department::renew)
+        .listed("POST", "/v1/licences:renew", department::renew_batch)
+        .listed("POST", "/v1/licences/{id}/reissue", department::reissue)
+        .listed("POST", "/v1/licences/{id}/amend", department::amend)
+        .listed("POST", "/v1/licences/{id}/transfer", department::transfer)
+        .listed("POST", "/v1/transfers", department::accept_transfer)
+        .listed("POST", "/v1/licences/{id}/annul", department::annul)
         .listed("GET", "/v1/licences/{id}/qr.png", department::qr_png)
         .listed("GET", "/v1/licences/{id}/card.svg", card::card_svg)
         .listed("GET", "/v1/licences/{id}/card.html", card::card_html)
@@ -279,6 +303,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(no_store));
     let public = Router::new()
         .listed("GET", "/v1/licences/{id}", public::status)
+        .listed("GET", "/v1/licences/{id}/history", public::history)
         .listed("POST", "/v1/verify", public::verify_qr)
         .listed("GET", "/v1/chains", public::chains)
         .listed("GET", "/v1/evidence", public::evidence)

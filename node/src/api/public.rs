@@ -8,35 +8,62 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use huren_api::{
     ChainHead, ChainsAnswer, ErrorBody, ErrorCode, EvidenceItem, EvidencePage, EvidenceQuery,
-    Health, HealthStatus, PeerInfo, Report, StatusAnswer, VerifyImage, VerifyRequest,
-    EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
+    Health, HealthStatus, HistoryAnswer, PeerInfo, Report, StatusAnswer, VerifyImage,
+    VerifyRequest, EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
 };
 use huren_core::verify::{self, rfc3339, Decision, LedgerFacts, Step, VerifyContext};
-use huren_core::{ChainView, DepartmentId, LicenceId, UnverifiedCredential};
+use huren_core::{ChainView, DepartmentId, LicenceId, LicenceState, UnverifiedCredential};
 
 use super::error::{ApiError, ApiJson};
 use super::AppState;
 
-#[utoipa::path(get, path = "/v1/licences/{id}", tag = "public",
-    params(("id" = String, Path, description = "Licence id, e.g. gd.transport:mvdl:00000001")),
-    responses(
-        (status = 200, description = "Where the licence stands on this node's ledger; no personal data", body = StatusAnswer),
-        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
-        (status = 404, description = "`licence_not_found`: not on the ledger at this node", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody)))]
-pub async fn status(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<StatusAnswer>, ApiError> {
+/// `?at=RFC3339` of the status and history routes.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AtQuery {
+    /// RFC 3339: where the licence stood at that moment, by its history (撤销: never
+    /// valid; 吊销 and 注销: valid until the record).
+    pub at: Option<String>,
+}
+
+fn licence_on_ledger(state: &AppState, id: &str) -> Result<(LicenceId, LicenceState), ApiError> {
     let id =
-        LicenceId::parse(&id).map_err(|e| ApiError::new(ErrorCode::BadLicenceId, e.to_string()))?;
+        LicenceId::parse(id).map_err(|e| ApiError::new(ErrorCode::BadLicenceId, e.to_string()))?;
     let s = state.store.licence(&id).ok_or_else(|| {
         ApiError::new(
             ErrorCode::LicenceNotFound,
             format!("{id} is not on the ledger at this node"),
         )
     })?;
+    Ok((id, s))
+}
+
+#[utoipa::path(get, path = "/v1/licences/{id}", tag = "public",
+    params(("id" = String, Path, description = "Licence id, e.g. gd.transport:mvdl:00000001"), AtQuery),
+    responses(
+        (status = 200, description = "Where the licence stands on this node's ledger (and, with `at`, where it stood then); no personal data", body = StatusAnswer),
+        (status = 400, description = "`bad_licence_id`, `bad_query`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not on the ledger at this node", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<AtQuery>, QueryRejection>,
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::BadQuery, e.body_text()))?;
+    let (id, s) = licence_on_ledger(&state, &id)?;
+    let at = match q.at.as_deref() {
+        None => None,
+        Some(at) => {
+            let at = super::lineage::parse_at(at)?;
+            let events = super::lineage::events(&state, &id)?;
+            Some(super::lineage::at_answer(&events, at))
+        }
+    };
     Ok(Json(StatusAnswer {
+        suspended_until: s.suspended_until.map(rfc3339),
+        at,
         department: id.department().clone(),
         licence_type: id.licence_type().clone(),
         status: s.status,
@@ -57,12 +84,33 @@ fn context(state: &AppState) -> VerifyContext {
     }
 }
 
+#[utoipa::path(get, path = "/v1/licences/{id}/history", tag = "public",
+    params(("id" = String, Path, description = "Licence id")),
+    responses(
+        (status = 200, description = "Every record of the licence with its block (kind, time, reason; no personal data), its origin (transferred in) and where it went (transferred out)", body = HistoryAnswer),
+        (status = 400, description = "`bad_licence_id`", body = ErrorBody),
+        (status = 404, description = "`licence_not_found`: not on the ledger at this node", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<HistoryAnswer>, ApiError> {
+    let (id, _) = licence_on_ledger(&state, &id)?;
+    let events = super::lineage::events(&state, &id)?;
+    Ok(Json(super::lineage::lineage(&state, &id, &events)?))
+}
+
 /// Verifies QR text against genesis and this node's ledger. Core decides; when the ledger
 /// does not vouch for the credential's bytes, its signature goes to the batch checker
-/// between the two steps.
-pub async fn verify_text(state: &AppState, text: &str) -> Report {
-    let ctx = context(state);
+/// between the two steps. With `at` (unix seconds), the verdict as of that moment: the
+/// credential's own rules at `at` (as offline), then its licence's history at `at`
+/// (`lifecycle::verdict_at`).
+pub async fn verify_text(state: &AppState, text: &str, at: Option<i64>) -> Report {
+    let mut ctx = context(state);
     let mut as_of = None;
+    let mut lineage = None;
+    let mut at_answer = None;
     let decision: Decision = match UnverifiedCredential::from_qr(text) {
         Err(e) => verify::undecodable(&e.to_string(), &ctx),
         Ok(un) => {
@@ -71,8 +119,32 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
             let (found_as_of, checkpoint_stale) =
                 super::checkpoints::freshness(state, id.department());
             as_of = found_as_of;
+            let current = state.store.licence(&id);
+            // The story is read only for a licence on the ledger: a verify of an unknown
+            // id costs no history lookup.
+            let events = match current {
+                Some(_) => super::lineage::events(state, &id).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            if current.is_some() {
+                lineage = super::lineage::lineage(state, &id, &events).ok();
+            }
+            if let Some(at) = at {
+                ctx.now = at;
+                at_answer = Some(super::lineage::at_answer(&events, at));
+                let d = verify_at(state, un, &events, &ctx).await;
+                state.metrics.verify_verdicts.inc(d.verdict.label());
+                let mut report = Report::new(&state.net(), &d);
+                report.as_of = as_of;
+                report.lineage = lineage;
+                report.at = at_answer;
+                return report;
+            }
+            let lineage_facts =
+                super::lineage::facts(state, &id, un.commitment, current.as_ref(), &events);
             let facts = LedgerFacts::Online {
-                licence: state.store.licence(&id),
+                lineage: lineage_facts,
+                licence: current,
                 issuer_head,
                 equivocation_height: state.store.equivocation_height(id.department()),
                 // The network decides staleness; a node without networking has no peers to
@@ -104,7 +176,37 @@ pub async fn verify_text(state: &AppState, text: &str) -> Report {
     state.metrics.verify_verdicts.inc(decision.verdict.label());
     let mut report = Report::new(&state.net(), &decision);
     report.as_of = as_of;
+    report.lineage = lineage;
+    report.at = at_answer;
     report
+}
+
+/// The verdict at `ctx.now` (a moment asked about): the credential's own rules (its
+/// signature always checked), then what its licence's history says of that moment.
+async fn verify_at(
+    state: &AppState,
+    un: UnverifiedCredential,
+    events: &[huren_core::lifecycle::Event],
+    ctx: &VerifyContext,
+) -> Decision {
+    let commitment = un.commitment;
+    let mut d = match verify::prepare(&state.net(), un, LedgerFacts::Offline, ctx) {
+        Step::Done(d) => d,
+        Step::Signature(pending) => {
+            let ok = state.signatures.check(pending.input()).await;
+            pending.finish(&state.net(), ok)
+        }
+    };
+    d.offline = false;
+    if d.verdict == verify::Verdict::Valid {
+        if let Some((reason, detail)) =
+            huren_core::lifecycle::verdict_at(events, ctx.now, commitment)
+        {
+            d.verdict = verify::Verdict::Invalid(reason);
+            d.detail = detail;
+        }
+    }
+    d
 }
 
 /// A multipart body that could not be read, in the API's error shape.
@@ -118,7 +220,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/v1/verify", tag = "public",
-    params(("proof" = Option<u8>, Query, description = "1: add the proof of the answer (the issuer's cosigned checkpoint, the issue record's inclusion, the licence's place in the status set) for `huren verify --proof`")),
+    params(VerifyQuery),
     request_body(content(
         (VerifyRequest = "application/json"),
         (VerifyImage = "multipart/form-data"),
@@ -136,7 +238,20 @@ pub async fn verify_qr(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Json<Report>, ApiError> {
-    let with_proof = proof_asked(req.uri().query())?;
+    let VerifyQuery { proof, at } = Query::<VerifyQuery>::try_from_uri(req.uri())
+        .map_err(|e| ApiError::new(ErrorCode::BadQuery, e.body_text()))?
+        .0;
+    let with_proof = match proof {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(n) => {
+            return Err(ApiError::new(
+                ErrorCode::BadQuery,
+                format!("proof={n}: it is 0 or 1"),
+            ))
+        }
+    };
+    let at = at.as_deref().map(super::lineage::parse_at).transpose()?;
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -208,7 +323,7 @@ pub async fn verify_qr(
         let ApiJson(body) = ApiJson::<VerifyRequest>::from_request(req, &state).await?;
         body.qr
     };
-    let mut report = verify_text(&state, &text).await;
+    let mut report = verify_text(&state, &text, at).await;
     if with_proof {
         if let Ok(un) = UnverifiedCredential::from_qr(&text) {
             let id = un.credential.licence_id;
@@ -227,16 +342,17 @@ pub async fn verify_qr(
     Ok(Json(report))
 }
 
-/// Whether the query asks for a proof (`proof=1`); any other query is refused.
-fn proof_asked(query: Option<&str>) -> Result<bool, ApiError> {
-    match query {
-        None | Some("") | Some("proof=0") => Ok(false),
-        Some("proof=1") => Ok(true),
-        Some(q) => Err(ApiError::new(
-            ErrorCode::BadQuery,
-            format!("unknown query {q:?}: the only one is proof=1"),
-        )),
-    }
+/// The query `POST /v1/verify` takes; any other parameter is refused.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyQuery {
+    /// 1: add the proof of the answer (the issuer's cosigned checkpoint, the record of
+    /// the credential's inclusion, the licence's place in the status set) for
+    /// `huren verify --proof`.
+    pub proof: Option<u8>,
+    /// RFC 3339: the verdict as of that moment, by the licence's history.
+    pub at: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/chains", tag = "public",
@@ -338,8 +454,17 @@ pub async fn peers(State(state): State<AppState>) -> Json<Vec<PeerInfo>> {
 #[utoipa::path(get, path = "/healthz", tag = "public",
     responses((status = 200, description = "The node is up", body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let too_old = state.ledger.protocol_too_old();
     Json(Health {
-        status: HealthStatus::Ok,
+        status: if too_old.is_some() {
+            HealthStatus::ProtocolTooOld
+        } else {
+            HealthStatus::Ok
+        },
+        protocol: Some(huren_api::ProtocolView {
+            network: state.net().protocol_version(),
+            supported: state.ledger.protocol_max(),
+        }),
         network: state.net().document().network.clone(),
         department: state.department.clone(),
         region: state.region.clone(),

@@ -12,6 +12,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use huren_core::governance::{GovBlock, GovError};
+use huren_core::ledger::CodecError;
 use huren_core::validate::BlockError;
 use huren_core::{Block, DepartmentId, Equivocation};
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
@@ -134,7 +135,12 @@ impl Handled {
                 | GovReceipt::Ahead { .. }
                 | GovReceipt::Refused(GovError::NotOnHead { .. }),
             )
-            | Handled::StorageFailed => MessageAcceptance::Ignore,
+            | Handled::StorageFailed
+            // A block of a protocol newer than this node reads: this node is too old, the
+            // sender did nothing wrong.
+            | Handled::Undecodable(WireError::Block(CodecError::UnsupportedVersion(_))) => {
+                MessageAcceptance::Ignore
+            }
             Handled::Block(Admission::Rejected(_))
             | Handled::Gov(GovReceipt::Refused(_))
             | Handled::Undecodable(_) => MessageAcceptance::Reject,
@@ -144,6 +150,12 @@ impl Handled {
     /// Whether the sender earns a penalty point. Points count invalid blocks (rejected
     /// or undecodable); a message that is not a block is rejected without one.
     fn penalised(&self) -> bool {
+        if matches!(
+            self,
+            Handled::Undecodable(WireError::Block(CodecError::UnsupportedVersion(_)))
+        ) {
+            return false;
+        }
         matches!(
             self,
             Handled::Block(Admission::Rejected(_))
@@ -158,6 +170,9 @@ impl Handled {
             Handled::Block(Admission::Ignored(e) | Admission::Rejected(e)) => Some(e.code()),
             Handled::Undecodable(WireError::Evidence(_)) => Some("bad_evidence"),
             Handled::Undecodable(WireError::Checkpoint(_)) => Some("bad_checkpoint"),
+            Handled::Undecodable(WireError::Block(CodecError::UnsupportedVersion(_))) => {
+                Some("version_too_new")
+            }
             Handled::Undecodable(_) => Some("malformed"),
             Handled::Gov(GovReceipt::Refused(_)) => Some("governance_refused"),
             Handled::Block(_)
