@@ -102,6 +102,9 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
         issued_index: 0,
         updated_height: 1,
         issuer_key: un.kid,
+        suspended_until: None,
+        status_height: 0,
+        status_index: 0,
     };
     let head = Head {
         height: 3,
@@ -117,6 +120,7 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
             equivocation_height: None,
             stale: None,
             behind: None,
+            lineage: Default::default(),
         },
         LedgerFacts::Online {
             licence: Some(vouched),
@@ -124,6 +128,7 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
             equivocation_height: None,
             stale: None,
             behind: None,
+            lineage: Default::default(),
         },
         LedgerFacts::Online {
             licence: Some(LicenceState {
@@ -134,6 +139,7 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
             equivocation_height: Some(1),
             stale: Some(huren_core::verify::Stale::NoPeers),
             behind: Some(4),
+            lineage: Default::default(),
         },
     ];
     let regions = [None, net.document().regions.first().map(|r| r.code.clone())];
@@ -145,7 +151,7 @@ fn verify_every_way(un: UnverifiedCredential, qr_text: &str) {
                 now: NOW,
                 region: region.clone(),
             };
-            let d = verify::decide(net, un.clone(), f, &ctx);
+            let d = verify::decide(net, un.clone(), f.clone(), &ctx);
             let _ = huren_api::Report::new(net, &d);
             if card_drawn {
                 continue;

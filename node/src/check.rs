@@ -999,7 +999,18 @@ impl Checker<'_> {
                     // A record that brings in a credential: the index names it, or a later
                     // one (a renewal, reissue or amendment since).
                     if let Some(commitment) = r.commitment() {
-                        let newer = stored.issued_height > height;
+                        // A later record the index names must be one of this licence's
+                        // that brings in exactly the credential the index holds.
+                        let newer = stored.issued_height > height
+                            && self
+                                .store
+                                .record_at(dept, stored.issued_height, stored.issued_index as usize)
+                                .ok()
+                                .flatten()
+                                .is_some_and(|later| {
+                                    later.licence_id() == id
+                                        && later.commitment() == Some(stored.commitment)
+                                });
                         if !newer
                             && (stored.issued_height != height || stored.commitment != commitment)
                         {

@@ -513,6 +513,7 @@ pub(crate) mod tests {
                 valid_until: 1_750_000_000 + 86_400,
                 commitment: Hash32::digest(&serial.to_be_bytes()),
                 officer: OfficerId::parse("officer-1").expect("officer"),
+                origin: None,
             })
         }
 
@@ -532,6 +533,7 @@ pub(crate) mod tests {
                 _ => net.hash(),
             };
             BlockHeader {
+                version: net.protocol_version(),
                 genesis: net.hash(),
                 department: d,
                 height,

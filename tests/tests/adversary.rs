@@ -79,6 +79,7 @@ fn credential(key: &huren_core::SecretKey, serial: u64) -> anyhow::Result<(Strin
         valid_until: now + 86_400 * 365,
         commitment: signed.commitment,
         officer: OfficerId::parse("rogue")?,
+        origin: None,
     });
     Ok((signed.qr_text, record))
 }
@@ -189,6 +190,7 @@ impl Stage {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as u64;
         Ok(move |records| BlockHeader {
+            version: huren_core::ledger::PROTOCOL_VERSION,
             genesis,
             department: department.clone(),
             height: 2,
@@ -290,6 +292,7 @@ fn bad_blocks_from_a_genesis_peer_are_rejected_and_change_nothing() -> anyhow::R
                 valid_until: now_s() + 86_400,
                 commitment: Hash32::digest(b"food"),
                 officer: OfficerId::parse("rogue")?,
+                origin: None,
             });
             let not_granted = header(vec![food]).sign(&gd_key);
             vec![block_message(&forged), block_message(&not_granted), replay]

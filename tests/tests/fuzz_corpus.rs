@@ -182,6 +182,7 @@ fn write_fuzz_seeds() {
     let dept = c.issuer.clone();
     let time_ms = u64::try_from(targets::NOW - 3600).expect("positive") * 1000;
     let header = |height: u64, prev, records| BlockHeader {
+        version: net.protocol_version(),
         genesis: net.hash(),
         department: dept.clone(),
         height,
@@ -196,6 +197,7 @@ fn write_fuzz_seeds() {
         valid_until: c.expires_at,
         commitment: signed.commitment,
         officer: officer.clone(),
+        origin: None,
     });
     let b1 = header(1, net.hash(), vec![issue.clone()]).sign(&key(dept.as_str()));
     let lid = c.licence_id.clone();
@@ -207,6 +209,7 @@ fn write_fuzz_seeds() {
                 licence_id: lid.clone(),
                 reason: SuspendReason::Penalty,
                 officer: officer.clone(),
+                until: None,
             },
             Record::Reinstate {
                 licence_id: lid.clone(),

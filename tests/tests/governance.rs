@@ -241,6 +241,7 @@ fn a_stolen_key_is_declared_compromised() -> anyhow::Result<()> {
             .expect("decodes")
             .credential;
         BlockHeader {
+            version: network.protocol_version(),
             genesis: network.hash(),
             department: gd_id.clone(),
             height,
@@ -260,6 +261,7 @@ fn a_stolen_key_is_declared_compromised() -> anyhow::Result<()> {
                 valid_until: c.expires_at,
                 commitment,
                 officer: OfficerId::parse("thief").expect("officer"),
+                origin: None,
             })],
         }
         .sign(&stolen)

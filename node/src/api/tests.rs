@@ -994,3 +994,6 @@ async fn status_turns_expired_when_the_validity_has_passed() {
         "the ledger is unchanged: {v}"
     );
 }
+
+#[cfg(test)]
+mod lifecycle;
