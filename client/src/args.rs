@@ -527,6 +527,15 @@ pub enum RecordArgs {
         #[command(flatten)]
         out: ProposalOut,
     },
+    /// Switch the network to a newer protocol version (new record kinds, accepted
+    /// everywhere at once): only after every department's node runs a release that knows
+    /// it (its /healthz `protocol.supported`); a node that does not stops signing.
+    SetProtocolVersion {
+        #[arg(long, value_name = "N")]
+        version: u32,
+        #[command(flatten)]
+        out: ProposalOut,
+    },
 }
 
 #[derive(Debug, Args)]

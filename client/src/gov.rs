@@ -338,6 +338,9 @@ fn record_of(a: RecordArgs) -> anyhow::Result<(GovRecord, ProposalOut)> {
             },
             out,
         ),
+        RecordArgs::SetProtocolVersion { version, out } => {
+            (GovRecord::SetProtocolVersion { version }, out)
+        }
     })
 }
 

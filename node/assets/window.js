@@ -20,6 +20,11 @@
   const licenceEl = $('licence');
   const holderBody = $('holder').tBodies[0];
   const factsBody = $('facts').tBodies[0];
+  const nowEl = $('now');
+  const nowTitle = $('now-title');
+  const nowText = $('now-text');
+  const historyCard = $('history-card');
+  const historyList = $('history');
   const photo = $('photo');
   const pasteForm = $('paste-form');
   const pasteToggle = $('paste-toggle');
@@ -62,6 +67,8 @@
     commitment_mismatch: ['与账本记录不符', 'does not match the ledger'],
     not_recognised: ['本地区不互认此证照', 'not recognised in this region'],
     not_on_ledger: ['账本无此证照', 'not on the ledger'],
+    superseded: ['此证已被新证取代', 'superseded by a newer card'],
+    transferred: ['证照已转出至外地', 'transferred to another region'],
     key_compromised: ['签发密钥已泄露', 'signed with a compromised key'],
     key_not_in_force: ['签发密钥与签发时不符', 'key not in force at issuance'],
     chain_unknown: ['本节点尚无该发证机关账本', "issuer's chain not known here yet"],
@@ -74,6 +81,19 @@
     penalty: ['已吊销', 'revoked (penalty)'],
     withdrawn: ['已撤销', 'revoked (withdrawn)'],
     cancelled: ['已注销', 'revoked (cancelled)'],
+  };
+  // The ledger's record kinds, as the history line names them.
+  const KINDS = {
+    issue: ['核发', 'issued'],
+    transfer_in: ['转入', 'transferred in'],
+    suspend: ['暂扣', 'suspended'],
+    reinstate: ['发还', 'reinstated'],
+    revoke: ['吊销/撤销/注销', 'revoked'],
+    renew: ['延续', 'renewed'],
+    reissue: ['补领/换证', 'reissued'],
+    amend: ['变更', 'amended'],
+    transfer_out: ['转出', 'transferred out'],
+    annul: ['撤销原决定', 'decision annulled'],
   };
   const SUSPENDED = {
     penalty: ['行政处罚暂扣', 'penalty'],
@@ -226,6 +246,11 @@
     licenceEl.hidden = true;
     holderBody.replaceChildren();
     factsBody.replaceChildren();
+    nowEl.hidden = true;
+    nowTitle.replaceChildren();
+    nowText.replaceChildren();
+    historyCard.hidden = true;
+    historyList.replaceChildren();
     detailEl.hidden = true;
     detailEl.replaceChildren();
   }
@@ -309,7 +334,64 @@
     detailEl.hidden = false;
 
     if (lic) showLicence(report, lic);
+    showNow(report);
+    showHistory(report.lineage);
     keepFor(n);
+  }
+
+  // For a superseded or transferred card: where the licence stands now, in words a clerk
+  // acts on (which card to ask for, or where the licence went).
+  function showNow(report) {
+    const lineage = report.lineage;
+    if (report.reason === 'transferred') {
+      const t = lineage && lineage.transfer;
+      set(nowTitle, bi('此证已转出，现由外地发证机关管理', 'This licence moved to another region'));
+      if (t) {
+        const where = `${t.to_name || t.to}（${t.to_region_name || ''} ${t.to_region || ''}）`;
+        const whereEn = `${t.to_name || t.to} (${t.to_region || ''})`;
+        if (t.accepted_as) {
+          set(nowText,
+            bi(`现为 ${where} 证照 `, ''), el('span', 'mono', t.accepted_as),
+            bi('，请持证人出示新证', ''),
+            el('span', 'en', ` Now licence ${t.accepted_as} at ${whereEn}: ask for the new card.`));
+        } else {
+          set(nowText, bi(`已转往 ${where}，新证尚未签发`, `Transferred to ${whereEn}; the new licence is not issued yet`));
+        }
+      }
+      nowEl.dataset.kind = 'transferred';
+      nowEl.hidden = false;
+    } else if (report.reason === 'superseded') {
+      const last = lineage && lineage.history && [...lineage.history].reverse().find((h) => ['renew', 'reissue', 'amend'].includes(h.kind));
+      const how = last && KINDS[last.kind] ? KINDS[last.kind] : ['换发', 'replaced'];
+      const status = report.ledger && report.ledger.status ? report.ledger.status.status : '';
+      const state = status === 'active' ? ['正常', 'active'] : status === 'suspended' ? ['暂扣中', 'suspended'] : status === 'revoked' ? ['已吊销', 'revoked'] : [status, status];
+      set(nowTitle, bi('此证已作废，已有新证', 'This card was replaced by a newer one'));
+      set(nowText, bi(
+        `${last ? day(last.time) : ''} ${how[0]}，证照现状：${state[0]}。请持证人出示最新证照（编号 ${lineage ? lineage.licence_id : ''}）`,
+        `${how[1]} ${last ? day(last.time) : ''}; the licence is ${state[1]} now. Ask for the newest card (licence ${lineage ? lineage.licence_id : ''}).`));
+      nowEl.dataset.kind = 'superseded';
+      nowEl.hidden = false;
+    }
+  }
+
+  // The licence's records on the ledger, oldest first: one line each.
+  function showHistory(lineage) {
+    if (!lineage || !Array.isArray(lineage.history) || !lineage.history.length) return;
+    for (const h of lineage.history) {
+      const kind = KINDS[h.kind] || [String(h.kind), String(h.kind)];
+      let label = kind;
+      if (h.kind === 'revoke' && REVOKED[h.reason]) label = REVOKED[h.reason];
+      const parts = [el('span', 'when', day(h.time)), bi(label[0], label[1])];
+      if (h.kind === 'suspend' && h.until) parts.push(` 至 until ${day(h.until)}`);
+      if ((h.kind === 'issue' || h.kind === 'renew' || h.kind === 'transfer_in') && h.valid_until) parts.push(` · 有效期至 valid until ${day(h.valid_until)}`);
+      if (h.to) parts.push(' → ', el('span', 'mono', h.to));
+      if (h.origin) parts.push(' ← ', el('span', 'mono', h.origin));
+      parts.push(el('span', 'sub', ` #${h.height}`));
+      const li = el('li', h.annulled ? 'annulled' : '', ...parts);
+      li.dataset.kind = h.kind;
+      historyList.append(li);
+    }
+    historyCard.hidden = false;
   }
 
   function showLicence(report, lic) {
@@ -353,6 +435,7 @@
     const s = ledger.status || {};
     let label;
     if (s.status === 'active') label = ['正常', 'active'];
+    else if (s.status === 'transferred') label = ['已转出', 'transferred out'];
     else if (s.status === 'revoked') label = REVOKED[s.reason] || ['已吊销/撤销/注销', 'revoked'];
     else if (s.status === 'suspended') {
       const r = SUSPENDED[s.reason] || [String(s.reason || ''), String(s.reason || '')];

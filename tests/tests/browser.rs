@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use base64::Engine as _;
-use huren_tests::{client, driving_body, NodeProcess, TestNetwork, TOKEN};
+use huren_tests::{
+    client, driving_body, eventually, start_mesh, verify, NodeProcess, TestNetwork, TOKEN,
+};
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -294,6 +296,8 @@ struct Shown {
     banner: String,
     licence: String,
     detail: String,
+    now: String,
+    history: String,
     focused: String,
     input: String,
 }
@@ -306,6 +310,8 @@ return {
   verdict: r.dataset.verdict, reason: r.dataset.reason, scan: Number(r.dataset.scan),
   banner: r.innerText, licence: lic.hidden ? '' : lic.innerText,
   detail: detail.hidden ? '' : detail.innerText,
+  now: document.getElementById('now').hidden ? '' : document.getElementById('now').innerText,
+  history: document.getElementById('history-card').hidden ? '' : document.getElementById('history-card').innerText,
   focused: document.activeElement ? document.activeElement.id : '',
   input: document.getElementById('scan').value,
 };
@@ -321,6 +327,8 @@ fn read(browser: &Browser) -> anyhow::Result<Shown> {
         banner: s("banner"),
         licence: s("licence"),
         detail: s("detail"),
+        now: s("now"),
+        history: s("history"),
         focused: s("focused"),
         input: s("input"),
     })
@@ -366,7 +374,8 @@ fn issue(
 }
 
 #[test]
-fn clerk_scans_valid_revoked_and_garbage_at_the_window() -> anyhow::Result<()> {
+fn clerk_scans_valid_revoked_superseded_transferred_and_garbage_at_the_window() -> anyhow::Result<()>
+{
     for tool in [CHROMIUM, CHROMEDRIVER] {
         ensure!(
             Path::new(tool).is_file(),
@@ -378,7 +387,10 @@ fn clerk_scans_valid_revoked_and_garbage_at_the_window() -> anyhow::Result<()> {
     let out = output_dir()?;
 
     let net = TestNetwork::new()?;
-    let node = NodeProcess::start(&net.node_config("gd.transport", None, "")?)?;
+    // Guangdong's window, and Shanghai's department a licence is transferred to.
+    let mut nodes = start_mesh(&net, &["gd.transport", "sh.transport"])?;
+    let sh = nodes.pop().context("sh node")?;
+    let node = nodes.pop().context("gd node")?;
     let http = client();
     let (valid_id, valid_qr) = issue(&http, &node, 1)?;
     let (revoked_id, revoked_qr) = issue(&http, &node, 2)?;
@@ -533,6 +545,88 @@ fn clerk_scans_valid_revoked_and_garbage_at_the_window() -> anyhow::Result<()> {
     assert_eq!(fits, true, "the page scrolls sideways on a phone");
     browser.screenshot(&out.join("window-phone.png"))?;
 
+    // 6. A card replaced by a reissue (补领): superseded, and the page says where the
+    //    licence stands now and shows its history line.
+    browser.resize(1024, 768)?;
+    let (lost_id, lost_qr) = issue(&http, &node, 3)?;
+    let r = http
+        .post(format!("{}/v1/licences/{lost_id}/reissue", node.url))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()?;
+    ensure!(r.status().is_success(), "reissue failed: {}", r.text()?);
+    browser.type_keys(&format!("{lost_qr}{ENTER}"))?;
+    let shown = answer(&browser, 6)?;
+    assert_eq!(
+        (shown.verdict.as_str(), shown.reason.as_str()),
+        ("invalid", "superseded"),
+        "{shown:#?}"
+    );
+    for word in ["此证已被新证取代", "superseded by a newer card"] {
+        assert!(shown.banner.contains(word), "{word} missing: {shown:#?}");
+    }
+    for word in [
+        "此证已作废，已有新证",
+        "replaced by a newer one",
+        "正常",
+        "active",
+    ] {
+        assert!(shown.now.contains(word), "{word} missing: {shown:#?}");
+    }
+    for word in ["核发", "补领/换证", "reissued"] {
+        assert!(shown.history.contains(word), "{word} missing: {shown:#?}");
+    }
+    ready_for_next(&shown);
+    browser.screenshot(&out.join("window-superseded.png"))?;
+
+    // 7. A licence transferred to Shanghai (转出 / 转入): the old card says where the
+    //    licence lives now, under which id, in both languages.
+    let (moved_id, moved_qr) = issue(&http, &node, 4)?;
+    let r = http
+        .post(format!("{}/v1/licences/{moved_id}/transfer", node.url))
+        .bearer_auth(TOKEN)
+        .json(&json!({"to": "sh.transport"}))
+        .send()?;
+    ensure!(r.status().is_success(), "transfer failed: {}", r.text()?);
+    let accepted: Value = eventually(30, "sh.transport to accept the transfer", || {
+        let r = http
+            .post(format!("{}/v1/transfers", sh.url))
+            .bearer_auth(TOKEN)
+            .json(&json!({"qr": moved_qr}))
+            .send()
+            .ok()?;
+        (r.status().as_u16() == 201)
+            .then(|| r.json().ok())
+            .flatten()
+    })?;
+    let new_id = accepted["licence_id"]
+        .as_str()
+        .context("new id")?
+        .to_owned();
+    eventually(30, "gd.transport's node to hold the transfer in", || {
+        let v = verify(&http, &node, &moved_qr).ok()?;
+        (v["lineage"]["transfer"]["accepted_as"] == new_id.as_str()).then_some(())
+    })?;
+    browser.type_keys(&format!("{moved_qr}{ENTER}"))?;
+    let shown = answer(&browser, 7)?;
+    assert_eq!(
+        (shown.verdict.as_str(), shown.reason.as_str()),
+        ("invalid", "transferred"),
+        "{shown:#?}"
+    );
+    for word in ["证照已转出至外地", "transferred to another region"] {
+        assert!(shown.banner.contains(word), "{word} missing: {shown:#?}");
+    }
+    for word in [new_id.as_str(), "上海", "310000", "ask for the new card"] {
+        assert!(shown.now.contains(word), "{word} missing: {shown:#?}");
+    }
+    for word in ["转出", "sh.transport"] {
+        assert!(shown.history.contains(word), "{word} missing: {shown:#?}");
+    }
+    ready_for_next(&shown);
+    browser.screenshot(&out.join("window-transferred.png"))?;
+    sh.stop()?;
+
     // No script error, no CSP violation, no failed load.
     let severe: Vec<Value> = browser
         .console()?
@@ -541,12 +635,11 @@ fn clerk_scans_valid_revoked_and_garbage_at_the_window() -> anyhow::Result<()> {
         .collect();
     assert!(severe.is_empty(), "browser console errors: {severe:#?}");
 
-    // 6. The node goes away: the page says the scan was not checked, shows no verdict and
+    // 8. The node goes away: the page says the scan was not checked, shows no verdict and
     //    nothing of the last licence, and the header says the node is unreachable.
-    browser.resize(1024, 768)?;
     node.stop()?;
     browser.type_keys(&format!("{valid_qr}{ENTER}"))?;
-    let shown = answer(&browser, 6)?;
+    let shown = answer(&browser, 8)?;
     assert_eq!(shown.verdict, "error", "{shown:#?}");
     for word in [
         "未核验",
