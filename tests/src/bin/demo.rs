@@ -3,7 +3,8 @@
 //! Founds a network from genesis/example.toml with fresh keys, starts one real
 //! `huren-node` per department (and the observer) on 127.0.0.1, each with its own sled
 //! directory, joined over libp2p; then issues a driving licence in Guangdong, verifies it
-//! in Shanghai, suspends, reinstates and revokes it, verifying after each step; the
+//! in Shanghai, suspends, reinstates and revokes it, verifying after each step; renews a
+//! second licence and transfers it from Guangdong to Shanghai (转出 / 转入); the
 //! departments then change the network on the ledger (a new region, licence type and
 //! department, which joins and issues), and it shows every department's chain head. It keeps the network running until Ctrl-C, then stops
 //! every node it started. `scripts/demo.sh` builds and runs it.
@@ -244,7 +245,94 @@ fn main() -> anyhow::Result<()> {
         offline["as_of"]["cosigners"]
     );
 
-    step(9, "Recognition policy: a physician certificate is recognised in Shanghai; a food business licence is not");
+    step(
+        9,
+        "Another holder renews before expiry (延续): a new card, the old one superseded at every window",
+    );
+    let body = json!({
+        "licence_type": "mvdl",
+        "holder": {"name": "李四", "id_number": "44010619920202456X", "class": "C1"},
+        "valid_days": 2190
+    });
+    let r = http
+        .post(format!("{}/v1/licences", gd.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()?;
+    anyhow::ensure!(r.status().as_u16() == 201, "issue failed: {}", r.text()?);
+    let second: Value = r.json()?;
+    let second_id = second["licence_id"].as_str().context("id")?.to_owned();
+    let second_qr = second["qr"].as_str().context("qr")?.to_owned();
+    let r = http
+        .post(format!("{}/v1/licences/{second_id}/renew", gd.url))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()?;
+    anyhow::ensure!(r.status().is_success(), "renew failed: {}", r.text()?);
+    let renewed: Value = r.json()?;
+    let renewed_qr = renewed["qr"].as_str().context("qr")?.to_owned();
+    println!(
+        "   licence {second_id} renewed: valid {} to {}",
+        renewed["valid_from"].as_str().unwrap_or(""),
+        renewed["valid_until"].as_str().unwrap_or("")
+    );
+    print!("   the old card in Shanghai:  ");
+    show(&until_verdict(
+        &http,
+        sh,
+        &second_qr,
+        "invalid",
+        Some("superseded"),
+    )?);
+    print!("   the new card in Shanghai:  ");
+    show(&until_verdict(&http, sh, &renewed_qr, "valid", None)?);
+
+    step(
+        10,
+        "The holder moves to Shanghai: Guangdong transfers the licence out (转出), Shanghai takes it in (转入)",
+    );
+    let r = http
+        .post(format!("{}/v1/licences/{second_id}/transfer", gd.url))
+        .bearer_auth(TOKEN)
+        .json(&json!({"to": "sh.transport"}))
+        .send()?;
+    anyhow::ensure!(r.status().is_success(), "transfer failed: {}", r.text()?);
+    let moved: Value = eventually(30, "Shanghai to take the transfer in", || {
+        let r = http
+            .post(format!("{}/v1/transfers", sh.url))
+            .bearer_auth(TOKEN)
+            .json(&json!({"qr": renewed_qr}))
+            .send()
+            .ok()?;
+        (r.status().as_u16() == 201)
+            .then(|| r.json().ok())
+            .flatten()
+    })?;
+    let new_id = moved["licence_id"].as_str().context("new id")?.to_owned();
+    let new_qr = moved["qr"].as_str().context("new qr")?.to_owned();
+    println!("   {second_id} (Guangdong) is now {new_id} (Shanghai)");
+    for (n, (name, _)) in nodes.iter().zip(NODES) {
+        let old = eventually(30, "the old card to name the new licence", || {
+            let v = huren_tests::verify(&http, n, &renewed_qr).ok()?;
+            (v["lineage"]["transfer"]["accepted_as"] == new_id.as_str()).then_some(v)
+        })?;
+        let new = until_verdict(&http, n, &new_qr, "valid", None)?;
+        print!("   {name:<13} old card ");
+        show(&old);
+        print!("   {name:<13} new card ");
+        show(&new);
+    }
+    let history = get_json(
+        &http,
+        &format!("{}/v1/licences/{second_id}/history", sh.url),
+    )?;
+    let kinds: Vec<&str> = history["history"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    println!("   history of {second_id}: {}", kinds.join(" → "));
+
+    step(11, "Recognition policy: a physician certificate is recognised in Shanghai; a food business licence is not");
     let issue_at = |node: &NodeProcess, body: Value| -> anyhow::Result<String> {
         let r = http
             .post(format!("{}/v1/licences", node.url))
@@ -277,7 +365,7 @@ fn main() -> anyhow::Result<()> {
     show(&until_verdict(&http, gd, &food, "valid", None)?);
 
     step(
-        10,
+        12,
         "Governance on the ledger: the departments add 江苏省 and its maritime bureau (js.maritime), no node restarted",
     );
     let all: Vec<&NodeProcess> = nodes.iter().collect();
@@ -295,7 +383,7 @@ fn main() -> anyhow::Result<()> {
     nodes.push(js);
     let observer = &nodes[5];
 
-    step(11, "Each department's chain head, as the observer sees it");
+    step(13, "Each department's chain head, as the observer sees it");
     for (dept, height, hash) in heads(&http, observer)? {
         println!(
             "   {dept:<13} height {height:>3}  {}",
