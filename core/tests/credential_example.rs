@@ -251,3 +251,94 @@ fn the_document_shows_the_block_the_code_builds() {
     let back = Block::decode(&bytes).expect("canonical");
     assert_eq!(back, block);
 }
+
+/// The records protocol version 2 adds, one of each, as section 8.1 lists them: each
+/// one's leaf (`[height, index, record]` at height 7, index 0) in hex on a line of its own.
+fn version_2_records() -> Vec<(&'static str, Record)> {
+    use huren_core::ledger::AnnulReason;
+    use huren_core::SuspendReason;
+    let id = example().licence_id;
+    let officer = OfficerId::parse("officer-1").expect("officer");
+    let renewed = Hash32::digest(b"renewed credential");
+    vec![
+        (
+            "suspend until",
+            Record::Suspend {
+                licence_id: id.clone(),
+                reason: SuspendReason::Penalty,
+                officer: officer.clone(),
+                until: Some(ISSUED_AT + 180 * 86_400),
+            },
+        ),
+        (
+            "renew",
+            Record::Renew {
+                licence_id: id.clone(),
+                valid_from: EXPIRES_AT - 30 * 86_400,
+                valid_until: EXPIRES_AT + 2160 * 86_400,
+                commitment: renewed,
+                officer: officer.clone(),
+            },
+        ),
+        (
+            "reissue",
+            Record::Reissue {
+                licence_id: id.clone(),
+                commitment: renewed,
+                officer: officer.clone(),
+            },
+        ),
+        (
+            "amend",
+            Record::Amend {
+                licence_id: id.clone(),
+                commitment: renewed,
+                officer: officer.clone(),
+            },
+        ),
+        (
+            "transfer out",
+            Record::TransferOut {
+                licence_id: id.clone(),
+                to: DepartmentId::parse("sh.transport").expect("department"),
+                officer: officer.clone(),
+            },
+        ),
+        (
+            "annul",
+            Record::Annul {
+                licence_id: id.clone(),
+                height: 5,
+                index: 2,
+                reason: AnnulReason::Court,
+                officer: officer.clone(),
+            },
+        ),
+        (
+            "transfer in",
+            Record::Issue(Issue {
+                licence_id: LicenceId::new(
+                    DepartmentId::parse("sh.transport").expect("department"),
+                    LicenceType::parse("mvdl").expect("type"),
+                    42,
+                ),
+                valid_from: ISSUED_AT + 400 * 86_400,
+                valid_until: EXPIRES_AT,
+                commitment: renewed,
+                officer,
+                origin: Some(id),
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn the_document_shows_the_version_2_records_the_code_encodes() {
+    for (what, record) in version_2_records() {
+        let leaf = record.leaf(7, 0);
+        assert_eq!(record.min_version(), 2, "{what}");
+        assert_line_in_doc(what, &hex::encode(&leaf));
+        let (_, _, back) = Record::from_leaf(&leaf).expect("canonical");
+        assert_eq!(back, record, "{what}");
+    }
+}
