@@ -86,7 +86,7 @@ pub fn renew(a: RenewArgs) -> anyhow::Result<Exit> {
 
 /// Bulk renewals: the ids of `file`, `a.batch` per request, each one renewed or refused
 /// on its own; the new QR texts go to `out` as CSV. Exit 0 when every one was renewed,
-/// 65 (refused) when any was not (each refusal is printed with its line).
+/// 1 (refused) when any was not (each refusal is printed with its line).
 fn renew_file(
     a: &RenewArgs,
     file: &std::path::Path,

@@ -166,3 +166,207 @@ fn cli_drives_a_real_node() -> anyhow::Result<()> {
     assert!(out.contains("ok"), "{out}");
     Ok(())
 }
+
+/// The licence's later life through the CLI, against real nodes in two regions: reissue,
+/// renew (one, and in bulk from a file), amend, suspend until a date, revoke and annul,
+/// history, status and verify `--at` a moment, and a transfer from Guangdong to Shanghai.
+#[test]
+fn cli_walks_a_licence_through_its_later_life() -> anyhow::Result<()> {
+    let net = TestNetwork::new()?;
+    let nodes = huren_tests::start_mesh(&net, &["gd.transport", "sh.transport"])?;
+    let (gd, sh) = (nodes[0].url.as_str(), nodes[1].url.as_str());
+    let dir = tempfile::tempdir()?;
+    let issue = |n: u32| -> String {
+        ok(&huren(&[
+            "issue",
+            "--node",
+            gd,
+            "--type",
+            "mvdl",
+            "--holder",
+            &format!("name=持证人{n}"),
+            "--holder",
+            &format!("id_number=4401061990{n:08}"),
+            "--holder",
+            "class=C1",
+            "--valid-days",
+            "2190",
+        ]))
+        .trim()
+        .to_owned()
+    };
+    let id_of = |qr: &str| -> String {
+        verdict(gd, qr).1["licence"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let first = issue(1);
+    let id = id_of(&first);
+
+    // Reissue: stdout is the new QR; the old one is invalid · superseded (exit 1).
+    let second = ok(&huren(&["reissue", "--node", gd, &id]))
+        .trim()
+        .to_owned();
+    assert!(second.starts_with("HZ1:") && second != first);
+    let (code, v) = verdict(gd, &first);
+    assert_eq!((code, v["reason"].as_str()), (1, Some("superseded")), "{v}");
+    assert_eq!(verdict(gd, &second).0, 0);
+
+    // Renew and amend, each a new QR.
+    let third = ok(&huren(&[
+        "renew",
+        "--node",
+        gd,
+        &id,
+        "--valid-days",
+        "3000",
+    ]))
+    .trim()
+    .to_owned();
+    assert_eq!(verdict(gd, &second).1["reason"], "superseded");
+    let fourth = ok(&huren(&[
+        "amend", "--node", gd, &id, "--holder", "class=B2",
+    ]))
+    .trim()
+    .to_owned();
+    let (code, v) = verdict(gd, &fourth);
+    assert_eq!(
+        (code, v["licence"]["holder"]["class"].as_str()),
+        (0, Some("B2")),
+        "{v}"
+    );
+    assert_eq!(verdict(gd, &third).1["reason"], "superseded");
+    let out = huren(&["amend", "--node", gd, &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "amend without a change is a usage error"
+    );
+
+    // A timed suspension, a revocation as penalty, and its annulment by a court.
+    ok(&huren(&[
+        "suspend",
+        "--node",
+        gd,
+        &id,
+        "--reason",
+        "penalty",
+        "--until",
+        "2099-01-01T00:00:00Z",
+    ]));
+    let (code, v) = verdict(gd, &fourth);
+    assert_eq!((code, v["reason"].as_str()), (1, Some("suspended")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2099-01-01"),
+        "{v}"
+    );
+    ok(&huren(&[
+        "revoke", "--node", gd, &id, "--reason", "penalty",
+    ]));
+    assert_eq!(verdict(gd, &fourth).1["reason"], "revoked");
+    ok(&huren(&["annul", "--node", gd, &id, "--reason", "court"]));
+    assert_eq!(
+        verdict(gd, &fourth).0,
+        0,
+        "the overturned penalty never took effect"
+    );
+
+    // History and "as of": public, no personal data.
+    let history: serde_json::Value =
+        serde_json::from_str(&ok(&huren(&["history", "--node", gd, &id])))?;
+    let kinds: Vec<&str> = history["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["issue", "reissue", "renew", "amend", "suspend", "revoke", "annul"]
+    );
+    assert!(!history.to_string().contains("持证人1"), "{history}");
+    let status: serde_json::Value = serde_json::from_str(&ok(&huren(&[
+        "status",
+        "--node",
+        gd,
+        &id,
+        "--at",
+        "2000-01-01T00:00:00Z",
+    ])))?;
+    assert_eq!(status["at"]["standing"], "not_issued", "{status}");
+    let out = huren(&[
+        "verify",
+        "--node",
+        gd,
+        "--at",
+        "2000-01-01T00:00:00Z",
+        &fourth,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["at"]["standing"], "not_issued", "{v}");
+
+    // Bulk renewal from a file: one line refused, the others renewed, new QRs in a CSV.
+    let (a, b) = (issue(2), issue(3));
+    let list = dir.path().join("renewals.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# today's renewals\n{}\n{}\nsh.transport:mvdl:99\n",
+            id_of(&a),
+            id_of(&b)
+        ),
+    )?;
+    let out_csv = dir.path().join("renewed.csv");
+    let out = huren(&[
+        "renew",
+        "--node",
+        gd,
+        "--file",
+        &list.to_string_lossy(),
+        "--out",
+        &out_csv.to_string_lossy(),
+        "--valid-days",
+        "3000",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "one refusal: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 4: other_department"));
+    let renewed = std::fs::read_to_string(&out_csv)?;
+    assert_eq!(renewed.lines().count(), 3, "{renewed}");
+    for line in renewed.lines().skip(1) {
+        let qr = line.split(',').nth(1).expect("qr");
+        assert_eq!(verdict(gd, qr).0, 0, "{line}");
+    }
+    assert_eq!(verdict(gd, &a).1["reason"], "superseded");
+
+    // Transfer out at Guangdong, accept at Shanghai with the holder's QR.
+    ok(&huren(&[
+        "transfer",
+        "--node",
+        gd,
+        &id,
+        "--to",
+        "sh.transport",
+    ]));
+    let moved = huren_tests::eventually(30, "sh.transport to accept the transfer", || {
+        let out = huren(&["accept-transfer", "--node", sh, &fourth]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    })?;
+    let (code, v) = verdict(sh, &moved);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["lineage"]["origin"], id.as_str(), "{v}");
+    let out = huren(&["accept-transfer", "--node", sh, &fourth]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a second transfer in is refused"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad_transfer"));
+    Ok(())
+}
