@@ -531,8 +531,9 @@ pub enum RecordArgs {
     /// everywhere at once): only after every department's node runs a release that knows
     /// it (its /healthz `protocol.supported`); a node that does not stops signing.
     SetProtocolVersion {
-        #[arg(long, value_name = "N")]
-        version: u32,
+        /// The version to switch to.
+        #[arg(long, value_name = "VERSION")]
+        to: u32,
         #[command(flatten)]
         out: ProposalOut,
     },

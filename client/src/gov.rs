@@ -338,8 +338,8 @@ fn record_of(a: RecordArgs) -> anyhow::Result<(GovRecord, ProposalOut)> {
             },
             out,
         ),
-        RecordArgs::SetProtocolVersion { version, out } => {
-            (GovRecord::SetProtocolVersion { version }, out)
+        RecordArgs::SetProtocolVersion { to, out } => {
+            (GovRecord::SetProtocolVersion { version: to }, out)
         }
     })
 }

@@ -199,6 +199,18 @@ fn valid_request(
         json!({})
     } else if path.ends_with(":batch") {
         json!({"licences": [driving_body(7)]})
+    } else if path.ends_with(":renew") {
+        json!({"licences": [{"licence_id": "gd.transport:mvdl:1"}]})
+    } else if path.ends_with("/renew") || path.ends_with("/reissue") {
+        json!({})
+    } else if path.ends_with("/amend") {
+        json!({"holder": {"class": "B2"}})
+    } else if path.ends_with("/transfer") {
+        json!({"to": "sh.transport"})
+    } else if path.ends_with("/annul") {
+        json!({"reason": "court"})
+    } else if path == "/v1/transfers" {
+        json!({"qr": "HZ1:NOTHING"})
     } else if path == "/v1/verify" {
         json!({"qr": "HZ1:NOTHING"})
     } else if path == "/v1/governance" {
@@ -459,8 +471,8 @@ fn missing_garbage_and_revoked_tokens_are_refused_on_every_department_route() ->
 }
 
 /// API5: a token's scope bounds what its officer may do: an issuing clerk cannot suspend,
-/// reinstate or revoke; a lifecycle officer cannot issue, import, or print a licence's
-/// QR or card.
+/// reinstate, revoke, transfer or annul; a lifecycle officer cannot issue, import, renew,
+/// reissue, amend, take a transfer in, or print a licence's QR or card.
 #[test]
 fn scopes_bound_what_an_officer_may_do() -> anyhow::Result<()> {
     let net = TestNetwork::new()?;
@@ -469,7 +481,8 @@ fn scopes_bound_what_an_officer_may_do() -> anyhow::Result<()> {
     let id = issue(&http, &node, A_ALL, 1);
     let before = heads_of(&http, &node);
     for (method, path) in department_routes(&http, &node) {
-        let lifecycle = ["/suspend", "/reinstate", "/revoke"]
+        // The routes of scope `lifecycle`: changes of standing without a new credential.
+        let lifecycle = ["/suspend", "/reinstate", "/revoke", "/transfer", "/annul"]
             .iter()
             .any(|s| path.ends_with(s));
         let (token, who) = if lifecycle {
@@ -549,9 +562,14 @@ fn unknown_and_server_owned_fields_are_refused() -> anyhow::Result<()> {
             "officer",
         ),
         (
-            "suspend",
-            json!({"reason": "penalty", "until": "2030-01-01T00:00:00Z"}),
-            "until",
+            "annul",
+            json!({"reason": "court", "height": 1}),
+            "the annulled record's height (the node names it)",
+        ),
+        (
+            "renew",
+            json!({"licence_id": "gd.transport:mvdl:2"}),
+            "a licence id in a single renewal",
         ),
         ("reinstate", json!({"reason": "penalty"}), "reason"),
         (
