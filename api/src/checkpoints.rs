@@ -182,6 +182,16 @@ pub struct StatusProofView {
     pub path: Vec<Hash32>,
 }
 
+impl StatusProofView {
+    fn of(s: &huren_core::proof::StatusInclusion) -> Self {
+        Self {
+            entry: hex::encode(s.entry),
+            index: s.index,
+            path: s.path.clone(),
+        }
+    }
+}
+
 /// `POST /v1/verify?proof=1`: what a verifier that does not trust the node checks the
 /// answer against (`huren verify --proof`, docs/checkpoints.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +204,21 @@ pub struct VerifyProof {
     pub issue: Option<RecordProofView>,
     /// The licence's entry in the status set, or its neighbours there.
     pub status: Vec<StatusProofView>,
+    /// The presented credential's place in the same set: its entry when it was
+    /// superseded (renewed, reissued or amended since), or its neighbours. Absent from
+    /// nodes of earlier releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialProofView>,
+}
+
+/// Where a credential's key (`tlog::credential_status_key`) is in the status set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CredentialProofView {
+    /// The 16-byte key, hex.
+    pub key: String,
+    /// Its entry, or its neighbours.
+    pub place: Vec<StatusProofView>,
 }
 
 /// Why a proof was refused as it came.
@@ -221,15 +246,14 @@ impl VerifyProof {
                 index: i.index,
                 path: i.path.clone(),
             }),
-            status: p
-                .status
-                .iter()
-                .map(|s| StatusProofView {
-                    entry: hex::encode(s.entry),
-                    index: s.index,
-                    path: s.path.clone(),
-                })
-                .collect(),
+            status: p.status.iter().map(StatusProofView::of).collect(),
+            credential: p
+                .credential
+                .as_ref()
+                .map(|(key, place)| CredentialProofView {
+                    key: hex::encode(key),
+                    place: place.iter().map(StatusProofView::of).collect(),
+                }),
         }
     }
 
@@ -243,9 +267,32 @@ impl VerifyProof {
                 Ok(p.clone())
             }
         };
-        if self.status.len() > 2 {
+        if self.status.len() > 2 || self.credential.as_ref().is_some_and(|c| c.place.len() > 2) {
             return Err(ProofShapeError::PathLength(2));
         }
+        let entries = |v: &[StatusProofView]| {
+            v.iter()
+                .map(|s| {
+                    let bytes =
+                        hex::decode(&s.entry).map_err(|_| ProofShapeError::Hex("an entry"))?;
+                    Ok(huren_core::proof::StatusInclusion {
+                        entry: bytes.try_into().map_err(|_| ProofShapeError::EntryLength)?,
+                        index: s.index,
+                        path: path(&s.path)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ProofShapeError>>()
+        };
+        let credential = match &self.credential {
+            None => None,
+            Some(c) => {
+                let key: [u8; 16] = hex::decode(&c.key)
+                    .ok()
+                    .and_then(|k| k.try_into().ok())
+                    .ok_or(ProofShapeError::Hex("the credential key"))?;
+                Some((key, entries(&c.place)?))
+            }
+        };
         Ok(huren_core::proof::LicenceProof {
             checkpoint: SignedCheckpoint::parse(net, &self.checkpoint)
                 .map_err(ProofShapeError::Checkpoint)?,
@@ -257,19 +304,8 @@ impl VerifyProof {
                     path: path(&i.path)?,
                 }),
             },
-            status: self
-                .status
-                .iter()
-                .map(|s| {
-                    let bytes =
-                        hex::decode(&s.entry).map_err(|_| ProofShapeError::Hex("an entry"))?;
-                    Ok(huren_core::proof::StatusInclusion {
-                        entry: bytes.try_into().map_err(|_| ProofShapeError::EntryLength)?,
-                        index: s.index,
-                        path: path(&s.path)?,
-                    })
-                })
-                .collect::<Result<_, ProofShapeError>>()?,
+            status: entries(&self.status)?,
+            credential,
         })
     }
 }

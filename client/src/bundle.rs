@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use huren_core::bundle::{self, Bundle, Delta, VerifiedBundle, BUNDLE_BYTES_MAX};
+use huren_core::bundle::{self, Bundle, BundleError, Delta, VerifiedBundle, BUNDLE_BYTES_MAX};
 use huren_core::Network;
 use reqwest::StatusCode;
 
@@ -68,18 +68,16 @@ pub fn fetch(a: BundleArgs) -> anyhow::Result<Exit> {
         None
     };
     let what = format!("the bundle from {}", a.node);
+    let whole = || -> anyhow::Result<VerifiedBundle> {
+        let answer = node.get_query(&["v1", "bundle"], &[], BUNDLE_BYTES_MAX as u64)?;
+        let bytes = answer.bytes(&[StatusCode::OK], Exit::DATA)?;
+        let b = Bundle::decode(&bytes).map_err(|e| fail(Exit::PROTOCOL, format!("{what}: {e}")))?;
+        let net = network_of(founding.clone(), b.governance.as_deref(), &what)?;
+        b.verify(&net)
+            .map_err(|e| fail(Exit::DATA, format!("{what} is refused: {e}")))
+    };
     let (next, kind) = match &held {
-        None => {
-            let answer = node.get_query(&["v1", "bundle"], &[], BUNDLE_BYTES_MAX as u64)?;
-            let bytes = answer.bytes(&[StatusCode::OK], Exit::DATA)?;
-            let b =
-                Bundle::decode(&bytes).map_err(|e| fail(Exit::PROTOCOL, format!("{what}: {e}")))?;
-            let net = network_of(founding.clone(), b.governance.as_deref(), &what)?;
-            let v = b
-                .verify(&net)
-                .map_err(|e| fail(Exit::DATA, format!("{what} is refused: {e}")))?;
-            (v, "whole")
-        }
+        None => (whole()?, "whole"),
         Some((old, old_net)) => {
             let since = old
                 .version()
@@ -99,19 +97,29 @@ pub fn fetch(a: BundleArgs) -> anyhow::Result<Exit> {
                 Some(g) => network_of(founding.clone(), Some(g), &what)?,
                 None => old_net.clone(),
             };
-            let v = old.apply(&delta, &net).map_err(|e| {
-                fail(
-                    Exit::DATA,
-                    format!("{what} is refused, the held bundle is kept: {e}"),
-                )
-            })?;
+            let (v, kind) = match old.apply(&delta, &net) {
+                Ok(v) => (v, "delta"),
+                // A delta whose sets do not add up to the new checkpoints' (the window's
+                // bundle is older than the entries the node still keeps past their end):
+                // the whole bundle, checked as a first one is, and never a step back.
+                Err(e @ (BundleError::SetRoot { .. } | BundleError::SetCount { .. })) => {
+                    eprintln!("the delta does not add up ({e}); fetching the whole bundle");
+                    (whole()?, "whole, after a delta that did not add up")
+                }
+                Err(e) => {
+                    return Err(fail(
+                        Exit::DATA,
+                        format!("{what} is refused, the held bundle is kept: {e}"),
+                    ))
+                }
+            };
             bundle::check_not_rollback(old, &v).map_err(|e| {
                 fail(
                     Exit::DATA,
                     format!("{what} is refused, the held bundle is kept: {e}"),
                 )
             })?;
-            (v, "delta")
+            (v, kind)
         }
     };
     let encoded = next.bundle().encode();

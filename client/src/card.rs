@@ -44,7 +44,7 @@ pub fn run(a: CardArgs) -> anyhow::Result<Exit> {
 
     let now = genesis::now_unix_secs()?;
     let ctx = VerifyContext { now, region: None };
-    let decision = verify::decide_text(&net, &text, &|_| LedgerFacts::Offline, &ctx);
+    let decision = verify::decide_text(&net, &text, &|_, _| LedgerFacts::Offline, &ctx);
     let report = huren_api::Report::new(&net, &decision);
     match decision.verdict {
         Verdict::Valid => {}

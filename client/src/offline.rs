@@ -203,7 +203,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     let rules = net.checkpoint_rules();
     // The issuer the answer was about, for the report's "as of".
     let asked = std::cell::RefCell::new(None);
-    let facts = |id: &huren_core::LicenceId| -> LedgerFacts {
+    let facts = |id: &huren_core::LicenceId, commitment: &huren_core::Hash32| -> LedgerFacts {
         let Some(v) = &held else {
             return LedgerFacts::Offline;
         };
@@ -214,12 +214,14 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
                 status: None,
                 expired: false,
                 as_of: 0,
+                superseded: false,
             };
         };
         LedgerFacts::Bundle {
             status: v.status(id).ledger_status(),
             expired: v.freshness(dept, now_ms, &rules) == Some(bundle::Freshness::Expired),
             as_of: (cp.checkpoint.time_ms / 1000) as i64,
+            superseded: v.superseded(id, commitment),
         }
     };
     let mut decision = match (&a.text, &a.image) {

@@ -107,6 +107,20 @@ pub fn check(
                 cp.department, cp.height
             )))
         }
+        Some(_) if proven.credential.map(|(k, _)| k)
+            != Some(huren_core::tlog::credential_status_key(&commitment)) =>
+        {
+            return Err(refuse(
+                "it answered valid, but its proof does not place the presented credential in the status set"
+                    .into(),
+            ))
+        }
+        Some(_) if proven.credential.is_some_and(|(_, superseded)| superseded) => {
+            return Err(refuse(
+                "it answered valid, but its proof shows the credential superseded (renewed, reissued or amended since)"
+                    .into(),
+            ))
+        }
         Some((_, record)) if record.commitment() != Some(commitment) => return Err(refuse(
             "it answered valid, but the issue record in its proof commits to another credential"
                 .into(),
@@ -121,6 +135,9 @@ pub fn check(
         status: Some(proven.status),
         expired: false,
         as_of: (cp.time_ms / 1000) as i64,
+        // The proof shows the credential brought in by the licence's newest credential
+        // record (checked above), so it is not a superseded one.
+        superseded: false,
     };
     let own = verify::decide(&net, un, facts, &ctx);
     if own.verdict != Verdict::Valid {

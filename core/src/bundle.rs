@@ -263,11 +263,6 @@ pub enum BundleError {
         held: CheckpointAt,
         offered: CheckpointAt,
     },
-    #[error("department {department}: the delta removes key {} from its status set, which does not hold it", hex::encode(.key))]
-    RemoveAbsent {
-        department: DepartmentId,
-        key: [u8; 16],
-    },
     #[error("department {department}: the held bundle has its checkpoint, the new one does not")]
     Dropped { department: DepartmentId },
 }
@@ -646,7 +641,8 @@ fn check_set(entries: &[[u8; ENTRY_BYTES]], list: EntryList) -> Result<(), SetPr
     let mut previous: Option<&[u8]> = None;
     for (index, e) in entries.iter().enumerate() {
         let bytes = [e[16], e[17]];
-        if entry_status(bytes).is_none() && !(list == EntryList::Changes && is_removal(bytes)) {
+        let known = entry_status(bytes).is_some() || tlog::is_superseded(bytes);
+        if !known && !(list == EntryList::Changes && is_removal(bytes)) {
             return Err(SetProblem::Status { index, bytes, list });
         }
         if previous.is_some_and(|p| p >= &e[..16]) {
@@ -803,6 +799,19 @@ impl VerifiedBundle {
         }
     }
 
+    /// Whether the bundle's set of the credential's department holds `commitment` as a
+    /// superseded credential (renewed, reissued or amended since, and not yet expired at
+    /// the checkpoint): an old or lost card.
+    pub fn superseded(&self, id: &LicenceId, commitment: &Hash32) -> bool {
+        let Some(i) = self.index(id.department()) else {
+            return false;
+        };
+        let key = tlog::credential_status_key(commitment);
+        let set = &self.bundle.departments[i].status;
+        set.binary_search_by(|e| e[..16].cmp(&key[..]))
+            .is_ok_and(|j| tlog::is_superseded([set[j][16], set[j][17]]))
+    }
+
     /// The height of each department's checkpoint, in department order: what a node
     /// needs to make a delta from this bundle.
     pub fn version(&self) -> Vec<(DepartmentId, u64)> {
@@ -898,10 +907,7 @@ impl VerifiedBundle {
                 });
             }
             let base = sets.get(&department).map_or(&[][..], |b| &b.status[..]);
-            let status = merge(base, &d.changes).map_err(|key| BundleError::RemoveAbsent {
-                department: department.clone(),
-                key,
-            })?;
+            let status = merge(base, &d.changes);
             sets.insert(
                 department,
                 BundleDepartment {
@@ -994,29 +1000,24 @@ pub fn diff(old: &[[u8; ENTRY_BYTES]], new: &[[u8; ENTRY_BYTES]]) -> Vec<[u8; EN
     out
 }
 
-/// `set` with `changes` applied (both sorted strictly by key): the new set, or the key of
-/// a removal the set does not hold.
-fn merge(
-    set: &[[u8; ENTRY_BYTES]],
-    changes: &[[u8; ENTRY_BYTES]],
-) -> Result<Vec<[u8; ENTRY_BYTES]>, [u8; 16]> {
+/// `set` with `changes` applied (both sorted strictly by key). A removal of a key the set
+/// does not hold changes nothing: a node may name more removals than needed (an entry
+/// past its end it cannot tell the bundle still held), and the result is checked against
+/// the checkpoint's status root anyway.
+fn merge(set: &[[u8; ENTRY_BYTES]], changes: &[[u8; ENTRY_BYTES]]) -> Vec<[u8; ENTRY_BYTES]> {
     let mut out = Vec::with_capacity(set.len() + changes.len());
     let mut held = set.iter().peekable();
     for c in changes {
         while let Some(e) = held.next_if(|e| e[..16] < c[..16]) {
             out.push(*e);
         }
-        let replaced = held.next_if(|e| e[..16] == c[..16]).is_some();
-        if is_removal([c[16], c[17]]) {
-            if !replaced {
-                return Err(c[..16].try_into().expect("16 bytes"));
-            }
-        } else {
+        let _replaced = held.next_if(|e| e[..16] == c[..16]);
+        if !is_removal([c[16], c[17]]) {
             out.push(*c);
         }
     }
     out.extend(held);
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

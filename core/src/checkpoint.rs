@@ -211,15 +211,27 @@ impl DeptCheckpoint {
         })
     }
 
-    /// Whether `self` and `other` of one department cannot both be true: two different
-    /// states at one height, two roots at one size, or a higher height with fewer
-    /// records. A department that signed both forked its chain.
+    /// Whether `self` and `other` of one department cannot both be true: two trees at
+    /// one height, two roots at one size, or a higher height with fewer records; or, at
+    /// one height, two status sets signed at the same time, or a later one that holds
+    /// more entries. (The status set is taken at the checkpoint's time: an entry with an
+    /// end, a timed suspension or a superseded credential, leaves it then without a
+    /// block, so at one height a later set may hold fewer entries, never more.) A
+    /// department that signed both forked its chain or its status set.
     pub fn conflicts_with(&self, other: &DeptCheckpoint) -> bool {
         if self.department != other.department {
             return false;
         }
-        let state = |c: &DeptCheckpoint| (c.size, c.root, c.status_count, c.status_root);
-        (self.height == other.height && state(self) != state(other))
+        let tree = |c: &DeptCheckpoint| (c.size, c.root);
+        let status = |c: &DeptCheckpoint| (c.status_count, c.status_root);
+        let (earlier, later) = if self.time_ms <= other.time_ms {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let status_conflict = status(self) != status(other)
+            && (self.time_ms == other.time_ms || later.status_count > earlier.status_count);
+        (self.height == other.height && (tree(self) != tree(other) || status_conflict))
             || (self.size == other.size && self.root != other.root)
             || (self.height < other.height && self.size > other.size)
             || (other.height < self.height && other.size > self.size)

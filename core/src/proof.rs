@@ -43,6 +43,10 @@ pub struct LicenceProof {
     /// The licence's entry (it is suspended or revoked), or its neighbours in key order
     /// (it is not): none when the set is empty, one at either end, two in between.
     pub status: Vec<StatusInclusion>,
+    /// The presented credential's place in the same set (`tlog::credential_status_key`),
+    /// as `status` places the licence: its entry when it was superseded, or its
+    /// neighbours. With the key it places; `None` from a node that gave none.
+    pub credential: Option<([u8; 16], Vec<StatusInclusion>)>,
 }
 
 /// What a proof establishes as of its checkpoint.
@@ -54,6 +58,9 @@ pub struct ProvenLicence {
     pub issued: Option<(u64, Record)>,
     /// The licence's status in the issuer's status set: active when it is not there.
     pub status: LicenceStatus,
+    /// The credential key the proof placed, and whether the set holds it as superseded;
+    /// `None` when the proof places no credential.
+    pub credential: Option<([u8; 16], bool)>,
 }
 
 /// Why a proof does not hold.
@@ -126,18 +133,44 @@ pub fn check(
             Some((height, record))
         }
     };
-    let status = place(id, cp.status_count, &cp.status_root, &proof.status)?;
-    Ok(ProvenLicence { issued, status })
+    let status = match place(
+        tlog::status_key(id),
+        cp.status_count,
+        &cp.status_root,
+        &proof.status,
+    )? {
+        None => LicenceStatus::Active,
+        Some(bytes) => match LicenceStatus::from_bytes(bytes) {
+            Some(s) if s != LicenceStatus::Active => s,
+            _ => return Err(ProofError::StatusBytes(bytes)),
+        },
+    };
+    let credential = match &proof.credential {
+        None => None,
+        Some((key, entries)) => {
+            let superseded = match place(*key, cp.status_count, &cp.status_root, entries)? {
+                None => false,
+                Some(bytes) if tlog::is_superseded(bytes) => true,
+                Some(bytes) => return Err(ProofError::StatusBytes(bytes)),
+            };
+            Some((*key, superseded))
+        }
+    };
+    Ok(ProvenLicence {
+        issued,
+        status,
+        credential,
+    })
 }
 
-/// The licence's status from its place in the status set of `size` entries and `root`.
+/// The status bytes of `key`'s entry in the status set of `size` entries and `root`, or
+/// `None` when `entries` show it is not there.
 fn place(
-    id: &LicenceId,
+    key: [u8; 16],
     size: u64,
     root: &Hash32,
     entries: &[StatusInclusion],
-) -> Result<LicenceStatus, ProofError> {
-    let key = tlog::status_key(id);
+) -> Result<Option<[u8; 2]>, ProofError> {
     for e in entries {
         tlog::verify_inclusion(&tlog::leaf_hash(&e.entry), e.index, size, &e.path, root)
             .map_err(ProofError::StatusInclusion)?;
@@ -149,21 +182,15 @@ fn place(
     };
     let bad = ProofError::Placement;
     match entries {
-        [] if size == 0 => Ok(LicenceStatus::Active),
+        [] if size == 0 => Ok(None),
         [] => Err(bad("no entry given, and the set is not empty")),
-        [e] if k(e) == key => {
-            let bytes = [e.entry[16], e.entry[17]];
-            match LicenceStatus::from_bytes(bytes) {
-                Some(s) if s != LicenceStatus::Active => Ok(s),
-                _ => Err(ProofError::StatusBytes(bytes)),
-            }
-        }
-        [e] if e.index == 0 && key < k(e) => Ok(LicenceStatus::Active),
-        [e] if e.index + 1 == size && key > k(e) => Ok(LicenceStatus::Active),
+        [e] if k(e) == key => Ok(Some([e.entry[16], e.entry[17]])),
+        [e] if e.index == 0 && key < k(e) => Ok(None),
+        [e] if e.index + 1 == size && key > k(e) => Ok(None),
         [_] => Err(bad(
             "one entry, neither the licence's nor an end of the set past it",
         )),
-        [a, b] if a.index + 1 == b.index && k(a) < key && key < k(b) => Ok(LicenceStatus::Active),
+        [a, b] if a.index + 1 == b.index && k(a) < key && key < k(b) => Ok(None),
         [_, _] => Err(bad(
             "two entries that are not neighbours around the licence",
         )),
@@ -229,7 +256,11 @@ impl StatusTree {
 
     /// The licence's place: its entry, or its neighbours (see `LicenceProof::status`).
     pub fn place(&self, id: &LicenceId) -> Vec<StatusInclusion> {
-        let key = tlog::status_key(id);
+        self.place_key(tlog::status_key(id))
+    }
+
+    /// A key's place: its entry, or its neighbours.
+    pub fn place_key(&self, key: [u8; 16]) -> Vec<StatusInclusion> {
         match self.entries.binary_search_by(|e| e[..16].cmp(&key[..])) {
             Ok(i) => vec![self.inclusion(i)],
             Err(i) => {

@@ -377,8 +377,41 @@ pub fn status_key(id: &crate::ids::LicenceId) -> [u8; 16] {
     k
 }
 
+/// A superseded credential's place in its department's status set: the first 16 bytes of
+/// SHA-256("huren/status-credential/v1" ‖ commitment). A renewal, reissue or amendment
+/// puts the credential it replaces there until that credential's own expiry, so that an
+/// offline verifier holding the set refuses a lost card (docs/lifecycle.md).
+pub fn credential_status_key(commitment: &Hash32) -> [u8; 16] {
+    let d = Hash32::digest_parts(&[b"huren/status-credential/v1", &commitment.0]);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d.0[..16]);
+    k
+}
+
+/// The first status byte of a superseded credential's entry; the second says what
+/// replaced it (`superseded_code`).
+pub const SUPERSEDED: u8 = 4;
+
+/// The second status byte of a superseded credential's entry: 0 renew, 1 reissue, 2
+/// amend; `None` for a kind that brings in no replacing credential.
+pub fn superseded_code(kind: crate::ledger::RecordKind) -> Option<u8> {
+    use crate::ledger::RecordKind as K;
+    match kind {
+        K::Renew => Some(0),
+        K::Reissue => Some(1),
+        K::Amend => Some(2),
+        _ => None,
+    }
+}
+
+/// Whether two status bytes are a superseded credential's.
+pub fn is_superseded(bytes: [u8; 2]) -> bool {
+    bytes[0] == SUPERSEDED && bytes[1] <= 2
+}
+
 /// A status set entry: the key, then the status and reason bytes; none for an active
-/// licence (the set holds only suspended and revoked ones).
+/// licence (the set holds only suspended, revoked and transferred licences, and the
+/// credentials superseded under `credential_status_key`).
 pub fn status_entry(
     id: &crate::ids::LicenceId,
     status: crate::validate::LicenceStatus,

@@ -520,6 +520,42 @@ impl BlockError {
 pub struct ValidatedBlock {
     block: Block,
     changes: Vec<(LicenceId, LicenceState)>,
+    superseded: Vec<(LicenceId, Superseded)>,
+}
+
+/// A credential a renewal, reissue or amendment replaced: its department's status set
+/// holds it (`tlog::credential_status_key`) until its own expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superseded {
+    pub commitment: Hash32,
+    /// What replaced it: renew, reissue or amend.
+    pub by: crate::ledger::RecordKind,
+    /// The replaced credential's expiry (unix seconds): the entry leaves the set then.
+    pub until: i64,
+}
+
+impl Superseded {
+    /// Its status set entry: key and status bytes.
+    pub fn entry(&self) -> [u8; 18] {
+        let mut e = [0u8; 18];
+        e[..16].copy_from_slice(&crate::tlog::credential_status_key(&self.commitment));
+        e[16] = crate::tlog::SUPERSEDED;
+        e[17] = crate::tlog::superseded_code(self.by).unwrap_or(u8::MAX);
+        e
+    }
+}
+
+impl LicenceState {
+    /// The licence's status set entry and when it leaves the set by itself (a timed
+    /// suspension's end), or `None` for an active licence.
+    pub fn status_entry(&self, id: &LicenceId) -> Option<([u8; 18], Option<i64>)> {
+        let e = crate::tlog::status_entry(id, self.status)?;
+        let until = match self.status {
+            LicenceStatus::Suspended(_) => self.suspended_until,
+            _ => None,
+        };
+        Some((e, until))
+    }
 }
 
 impl ValidatedBlock {
@@ -532,6 +568,11 @@ impl ValidatedBlock {
     /// Final state of each licence the block touched, in first-touched order.
     pub fn changes(&self) -> &[(LicenceId, LicenceState)] {
         &self.changes
+    }
+    /// The credentials its renewals, reissues and amendments replaced, each with the
+    /// licence it was of.
+    pub fn superseded(&self) -> &[(LicenceId, Superseded)] {
+        &self.superseded
     }
     pub fn head(&self) -> Head {
         Head {
@@ -551,7 +592,7 @@ fn check_structure(
     block: &Block,
     now_ms: u64,
     records_max: usize,
-) -> Result<Vec<(LicenceId, LicenceState)>, BlockError> {
+) -> Result<(Vec<(LicenceId, LicenceState)>, Vec<(LicenceId, Superseded)>), BlockError> {
     let h = &block.header;
     let department = h.department.clone();
     let height = h.height;
@@ -657,7 +698,7 @@ fn check_structure(
     for (index, record) in h.records.iter().enumerate() {
         overlay.admit(net, &place, index, record)?;
     }
-    Ok(overlay.into_changes())
+    Ok(overlay.into_parts())
 }
 
 /// The block a record is in, as the rules need it.
@@ -681,6 +722,7 @@ pub struct Overlay<'v, V: ChainView> {
     licences: HashMap<LicenceId, LicenceState>,
     transfers: HashMap<LicenceId, Transfer>,
     order: Vec<LicenceId>,
+    superseded: Vec<(LicenceId, Superseded)>,
 }
 
 impl<V: ChainView> ChainView for Overlay<'_, V> {
@@ -708,6 +750,7 @@ impl<'v, V: ChainView> Overlay<'v, V> {
             licences: HashMap::new(),
             transfers: HashMap::new(),
             order: Vec::new(),
+            superseded: Vec::new(),
         }
     }
 
@@ -722,7 +765,25 @@ impl<'v, V: ChainView> Overlay<'v, V> {
         record: &Record,
     ) -> Result<LicenceState, BlockError> {
         let id = record.licence_id();
-        let next = next_state(net, place, index, record, self.licence(id), self)?;
+        let current = self.licence(id);
+        let next = next_state(net, place, index, record, current, self)?;
+        // A credential replaced while it is still within its validity goes into the
+        // status set until its expiry; one already expired needs no entry.
+        if let (Some(by), Some(before)) =
+            (record.commitment().map(|_| record.record_kind()), current)
+        {
+            let block_secs = (place.time_ms / 1000) as i64;
+            if before.valid_until > block_secs {
+                self.superseded.push((
+                    id.clone(),
+                    Superseded {
+                        commitment: before.commitment,
+                        by,
+                        until: before.valid_until,
+                    },
+                ));
+            }
+        }
         if let Some(effect) = record.transfer_effect() {
             let (origin, t) = effect.apply(self.transfer(effect.origin()));
             self.transfers.insert(origin, t);
@@ -735,18 +796,25 @@ impl<'v, V: ChainView> Overlay<'v, V> {
 
     /// The final state of each licence the records touched, in first-touched order.
     pub fn into_changes(self) -> Vec<(LicenceId, LicenceState)> {
+        self.into_parts().0
+    }
+
+    /// `into_changes`, and the credentials the records replaced.
+    fn into_parts(self) -> (Vec<(LicenceId, LicenceState)>, Vec<(LicenceId, Superseded)>) {
         let Overlay {
             mut licences,
             order,
+            superseded,
             ..
         } = self;
-        order
+        let changes = order
             .into_iter()
             .map(|id| {
                 let s = licences.remove(&id).expect("every ordered id has a state");
                 (id, s)
             })
-            .collect()
+            .collect();
+        (changes, superseded)
     }
 }
 
@@ -1131,8 +1199,12 @@ pub fn validate_block(
     records_max: usize,
 ) -> Result<ValidatedBlock, BlockError> {
     check_signature(gov.newest(), &block)?;
-    let changes = check_structure(gov, view, &block, now_ms, records_max)?;
-    Ok(ValidatedBlock { block, changes })
+    let (changes, superseded) = check_structure(gov, view, &block, now_ms, records_max)?;
+    Ok(ValidatedBlock {
+        block,
+        changes,
+        superseded,
+    })
 }
 
 /// Validates a block this node just signed with its own key: the signature is known good,
@@ -1147,8 +1219,12 @@ pub fn validate_own_block(
 ) -> Result<ValidatedBlock, BlockError> {
     check_network(gov.newest(), &block)?;
     check_standing(gov.newest(), &block)?;
-    let changes = check_structure(gov, view, &block, now_ms, records_max)?;
-    Ok(ValidatedBlock { block, changes })
+    let (changes, superseded) = check_structure(gov, view, &block, now_ms, records_max)?;
+    Ok(ValidatedBlock {
+        block,
+        changes,
+        superseded,
+    })
 }
 
 fn check_network(net: &Network, block: &Block) -> Result<(), BlockError> {
@@ -1218,6 +1294,8 @@ pub struct MemoryChain {
     pub heads: HashMap<DepartmentId, Head>,
     pub licences: HashMap<LicenceId, LicenceState>,
     pub transfers: HashMap<LicenceId, Transfer>,
+    /// Every credential superseded, by its status set key: its department, entry and end.
+    pub superseded: HashMap<[u8; 16], (DepartmentId, [u8; 18], i64)>,
 }
 
 impl ChainView for MemoryChain {
@@ -1248,6 +1326,34 @@ impl MemoryChain {
             let (origin, t) = effect.apply(self.transfers.remove(effect.origin()));
             self.transfers.insert(origin, t);
         }
+        for (id, s) in v.superseded() {
+            let e = s.entry();
+            let key: [u8; 16] = e[..16].try_into().expect("16 bytes");
+            self.superseded
+                .insert(key, (id.department().clone(), e, s.until));
+        }
+    }
+
+    /// `dept`'s status set at `at` (unix seconds), sorted by key: its suspended, revoked
+    /// and transferred licences and its superseded credentials, each with an end only
+    /// while before it. What the store's set must equal.
+    pub fn status_set(&self, dept: &DepartmentId, at: i64) -> Vec<[u8; 18]> {
+        let mut out: Vec<[u8; 18]> = self
+            .licences
+            .iter()
+            .filter(|(id, _)| id.department() == dept)
+            .filter_map(|(id, s)| s.status_entry(id))
+            .chain(
+                self.superseded
+                    .values()
+                    .filter(|(d, _, _)| d == dept)
+                    .map(|(_, e, until)| (*e, Some(*until))),
+            )
+            .filter(|(_, until)| until.is_none_or(|u| at < u))
+            .map(|(e, _)| e)
+            .collect();
+        out.sort_unstable();
+        out
     }
 }
 

@@ -285,6 +285,9 @@ pub enum LedgerFacts {
         expired: bool,
         /// When the issuer signed that checkpoint, unix seconds.
         as_of: i64,
+        /// The bundle's set holds the presented credential as superseded (renewed,
+        /// reissued or amended since): an old or lost card.
+        superseded: bool,
     },
 }
 
@@ -448,12 +451,12 @@ pub fn undecodable(detail: &str, ctx: &VerifyContext) -> Decision {
 pub fn decide_text(
     net: &Network,
     text: &str,
-    ledger: &dyn Fn(&crate::LicenceId) -> LedgerFacts,
+    ledger: &dyn Fn(&crate::LicenceId, &Hash32) -> LedgerFacts,
     ctx: &VerifyContext,
 ) -> Decision {
     match UnverifiedCredential::from_qr(text) {
         Ok(un) => {
-            let facts = ledger(&un.credential.licence_id);
+            let facts = ledger(&un.credential.licence_id, &un.commitment);
             decide(net, un, facts, ctx)
         }
         Err(e) => undecodable(&e.to_string(), ctx),
@@ -646,6 +649,7 @@ fn rules(
         status,
         expired,
         as_of,
+        superseded,
     } = facts
     {
         match status {
@@ -680,6 +684,17 @@ fn rules(
                 return (
                     Verdict::Invalid(I::Suspended),
                     format!("{r:?} as of {}, by the offline bundle", rfc3339(*as_of)),
+                )
+            }
+            // A replaced card stays replaced: an old bundle still knows it.
+            Some(_) if *superseded => {
+                return (
+                    Verdict::Invalid(I::Superseded),
+                    format!(
+                        "a newer credential of {} was in force as of {}, by the offline bundle: this card was renewed, reissued or amended since",
+                        c.licence_id,
+                        rfc3339(*as_of)
+                    ),
                 )
             }
             // Final, as a revocation: an old bundle still knows it.
@@ -1182,6 +1197,8 @@ mod tests {
         /// Offline with a bundle: this status (`None`: no checkpoint of the issuer), and
         /// whether the bundle is past its hard limit.
         Bundle(Option<LicenceStatus>, bool),
+        /// Offline with a bundle that holds the presented credential as superseded.
+        BundleSuperseded,
     }
 
     /// `kid`: the presented credential's key, which the ledger names as the key of the
@@ -1228,6 +1245,13 @@ mod tests {
                 status,
                 expired,
                 as_of: T,
+                superseded: false,
+            },
+            Ledger::BundleSuperseded => LedgerFacts::Bundle {
+                status: Some(LicenceStatus::Active),
+                expired: false,
+                as_of: T,
+                superseded: true,
             },
             Ledger::On(s) => online(Some(state(s, commitment)), Some(head(LATE_MS)), None, false),
             Ledger::OtherCommitment => online(
@@ -1305,7 +1329,7 @@ mod tests {
         decide_text(
             &net(),
             &text,
-            &|_| {
+            &|_, _| {
                 let (commitment, kid) = UnverifiedCredential::from_qr(&text)
                     .map(|u| (u.commitment, u.kid))
                     .unwrap_or((Hash32::default(), KeyId([0; 8])));
@@ -1360,6 +1384,7 @@ mod tests {
             ("superseded",                   P::Mvdl(1), L::Superseded, T + 1, None, Invalid(I::Superseded)),
             ("transferred",                  P::Mvdl(1), L::Transferred, T + 1, None, Invalid(I::Transferred)),
             ("transferred, by the offline bundle", P::Mvdl(1), L::Bundle(Some(LicenceStatus::Transferred), false), T + 1, None, Invalid(I::Transferred)),
+            ("superseded, by the offline bundle", P::Mvdl(1), L::BundleSuperseded, T + 1, None, Invalid(I::Superseded)),
             ("suspended until a date",       P::Mvdl(1), L::SuspendedUntil(T + 100), T + 99, None, Invalid(I::Suspended)),
             ("  short: the suspension has ended", P::Mvdl(1), L::SuspendedUntil(T + 100), T + 100, None, Valid),
             ("not on ledger",                P::Mvdl(1), L::Absent(Some(deadline_ms + 1)), T + 1, None, Invalid(I::NotOnLedger)),
@@ -1461,7 +1486,7 @@ mod tests {
             region: None,
         };
         let text = present(Presented::Mvdl(1));
-        let d = decide_text(&net(), &text, &|_| LedgerFacts::Offline, &ctx);
+        let d = decide_text(&net(), &text, &|_, _| LedgerFacts::Offline, &ctx);
         let net = net();
         let genuine = d.clone().into_genuine(&net).expect("genuine");
         assert_eq!(genuine.credential(), d.credential().expect("proven"));

@@ -110,7 +110,16 @@ struct State {
     snapshots: HashMap<DepartmentId, StatusSnapshot>,
     /// When this node's department last signed, unix ms, and at which height.
     own_signed: Option<(u64, u64)>,
+    /// When kept status entries past their end were last pruned, unix ms.
+    pruned_ms: u64,
 }
+
+/// Kept status entries past their end by more than this are dropped: no checkpoint a
+/// witness still cosigns is that old, and a bundle delta from a window that old fails
+/// its root check and the window fetches a whole bundle.
+const PRUNE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How often the store is searched for them.
+const PRUNE_EVERY_MS: u64 = 3600 * 1000;
 
 impl Checkpoints {
     pub fn new(
@@ -203,7 +212,8 @@ impl Checkpoints {
         if self.store.head(dept).map_or(0, |h| h.height) != counted.height {
             return None;
         }
-        let entries = self.store.status_entries(dept).ok()?;
+        let at = (counted.time_ms / 1000) as i64;
+        let entries = self.store.status_entries(dept, at).ok()?;
         let root = huren_core::tlog::status_root(entries.iter().copied());
         if root != (counted.status_count, counted.status_root) {
             return None;
@@ -224,12 +234,17 @@ impl Checkpoints {
             .collect()
     }
 
-    /// What this node holds of `dept`'s chain now, as a witness compares it.
-    fn copy(&self, dept: &DepartmentId) -> Result<(ChainCopy, Vec<[u8; 18]>), StoreError> {
+    /// What this node holds of `dept`'s chain now, with its status set as of `at_ms`
+    /// (a checkpoint's time), as a witness compares it.
+    fn copy(
+        &self,
+        dept: &DepartmentId,
+        at_ms: u64,
+    ) -> Result<(ChainCopy, Vec<[u8; 18]>), StoreError> {
         let height = self.store.head(dept).map_or(0, |h| h.height);
         let size = self.store.tree_size(dept)?;
         let root = self.store.tree_root(dept, size)?;
-        let entries = self.store.status_entries(dept)?;
+        let entries = self.store.status_entries(dept, (at_ms / 1000) as i64)?;
         let (status_count, status_root) = huren_core::tlog::status_root(entries.iter().copied());
         Ok((
             ChainCopy {
@@ -254,6 +269,7 @@ impl Checkpoints {
         spacing_ms: u64,
         interval_ms: u64,
     ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.prune();
         let now = self.clock.now_ms();
         let height = self.store.head(dept).map_or(0, |h| h.height);
         let due = match self.lock().own_signed {
@@ -270,7 +286,7 @@ impl Checkpoints {
             return Ok(None);
         };
         let net = self.ledger.network();
-        let (copy, entries) = self.copy(dept)?;
+        let (copy, entries) = self.copy(dept, now)?;
         let cp = DeptCheckpoint {
             department: dept.clone(),
             size: copy.size,
@@ -390,7 +406,28 @@ impl Checkpoints {
 
     /// Cosigns `cp` if this node is a witness of it and its copy shows it; the state
     /// cosigned is flushed first.
+    /// Drops kept status entries long past their end (timed suspensions that ended,
+    /// superseded credentials that expired), at most once every `PRUNE_EVERY_MS`, so the
+    /// sets a checkpoint reads do not grow with every renewal ever made.
+    fn prune(&self) {
+        let now = self.clock.now_ms();
+        {
+            let mut st = self.state();
+            if now.saturating_sub(st.pruned_ms) < PRUNE_EVERY_MS {
+                return;
+            }
+            st.pruned_ms = now;
+        }
+        let before = (now.saturating_sub(PRUNE_AFTER_MS) / 1000) as i64;
+        match self.store.prune_status(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "pruned status entries past their end"),
+            Err(e) => tracing::warn!(error = %e, "pruning status entries"),
+        }
+    }
+
     fn witness(&self, cp: &SignedCheckpoint) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.prune();
         let Some(w) = &self.witness else {
             return Ok(None);
         };
@@ -398,7 +435,7 @@ impl Checkpoints {
         if w.node == dept.as_str() {
             return Ok(None);
         }
-        let (copy, entries) = self.copy(dept)?;
+        let (copy, entries) = self.copy(dept, cp.checkpoint.time_ms)?;
         let last = self.store.witnessed(dept)?;
         match checkpoint::witness_check(&cp.checkpoint, &copy, last.as_ref(), self.clock.now_ms()) {
             Ok(()) => {}

@@ -26,9 +26,12 @@
 //! - `merkle`: department ‖ 0x00 ‖ level (u8) ‖ index (u64 BE) → the stored hash of that
 //!   complete subtree of the department's record tree (`core::tlog`, docs/checkpoints.md),
 //!   written with each block; `meta` `tree/<department>` → its size in records (u64 BE);
-//! - `status`: department ‖ 0x00 ‖ `tlog::status_key` (16 bytes) → status and reason
-//!   bytes, for each suspended or revoked licence: the department's status set, in the
-//!   order its root is taken (docs/checkpoints.md);
+//! - `status`: department ‖ 0x00 ‖ 16-byte key → two status bytes, then for an entry
+//!   that leaves the set by itself its end (unix seconds, i64 BE): each suspended,
+//!   revoked or transferred licence (`tlog::status_key`; a timed suspension ends) and each
+//!   superseded credential (`tlog::credential_status_key`; ends at its expiry). The
+//!   department's status set at a time is the entries not past their end, in the order
+//!   its root is taken (docs/checkpoints.md);
 //! - `governance`: governance height (u64 BE) → governance block (`core::governance`), the
 //!   source of truth of the network in force (the ledger replays it at start);
 //! - `gov_evidence`: governance height ‖ signer → the two governance blocks it signed at
@@ -173,6 +176,29 @@ fn status_set_key(id: &LicenceId) -> Vec<u8> {
     let mut k = dept_prefix(id.department());
     k.extend_from_slice(&tlog::status_key(id));
     k
+}
+
+/// The `status` key of a set entry of `dept`'s.
+fn entry_key(dept: &DepartmentId, entry: &[u8; 18]) -> Vec<u8> {
+    let mut k = dept_prefix(dept);
+    k.extend_from_slice(&entry[..16]);
+    k
+}
+
+/// The `status` key of licence `id`'s credential `commitment`, were it superseded.
+fn superseded_key(id: &LicenceId, commitment: &Hash32) -> Vec<u8> {
+    let mut k = dept_prefix(id.department());
+    k.extend_from_slice(&tlog::credential_status_key(commitment));
+    k
+}
+
+/// A `status` value: the entry's two status bytes, then its end if it has one.
+fn status_value(entry: &[u8; 18], until: Option<i64>) -> Vec<u8> {
+    let mut v = entry[16..].to_vec();
+    if let Some(u) = until {
+        v.extend_from_slice(&u.to_be_bytes());
+    }
+    v
 }
 
 /// The `meta` key of the size of `dept`'s record tree.
@@ -547,10 +573,24 @@ impl Store {
             .iter()
             .map(|(id, s)| (id.to_string(), encode_state(s)))
             .collect();
-        let statuses: Vec<(Vec<u8>, [u8; 2])> = v
+        // Each licence's entry (none when active), and each credential its block
+        // superseded.
+        let statuses: Vec<(Vec<u8>, Option<Vec<u8>>)> = v
             .changes()
             .iter()
-            .map(|(id, s)| (status_set_key(id), s.status.to_bytes()))
+            .map(|(id, s)| {
+                (
+                    status_set_key(id),
+                    s.status_entry(id).map(|(e, until)| status_value(&e, until)),
+                )
+            })
+            .chain(v.superseded().iter().map(|(id, s)| {
+                let e = s.entry();
+                (
+                    entry_key(id.department(), &e),
+                    Some(status_value(&e, Some(s.until))),
+                )
+            }))
             .collect();
         let leaves: Vec<Hash32> = block
             .header
@@ -587,12 +627,11 @@ impl Store {
                     for (k, t) in &transfers {
                         xfers.insert(k.as_bytes(), t.as_slice())?;
                     }
-                    for (k, bytes) in &statuses {
-                        if *bytes == LicenceStatus::Active.to_bytes() {
-                            status.remove(k.as_slice())?;
-                        } else {
-                            status.insert(k.as_slice(), &bytes[..])?;
-                        }
+                    for (k, value) in &statuses {
+                        match value {
+                            Some(v) => status.insert(k.as_slice(), v.as_slice())?,
+                            None => status.remove(k.as_slice())?,
+                        };
                     }
                     // The block's records join its department's tree.
                     let mut size = tx_u64(meta, size_key.as_bytes())?;
@@ -743,16 +782,29 @@ impl Store {
                     })?,
             ),
         };
-        let statuses: Vec<(Vec<u8>, Option<[u8; 2]>)> = states
+        // Each licence's entry as of `last_good`, and the credentials superseded above it
+        // no longer are: the one in force at `last_good` and any the removed records
+        // brought in (removing a key the set does not hold changes nothing).
+        let mut statuses: Vec<(Vec<u8>, Option<Vec<u8>>)> = states
             .iter()
             .map(|(id, s)| {
-                let b = s.map(|s| s.status.to_bytes());
                 (
                     status_set_key(id),
-                    b.filter(|b| *b != LicenceStatus::Active.to_bytes()),
+                    s.and_then(|s| s.status_entry(id))
+                        .map(|(e, until)| status_value(&e, until)),
                 )
             })
             .collect();
+        for (id, s) in states {
+            if let Some(s) = s {
+                statuses.push((superseded_key(id, &s.commitment), None));
+            }
+        }
+        for r in removed.iter().flat_map(|b| b.header.records.iter()) {
+            if let Some(c) = r.commitment() {
+                statuses.push((superseded_key(r.licence_id(), &c), None));
+            }
+        }
         let states: Vec<(String, Option<[u8; STATE_BYTES]>)> = states
             .iter()
             .map(|(id, s)| (id.to_string(), s.as_ref().map(encode_state)))
@@ -829,9 +881,9 @@ impl Store {
                         merkle.remove(merkle_key(dept, BLOCK_END_LEVEL, b.height()))?;
                         merkle.remove(merkle_key(dept, RECORD_OFFSETS_LEVEL, b.height()))?;
                     }
-                    for (k, b) in &statuses {
-                        match b {
-                            Some(b) => status.insert(k.as_slice(), &b[..])?,
+                    for (k, v) in &statuses {
+                        match v {
+                            Some(v) => status.insert(k.as_slice(), v.as_slice())?,
                             None => status.remove(k.as_slice())?,
                         };
                     }
@@ -1000,30 +1052,76 @@ impl Store {
         })
     }
 
-    /// `dept`'s status set (its suspended and revoked licences) in key order, as its
-    /// entries: how many, and their root (docs/checkpoints.md).
-    pub fn status_root(&self, dept: &DepartmentId) -> Result<(u64, Hash32), StoreError> {
-        Ok(tlog::status_root(self.status_entries(dept)?))
+    /// `dept`'s status set at `at` (unix seconds) in key order, as its entries: how many,
+    /// and their root (docs/checkpoints.md).
+    pub fn status_root(&self, dept: &DepartmentId, at: i64) -> Result<(u64, Hash32), StoreError> {
+        Ok(tlog::status_root(self.status_entries(dept, at)?))
     }
 
-    /// `dept`'s status set in key order: 16-byte key, status byte, reason byte each.
-    pub fn status_entries(&self, dept: &DepartmentId) -> Result<Vec<[u8; 18]>, StoreError> {
+    /// `dept`'s status set at `at` (unix seconds) in key order: 16-byte key, status byte,
+    /// reason byte each; an entry with an end is in it only before its end.
+    pub fn status_entries(
+        &self,
+        dept: &DepartmentId,
+        at: i64,
+    ) -> Result<Vec<[u8; 18]>, StoreError> {
+        Ok(self
+            .status_kept(dept)?
+            .into_iter()
+            .filter(|(_, until)| until.is_none_or(|u| at < u))
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    /// Removes every kept status entry (of any department) whose end is before `before`
+    /// (unix seconds); how many. Index upkeep: no set at a time after `before` holds them.
+    pub(crate) fn prune_status(&self, before: i64) -> Result<usize, StoreError> {
+        let mut gone = 0;
+        for item in self.status.iter() {
+            let (k, v) = item?;
+            if v.len() == 10 {
+                let until = i64::from_be_bytes(v[2..].try_into().expect("8 bytes"));
+                // Only the value read: a block may have written the key since.
+                if until < before
+                    && self
+                        .status
+                        .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                        .is_ok()
+                {
+                    gone += 1;
+                }
+            }
+        }
+        if gone > 0 {
+            self.flush_block()?;
+        }
+        Ok(gone)
+    }
+
+    /// Every entry kept of `dept`'s status set, with its end, whatever the time: the
+    /// integrity check and the bundle deltas read them.
+    pub fn status_kept(
+        &self,
+        dept: &DepartmentId,
+    ) -> Result<Vec<([u8; 18], Option<i64>)>, StoreError> {
         let prefix = dept_prefix(dept);
         let mut entries = Vec::new();
         for item in self.status.scan_prefix(&prefix) {
             let (k, v) = item?;
-            let (Ok(key), Ok(bytes)) = (
-                <[u8; 16]>::try_from(&k[prefix.len()..]),
-                <[u8; 2]>::try_from(v.as_ref()),
-            ) else {
-                return Err(
-                    Corruption::Counter(format!("status entry {}", hex::encode(&k))).into(),
-                );
+            let bad = || Corruption::StatusEntry(hex::encode(&k));
+            let key = <[u8; 16]>::try_from(&k[prefix.len()..]).map_err(|_| bad())?;
+            let (bytes, until) = match v.len() {
+                2 => ([v[0], v[1]], None),
+                10 => (
+                    [v[0], v[1]],
+                    Some(i64::from_be_bytes(v[2..].try_into().map_err(|_| bad())?)),
+                ),
+                _ => return Err(bad().into()),
             };
             let mut e = [0u8; 18];
             e[..16].copy_from_slice(&key);
             e[16..].copy_from_slice(&bytes);
-            entries.push(e);
+            entries.push((e, until));
         }
         Ok(entries)
     }

@@ -832,7 +832,7 @@ mod tests {
             now: 1_750_000_000,
             region: None,
         };
-        verify::decide_text(net, qr_text, &|_| LedgerFacts::Offline, &ctx).into_genuine(net)
+        verify::decide_text(net, qr_text, &|_, _| LedgerFacts::Offline, &ctx).into_genuine(net)
     }
 
     /// The card of `qr_text`, verified first.

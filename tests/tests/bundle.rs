@@ -276,3 +276,112 @@ fn time_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// A window offline knows a replaced card (补领: the lost one is superseded) and a
+/// suspension that ended by its date: both through a delta of the bundle it held from
+/// before, each checked against the witnessed checkpoints.
+#[test]
+fn offline_a_lost_card_is_superseded_and_a_timed_suspension_ends_by_its_date() -> anyhow::Result<()>
+{
+    let net = huren_tests::TestNetwork::new()?;
+    let nodes = start_mesh_with(&net, &["gd.transport", "gd.market", "sh.transport"], FAST)?;
+    let (gd, sh) = (&nodes[0], &nodes[2]);
+    let http = client();
+    let lost = issue(&http, gd, driving_body(1))?;
+    let paused = issue(&http, gd, driving_body(2))?;
+    let id = |v: &Value| v["licence_id"].as_str().map(str::to_owned).context("id");
+    let qr = |v: &Value| v["qr"].as_str().map(str::to_owned).context("qr");
+    // Suspended for a few seconds only: its end passes while the test runs.
+    let until = time_now() + 4;
+    act(
+        &http,
+        &gd.url,
+        &id(&paused)?,
+        "suspend",
+        json!({"reason": "penalty", "until": huren_core::verify::rfc3339(until)}),
+    )?;
+    let height = |url: &str| -> anyhow::Result<u64> {
+        let v = get_json(&http, &format!("{url}/v1/chains"))?;
+        v["chains"]
+            .as_array()
+            .context("chains")?
+            .iter()
+            .find(|c| c["department"] == "gd.transport")
+            .and_then(|c| c["height"].as_u64())
+            .context("height")
+    };
+    counted_at_least(&http, &sh.url, "gd.transport", height(&gd.url)?)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("window.bundle");
+    let (genesis, out) = (
+        net.genesis.display().to_string(),
+        file.display().to_string(),
+    );
+    let fetch = || -> anyhow::Result<String> {
+        let (code, stdout, stderr) = huren(&[
+            "bundle",
+            "--node",
+            &sh.url,
+            "--out",
+            &out,
+            "--genesis",
+            &genesis,
+        ])?;
+        anyhow::ensure!(code == 0, "huren bundle: {stdout} {stderr}");
+        Ok(stderr)
+    };
+    fetch()?;
+    let (code, r) = offline(&net.genesis, &file, &qr(&paused)?, None)?;
+    assert_eq!((code, r["reason"].as_str()), (1, Some("suspended")), "{r}");
+    assert_eq!(offline(&net.genesis, &file, &qr(&lost)?, None)?.0, 0);
+
+    // The holder reports the card lost: a reissue. The window updates by a delta once a
+    // checkpoint past the reissue and past the suspension's end is witnessed.
+    let r = http
+        .post(format!("{}/v1/licences/{}/reissue", gd.url, id(&lost)?))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()?;
+    anyhow::ensure!(r.status().is_success(), "reissue: {}", r.text()?);
+    let new_card: Value = r.json()?;
+    let h = height(&gd.url)?;
+    eventually(
+        30,
+        "a counted checkpoint past the reissue and the end",
+        || {
+            let v = get_json(&http, &format!("{}/v1/checkpoints", sh.url)).ok()?;
+            let c = v["departments"]
+                .as_array()?
+                .iter()
+                .find(|d| d["department"] == "gd.transport")?["counted"]
+                .clone();
+            let time = huren_core::verify::parse_rfc3339(c["time"].as_str()?)?;
+            (c["height"].as_u64()? >= h && time > until).then_some(())
+        },
+    )?;
+    let stderr = fetch()?;
+    assert!(stderr.contains("(delta)"), "{stderr}");
+    let (code, r) = offline(&net.genesis, &file, &qr(&lost)?, None)?;
+    assert_eq!(
+        (code, r["verdict"].as_str(), r["reason"].as_str()),
+        (1, Some("invalid"), Some("superseded")),
+        "the lost card, offline: {r}"
+    );
+    let (code, r) = offline(&net.genesis, &file, &qr(&new_card)?, None)?;
+    assert_eq!(code, 0, "the new card, offline: {r}");
+    let (code, r) = offline(&net.genesis, &file, &qr(&paused)?, None)?;
+    assert_eq!(
+        (code, r["verdict"].as_str()),
+        (0, Some("valid")),
+        "the suspension ended by its date, offline too: {r}"
+    );
+    // The same from a whole bundle.
+    std::fs::remove_file(&file)?;
+    fetch()?;
+    assert_eq!(
+        offline(&net.genesis, &file, &qr(&lost)?, None)?.1["reason"],
+        "superseded"
+    );
+    assert_eq!(offline(&net.genesis, &file, &qr(&paused)?, None)?.0, 0);
+    Ok(())
+}

@@ -67,7 +67,7 @@ fn seeds_are_signed_in_the_genesis_the_targets_load() {
     let d = huren_core::verify::decide_text(
         net,
         &qr,
-        &|_| huren_core::LedgerFacts::Offline,
+        &|_, _| huren_core::LedgerFacts::Offline,
         &huren_core::VerifyContext {
             now: targets::NOW,
             region: None,

@@ -49,6 +49,23 @@ fn cp(dept: &DepartmentId, height: u64, size: u64, root: u8) -> DeptCheckpoint {
     }
 }
 
+/// `c` with a status set of `count` entries and root `[root; 32]`.
+fn status(c: DeptCheckpoint, count: u64, root: u8) -> DeptCheckpoint {
+    DeptCheckpoint {
+        status_count: count,
+        status_root: Hash32([root; 32]),
+        ..c
+    }
+}
+
+/// `c` signed a minute later.
+fn later(c: DeptCheckpoint) -> DeptCheckpoint {
+    DeptCheckpoint {
+        time_ms: c.time_ms + 60_000,
+        ..c
+    }
+}
+
 #[test]
 fn peer_ids_carry_their_ed25519_key() {
     let k = SecretKey::from_seed(&[7; 32]).public();
@@ -213,6 +230,24 @@ fn conflicting_checkpoints_convict_their_department() {
         (cp(gd, 3, 10, 1), cp(gd, 4, 9, 2), true),  // higher, fewer records
         (cp(gd, 3, 10, 1), cp(gd, 4, 12, 2), false), // growth
         (cp(gd, 3, 10, 1), cp(gd, 3, 10, 1), false), // the same
+        // One height, two status sets: signed at one time, or the later holding more,
+        // convicts; the later holding fewer is an entry past its end leaving the set.
+        (cp(gd, 3, 10, 1), status(cp(gd, 3, 10, 1), 2, 0), true),
+        (
+            cp(gd, 3, 10, 1),
+            later(status(cp(gd, 3, 10, 1), 2, 0)),
+            true,
+        ),
+        (
+            cp(gd, 3, 10, 1),
+            later(status(cp(gd, 3, 10, 1), 0, 0)),
+            false,
+        ),
+        (
+            later(cp(gd, 3, 10, 1)),
+            status(cp(gd, 3, 10, 1), 2, 0),
+            false,
+        ),
     ];
     for (a, b, conflict) in cases {
         let ev = CheckpointConflict::of(&net, &sign(a.clone()), &sign(b.clone()));

@@ -115,6 +115,10 @@ impl World {
                     .expect("path"),
             }),
             status: self.status.place(&id(serial)),
+            credential: {
+                let key = tlog::credential_status_key(&Hash32::digest(&serial.to_be_bytes()));
+                Some((key, self.status.place_key(key)))
+            },
         }
     }
 }
@@ -140,6 +144,11 @@ fn a_proof_shows_a_revoked_licence_revoked_and_every_other_active() {
             LicenceStatus::Active
         };
         assert_eq!(proven.status, expected, "licence {serial}");
+        assert_eq!(
+            proven.credential.map(|(_, superseded)| superseded),
+            Some(false),
+            "licence {serial}: its credential is not superseded"
+        );
         assert_eq!(
             proven.issued.map(|(h, r)| (h, r.licence_id().clone())),
             Some((1, id(serial)))

@@ -8,7 +8,7 @@
 //! changes are exact: the window's set with them applied must hash to the new
 //! checkpoint's status root, which the window checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -123,7 +123,8 @@ fn build(
                 let changes = if from == 0 {
                     snapshot.entries.to_vec()
                 } else {
-                    changes(state, &d.id, from, height, &snapshot.entries)?
+                    let at = (counted.checkpoint.time_ms / 1000) as i64;
+                    changes(state, &d.id, from, height, &snapshot.entries, at)?
                 };
                 delta.push(DeltaDepartment {
                     from_height: from,
@@ -152,20 +153,23 @@ fn build(
     })
 }
 
-/// The exact changes from `dept`'s status set at height `from` to `set` (its set at
-/// `to`): every licence of `dept` a lifecycle record in blocks `from+1..=to` touched, as
-/// it stands in `set`; a licence active again at `to` is a removal only if it was in
-/// the set at `from`, which its first record in the range says (a reinstatement needs a
-/// suspension before it; a suspension needs an active licence).
+/// The changes from `dept`'s status set at height `from` to `set` (its set at `to`,
+/// taken at `at`, the counted checkpoint's time in unix seconds): every key a record in
+/// blocks `from+1..=to` may have changed (its licence's; for a renewal, reissue or
+/// amendment also the credential it superseded, found in the licence's history), and
+/// every kept entry past its end at `at` (it left the set without a block), each as it
+/// stands in `set`, or a removal. A removal of a key the window's set does not hold
+/// changes nothing there, and the result is checked against the checkpoint's root: a
+/// delta that does not add up is refused and the window fetches a whole bundle.
 fn changes(
     state: &AppState,
     dept: &DepartmentId,
     from: u64,
     to: u64,
     set: &[[u8; ENTRY_BYTES]],
+    at: i64,
 ) -> Result<Vec<[u8; ENTRY_BYTES]>, ApiError> {
-    // For each licence touched: whether it was in the set at `from`.
-    let mut touched: BTreeMap<[u8; 16], bool> = BTreeMap::new();
+    let mut touched: BTreeSet<[u8; 16]> = BTreeSet::new();
     let mut next = from + 1;
     while next <= to {
         let blocks = state
@@ -182,38 +186,57 @@ fn changes(
                 break;
             }
             next = b.height() + 1;
-            for r in &b.header.records {
+            for (index, r) in b.header.records.iter().enumerate() {
                 let id = r.licence_id();
                 if id.department() != dept {
                     continue;
                 }
-                let was_in_set = match r {
-                    Record::Issue(_) | Record::Suspend { .. } => false,
-                    // Each undoes a suspension or revocation: the key was in the set.
-                    Record::Reinstate { .. } | Record::Annul { .. } => true,
-                    // Each ends in the set whatever came before: an upsert.
-                    Record::Revoke { .. } | Record::TransferOut { .. } => false,
-                    // These never change the stored status (`validate::next_state`): in
-                    // the set now exactly when they were before.
-                    Record::Renew { .. } | Record::Reissue { .. } | Record::Amend { .. } => false,
-                };
-                touched.entry(tlog::status_key(id)).or_insert(was_in_set);
+                touched.insert(tlog::status_key(id));
+                if r.commitment().is_some() && !matches!(r, Record::Issue(_)) {
+                    if let Some(c) = replaced(state, id, b.height(), index as u32)? {
+                        touched.insert(tlog::credential_status_key(&c));
+                    }
+                }
             }
+        }
+    }
+    for (e, until) in state.store.status_kept(dept).map_err(ApiError::internal)? {
+        if until.is_some_and(|u| u <= at) {
+            touched.insert(e[..16].try_into().expect("16 bytes"));
         }
     }
     let active = LicenceStatus::Active.to_bytes();
     let mut out = Vec::with_capacity(touched.len());
-    for (key, was_in_set) in touched {
+    for key in touched {
         match set.binary_search_by(|e| e[..16].cmp(&key)) {
             Ok(i) => out.push(set[i]),
-            Err(_) if was_in_set => {
+            Err(_) => {
                 let mut e = [0u8; ENTRY_BYTES];
                 e[..16].copy_from_slice(&key);
                 e[16..].copy_from_slice(&active);
                 out.push(e);
             }
-            Err(_) => {}
         }
     }
     Ok(out)
+}
+
+/// The credential the record at (`height`, `index`) of licence `id` replaced: the one the
+/// licence's newest earlier record brought in.
+fn replaced(
+    state: &AppState,
+    id: &huren_core::LicenceId,
+    height: u64,
+    index: u32,
+) -> Result<Option<huren_core::Hash32>, ApiError> {
+    let events = state
+        .store
+        .history_events(id, state.limits.history_records_max)
+        .map_err(ApiError::internal)?;
+    Ok(events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| (e.height, e.index) < (height, index))
+        .filter_map(|e| e.record.commitment())
+        .next_back())
 }

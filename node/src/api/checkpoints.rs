@@ -82,7 +82,11 @@ pub(crate) fn freshness(state: &AppState, dept: &DepartmentId) -> (Option<AsOf>,
 /// The proof of what this node knows of licence `id` as of its issuer's counted
 /// checkpoint (`core::proof`), or why it cannot give one. Reads the store: run it off the
 /// async workers.
-pub(crate) fn prove(state: &AppState, id: &LicenceId) -> Result<LicenceProof, String> {
+pub(crate) fn prove(
+    state: &AppState,
+    id: &LicenceId,
+    commitment: &huren_core::Hash32,
+) -> Result<LicenceProof, String> {
     let dept = id.department();
     let checkpoint = state.checkpoints.known(dept).counted.ok_or_else(|| {
         format!("no checkpoint of {dept} with its witness quorum is held here yet")
@@ -104,9 +108,11 @@ pub(crate) fn prove(state: &AppState, id: &LicenceId) -> Result<LicenceProof, St
         )?),
         _ => None,
     };
+    let credential_key = huren_core::tlog::credential_status_key(commitment);
     Ok(LicenceProof {
         issue,
         status: snapshot.tree().place(id),
+        credential: Some((credential_key, snapshot.tree().place_key(credential_key))),
         checkpoint,
     })
 }

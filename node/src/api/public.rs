@@ -326,11 +326,13 @@ pub async fn verify_qr(
     let mut report = verify_text(&state, &text, at).await;
     if with_proof {
         if let Ok(un) = UnverifiedCredential::from_qr(&text) {
-            let id = un.credential.licence_id;
+            let (id, commitment) = (un.credential.licence_id, un.commitment);
             let s = state.clone();
-            let proof = tokio::task::spawn_blocking(move || super::checkpoints::prove(&s, &id))
-                .await
-                .map_err(ApiError::internal)?;
+            let proof = tokio::task::spawn_blocking(move || {
+                super::checkpoints::prove(&s, &id, &commitment)
+            })
+            .await
+            .map_err(ApiError::internal)?;
             match proof {
                 Ok(p) => report.proof = Some(huren_api::VerifyProof::of(&p)),
                 Err(why) => report.proof_unavailable = Some(why),

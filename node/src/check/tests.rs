@@ -432,7 +432,13 @@ async fn a_status_set_out_of_step_with_the_blocks_fails() {
     let (f, clock, ids) = node_with(3).await;
     // node_with suspends one licence: the set holds it.
     passes(&full(&f, &*clock));
-    assert_eq!(f.store.status_root(&gd()).expect("root").0, 1);
+    assert_eq!(
+        f.store
+            .status_root(&gd(), clock.now_secs())
+            .expect("root")
+            .0,
+        1
+    );
     let key = |id: &LicenceId| {
         let mut k = gd().as_str().as_bytes().to_vec();
         k.push(0);

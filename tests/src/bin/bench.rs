@@ -1329,11 +1329,12 @@ async fn checkpoints(
         now: now_s(),
         region: None,
     };
-    let facts = |id: &LicenceId| huren_core::LedgerFacts::Bundle {
+    let facts = |id: &LicenceId, commitment: &huren_core::Hash32| huren_core::LedgerFacts::Bundle {
         status: next.status(id).ledger_status(),
         expired: next.freshness(id.department(), now_ms, &rules)
             == Some(huren_core::bundle::Freshness::Expired),
         as_of: 0,
+        superseded: next.superseded(id, commitment),
     };
     let t0 = Instant::now();
     let mut n = 0u64;
