@@ -368,5 +368,13 @@ fn cli_walks_a_licence_through_its_later_life() -> anyhow::Result<()> {
         "a second transfer in is refused"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad_transfer"));
+    // A card superseded before the transfer is not the holder's current one.
+    let out = huren(&["accept-transfer", "--node", sh, &third]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid_licence") && err.contains("not the current card"),
+        "{err}"
+    );
     Ok(())
 }

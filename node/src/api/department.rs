@@ -17,7 +17,7 @@ use huren_core::issuance::Change;
 use huren_core::issuance::PolicyError;
 use huren_core::validate::BlockError;
 use huren_core::verify::{parse_rfc3339, rfc3339};
-use huren_core::{LicenceId, LicenceType, OfficerId};
+use huren_core::{ChainView, LicenceId, LicenceType, OfficerId};
 
 use super::auth::authorize;
 use super::error::{ApiError, ApiJson};
@@ -559,7 +559,7 @@ pub async fn transfer(
         (status = 409, description = "`bad_transfer`: the origin's chain here shows no transfer out to this department, or it was transferred in already", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `invalid_licence` (the QR is not a genuine credential of this network), `bad_validity`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_licence` (the QR is not a genuine credential of this network, or not the licence's current card), `bad_validity`", body = ErrorBody),
         (status = 500, description = "`internal`", body = ErrorBody),
         (status = 503, description = "`unavailable`, `catching_up`, `clock_behind`, `protocol_too_old`, `producer_stopped`", body = ErrorBody)))]
 pub async fn accept_transfer(
@@ -574,6 +574,19 @@ pub async fn accept_transfer(
     let net = state.net();
     let un = huren_core::UnverifiedCredential::from_qr(&body.qr)
         .map_err(|e| ApiError::new(ErrorCode::InvalidLicence, format!("the QR: {e}")))?;
+    // The holder's current card: one superseded since (renewed, reissued, amended) would
+    // carry fields the origin no longer vouches for.
+    if let Some(s) = state.store.licence(&un.credential.licence_id) {
+        if s.commitment != un.commitment {
+            return Err(ApiError::new(
+                ErrorCode::InvalidLicence,
+                format!(
+                    "the QR is not the current card of {}: it was renewed, reissued or amended since; ask for the newest card",
+                    un.credential.licence_id
+                ),
+            ));
+        }
+    }
     let previous = net
         .key_span(&un.kid)
         .filter(|(d, _)| d.id == un.credential.issuer)
