@@ -466,7 +466,7 @@
     const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
     let response;
     try {
-      response = await fetch('/v1/verify', { method: 'POST', cache: 'no-store', signal: abort.signal, ...init });
+      response = await fetch('/v1/verify?history=1', { method: 'POST', cache: 'no-store', signal: abort.signal, ...init });
     } catch (e) {
       const what = abort.signal.aborted
         ? ['节点未及时答复', 'the node did not answer in time']

@@ -360,7 +360,10 @@ fn cli_walks_a_licence_through_its_later_life() -> anyhow::Result<()> {
     })?;
     let (code, v) = verdict(sh, &moved);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v["lineage"]["origin"], id.as_str(), "{v}");
+    let new_id = v["licence"]["id"].as_str().expect("new id").to_owned();
+    let history: serde_json::Value =
+        serde_json::from_str(&ok(&huren(&["history", "--node", sh, &new_id])))?;
+    assert_eq!(history["origin"], id.as_str(), "{history}");
     let out = huren(&["accept-transfer", "--node", sh, &fourth]);
     assert_eq!(
         out.status.code(),

@@ -95,7 +95,14 @@ fn a_driving_licence_moves_from_guangdong_to_shanghai_and_its_old_qr_points_ther
         );
         assert_eq!(v["lineage"]["transfer"]["to"], "sh.transport", "{v}");
         assert_eq!(v["lineage"]["transfer"]["to_region"], "310000", "{v}");
-        let v = until_verdict(&http, n, &new_qr, "valid", None)?;
+        until_verdict(&http, n, &new_qr, "valid", None)?;
+        // The window page asks for the story (`?history=1`): the new card names its origin.
+        let v: Value = http
+            .post(format!("{}/v1/verify?history=1", n.url))
+            .json(&json!({ "qr": new_qr }))
+            .send()?
+            .json()?;
+        assert_eq!(v["verdict"], "valid", "{v}");
         assert_eq!(v["lineage"]["origin"], old_id.as_str(), "{v}");
         assert_eq!(
             v["licence"]["holder"]["name"], "测试7",

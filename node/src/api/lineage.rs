@@ -148,28 +148,22 @@ pub(crate) fn lineage(
     })
 }
 
-/// What verification needs of the story: whether the presented credential is an
-/// earlier one of the licence, and where a transferred licence went.
-pub(crate) fn facts(
-    state: &AppState,
-    id: &LicenceId,
+/// The kind of record that brought in the credential in force, when the presented one
+/// (`presented`) is not it but an earlier record of the licence carried it: the card was
+/// superseded. `events` is the licence's history (read only when the commitments differ).
+pub(crate) fn superseded_by(
     presented: Hash32,
     current: Option<&LicenceState>,
     events: &[Event],
-) -> huren_core::verify::Lineage {
-    let superseded_by = current.filter(|s| s.commitment != presented).and_then(|s| {
-        let carried_before = events
-            .iter()
-            .any(|e| e.record.commitment() == Some(presented));
-        let now_by = events
-            .iter()
-            .rev()
-            .find(|e| e.record.commitment() == Some(s.commitment))
-            .map(|e| e.record.record_kind());
-        carried_before.then_some(now_by).flatten()
-    });
-    huren_core::verify::Lineage {
-        superseded_by,
-        transfer: state.store.transfer(id),
-    }
+) -> Option<huren_core::ledger::RecordKind> {
+    let s = current.filter(|s| s.commitment != presented)?;
+    let carried_before = events
+        .iter()
+        .any(|e| e.record.commitment() == Some(presented));
+    let now_by = events
+        .iter()
+        .rev()
+        .find(|e| e.record.commitment() == Some(s.commitment))
+        .map(|e| e.record.record_kind());
+    carried_before.then_some(now_by).flatten()
 }

@@ -12,7 +12,9 @@ use huren_api::{
     VerifyRequest, EVIDENCE_PAGE_DEFAULT, EVIDENCE_PAGE_MAX,
 };
 use huren_core::verify::{self, rfc3339, Decision, LedgerFacts, Step, VerifyContext};
-use huren_core::{ChainView, DepartmentId, LicenceId, LicenceState, UnverifiedCredential};
+use huren_core::{
+    ChainView, DepartmentId, LicenceId, LicenceState, LicenceStatus, UnverifiedCredential,
+};
 
 use super::error::{ApiError, ApiJson};
 use super::AppState;
@@ -106,7 +108,16 @@ pub async fn history(
 /// between the two steps. With `at` (unix seconds), the verdict as of that moment: the
 /// credential's own rules at `at` (as offline), then its licence's history at `at`
 /// (`lifecycle::verdict_at`).
-pub async fn verify_text(state: &AppState, text: &str, at: Option<i64>) -> Report {
+///
+/// The licence's story (history, origin, where it went) is read only when it decides or
+/// is asked for (`with_history`, or a superseded or transferred card, whose report says
+/// where the licence stands now): the common answer costs no history lookup.
+pub async fn verify_text(
+    state: &AppState,
+    text: &str,
+    at: Option<i64>,
+    with_history: bool,
+) -> Report {
     let mut ctx = context(state);
     let mut as_of = None;
     let mut lineage = None;
@@ -120,13 +131,17 @@ pub async fn verify_text(state: &AppState, text: &str, at: Option<i64>) -> Repor
                 super::checkpoints::freshness(state, id.department());
             as_of = found_as_of;
             let current = state.store.licence(&id);
-            // The story is read only for a licence on the ledger: a verify of an unknown
-            // id costs no history lookup.
-            let events = match current {
-                Some(_) => super::lineage::events(state, &id).unwrap_or_default(),
-                None => Vec::new(),
+            // Its history decides a moment asked about, and whether a card the ledger does
+            // not hold as current is an earlier one of this licence.
+            let needs_events = current
+                .is_some_and(|s| at.is_some() || with_history || s.commitment != un.commitment);
+            let events = if needs_events {
+                super::lineage::events(state, &id).unwrap_or_default()
+            } else {
+                Vec::new()
             };
-            if current.is_some() {
+            let moved = current.is_some_and(|s| s.status == LicenceStatus::Transferred);
+            if current.is_some() && (with_history || needs_events || moved) {
                 lineage = super::lineage::lineage(state, &id, &events).ok();
             }
             if let Some(at) = at {
@@ -140,8 +155,18 @@ pub async fn verify_text(state: &AppState, text: &str, at: Option<i64>) -> Repor
                 report.at = at_answer;
                 return report;
             }
-            let lineage_facts =
-                super::lineage::facts(state, &id, un.commitment, current.as_ref(), &events);
+            let lineage_facts = huren_core::verify::Lineage {
+                superseded_by: super::lineage::superseded_by(
+                    un.commitment,
+                    current.as_ref(),
+                    &events,
+                ),
+                transfer: if moved {
+                    state.store.transfer(&id)
+                } else {
+                    None
+                },
+            };
             let facts = LedgerFacts::Online {
                 lineage: lineage_facts,
                 licence: current,
@@ -238,7 +263,7 @@ pub async fn verify_qr(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Json<Report>, ApiError> {
-    let VerifyQuery { proof, at } = Query::<VerifyQuery>::try_from_uri(req.uri())
+    let VerifyQuery { proof, at, history } = Query::<VerifyQuery>::try_from_uri(req.uri())
         .map_err(|e| ApiError::new(ErrorCode::BadQuery, e.body_text()))?
         .0;
     let with_proof = match proof {
@@ -252,6 +277,16 @@ pub async fn verify_qr(
         }
     };
     let at = at.as_deref().map(super::lineage::parse_at).transpose()?;
+    let history = match history {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(n) => {
+            return Err(ApiError::new(
+                ErrorCode::BadQuery,
+                format!("history={n}: it is 0 or 1"),
+            ))
+        }
+    };
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -323,7 +358,7 @@ pub async fn verify_qr(
         let ApiJson(body) = ApiJson::<VerifyRequest>::from_request(req, &state).await?;
         body.qr
     };
-    let mut report = verify_text(&state, &text, at).await;
+    let mut report = verify_text(&state, &text, at, history).await;
     if with_proof {
         if let Ok(un) = UnverifiedCredential::from_qr(&text) {
             let (id, commitment) = (un.credential.licence_id, un.commitment);
@@ -355,6 +390,9 @@ pub struct VerifyQuery {
     pub proof: Option<u8>,
     /// RFC 3339: the verdict as of that moment, by the licence's history.
     pub at: Option<String>,
+    /// 1: add the licence's story (`lineage`: its records, origin, where it went), as the
+    /// window page shows it. A superseded or transferred card's report has it anyway.
+    pub history: Option<u8>,
 }
 
 #[utoipa::path(get, path = "/v1/chains", tag = "public",
