@@ -17,7 +17,10 @@
 //! - `licences`: licence id → `LicenceState` (99 bytes, see `encode_state`);
 //! - `history`: licence id ‖ 0x00 ‖ height (u64 BE) ‖ index (u32 BE) → the department
 //!   whose chain carried the record (empty: the licence's own): every record of every
-//!   licence, for `GET /v1/licences/{id}/history` and the "as of" answers;
+//!   licence that has more than its issue (then its issue too), for
+//!   `GET /v1/licences/{id}/history` and the "as of" answers. A licence with only its
+//!   issue has no entry (most licences, most of their lives): its state says where the
+//!   issue record is;
 //! - `transfers`: origin licence id → the department it was transferred to ‖ 0x00 ‖ the
 //!   id it was accepted as there (empty until then);
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
@@ -372,26 +375,31 @@ fn history_key(id: &LicenceId, height: u64, index: u32) -> Vec<u8> {
     k
 }
 
-/// The `history` entries a block adds: key, and the carrying department when it is not
-/// the licence's own (a successor's record).
-fn history_entries(block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The `history` entry of a record after its issue: key, and the carrying department
+/// when it is not the licence's own (a successor's record).
+fn history_entry(block: &Block, index: usize, r: &Record) -> (Vec<u8>, Vec<u8>) {
+    let id = r.licence_id();
+    let carrier = if id.department() == block.department() {
+        Vec::new()
+    } else {
+        block.department().as_str().as_bytes().to_vec()
+    };
+    (
+        history_key(id, block.height(), u32::try_from(index).unwrap_or(u32::MAX)),
+        carrier,
+    )
+}
+
+/// The keys of the `history` entries of `block`'s records after an issue (an issue
+/// record alone has none).
+fn history_keys(block: &Block) -> Vec<Vec<u8>> {
     block
         .header
         .records
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let id = r.licence_id();
-            let carrier = if id.department() == block.department() {
-                Vec::new()
-            } else {
-                block.department().as_str().as_bytes().to_vec()
-            };
-            (
-                history_key(id, block.height(), u32::try_from(i).unwrap_or(u32::MAX)),
-                carrier,
-            )
-        })
+        .filter(|(_, r)| !matches!(r, Record::Issue(_)))
+        .map(|(i, r)| history_entry(block, i, r).0)
         .collect()
 }
 
@@ -549,7 +557,7 @@ impl Store {
             .iter()
             .filter(|r| matches!(r, Record::Issue(_)))
             .count() as u64;
-        let history = history_entries(block);
+        let history = self.history_for(block)?;
         // The transfer index after this block: each effect over the entry before it
         // (read now: only the ledger's single writer appends, under its lock).
         let mut transfers: Vec<(String, Vec<u8>)> = Vec::new();
@@ -824,11 +832,26 @@ impl Store {
             level += 1;
         }
         let size_key = tree_size_key(dept);
-        let gone_history: Vec<Vec<u8>> = removed
-            .iter()
-            .flat_map(history_entries)
-            .map(|(k, _)| k)
-            .collect();
+        let mut gone_history: Vec<Vec<u8>> = removed.iter().flat_map(history_keys).collect();
+        // A licence left with its issue alone keeps no entry (see the `history` tree).
+        for (id, s) in &states {
+            if s.is_none() {
+                continue;
+            }
+            let mut prefix = id.clone().into_bytes();
+            prefix.push(0);
+            let left: Vec<Vec<u8>> = self
+                .history
+                .scan_prefix(&prefix)
+                .keys()
+                .filter_map(Result::ok)
+                .map(|k| k.to_vec())
+                .filter(|k| !gone_history.contains(k))
+                .collect();
+            if left.len() == 1 {
+                gone_history.extend(left);
+            }
+        }
         // Transfers the removed blocks made are undone: a transfer out goes, a transfer
         // in is no longer accepted.
         let mut undone_transfers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
@@ -926,11 +949,78 @@ impl Store {
         Ok(removed.len())
     }
 
+    /// The `history` entries `block` adds: every record after an issue, and the issue of
+    /// a licence that gets its first such record (from its state before, or from this
+    /// block when it issues it too). Read before the block's transaction: only the
+    /// ledger's single writer appends.
+    fn history_for(&self, block: &Block) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut started: std::collections::HashSet<&LicenceId> = Default::default();
+        for (i, r) in block.header.records.iter().enumerate() {
+            if matches!(r, Record::Issue(_)) {
+                continue;
+            }
+            let id = r.licence_id();
+            if !started.contains(id) {
+                started.insert(id);
+                let mut prefix = id.to_string().into_bytes();
+                prefix.push(0);
+                if self.history.scan_prefix(&prefix).next().is_none() {
+                    let issued_here = block.header.records[..i]
+                        .iter()
+                        .position(|e| matches!(e, Record::Issue(x) if &x.licence_id == id));
+                    let issue = match issued_here {
+                        Some(j) => Some((block.height(), j as u32)),
+                        None => self.issue_place(id)?,
+                    };
+                    if let Some((h, j)) = issue {
+                        out.push((history_key(id, h, j), Vec::new()));
+                    }
+                }
+            }
+            out.push(history_entry(block, i, r));
+        }
+        Ok(out)
+    }
+
+    /// Where licence `id`'s issue record is, for a licence with no `history` entry yet
+    /// (its state's issue position; a state kept before the index was, by its block).
+    fn issue_place(&self, id: &LicenceId) -> Result<Option<(u64, u32)>, StoreError> {
+        let Some(s) = self.licence(id) else {
+            return Ok(None);
+        };
+        if s.issued_index != u32::MAX {
+            return Ok(Some((s.issued_height, s.issued_index)));
+        }
+        let Some(block) = self.block_at(id.department(), s.issued_height)? else {
+            return Ok(None);
+        };
+        Ok(block
+            .header
+            .records
+            .iter()
+            .position(|r| matches!(r, Record::Issue(x) if &x.licence_id == id))
+            .map(|j| (s.issued_height, j as u32)))
+    }
+
     /// Where every record of licence `id` is, at most `max` of them, in the order of
     /// their chain (a successor's records after the licence's own chain's).
     pub fn history(&self, id: &LicenceId, max: usize) -> Result<Vec<HistoryPlace>, StoreError> {
         let mut prefix = id.to_string().into_bytes();
         prefix.push(0);
+        if self.history.scan_prefix(&prefix).next().is_none() {
+            // Its issue alone.
+            return Ok(self
+                .issue_place(id)?
+                .map(|(height, index)| HistoryPlace {
+                    department: id.department().clone(),
+                    height,
+                    index,
+                })
+                .into_iter()
+                .take(max)
+                .collect());
+        }
         let mut out = Vec::new();
         for item in self.history.scan_prefix(&prefix).take(max) {
             let (k, v) = item?;

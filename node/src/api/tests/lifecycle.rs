@@ -73,11 +73,15 @@ async fn reissue_renew_and_amend_supersede_the_old_card() {
     let f = fixture_with_clock("gd.transport", clock.clone(), |_| {});
     let issued = f.issue().await;
     let (id, first) = (id_of(&issued), qr_of(&issued));
+    // A licence with its issue alone keeps no history entry; its first later record
+    // brings its issue's along.
+    assert_eq!(f.store.history_len(), 0);
 
     let reissued = f.ok(&format!("/v1/licences/{id}/reissue"), json!({})).await;
     assert_eq!(id_of(&reissued), id, "the same licence id");
     let second = qr_of(&reissued);
     assert_ne!(second, first, "a new credential (new salt)");
+    assert_eq!(f.store.history_len(), 2);
     let v = f.verify(&first).await;
     assert_eq!(verdict(&v), ("invalid".into(), "superseded".into()), "{v}");
     assert!(
