@@ -412,7 +412,7 @@ impl Checkpoints {
     fn prune(&self) {
         let now = self.clock.now_ms();
         {
-            let mut st = self.state();
+            let mut st = self.lock();
             if now.saturating_sub(st.pruned_ms) < PRUNE_EVERY_MS {
                 return;
             }
