@@ -99,16 +99,7 @@ fn a_window_offline_answers_from_its_bundle_and_refuses_a_tampered_or_older_one(
         "suspend",
         json!({"reason": "investigation"}),
     )?;
-    let height = |url: &str| -> anyhow::Result<u64> {
-        let v = get_json(&http, &format!("{url}/v1/chains"))?;
-        v["chains"]
-            .as_array()
-            .context("chains")?
-            .iter()
-            .find(|c| c["department"] == "gd.transport")
-            .and_then(|c| c["height"].as_u64())
-            .context("height")
-    };
+    let height = |url: &str| gd_height(&http, url);
     let h = height(&gd.url)?;
     counted_at_least(&http, &sh.url, "gd.transport", h)?;
 
@@ -271,6 +262,18 @@ fn a_window_offline_answers_from_its_bundle_and_refuses_a_tampered_or_older_one(
     Ok(())
 }
 
+/// gd.transport's chain height at the node at `url`.
+fn gd_height(http: &reqwest::blocking::Client, url: &str) -> anyhow::Result<u64> {
+    let v = get_json(http, &format!("{url}/v1/chains"))?;
+    v["chains"]
+        .as_array()
+        .context("chains")?
+        .iter()
+        .find(|c| c["department"] == "gd.transport")
+        .and_then(|c| c["height"].as_u64())
+        .context("height")
+}
+
 fn time_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -300,16 +303,7 @@ fn offline_a_lost_card_is_superseded_and_a_timed_suspension_ends_by_its_date() -
         "suspend",
         json!({"reason": "penalty", "until": huren_core::verify::rfc3339(until)}),
     )?;
-    let height = |url: &str| -> anyhow::Result<u64> {
-        let v = get_json(&http, &format!("{url}/v1/chains"))?;
-        v["chains"]
-            .as_array()
-            .context("chains")?
-            .iter()
-            .find(|c| c["department"] == "gd.transport")
-            .and_then(|c| c["height"].as_u64())
-            .context("height")
-    };
+    let height = |url: &str| gd_height(&http, url);
     counted_at_least(&http, &sh.url, "gd.transport", height(&gd.url)?)?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("window.bundle");

@@ -222,23 +222,34 @@ pub async fn issue_batch(
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
     let officer = authorize(&state, &headers, Scope::Issue)?;
+    batch(&state, body.licences, |item| {
+        issue_request(item, &officer).map(Job::Issue)
+    })
+    .await
+}
+
+/// Many requests of one kind in one block: each item read into its job on its own (a bad
+/// one is refused alone), then all jobs submitted together; one result per item, in
+/// order. At most `batch_licences_max` items.
+async fn batch<T>(
+    state: &AppState,
+    items: Vec<T>,
+    job: impl Fn(T) -> Result<Job, ApiError>,
+) -> Result<Json<BatchAnswer>, ApiError> {
     let max = state.limits.batch_licences_max;
-    if body.licences.len() > max {
+    if items.len() > max {
         return Err(ApiError::new(
             ErrorCode::BatchTooLarge,
-            format!(
-                "{} licences in one request; at most {max}",
-                body.licences.len()
-            ),
+            format!("{} licences in one request; at most {max}", items.len()),
         ));
     }
-    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(body.licences.len());
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(items.len());
     let mut jobs = Vec::new();
     let mut job_index = Vec::new();
-    for (index, item) in body.licences.into_iter().enumerate() {
-        match issue_request(item, &officer) {
-            Ok(req) => {
-                jobs.push(Job::Issue(req));
+    for (index, item) in items.into_iter().enumerate() {
+        match job(item) {
+            Ok(j) => {
+                jobs.push(j);
                 job_index.push(index);
                 results.push(None);
             }
@@ -246,7 +257,7 @@ pub async fn issue_batch(
         }
     }
     if !jobs.is_empty() {
-        let outcomes = producer(&state)?.submit(jobs).await;
+        let outcomes = producer(state)?.submit(jobs).await;
         for (index, outcome) in job_index.into_iter().zip(outcomes) {
             results[index] = Some(match outcome {
                 Ok(r) => BatchItem::issued(index, r.licence_id, r.qr),
@@ -429,48 +440,14 @@ pub async fn renew_batch(
     ApiJson(body): ApiJson<RenewBatchRequest>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
     let officer = authorize(&state, &headers, Scope::Issue)?;
-    let max = state.limits.batch_licences_max;
-    if body.licences.len() > max {
-        return Err(ApiError::new(
-            ErrorCode::BatchTooLarge,
-            format!(
-                "{} licences in one request; at most {max}",
-                body.licences.len()
-            ),
-        ));
-    }
-    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(body.licences.len());
-    let mut jobs = Vec::new();
-    let mut job_index = Vec::new();
-    for (index, item) in body.licences.into_iter().enumerate() {
-        let job = own_licence(&state, &item.licence_id).and_then(|licence_id| {
-            Ok(Job::Recredential {
-                licence_id,
-                change: renew_change(&item.renew)?,
-                officer: officer.clone(),
-            })
-        });
-        match job {
-            Ok(job) => {
-                jobs.push(job);
-                job_index.push(index);
-                results.push(None);
-            }
-            Err(e) => results.push(Some(BatchItem::refused(index, e.detail()))),
-        }
-    }
-    if !jobs.is_empty() {
-        let outcomes = producer(&state)?.submit(jobs).await;
-        for (index, outcome) in job_index.into_iter().zip(outcomes) {
-            results[index] = Some(match outcome {
-                Ok(r) => BatchItem::issued(index, r.licence_id, r.qr),
-                Err(e) => BatchItem::refused(index, produce_error(e).detail()),
-            });
-        }
-    }
-    Ok(Json(BatchAnswer {
-        results: results.into_iter().flatten().collect(),
-    }))
+    batch(&state, body.licences, |item| {
+        Ok(Job::Recredential {
+            licence_id: own_licence(&state, &item.licence_id)?,
+            change: renew_change(&item.renew)?,
+            officer: officer.clone(),
+        })
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/licences/{id}/reissue", tag = "department", request_body = ReissueRequest,

@@ -249,18 +249,15 @@ fn main() -> anyhow::Result<()> {
         9,
         "Another holder renews before expiry (延续): a new card, the old one superseded at every window",
     );
-    let body = json!({
-        "licence_type": "mvdl",
-        "holder": {"name": "李四", "id_number": "44010619920202456X", "class": "C1"},
-        "valid_days": 2190
-    });
-    let r = http
-        .post(format!("{}/v1/licences", gd.url))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()?;
-    anyhow::ensure!(r.status().as_u16() == 201, "issue failed: {}", r.text()?);
-    let second: Value = r.json()?;
+    let second = huren_tests::issue(
+        &http,
+        gd,
+        json!({
+            "licence_type": "mvdl",
+            "holder": {"name": "李四", "id_number": "44010619920202456X", "class": "C1"},
+            "valid_days": 2190
+        }),
+    )?;
     let second_id = second["licence_id"].as_str().context("id")?.to_owned();
     let second_qr = second["qr"].as_str().context("qr")?.to_owned();
     let r = http
