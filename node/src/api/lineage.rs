@@ -12,15 +12,22 @@ use huren_core::{ChainView, Hash32, LicenceId};
 use super::error::ApiError;
 use super::AppState;
 
+/// A licence's records as kept: each with the chain that carried it, oldest first.
+pub(crate) struct Story {
+    pub(crate) chains: Vec<huren_core::DepartmentId>,
+    pub(crate) events: Vec<Event>,
+}
+
 /// The licence's records with where and when each was recorded, oldest first.
-pub(crate) fn events(state: &AppState, id: &LicenceId) -> Result<Vec<Event>, ApiError> {
-    Ok(state
+pub(crate) fn events(state: &AppState, id: &LicenceId) -> Result<Story, ApiError> {
+    let (chains, events) = state
         .store
         .history_events(id, state.limits.history_records_max)
         .map_err(ApiError::internal)?
         .into_iter()
-        .map(|(_, e)| e)
-        .collect())
+        .map(|(p, e)| (p.department, e))
+        .unzip();
+    Ok(Story { chains, events })
 }
 
 /// `?at=RFC3339`, read: unix seconds.
@@ -102,18 +109,11 @@ fn entry(e: &Event, department: &huren_core::DepartmentId, annulled: bool) -> Hi
 
 /// The licence's story: every record, its origin (a transfer in) and where it went (a
 /// transfer out), as this node holds them.
-pub(crate) fn lineage(
-    state: &AppState,
-    id: &LicenceId,
-    events: &[Event],
-) -> Result<Lineage, ApiError> {
-    let places = state
-        .store
-        .history(id, state.limits.history_records_max)
-        .map_err(ApiError::internal)?;
+pub(crate) fn lineage(state: &AppState, id: &LicenceId, story: &Story) -> Lineage {
+    let events = &story.events;
     let history = events
         .iter()
-        .zip(places.iter().map(|p| &p.department).chain(std::iter::repeat(id.department())))
+        .zip(&story.chains)
         .map(|(e, dept)| {
             let annulled = events.iter().any(|a| {
                 matches!(a.record, Record::Annul { height, index, .. } if height == e.height && index == e.index)
@@ -140,12 +140,12 @@ pub(crate) fn lineage(
             accepted_as: t.accepted_as,
         }
     });
-    Ok(Lineage {
+    Lineage {
         licence_id: id.clone(),
         history,
         origin,
         transfer,
-    })
+    }
 }
 
 /// The kind of record that brought in the credential in force, when the presented one

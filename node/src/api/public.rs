@@ -59,8 +59,8 @@ pub async fn status(
         None => None,
         Some(at) => {
             let at = super::lineage::parse_at(at)?;
-            let events = super::lineage::events(&state, &id)?;
-            Some(super::lineage::at_answer(&events, at))
+            let story = super::lineage::events(&state, &id)?;
+            Some(super::lineage::at_answer(&story.events, at))
         }
     };
     Ok(Json(StatusAnswer {
@@ -99,8 +99,8 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> Result<Json<HistoryAnswer>, ApiError> {
     let (id, _) = licence_on_ledger(&state, &id)?;
-    let events = super::lineage::events(&state, &id)?;
-    Ok(Json(super::lineage::lineage(&state, &id, &events)?))
+    let story = super::lineage::events(&state, &id)?;
+    Ok(Json(super::lineage::lineage(&state, &id, &story)))
 }
 
 /// Verifies QR text against genesis and this node's ledger. Core decides; when the ledger
@@ -132,22 +132,25 @@ pub async fn verify_text(
             as_of = found_as_of;
             let current = state.store.licence(&id);
             // Its history decides a moment asked about, and whether a card the ledger does
-            // not hold as current is an earlier one of this licence.
-            let needs_events = current
-                .is_some_and(|s| at.is_some() || with_history || s.commitment != un.commitment);
-            let events = if needs_events {
-                super::lineage::events(state, &id).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+            // not hold as current is an earlier one of this licence; a transferred card's
+            // report says where the licence went.
             let moved = current.is_some_and(|s| s.status == LicenceStatus::Transferred);
-            if current.is_some() && (with_history || needs_events || moved) {
-                lineage = super::lineage::lineage(state, &id, &events).ok();
+            let needs_story = current.is_some_and(|s| {
+                at.is_some() || with_history || moved || s.commitment != un.commitment
+            });
+            let story = if needs_story {
+                super::lineage::events(state, &id).ok()
+            } else {
+                None
+            };
+            let events: &[huren_core::lifecycle::Event] = story.as_ref().map_or(&[], |s| &s.events);
+            if let Some(story) = &story {
+                lineage = Some(super::lineage::lineage(state, &id, story));
             }
             if let Some(at) = at {
                 ctx.now = at;
-                at_answer = Some(super::lineage::at_answer(&events, at));
-                let d = verify_at(state, un, &events, &ctx).await;
+                at_answer = Some(super::lineage::at_answer(events, at));
+                let d = verify_at(state, un, events, &ctx).await;
                 state.metrics.verify_verdicts.inc(d.verdict.label());
                 let mut report = Report::new(&state.net(), &d);
                 report.as_of = as_of;
@@ -159,7 +162,7 @@ pub async fn verify_text(
                 superseded_by: super::lineage::superseded_by(
                     un.commitment,
                     current.as_ref(),
-                    &events,
+                    events,
                 ),
                 transfer: if moved {
                     state.store.transfer(&id)
