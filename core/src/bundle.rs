@@ -642,7 +642,8 @@ fn check_set(entries: &[[u8; ENTRY_BYTES]], list: EntryList) -> Result<(), SetPr
     for (index, e) in entries.iter().enumerate() {
         let bytes = [e[16], e[17]];
         let known = entry_status(bytes).is_some() || tlog::is_superseded(bytes);
-        if !known && !(list == EntryList::Changes && is_removal(bytes)) {
+        let removal = list == EntryList::Changes && is_removal(bytes);
+        if !known && !removal {
             return Err(SetProblem::Status { index, bytes, list });
         }
         if previous.is_some_and(|p| p >= &e[..16]) {
