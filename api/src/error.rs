@@ -303,6 +303,27 @@ impl std::fmt::Display for ErrorDetail {
 mod tests {
     use super::*;
 
+    /// docs/api.md's table of codes names every code the node answers, with its status.
+    #[test]
+    fn every_code_is_in_the_documented_table() {
+        let doc = include_str!("../../docs/api.md");
+        for code in ErrorCode::ALL {
+            // A row of the table: the code (or codes) in its first cell.
+            let row = doc
+                .lines()
+                .find(|l| {
+                    l.split('|')
+                        .nth(1)
+                        .is_some_and(|c| c.contains(&format!("`{}`", code.as_str())))
+                })
+                .unwrap_or_else(|| panic!("docs/api.md has no row for `{code}`"));
+            assert!(
+                row.contains(&format!("| {} |", code.http_status())),
+                "docs/api.md gives `{code}` another status: {row}"
+            );
+        }
+    }
+
     #[test]
     fn every_code_serialises_as_its_name_and_has_an_error_status() {
         let mut names = std::collections::BTreeSet::new();
