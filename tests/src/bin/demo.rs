@@ -247,7 +247,7 @@ fn main() -> anyhow::Result<()> {
 
     step(
         9,
-        "Another holder renews before expiry (延续): a new card, the old one superseded at every window",
+        "Another holder renews before expiry (延续): a new card; a Shanghai window finds the old one superseded",
     );
     let second = huren_tests::issue(
         &http,
