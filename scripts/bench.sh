@@ -13,5 +13,5 @@ if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-ge
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q && apt-get install -y -q wrk || echo "warning: wrk not installed" >&2
 fi
-cargo build --profile production --bin huren-node --bin huren-bench
+cargo build --profile production --bin huren-node --bin huren-bench --bin huren-trivial
 target/production/huren-bench "$@"
