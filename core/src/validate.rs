@@ -794,12 +794,8 @@ impl<'v, V: ChainView> Overlay<'v, V> {
         Ok(next)
     }
 
-    /// The final state of each licence the records touched, in first-touched order.
-    pub fn into_changes(self) -> Vec<(LicenceId, LicenceState)> {
-        self.into_parts().0
-    }
-
-    /// `into_changes`, and the credentials the records replaced.
+    /// The final state of each licence the records touched, in first-touched order, and
+    /// the credentials the records replaced.
     fn into_parts(self) -> (Vec<(LicenceId, LicenceState)>, Vec<(LicenceId, Superseded)>) {
         let Overlay {
             mut licences,

@@ -380,6 +380,26 @@ pub fn issue(
     Ok(v)
 }
 
+/// Takes licence `qr` in at `node` (`POST /v1/transfers`), waiting until the node holds
+/// the transfer out (30 s at most); the answer.
+pub fn accept_transfer(
+    http: &reqwest::blocking::Client,
+    node: &NodeProcess,
+    qr: &str,
+) -> anyhow::Result<serde_json::Value> {
+    eventually(30, &format!("{} to take the transfer in", node.url), || {
+        let r = http
+            .post(format!("{}/v1/transfers", node.url))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "qr": qr }))
+            .send()
+            .ok()?;
+        (r.status().as_u16() == 201)
+            .then(|| r.json().ok())
+            .flatten()
+    })
+}
+
 /// A node that lies: an HTTP server of the test's own on 127.0.0.1 that answers each
 /// path with the bytes the test gives it (a stale or forged answer), reading each request
 /// whole first. It serves until dropped.

@@ -588,17 +588,7 @@ fn clerk_scans_valid_revoked_superseded_transferred_and_garbage_at_the_window() 
         .json(&json!({"to": "sh.transport"}))
         .send()?;
     ensure!(r.status().is_success(), "transfer failed: {}", r.text()?);
-    let accepted: Value = eventually(30, "sh.transport to accept the transfer", || {
-        let r = http
-            .post(format!("{}/v1/transfers", sh.url))
-            .bearer_auth(TOKEN)
-            .json(&json!({"qr": moved_qr}))
-            .send()
-            .ok()?;
-        (r.status().as_u16() == 201)
-            .then(|| r.json().ok())
-            .flatten()
-    })?;
+    let accepted = huren_tests::accept_transfer(&http, &sh, &moved_qr)?;
     let new_id = accepted["licence_id"]
         .as_str()
         .context("new id")?

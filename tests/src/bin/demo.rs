@@ -294,17 +294,7 @@ fn main() -> anyhow::Result<()> {
         .json(&json!({"to": "sh.transport"}))
         .send()?;
     anyhow::ensure!(r.status().is_success(), "transfer failed: {}", r.text()?);
-    let moved: Value = eventually(30, "Shanghai to take the transfer in", || {
-        let r = http
-            .post(format!("{}/v1/transfers", sh.url))
-            .bearer_auth(TOKEN)
-            .json(&json!({"qr": renewed_qr}))
-            .send()
-            .ok()?;
-        (r.status().as_u16() == 201)
-            .then(|| r.json().ok())
-            .flatten()
-    })?;
+    let moved = huren_tests::accept_transfer(&http, sh, &renewed_qr)?;
     let new_id = moved["licence_id"].as_str().context("new id")?.to_owned();
     let new_qr = moved["qr"].as_str().context("new qr")?.to_owned();
     println!("   {second_id} (Guangdong) is now {new_id} (Shanghai)");
