@@ -9,15 +9,18 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # The browser test (tests/tests/browser.rs) drives the service-window page in headless
 # Chromium through chromedriver, both from Debian, plus a CJK font so that its screenshots
-# show Chinese; the benchmark smoke test drives verify load with wrk; the fault drills
-# (tests/tests/chaos.rs) put nodes in network namespaces with iproute2 and shift their clocks
-# with libfaketime. Installed here, once: a no-op when they are already there.
+# show Chinese; the benchmark smoke test drives verify load with wrk and runs its
+# central-database baseline on PostgreSQL and its instruction counts under valgrind; the fault drills (tests/tests/chaos.rs) put
+# nodes in network namespaces with iproute2 and shift their clocks with libfaketime.
+# Installed here, once: a no-op when they are already there.
 packages=()
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 dpkg-query -W -f='${Status}' fonts-wqy-microhei 2>/dev/null | grep -q 'ok installed' \
   || packages+=(fonts-wqy-microhei)
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
+command -v valgrind >/dev/null 2>&1 || packages+=(valgrind)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || packages+=(faketime)
 if [ "${#packages[@]}" -gt 0 ]; then
@@ -29,7 +32,8 @@ if [ "${#packages[@]}" -gt 0 ]; then
   else
     echo "warning: ${packages[*]} missing and cannot be installed here (needs root" \
       "and apt-get); the browser test will fail, the benchmark uses its own load generator" \
-      "and the fault drills run on loopback and/or without clock offsets" >&2
+      "and, without PostgreSQL, its smoke test fails for want of the baseline; the fault" \
+      "drills run on loopback and/or without clock offsets" >&2
   fi
 fi
 # The node's OpenAPI test (node/src/api/openapi_tests.rs) validates /openapi.json with

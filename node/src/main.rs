@@ -33,6 +33,9 @@ enum Command {
     Run(RunArgs),
     /// Re-walk every chain, rebuild the indexes in memory and compare with the stored ones.
     Check(CheckArgs),
+    /// What the data directory holds, tree by tree (entries, key and value bytes) and on
+    /// disk. Run it with the node stopped (sled locks its directory).
+    Usage(UsageArgs),
     /// Make a new officer token: prints the token (give it to the officer) and the config lines.
     Token {
         #[arg(long)]
@@ -125,6 +128,21 @@ struct CheckArgs {
     sample_blocks: usize,
 }
 
+#[derive(Args)]
+struct UsageArgs {
+    /// Config file (for data_dir and genesis).
+    #[arg(long, short, required_unless_present = "data")]
+    config: Option<PathBuf>,
+    /// Data directory (with --genesis, instead of --config).
+    #[arg(long, requires = "genesis")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -138,6 +156,7 @@ fn main() -> ExitCode {
         Command::Init(a) => init(a),
         Command::Run(a) => run(a),
         Command::Check(a) => return check_cmd(a),
+        Command::Usage(a) => usage(a),
         Command::Token { officer, scope } => {
             let (token, hash) = huren_node::api::generate_token();
             let t = TokenConfig {
@@ -255,6 +274,88 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+fn usage(a: UsageArgs) -> anyhow::Result<()> {
+    let (data, genesis) = match (a.config, a.data, a.genesis) {
+        (Some(c), None, g) => {
+            let cfg = Config::load(&c)?;
+            (cfg.data_dir, g.unwrap_or(cfg.genesis))
+        }
+        (None, Some(d), Some(g)) => (d, g),
+        _ => anyhow::bail!("give --config, or --data with --genesis"),
+    };
+    let net = huren_genesis::load(&genesis)
+        .with_context(|| format!("loading genesis {}", genesis.display()))?;
+    let store = Store::open(&data, &net).with_context(|| format!("opening {}", data.display()))?;
+    let trees = store.usage().context("reading the trees")?;
+    let licences = store.licence_count();
+    let disk = dir_bytes(&data).with_context(|| format!("measuring {}", data.display()))?;
+    if a.json {
+        let v = serde_json::json!({
+            "licences": licences,
+            "disk_bytes": disk,
+            "trees": trees,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let per = |b: u64| {
+        if licences == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", b as f64 / licences as f64)
+        }
+    };
+    println!(
+        "{:<20} {:>12} {:>14} {:>14} {:>14}",
+        "tree", "entries", "key bytes", "value bytes", "bytes/licence"
+    );
+    let mut logical = 0;
+    for t in trees.iter().filter(|t| t.entries > 0) {
+        logical += t.key_bytes + t.value_bytes;
+        println!(
+            "{:<20} {:>12} {:>14} {:>14} {:>14}",
+            t.tree,
+            t.entries,
+            t.key_bytes,
+            t.value_bytes,
+            per(t.key_bytes + t.value_bytes)
+        );
+    }
+    println!(
+        "{:<20} {:>12} {:>14} {:>14} {:>14}",
+        "keys and values",
+        "",
+        "",
+        logical,
+        per(logical)
+    );
+    println!(
+        "{:<20} {:>12} {:>14} {:>14} {:>14}",
+        "on disk",
+        "",
+        "",
+        disk,
+        per(disk)
+    );
+    println!("licences: {licences}");
+    Ok(())
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 fn check_cmd(a: CheckArgs) -> ExitCode {

@@ -424,6 +424,15 @@ fn decode_transfer(b: &[u8]) -> Option<Transfer> {
     })
 }
 
+/// One tree's share of the store (`Store::usage`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TreeUsage {
+    pub tree: &'static str,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
 /// One record of a licence's history as kept: where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPlace {
@@ -1771,6 +1780,47 @@ impl Store {
         self.blocks.len()
     }
 
+    /// What each tree holds: entries and the bytes of their keys and values, as sled
+    /// hands them over (before its own page and log overhead). Reads every tree whole:
+    /// for `huren-node usage` and the benchmark's breakdown, never on a request path.
+    pub fn usage(&self) -> Result<Vec<TreeUsage>, StoreError> {
+        let trees = [
+            ("blocks", &self.blocks),
+            ("chain", &self.chain),
+            ("heads", &self.heads),
+            ("licences", &self.licences),
+            ("history", &self.history),
+            ("transfers", &self.transfers),
+            ("credentials", &self.credentials),
+            ("evidence", &self.evidence),
+            ("governance", &self.governance),
+            ("gov_evidence", &self.gov_evidence),
+            ("merkle", &self.merkle),
+            ("status", &self.status),
+            ("checkpoints", &self.checkpoints),
+            ("witnessed", &self.witnessed),
+            ("checkpoint_evidence", &self.checkpoint_evidence),
+            ("meta", &self.meta),
+        ];
+        let mut out = Vec::with_capacity(trees.len());
+        for (name, tree) in trees {
+            let mut u = TreeUsage {
+                tree: name,
+                entries: 0,
+                key_bytes: 0,
+                value_bytes: 0,
+            };
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                u.entries += 1;
+                u.key_bytes += k.len() as u64;
+                u.value_bytes += v.len() as u64;
+            }
+            out.push(u);
+        }
+        Ok(out)
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
@@ -1823,6 +1873,27 @@ mod tests {
         let _store = Store::open(&dir, &founded.network().expect("genesis")).expect("open");
         let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn usage_counts_every_entry_of_every_tree() {
+        let founded = huren_testkit::Founded::example().expect("founded");
+        let net = founded.network().expect("genesis");
+        let store = Store::open(&founded.path("u").join("data"), &net).expect("open");
+        let usage = store.usage().expect("usage");
+        assert_eq!(usage.len(), 16, "every tree");
+        let meta = usage.iter().find(|t| t.tree == "meta").expect("meta");
+        // A new store holds the genesis hash and the licence count.
+        assert_eq!(meta.entries, 2);
+        assert_eq!(
+            meta.key_bytes,
+            ("genesis".len() + LICENCE_COUNT_KEY.len()) as u64
+        );
+        assert_eq!(meta.value_bytes, 32 + 8);
+        assert!(usage
+            .iter()
+            .filter(|t| t.tree != "meta")
+            .all(|t| t.entries == 0));
     }
 
     #[test]

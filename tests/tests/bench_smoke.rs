@@ -43,6 +43,14 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
         "/checkpoints/offline_verify_per_s_one_core",
         "/checkpoints/proof/p99_ms",
         "/checkpoints/replication_sustained_without_checkpoints",
+        "/baseline/issue_bulk/per_s",
+        "/baseline/verify/per_s",
+        "/baseline/disk_bytes_per_licence",
+        "/instructions/verify_fast_path_instructions",
+        "/instructions/issue_instructions_per_licence",
+        "/disk/issuing/disk_bytes",
+        "/disk/replica/disk_bytes",
+        "/disk/replica/trees/0/value_bytes",
     ] {
         let v = r.pointer(path).and_then(serde_json::Value::as_f64);
         assert!(

@@ -12,6 +12,8 @@
 //! 5. Replication: 4 nodes, sustained issuance at one: records/s reaching every node and
 //!    p50/p99 propagation delay (block cut → applied at a peer, from the nodes' metrics).
 //! 6. QR size and version for each licence type of the example genesis.
+//! 7. A central-database baseline (`baseline`): the same bulk import, verify load and
+//!    ledger size against PostgreSQL behind `huren-baseline`, as Huren ÷ baseline.
 //!
 //! Figures are written to `<out>/results.json` and `<out>/results.md`, with ratios to
 //! the machine's limits so runs can be compared on noisy shared machines. Load generator
@@ -31,6 +33,13 @@ use futures::FutureExt;
 use huren_core::{Credential, DepartmentId, LicenceId, LicenceType, RegionCode, SecretKey};
 use huren_tests::{driving_body, NodeProcess, TestNetwork, TOKEN};
 use serde_json::{json, Value};
+
+// A binary's root declares modules beside itself (src/bin/baseline.rs), where cargo would
+// take the file for another binary: under bench/ it is only this binary's.
+#[path = "bench/baseline.rs"]
+mod baseline;
+#[path = "bench/instructions.rs"]
+mod instructions;
 
 #[derive(Parser)]
 #[command(about = "Measure Huren against the limits of this machine")]
@@ -548,6 +557,42 @@ async fn main() -> anyhow::Result<()> {
     let (sync, fresh) = catch_up(&run, &node, one.large.licences).await?;
     let cps = checkpoints(&run, &node, fresh, one.large.licences, &one.small.qrs).await?;
     node.stop()?;
+    // Where the bytes are: each tree of the issuing node and of the replica, read with
+    // `huren-node usage` now that both have stopped (sled locks a data directory).
+    let disk = json!({
+        "issuing": tree_usage(&run, "gd.transport")?,
+        "replica": tree_usage(&run, "sh.market")?,
+    });
+    // The central-database baseline, with the cores to itself as the node had them. A
+    // failure (no PostgreSQL and no way to install it) costs that section, not the run.
+    let baseline = match baseline::measure(&run, one.issue.bulk_licences, one.large.licences).await
+    {
+        Ok(b) => b.json(
+            one.issue.bulk_per_s,
+            one.verify.fast.per_s(),
+            one.verify.signature.per_s(),
+            one.large.disk_bytes_per_licence,
+        ),
+        Err(e) => {
+            eprintln!("warning: the central-database baseline was not measured: {e:#}");
+            json!({ "error": format!("{e:#}") })
+        }
+    };
+    // Instructions per fast-path verify and per issued licence under callgrind: figures
+    // a later change compares against without the machine's noise.
+    let (n_verify, n_issue) = if run.quick {
+        (300, 2_000)
+    } else {
+        (instructions::VERIFY_N, instructions::ISSUE_N)
+    };
+    run.section("instruction counts (callgrind)");
+    let instr = match instructions::measure(n_verify, n_issue).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("warning: instruction counts were not measured: {e:#}");
+            json!({ "error": format!("{e:#}") })
+        }
+    };
     // Sustained replication with and without checkpoints, alternated twice (each run is a
     // fresh network; one pair alone differed by ±3 % from run to run).
     let propagation = replication(&run, "", true).await?;
@@ -563,6 +608,9 @@ async fn main() -> anyhow::Result<()> {
         "catch_up": sync.json(),
         "replication": propagation.iter().map(Propagation::json).collect::<Vec<_>>(),
         "checkpoints": cps.json(),
+        "baseline": baseline,
+        "disk": disk,
+        "instructions": instr,
         "machine": run.machine_json(),
     });
     report(&run.out, &results)
@@ -1098,6 +1146,55 @@ async fn scale_large(
         spread,
         spread_sampled: spread_n,
     })
+}
+
+/// `huren-node usage --json` of the stopped node `name`'s data directory: entries, key
+/// and value bytes per tree, the bytes on disk and the licences held.
+fn tree_usage(run: &Run, name: &str) -> anyhow::Result<Value> {
+    let out = std::process::Command::new(huren_tests::binary("huren-node"))
+        .arg("usage")
+        .arg("--json")
+        .arg("--data")
+        .arg(run.net.path(name).join("data"))
+        .arg("--genesis")
+        .arg(&run.net.genesis)
+        .output()
+        .context("running huren-node usage")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "huren-node usage failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The tree-by-tree table of `tree_usage`'s answer for results.md, per licence.
+fn usage_rows(u: &Value) -> String {
+    let n = u["licences"].as_f64().unwrap_or(0.0).max(1.0);
+    let mut rows = String::new();
+    let mut logical = 0.0;
+    for t in u["trees"].as_array().into_iter().flatten() {
+        let entries = t["entries"].as_u64().unwrap_or(0);
+        if entries == 0 {
+            continue;
+        }
+        let bytes =
+            t["key_bytes"].as_f64().unwrap_or(0.0) + t["value_bytes"].as_f64().unwrap_or(0.0);
+        logical += bytes;
+        rows.push_str(&format!(
+            "| {} | {entries} | {:.1} |\n",
+            t["tree"].as_str().unwrap_or("?"),
+            bytes / n
+        ));
+    }
+    let disk = u["disk_bytes"].as_f64().unwrap_or(0.0);
+    rows.push_str(&format!(
+        "| keys and values, all trees | – | {:.1} |\n| on disk (sled's pages and log) | – | {:.1} (× {:.2} the keys and values) |\n",
+        logical / n,
+        disk / n,
+        disk / logical.max(1.0)
+    ));
+    rows
 }
 
 // ---- 4. Catch-up of a fresh node.
@@ -1724,6 +1821,31 @@ fn markdown(r: &Value) -> String {
         s["large"]["licences"], f(&s["spread"]["verify_per_s"]), f(&s["spread"]["verify_p99_ms"]),
         f(&s["p99_ratio_large_to_small"]), f(&s["p99_ratio_spread_to_small"])
     ));
+    for (side, what) in [
+        ("issuing", "the issuing node (gd.transport)"),
+        ("replica", "the replica (sh.market, caught up)"),
+    ] {
+        let u = &r["disk"][side];
+        md.push_str(&format!(
+            "\nDisk of {what} at the end of the run, by tree ({} licences): bytes of keys and values per licence as sled holds them, and the directory on disk.\n\n| tree | entries | bytes/licence |\n|---|---|---|\n{}",
+            u["licences"],
+            usage_rows(u)
+        ));
+    }
+    md.push_str(&baseline::markdown(r, &f));
+    let ins = &r["instructions"];
+    md.push_str(&match ins["error"].as_str() {
+        Some(e) => format!("\nInstruction counts: not measured ({e}).\n"),
+        None => format!(
+            "\nInstructions (user space, all threads of the node, {}, {} build; repeatable to within about 1 %, unlike the rates above):\n\n| figure | instructions |\n|---|---|\n| one fast-path verify (HTTP, JSON, decode, ledger read, report), mean of {} | {} |\n| one issued licence in a bulk import (1,000 a request), mean of {} | {} |\n",
+            ins["tool"].as_str().unwrap_or("?"),
+            ins["profile"].as_str().unwrap_or("?"),
+            ins["n_verify"],
+            f(&ins["verify_fast_path_instructions"]),
+            ins["n_issue"],
+            f(&ins["issue_instructions_per_licence"]),
+        ),
+    });
     let c = &r["checkpoints"];
     md.push_str(&format!(
         "\nCheckpoints, proofs and the offline bundle at {} licences with {} revoked or suspended (three nodes: the issuer and two witnesses):\n\n| figure | value | target |\n|---|---|---|\n| bundle | {} bytes | ≤ 400 KB |\n| delta after a day ({} changes) | {} bytes | ≤ 10 KB |\n| offline verify with the bundle, one core | {} /s | ≥ 10,000 |\n| proof serving (`?proof=1`, 16 in flight) | {} /s, p50 {} ms, p99 {} ms | p99 < 5 ms |\n| sustained replication with / without checkpoints (mean of two runs each, alternated) | {} / {} records/s: overhead {} | ≤ 5 % |\n| revocations (one request each, 32 in flight) | {} /s | – |\n",
