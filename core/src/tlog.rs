@@ -83,6 +83,38 @@ pub fn appended(
     Ok(out)
 }
 
+/// How many stored hashes a tree of `size` leaves holds: leaf x adds level 0 and the
+/// `trailing_ones(x)` subtrees it completes, so level ℓ holds ⌊size/2^ℓ⌋ of them, and
+/// Σ_ℓ ⌊size/2^ℓ⌋ = 2·size − popcount(size). (u128: a tree of 2^64 − 1 leaves holds
+/// more than 2^64 hashes.)
+pub fn stored_count(size: u64) -> u128 {
+    2 * u128::from(size) - u128::from(size.count_ones())
+}
+
+/// The leaf whose append completes the subtree `(level, index)` (its last leaf,
+/// `(index + 1)·2^level − 1`), so the one that adds its stored hash; `None` when that is
+/// past the last leaf a u64 numbers.
+pub fn completing_leaf(level: u8, index: u64) -> Option<u64> {
+    let n = index.checked_add(1)?;
+    if u32::from(level) > n.leading_zeros() {
+        return None;
+    }
+    Some((n << level) - 1)
+}
+
+/// Where the stored hash `(level, index)` stands among the hashes `appended` adds for
+/// leaves `start, start + 1, …` in turn, concatenated (how the node keeps a block's
+/// hashes together): after everything the leaves `start..L` added, L being its completing
+/// leaf, and `level` places into what L adds (level 0 first, then each subtree it
+/// completes, upwards). `None` when L comes before `start`.
+pub fn appended_position(start: u64, level: u8, index: u64) -> Option<u64> {
+    let leaf = completing_leaf(level, index)?;
+    if leaf < start {
+        return None;
+    }
+    u64::try_from(stored_count(leaf) - stored_count(start) + u128::from(level)).ok()
+}
+
 /// The root of a tree fed one leaf at a time, in O(log n) memory: the hashes of its
 /// complete subtrees along the right edge (what `huren-node check` uses to recompute a
 /// chain's root from its blocks without holding every hash).

@@ -14,7 +14,7 @@
 //! - `blocks`: block hash → canonical block bytes (the source of truth);
 //! - `chain`: department ‖ 0x00 ‖ height (u64 BE) → block hash;
 //! - `heads`: department → height ‖ hash ‖ time_ms ‖ gov;
-//! - `licences`: licence id → `LicenceState` (99 bytes, see `encode_state`);
+//! - `licences`: licence id → `LicenceState` (about 58 bytes, see `encode_state`);
 //! - `history`: licence id ‖ 0x00 ‖ height (u64 BE) ‖ index (u32 BE) → the department
 //!   whose chain carried the record (empty: the licence's own): every record of every
 //!   licence that has more than its issue (then its issue too), for
@@ -26,9 +26,14 @@
 //! - `credentials`: licence id → COSE bytes of credentials this department issued
 //!   (private: never gossiped or served publicly);
 //! - `evidence`: department ‖ 0x00 ‖ height → equivocation evidence (`core::evidence`);
-//! - `merkle`: department ‖ 0x00 ‖ level (u8) ‖ index (u64 BE) → the stored hash of that
-//!   complete subtree of the department's record tree (`core::tlog`, docs/checkpoints.md),
-//!   written with each block; `meta` `tree/<department>` → its size in records (u64 BE);
+//! - `merkle`: the stored hashes of each department's record tree (`core::tlog`,
+//!   docs/checkpoints.md), written with each block, one entry per block:
+//!   department ‖ 0x00 ‖ 0xfd ‖ tree size after the block (u64 BE) → tree size before it
+//!   (u64 BE) ‖ the hashes its leaves added (`BLOCK_HASHES_LEVEL`); data written before
+//!   that holds one entry per hash, department ‖ 0x00 ‖ level (u8) ‖ index (u64 BE) → hash,
+//!   read as a fallback. Per block by height also its tree size (`BLOCK_END_LEVEL`) and
+//!   record offsets (`RECORD_OFFSETS_LEVEL`). `meta` `tree/<department>` → its size in
+//!   records (u64 BE);
 //! - `status`: department ‖ 0x00 ‖ 16-byte key → two status bytes, then for an entry
 //!   that leaves the set by itself its end (unix seconds, i64 BE): each suspended,
 //!   revoked or transferred licence (`tlog::status_key`; a timed suspension ends) and each
@@ -49,8 +54,6 @@
 //! Architecture Invariant: only this module knows sled.
 
 use std::path::Path;
-
-use std::collections::HashMap;
 
 use huren_core::governance::GovBlock;
 use huren_core::ledger::Record;
@@ -107,6 +110,13 @@ pub enum Corruption {
     Governance { key: String, error: String },
     #[error("the record tree of {0}: {1}")]
     Merkle(DepartmentId, tlog::TlogError),
+    /// Two writers appended to one chain at once: the store's single-writer rule broken.
+    #[error("the record tree of {department} holds {found} records, not the {expected} its block was hashed onto")]
+    TreeMoved {
+        department: DepartmentId,
+        expected: u64,
+        found: u64,
+    },
     #[error("the counter {0} in meta is not a u64")]
     Counter(String),
     #[error("status set entry {0} is not a 16-byte key with two status bytes")]
@@ -143,6 +153,9 @@ pub struct Store {
     /// Tests make the next flush fail, as a disk that reports an fsync error would.
     #[cfg(test)]
     fail_next_flush: std::sync::atomic::AtomicBool,
+    /// Tests hold the next flush until they release it (`hold_next_flush`).
+    #[cfg(test)]
+    flush_gate: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 /// `meta` key of the number of entries in `licences`.
@@ -157,7 +170,7 @@ fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
 }
 
 /// The `merkle` key of `dept`'s stored hash at `(level, index)`.
-pub(crate) fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> {
+fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> {
     let mut k = dept_prefix(dept);
     k.push(level);
     k.extend_from_slice(&index.to_be_bytes());
@@ -168,6 +181,17 @@ pub(crate) fn merkle_key(dept: &DepartmentId, level: u8, index: u64) -> Vec<u8> 
 /// 1..=height, keyed by height): no level of stored hashes reaches it (a tree of 2^64
 /// leaves has 64 levels). A record's leaf index is its block's start plus its index.
 pub(crate) const BLOCK_END_LEVEL: u8 = 0xff;
+
+/// The `merkle` level under which each block's stored hashes are kept together, keyed by
+/// the tree size after the block (u64 BE): the tree size before it (u64 BE), then every
+/// hash its leaves added, 32 bytes each, in the order `tlog::appended` gives them (for
+/// each leaf: level 0, then each subtree it completes). The block holding a leaf is the
+/// first entry past it (one ordered seek), and a hash's place in it is
+/// `tlog::appended_position`. One entry per block instead of one per hash: sled's
+/// overhead per entry is several times a 32-byte hash. A block with no records has none.
+/// Data written before kept one entry per hash, at its level and index; reads fall back
+/// to those.
+pub(crate) const BLOCK_HASHES_LEVEL: u8 = 0xfd;
 
 /// The `merkle` level under which each block's record offsets are kept, keyed by height
 /// (`Block::record_offsets`: every 64th record's byte offset, u32 big-endian each), so
@@ -209,14 +233,92 @@ fn tree_size_key(dept: &DepartmentId) -> String {
     format!("tree/{dept}")
 }
 
-/// `dept`'s stored hashes, read from the `merkle` tree.
+/// One block's stored hashes (a `BLOCK_HASHES_LEVEL` entry): those its leaves
+/// `start..end` added, in the order `tlog::appended` gave them. The value is sled's
+/// (reference counted): a hash is read as a slice of it, never by copying the whole.
+struct BlockHashes {
+    start: u64,
+    end: u64,
+    /// `start` (u64 BE) ‖ the hashes, 32 bytes each.
+    value: sled::IVec,
+}
+
+impl BlockHashes {
+    /// The entry `(key, value)`, if it is whole: its end from the key, its start from the
+    /// value, and exactly as many hashes as leaves `start..end` add.
+    fn parse(key: &[u8], value: sled::IVec) -> Option<Self> {
+        let end = u64::from_be_bytes(key.get(key.len().checked_sub(8)?..)?.try_into().ok()?);
+        let start = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+        let hashes = tlog::stored_count(end).checked_sub(tlog::stored_count(start))?;
+        (start < end && value.len() as u128 == 8 + 32 * hashes).then_some(Self {
+            start,
+            end,
+            value,
+        })
+    }
+
+    /// Whether leaf `leaf` is one of this block's.
+    fn holds(&self, leaf: u64) -> bool {
+        (self.start..self.end).contains(&leaf)
+    }
+
+    /// The stored hash `(level, index)`, if this block's leaves added it.
+    fn hash(&self, level: u8, index: u64) -> Option<Hash32> {
+        if !self.holds(tlog::completing_leaf(level, index)?) {
+            return None;
+        }
+        let at = usize::try_from(tlog::appended_position(self.start, level, index)?).ok()?;
+        let from = at.checked_mul(32)?.checked_add(8)?;
+        Some(Hash32(
+            self.value
+                .get(from..from.checked_add(32)?)?
+                .try_into()
+                .ok()?,
+        ))
+    }
+}
+
+/// `dept`'s stored hashes, read from the `merkle` tree: from the entry of the block whose
+/// leaf completed the subtree (one ordered seek: the first entry ending past that leaf),
+/// else, in data written before blocks' hashes were kept together, from the hash's own
+/// entry.
 struct MerkleReader<'a> {
     tree: &'a sled::Tree,
     dept: &'a DepartmentId,
+    /// The block entry read last: a proof's or an append's hashes often lie in one block,
+    /// and then the seek is saved.
+    last: std::cell::RefCell<Option<BlockHashes>>,
+}
+
+impl<'a> MerkleReader<'a> {
+    fn new(tree: &'a sled::Tree, dept: &'a DepartmentId) -> Self {
+        Self {
+            tree,
+            dept,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// The entry of the block that holds leaf `leaf`, if that block's hashes are kept
+    /// together. A storage error reads as absent, as a missing hash does.
+    fn block_of(&self, leaf: u64) -> Option<BlockHashes> {
+        let from = merkle_key(self.dept, BLOCK_HASHES_LEVEL, leaf.checked_add(1)?);
+        let to = merkle_key(self.dept, BLOCK_HASHES_LEVEL, u64::MAX);
+        let (k, v) = self.tree.range(from..=to).next()?.ok()?;
+        BlockHashes::parse(&k, v).filter(|b| b.holds(leaf))
+    }
 }
 
 impl tlog::HashReader for MerkleReader<'_> {
     fn stored(&self, level: u8, index: u64) -> Option<Hash32> {
+        let leaf = tlog::completing_leaf(level, index)?;
+        let mut last = self.last.borrow_mut();
+        if !last.as_ref().is_some_and(|b| b.holds(leaf)) {
+            *last = self.block_of(leaf);
+        }
+        if let Some(b) = last.as_ref() {
+            return b.hash(level, index);
+        }
         let v = self
             .tree
             .get(merkle_key(self.dept, level, index))
@@ -226,24 +328,21 @@ impl tlog::HashReader for MerkleReader<'_> {
     }
 }
 
-/// `dept`'s stored hashes inside a transaction, with those this block adds on top.
-struct TxMerkleReader<'a> {
-    tree: &'a sled::transaction::TransactionalTree,
-    dept: &'a DepartmentId,
-    added: &'a HashMap<(u8, u64), Hash32>,
+/// `dept`'s stored hashes while a block's leaves `start..` are appended: those the block
+/// added so far (in `appended`'s order, so each is found by `tlog::appended_position`),
+/// then the stored ones.
+struct AppendReader<'a> {
+    start: u64,
+    added: &'a [Hash32],
+    stored: &'a MerkleReader<'a>,
 }
 
-impl tlog::HashReader for TxMerkleReader<'_> {
+impl tlog::HashReader for AppendReader<'_> {
     fn stored(&self, level: u8, index: u64) -> Option<Hash32> {
-        if let Some(h) = self.added.get(&(level, index)) {
-            return Some(*h);
+        match tlog::appended_position(self.start, level, index) {
+            Some(at) => self.added.get(usize::try_from(at).ok()?).copied(),
+            None => self.stored.stored(level, index),
         }
-        let v = self
-            .tree
-            .get(merkle_key(self.dept, level, index))
-            .ok()
-            .flatten()?;
-        Some(Hash32(v.as_ref().try_into().ok()?))
     }
 }
 
@@ -298,8 +397,11 @@ fn decode_head(b: &[u8]) -> Option<Head> {
     })
 }
 
-/// Bytes of a stored licence state.
-const STATE_BYTES: usize = 99;
+/// A state written before the compact form (issue 15), fixed 99 bytes: status, reason,
+/// commitment, valid_from, valid_until, issued_height, updated_height (integers
+/// big-endian), issuer_key, issued_index, then a flag and the suspension's end (i64), the
+/// status record's height and index.
+const STATE_BYTES_V3: usize = 99;
 /// A state written before the status record and a suspension's end were kept: it reads
 /// with neither (a suspension without an end, the status record unknown).
 const STATE_BYTES_V2: usize = 78;
@@ -307,35 +409,175 @@ const STATE_BYTES_V2: usize = 78;
 /// unknown (`u32::MAX`), and proofs find the record by reading its block.
 const STATE_BYTES_V1: usize = 74;
 
-/// Fixed 99-byte layout: status, reason, commitment, valid_from, valid_until,
-/// issued_height, updated_height (integers big-endian), issuer_key, issued_index, then
-/// a flag and the suspension's end (i64), the status record's height and index.
-fn encode_state(s: &LicenceState) -> [u8; STATE_BYTES] {
-    let mut b = [0u8; STATE_BYTES];
-    b[..2].copy_from_slice(&s.status.to_bytes());
-    b[2..34].copy_from_slice(&s.commitment.0);
-    b[34..42].copy_from_slice(&s.valid_from.to_be_bytes());
-    b[42..50].copy_from_slice(&s.valid_until.to_be_bytes());
-    b[50..58].copy_from_slice(&s.issued_height.to_be_bytes());
-    b[58..66].copy_from_slice(&s.updated_height.to_be_bytes());
-    b[66..74].copy_from_slice(&s.issuer_key.0);
-    b[74..78].copy_from_slice(&s.issued_index.to_be_bytes());
-    if let Some(u) = s.suspended_until {
-        b[78] = 1;
-        b[79..87].copy_from_slice(&u.to_be_bytes());
+/// The compact form's first byte has this bit set (the fixed forms start with a status
+/// kind, 0 to 3); its low bits are `STATE_*` flags.
+const STATE_COMPACT: u8 = 0x80;
+/// The suspension has an end (a varint follows).
+const STATE_UNTIL: u8 = 0x01;
+/// The status record is neither the issue record nor unknown: its height and index follow.
+const STATE_STATUS_RECORD: u8 = 0x02;
+/// The status record is the issue record.
+const STATE_STATUS_IS_ISSUE: u8 = 0x04;
+/// The last record about the licence is its issue (`updated_height` = `issued_height`).
+const STATE_UPDATED_IS_ISSUED: u8 = 0x08;
+/// The longest compact state: flags, status, commitment, key and seven varints of at most
+/// ten bytes.
+const STATE_COMPACT_MAX: usize = 1 + 2 + 32 + 8 + 7 * 10;
+
+/// The compact form: a flags byte, the status (2 bytes), the commitment, the issuer key,
+/// then LEB128 varints (times zigzag-encoded): valid_from, valid_until, issued_height,
+/// issued_index, and only where the flags say so updated_height, the suspension's end and
+/// the status record. About 58 bytes for a licence with only its issue, against 99 in
+/// the fixed form: the `licences` tree holds one entry per licence, and sled stores small
+/// entries at three times their size (docs/performance.md, "Disk").
+fn encode_state(s: &LicenceState) -> Vec<u8> {
+    let mut flags = STATE_COMPACT;
+    if s.suspended_until.is_some() {
+        flags |= STATE_UNTIL;
     }
-    b[87..95].copy_from_slice(&s.status_height.to_be_bytes());
-    b[95..99].copy_from_slice(&s.status_index.to_be_bytes());
+    let status_record = (s.status_height, s.status_index);
+    if status_record == (s.issued_height, s.issued_index) {
+        flags |= STATE_STATUS_IS_ISSUE;
+    } else if status_record != (0, 0) {
+        flags |= STATE_STATUS_RECORD;
+    }
+    if s.updated_height == s.issued_height {
+        flags |= STATE_UPDATED_IS_ISSUED;
+    }
+    let mut b = Vec::with_capacity(64);
+    b.push(flags);
+    b.extend_from_slice(&s.status.to_bytes());
+    b.extend_from_slice(&s.commitment.0);
+    b.extend_from_slice(&s.issuer_key.0);
+    put_varint(&mut b, zigzag(s.valid_from));
+    put_varint(&mut b, zigzag(s.valid_until));
+    put_varint(&mut b, s.issued_height);
+    put_varint(&mut b, u64::from(s.issued_index));
+    if flags & STATE_UPDATED_IS_ISSUED == 0 {
+        put_varint(&mut b, s.updated_height);
+    }
+    if let Some(u) = s.suspended_until {
+        put_varint(&mut b, zigzag(u));
+    }
+    if flags & STATE_STATUS_RECORD != 0 {
+        put_varint(&mut b, s.status_height);
+        put_varint(&mut b, u64::from(s.status_index));
+    }
     b
 }
 
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+/// Reads a LEB128 varint from the front of `b`; `None` when it is cut short or does not
+/// fit in a u64.
+fn take_varint(b: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = b.split_first()?;
+        *b = rest;
+        let part = u64::from(byte & 0x7f);
+        if shift == 63 && part > 1 {
+            return None;
+        }
+        v |= part << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 fn decode_state(b: &[u8]) -> Option<LicenceState> {
+    match b.first() {
+        Some(&f) if f & STATE_COMPACT != 0 => decode_compact_state(b),
+        _ => decode_fixed_state(b),
+    }
+}
+
+fn decode_compact_state(b: &[u8]) -> Option<LicenceState> {
+    if b.len() > STATE_COMPACT_MAX {
+        return None;
+    }
+    let flags = b[0];
+    if flags
+        & !(STATE_COMPACT
+            | STATE_UNTIL
+            | STATE_STATUS_RECORD
+            | STATE_STATUS_IS_ISSUE
+            | STATE_UPDATED_IS_ISSUED)
+        != 0
+        || flags & STATE_STATUS_RECORD != 0 && flags & STATE_STATUS_IS_ISSUE != 0
+    {
+        return None;
+    }
+    let status = LicenceStatus::from_bytes([*b.get(1)?, *b.get(2)?])?;
+    let commitment = Hash32(b.get(3..35)?.try_into().ok()?);
+    let issuer_key = KeyId(b.get(35..43)?.try_into().ok()?);
+    let mut rest = b.get(43..)?;
+    let valid_from = unzigzag(take_varint(&mut rest)?);
+    let valid_until = unzigzag(take_varint(&mut rest)?);
+    let issued_height = take_varint(&mut rest)?;
+    let issued_index = u32::try_from(take_varint(&mut rest)?).ok()?;
+    let updated_height = if flags & STATE_UPDATED_IS_ISSUED != 0 {
+        issued_height
+    } else {
+        take_varint(&mut rest)?
+    };
+    let suspended_until = if flags & STATE_UNTIL != 0 {
+        Some(unzigzag(take_varint(&mut rest)?))
+    } else {
+        None
+    };
+    let (status_height, status_index) = if flags & STATE_STATUS_RECORD != 0 {
+        (
+            take_varint(&mut rest)?,
+            u32::try_from(take_varint(&mut rest)?).ok()?,
+        )
+    } else if flags & STATE_STATUS_IS_ISSUE != 0 {
+        (issued_height, issued_index)
+    } else {
+        (0, 0)
+    };
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(LicenceState {
+        status,
+        commitment,
+        valid_from,
+        valid_until,
+        issued_height,
+        updated_height,
+        issuer_key,
+        issued_index,
+        suspended_until,
+        status_height,
+        status_index,
+    })
+}
+
+/// The fixed forms written before the compact one (74, 78 or 99 bytes).
+fn decode_fixed_state(b: &[u8]) -> Option<LicenceState> {
     let issued_index = match b.len() {
-        STATE_BYTES | STATE_BYTES_V2 => u32::from_be_bytes(b[74..78].try_into().ok()?),
+        STATE_BYTES_V3 | STATE_BYTES_V2 => u32::from_be_bytes(b[74..78].try_into().ok()?),
         STATE_BYTES_V1 => u32::MAX,
         _ => return None,
     };
-    let (suspended_until, status_height, status_index) = if b.len() == STATE_BYTES {
+    let (suspended_until, status_height, status_index) = if b.len() == STATE_BYTES_V3 {
         let until = match b[78] {
             0 => None,
             1 => Some(i64::from_be_bytes(b[79..87].try_into().ok()?)),
@@ -511,6 +753,8 @@ impl Store {
             licence_count: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             fail_next_flush: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            flush_gate: std::sync::Mutex::new(None),
         };
         // A data directory written before the count was kept: count once, keep it.
         let count = match store.meta.get(LICENCE_COUNT_KEY)? {
@@ -585,7 +829,7 @@ impl Store {
             let (origin, t) = effect.apply(before);
             transfers.push((origin.to_string(), encode_transfer(&t)));
         }
-        let states: Vec<(String, [u8; STATE_BYTES])> = v
+        let states: Vec<(String, Vec<u8>)> = v
             .changes()
             .iter()
             .map(|(id, s)| (id.to_string(), encode_state(s)))
@@ -618,6 +862,32 @@ impl Store {
             .collect();
         let dept = block.department();
         let size_key = tree_size_key(dept);
+        // The block's records join its department's tree: the hashes their leaves add,
+        // worked out here, outside the transaction (only the ledger's single writer
+        // appends, under its lock; the transaction checks the tree did not move).
+        let start = self.tree_size(dept)?;
+        let end = start + leaves.len() as u64;
+        let mut added: Vec<Hash32> = Vec::with_capacity(2 * leaves.len() + 1);
+        let stored = self.merkle_reader(dept);
+        for (x, leaf) in (start..).zip(&leaves) {
+            let reader = AppendReader {
+                start,
+                added: &added,
+                stored: &stored,
+            };
+            let new = tlog::appended(x, *leaf, &reader)
+                .map_err(|e| Corruption::Merkle(dept.clone(), e))?;
+            added.extend(new.into_iter().map(|(_, _, h)| h));
+        }
+        // Shared, not copied, should the transaction run again.
+        let block_hashes: Option<sled::IVec> = (end > start).then(|| {
+            let mut v = Vec::with_capacity(8 + 32 * added.len());
+            v.extend_from_slice(&start.to_be_bytes());
+            for h in &added {
+                v.extend_from_slice(&h.0);
+            }
+            v.into()
+        });
         // The block was just encoded here: its offsets cannot fail to read.
         let offsets: Vec<u8> = Block::record_offsets(&bytes)
             .unwrap_or_default()
@@ -650,37 +920,28 @@ impl Store {
                             None => status.remove(k.as_slice())?,
                         };
                     }
-                    // The block's records join its department's tree.
-                    let mut size = tx_u64(meta, size_key.as_bytes())?;
-                    let mut added = HashMap::new();
-                    for leaf in &leaves {
-                        let reader = TxMerkleReader {
-                            tree: merkle,
-                            dept,
-                            added: &added,
-                        };
-                        let new = tlog::appended(size, *leaf, &reader).map_err(|e| {
-                            ConflictableTransactionError::Abort(StoreError::Corrupt(
-                                Corruption::Merkle(dept.clone(), e),
-                            ))
-                        })?;
-                        for (level, index, h) in new {
-                            added.insert((level, index), h);
-                        }
-                        size += 1;
+                    let size = tx_u64(meta, size_key.as_bytes())?;
+                    if size != start {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                            Corruption::TreeMoved {
+                                department: dept.clone(),
+                                expected: start,
+                                found: size,
+                            },
+                        )));
                     }
-                    for ((level, index), h) in &added {
-                        merkle.insert(merkle_key(dept, *level, *index), &h.0[..])?;
+                    if let Some(v) = &block_hashes {
+                        merkle.insert(merkle_key(dept, BLOCK_HASHES_LEVEL, end), v.clone())?;
                     }
                     merkle.insert(
                         merkle_key(dept, BLOCK_END_LEVEL, block.height()),
-                        &size.to_be_bytes()[..],
+                        &end.to_be_bytes()[..],
                     )?;
                     merkle.insert(
                         merkle_key(dept, RECORD_OFFSETS_LEVEL, block.height()),
                         offsets.as_slice(),
                     )?;
-                    meta.insert(size_key.as_bytes(), &size.to_be_bytes())?;
+                    meta.insert(size_key.as_bytes(), &end.to_be_bytes())?;
                     blocks.insert(&block.hash().0, bytes.as_slice())?;
                     chain.insert(ck.as_slice(), &block.hash().0)?;
                     heads.insert(block.department().as_str().as_bytes(), &head[..])?;
@@ -822,7 +1083,7 @@ impl Store {
                 statuses.push((superseded_key(r.licence_id(), &c), None));
             }
         }
-        let states: Vec<(String, Option<[u8; STATE_BYTES]>)> = states
+        let states: Vec<(String, Option<Vec<u8>>)> = states
             .iter()
             .map(|(id, s)| (id.to_string(), s.as_ref().map(encode_state)))
             .collect();
@@ -832,11 +1093,23 @@ impl Store {
         let old_size = self.tree_size(dept)?;
         let records: u64 = removed.iter().map(|b| b.header.records.len() as u64).sum();
         let new_size = old_size.saturating_sub(records);
-        let mut gone_hashes = Vec::new();
+        // What the removed leaves added goes: the entries of the removed blocks' hashes
+        // (`BLOCK_HASHES_LEVEL`, each ends past the new size) and, in data written before
+        // those, the entries of single hashes whose subtrees reach past the new size.
+        let mut gone_hashes: Vec<sled::IVec> = self
+            .merkle
+            .range(
+                merkle_key(dept, BLOCK_HASHES_LEVEL, new_size.saturating_add(1))
+                    ..=merkle_key(dept, BLOCK_HASHES_LEVEL, u64::MAX),
+            )
+            .keys()
+            .collect::<Result<_, _>>()?;
         let mut level = 0u8;
         while level < 64 && (old_size >> level) > 0 {
-            for index in (new_size >> level)..(old_size >> level) {
-                gone_hashes.push(merkle_key(dept, level, index));
+            let from = merkle_key(dept, level, new_size >> level);
+            let to = merkle_key(dept, level, old_size >> level);
+            for k in self.merkle.range(from..to).keys() {
+                gone_hashes.push(k?);
             }
             level += 1;
         }
@@ -907,7 +1180,7 @@ impl Store {
                         };
                     }
                     for k in &gone_hashes {
-                        merkle.remove(k.as_slice())?;
+                        merkle.remove(k)?;
                     }
                     for b in &removed {
                         merkle.remove(merkle_key(dept, BLOCK_END_LEVEL, b.height()))?;
@@ -1325,10 +1598,7 @@ impl Store {
     }
 
     fn merkle_reader<'a>(&'a self, dept: &'a DepartmentId) -> MerkleReader<'a> {
-        MerkleReader {
-            tree: &self.merkle,
-            dept,
-        }
+        MerkleReader::new(&self.merkle, dept)
     }
 
     /// The stored hash of `dept`'s record tree at `(level, index)`.
@@ -1418,6 +1688,15 @@ impl Store {
     /// The fsync that makes a block durable.
     fn flush_block(&self) -> Result<(), StoreError> {
         #[cfg(test)]
+        if let Some(release) = self
+            .flush_gate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = release.recv();
+        }
+        #[cfg(test)]
         if self
             .fail_next_flush
             .swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -1427,6 +1706,15 @@ impl Store {
             ))));
         }
         self.db.flush().map(drop).map_err(StoreError::Flush)
+    }
+
+    /// Makes the next block's flush wait until the returned sender sends (or is dropped):
+    /// tests of what happens while a block is being written.
+    #[cfg(test)]
+    pub(crate) fn hold_next_flush(&self) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        *self.flush_gate.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+        tx
     }
 
     /// Makes the next block's flush fail (tests of the producer's fail-stop).
@@ -1771,6 +2059,55 @@ impl Store {
             .map(|v| v.to_vec())
     }
 
+    /// Where `dept`'s stored hash `(level, index)` is: the `merkle` key of the entry
+    /// holding it and its byte offset in the value (tests corrupt one hash with it).
+    #[cfg(test)]
+    pub(crate) fn stored_hash_place(
+        &self,
+        dept: &DepartmentId,
+        level: u8,
+        index: u64,
+    ) -> Option<(Vec<u8>, usize)> {
+        let leaf = tlog::completing_leaf(level, index)?;
+        match self.merkle_reader(dept).block_of(leaf) {
+            Some(b) => {
+                let at = tlog::appended_position(b.start, level, index)?;
+                Some((
+                    merkle_key(dept, BLOCK_HASHES_LEVEL, b.end),
+                    8 + 32 * at as usize,
+                ))
+            }
+            None => Some((merkle_key(dept, level, index), 0)),
+        }
+    }
+
+    /// Rewrites `dept`'s block entries of stored hashes as one entry per hash, as data
+    /// directories written before blocks' hashes were kept together hold them.
+    #[cfg(test)]
+    pub(crate) fn unpack_block_hashes(&self, dept: &DepartmentId) {
+        let from = merkle_key(dept, BLOCK_HASHES_LEVEL, 0);
+        let to = merkle_key(dept, BLOCK_HASHES_LEVEL, u64::MAX);
+        let entries: Vec<(sled::IVec, sled::IVec)> = self
+            .merkle
+            .range(from..=to)
+            .collect::<Result<_, _>>()
+            .expect("read");
+        for (k, v) in entries {
+            let b = BlockHashes::parse(&k, v).expect("a whole entry");
+            for leaf in b.start..b.end {
+                for level in 0..=leaf.trailing_ones() as u8 {
+                    let index = leaf >> level;
+                    let h = b.hash(level, index).expect("the leaf added it");
+                    self.merkle
+                        .insert(merkle_key(dept, level, index), &h.0[..])
+                        .expect("write");
+                }
+            }
+            self.merkle.remove(&k).expect("remove");
+        }
+        self.db.flush().expect("flush");
+    }
+
     /// The chain index key of `dept` at `height` (evidence is keyed the same way).
     pub(crate) fn chain_key(dept: &DepartmentId, height: u64) -> Vec<u8> {
         chain_key(dept, height)
@@ -1862,7 +2199,7 @@ impl ChainView for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use huren_core::ledger::{RevokeReason, SuspendReason};
+    use huren_core::ledger::{BlockHeader, RevokeReason, SuspendReason};
 
     #[cfg(unix)]
     #[test]
@@ -1896,6 +2233,207 @@ mod tests {
             .all(|t| t.entries == 0));
     }
 
+    /// The `merkle` entries of `dept`'s tree: block entries (by where each ends) and
+    /// single-hash entries (by level and index).
+    fn merkle_entries(store: &Store, dept: &DepartmentId) -> (Vec<u64>, Vec<(u8, u64)>) {
+        let (mut blocks, mut single) = (Vec::new(), Vec::new());
+        for kv in store.merkle.scan_prefix(dept_prefix(dept)) {
+            let (k, _) = kv.expect("read");
+            let (level, n) = k[k.len() - 9..].split_first().expect("level");
+            let n = u64::from_be_bytes(n.try_into().expect("u64"));
+            match *level {
+                BLOCK_HASHES_LEVEL => blocks.push(n),
+                BLOCK_END_LEVEL | RECORD_OFFSETS_LEVEL => {}
+                l => single.push((l, n)),
+            }
+        }
+        (blocks, single)
+    }
+
+    /// Every root, inclusion proof and consistency proof of `dept`'s stored tree, against
+    /// a tree recomputed from `leaves` apart from the store (`Frontier`, and proofs checked
+    /// against its roots).
+    fn tree_answers(store: &Store, dept: &DepartmentId, leaves: &[Hash32]) -> Vec<Vec<Hash32>> {
+        let size = leaves.len() as u64;
+        assert_eq!(store.tree_size(dept).expect("size"), size);
+        let mut f = tlog::Frontier::default();
+        let mut roots = vec![f.root()];
+        for l in leaves {
+            f.push(*l);
+            roots.push(f.root());
+        }
+        let mut answers = Vec::new();
+        for n in 0..=size {
+            let root = store.tree_root(dept, n).expect("root");
+            assert_eq!(root, roots[n as usize], "root at {n}");
+            answers.push(vec![root]);
+            for i in 0..n {
+                let p = store.inclusion_proof(dept, i, n).expect("inclusion");
+                tlog::verify_inclusion(&leaves[i as usize], i, n, &p, &root).expect("verifies");
+                answers.push(p);
+            }
+            let c = store.consistency_proof(dept, n, size).expect("consistency");
+            tlog::verify_consistency(n, size, &root, &roots[size as usize], &c).expect("verifies");
+            answers.push(c);
+        }
+        assert!(
+            store.tree_root(dept, size + 1).is_err(),
+            "nothing past the size"
+        );
+        answers
+    }
+
+    /// A data directory written when each stored hash had its own entry still gives the
+    /// same roots and proofs; blocks appended on top keep their hashes in one entry each;
+    /// a compromise that cuts blocks of both kinds removes the entries of both; and the
+    /// integrity check finds nothing wrong at any step.
+    #[test]
+    fn record_trees_stored_a_hash_per_entry_still_answer_and_grow() {
+        use crate::ledger::tests::{TestLedger, GD, NOW};
+        use crate::ledger::{Admission, GovReceipt};
+        use huren_core::governance::GovRecord;
+        let t = TestLedger::new();
+        let gd = DepartmentId::parse(GD).expect("gd");
+        let store = t.ledger.store().clone();
+        let checked = || {
+            let clock = crate::clock::ManualClock::at(NOW);
+            let net = t.founded.network().expect("genesis");
+            let s = crate::check::run(&net, &store, &*clock, crate::check::Options::default())
+                .expect("check runs");
+            assert!(s.ok(), "{:?}", s.mismatches);
+            assert!(s.records > 0);
+        };
+        // Block `height` of `height` issues on `chain`, signed by `sign`, applied.
+        let add = |height: u64,
+                   sign: &dyn Fn(BlockHeader) -> Block,
+                   chain: &mut Vec<Block>,
+                   leaves: &mut Vec<Hash32>| {
+            let mut h = match chain.last() {
+                Some(p) => {
+                    let mut h = p.header.clone();
+                    h.prev = p.hash();
+                    h
+                }
+                None => t.block(GD, GD, 1, vec![]).header,
+            };
+            h.height = height;
+            h.records = (0..height)
+                .map(|i| TestLedger::issue(GD, height * 10 + i))
+                .collect();
+            let b = sign(h);
+            for (i, r) in b.header.records.iter().enumerate() {
+                leaves.push(tlog::leaf_hash(&r.leaf(height, i)));
+            }
+            assert!(
+                matches!(t.receive(b.clone()), Admission::Applied(_)),
+                "block {height}"
+            );
+            chain.push(b);
+        };
+        let (mut chain, mut leaves) = (Vec::new(), Vec::new());
+        let own = t.key(GD);
+        let by_own = |h: BlockHeader| h.sign(&own);
+        for height in 1..=5 {
+            add(height, &by_own, &mut chain, &mut leaves);
+        }
+        let (packed, single) = merkle_entries(&store, &gd);
+        assert_eq!(
+            packed,
+            vec![1, 3, 6, 10, 15],
+            "one entry per block, by its end"
+        );
+        assert!(single.is_empty());
+        let new_form = tree_answers(&store, &gd, &leaves);
+        checked();
+
+        // The same tree, written the old way.
+        store.unpack_block_hashes(&gd);
+        let (packed, single) = merkle_entries(&store, &gd);
+        assert!(packed.is_empty());
+        assert_eq!(single.len() as u128, tlog::stored_count(15));
+        assert_eq!(tree_answers(&store, &gd, &leaves), new_form);
+        checked();
+
+        // Blocks on top, whose first hashes need the old entries along the right edge.
+        for height in 6..=7 {
+            add(height, &by_own, &mut chain, &mut leaves);
+        }
+        let (packed, single) = merkle_entries(&store, &gd);
+        assert_eq!(packed, vec![21, 28]);
+        assert_eq!(single.len() as u128, tlog::stored_count(15));
+        tree_answers(&store, &gd, &leaves);
+        checked();
+
+        // A compromise after block 4 cuts block 5 (its hashes one per entry) and 6, 7.
+        let replacement = huren_core::SecretKey::from_seed(&[81; 32]);
+        let record = t.gov(
+            &["gd.market", "gd.health", "sh.transport"],
+            GovRecord::KeyCompromised {
+                department: gd.clone(),
+                last_good: 4,
+                replacement: replacement.public(),
+            },
+        );
+        assert!(matches!(
+            t.ledger.receive_gov(record).expect("storage"),
+            GovReceipt::Applied(_)
+        ));
+        chain.truncate(4);
+        leaves.truncate(10);
+        let (packed, single) = merkle_entries(&store, &gd);
+        assert!(packed.is_empty(), "{packed:?}");
+        assert_eq!(single.len() as u128, tlog::stored_count(10));
+        tree_answers(&store, &gd, &leaves);
+        checked();
+
+        // The chain goes on under the replacement key, in the new form.
+        let by_replacement = |mut h: BlockHeader| {
+            h.gov = 1;
+            h.sign(&replacement)
+        };
+        add(5, &by_replacement, &mut chain, &mut leaves);
+        let (packed, _) = merkle_entries(&store, &gd);
+        assert_eq!(packed, vec![15]);
+        tree_answers(&store, &gd, &leaves);
+        checked();
+    }
+
+    /// The fixed 99-byte form the node wrote before the compact one.
+    fn fixed_state(s: &LicenceState) -> [u8; STATE_BYTES_V3] {
+        let mut b = [0u8; STATE_BYTES_V3];
+        b[..2].copy_from_slice(&s.status.to_bytes());
+        b[2..34].copy_from_slice(&s.commitment.0);
+        b[34..42].copy_from_slice(&s.valid_from.to_be_bytes());
+        b[42..50].copy_from_slice(&s.valid_until.to_be_bytes());
+        b[50..58].copy_from_slice(&s.issued_height.to_be_bytes());
+        b[58..66].copy_from_slice(&s.updated_height.to_be_bytes());
+        b[66..74].copy_from_slice(&s.issuer_key.0);
+        b[74..78].copy_from_slice(&s.issued_index.to_be_bytes());
+        if let Some(u) = s.suspended_until {
+            b[78] = 1;
+            b[79..87].copy_from_slice(&u.to_be_bytes());
+        }
+        b[87..95].copy_from_slice(&s.status_height.to_be_bytes());
+        b[95..99].copy_from_slice(&s.status_index.to_be_bytes());
+        b
+    }
+
+    fn a_state(status: LicenceStatus) -> LicenceState {
+        LicenceState {
+            status,
+            commitment: Hash32::digest(b"c"),
+            valid_from: -5,
+            valid_until: 1_900_000_000,
+            issued_height: 3,
+            issued_index: 41,
+            updated_height: 9,
+            issuer_key: KeyId([7; 8]),
+            suspended_until: Some(1_800_000_000),
+            status_height: 8,
+            status_index: 3,
+        }
+    }
+
     #[test]
     fn state_encoding_round_trips() {
         for status in [
@@ -1903,28 +2441,37 @@ mod tests {
             LicenceStatus::Suspended(SuspendReason::Investigation),
             LicenceStatus::Revoked(RevokeReason::Penalty),
             LicenceStatus::Revoked(RevokeReason::Cancelled),
+            LicenceStatus::Transferred,
         ] {
-            let s = LicenceState {
-                status,
-                commitment: Hash32::digest(b"c"),
-                valid_from: -5,
-                valid_until: 1_900_000_000,
-                issued_height: 3,
-                issued_index: 41,
-                updated_height: 9,
-                issuer_key: KeyId([7; 8]),
-                suspended_until: Some(1_800_000_000),
-                status_height: 8,
-                status_index: 3,
-            };
+            let s = a_state(status);
             assert_eq!(decode_state(&encode_state(&s)), Some(s));
             let s_plain = LicenceState {
                 suspended_until: None,
                 ..s
             };
             assert_eq!(decode_state(&encode_state(&s_plain)), Some(s_plain));
-            // A state written before the status record was kept reads without it.
-            let v2 = &encode_state(&s)[..STATE_BYTES_V2];
+            // A licence with only its issue: the status record and the last update are
+            // the issue, and take no bytes.
+            let issued = LicenceState {
+                updated_height: 3,
+                status_height: 3,
+                status_index: 41,
+                suspended_until: None,
+                ..s
+            };
+            let b = encode_state(&issued);
+            assert_eq!(decode_state(&b), Some(issued));
+            assert!(b.len() <= 60, "{} bytes", b.len());
+            // Nor an unknown status record (a state from before it was kept).
+            let unknown = LicenceState {
+                status_height: 0,
+                status_index: 0,
+                ..s
+            };
+            assert_eq!(decode_state(&encode_state(&unknown)), Some(unknown));
+            // The fixed forms written before read as they always did.
+            assert_eq!(decode_state(&fixed_state(&s)), Some(s));
+            let v2 = &fixed_state(&s)[..STATE_BYTES_V2];
             assert_eq!(
                 decode_state(v2),
                 Some(LicenceState {
@@ -1935,7 +2482,7 @@ mod tests {
                 })
             );
             // A state written before the index was kept reads with it unknown.
-            let old = &encode_state(&s)[..STATE_BYTES_V1];
+            let old = &fixed_state(&s)[..STATE_BYTES_V1];
             assert_eq!(
                 decode_state(old),
                 Some(LicenceState {
@@ -1947,6 +2494,19 @@ mod tests {
                 })
             );
         }
+        // Extremes round-trip.
+        let far = LicenceState {
+            valid_from: i64::MIN,
+            valid_until: i64::MAX,
+            issued_height: u64::MAX,
+            issued_index: u32::MAX,
+            updated_height: u64::MAX - 1,
+            suspended_until: Some(i64::MIN),
+            status_height: u64::MAX,
+            status_index: 0,
+            ..a_state(LicenceStatus::Active)
+        };
+        assert_eq!(decode_state(&encode_state(&far)), Some(far));
         assert_eq!(decode_state(&[9; 74]), None);
         assert_eq!(
             decode_state(&[0; 99]).map(|s| s.suspended_until),
@@ -1957,5 +2517,39 @@ mod tests {
         assert_eq!(decode_state(&bad_flag), None);
         assert_eq!(decode_state(&[9; 78]), None);
         assert_eq!(decode_state(&[0; 3]), None);
+        // Compact forms cut short, with a byte too many, or with contradicting flags.
+        let b = encode_state(&a_state(LicenceStatus::Active));
+        for n in 0..b.len() {
+            assert_eq!(decode_state(&b[..n]), None, "cut at {n}");
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert_eq!(decode_state(&long), None);
+        let mut both = b.clone();
+        both[0] |= STATE_STATUS_RECORD | STATE_STATUS_IS_ISSUE;
+        assert_eq!(decode_state(&both), None);
+        let mut unknown_flag = b;
+        unknown_flag[0] |= 0x40;
+        assert_eq!(decode_state(&unknown_flag), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_states_round_trip(
+            valid_from: i64, valid_until: i64, issued_height: u64, issued_index: u32,
+            updated_height: u64, until: Option<i64>, status_height: u64, status_index: u32,
+        ) {
+            let s = LicenceState {
+                valid_from, valid_until, issued_height, issued_index, updated_height,
+                suspended_until: until, status_height, status_index,
+                ..a_state(LicenceStatus::Active)
+            };
+            proptest::prop_assert_eq!(decode_state(&encode_state(&s)), Some(s));
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_without_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..160)) {
+            let _ = decode_state(&b);
+        }
     }
 }

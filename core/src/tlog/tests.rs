@@ -408,3 +408,96 @@ fn status_sets_hold_suspended_and_revoked_licences() {
     assert_eq!(two.0, 2);
     assert_ne!(two.1, root);
 }
+
+/// The hashes `appended` adds for leaves `start..end`, concatenated in the order it gives
+/// them, with each one's `(level, index)`: what a node keeps for one block.
+fn appended_run(start: u64, end: u64) -> Vec<(u8, u64)> {
+    let mut tree = Tree::default();
+    let mut run = Vec::new();
+    for x in 0..end {
+        let added = appended(tree.size, leaf_hash(&x.to_be_bytes()), &tree).expect("stored");
+        for (level, index, h) in added {
+            tree.hashes.insert((level, index), h);
+            if x >= start {
+                run.push((level, index));
+            }
+        }
+        tree.size += 1;
+    }
+    run
+}
+
+/// Every stored hash a run of appended leaves adds is found where `appended_position`
+/// says, and a hash added before the run is not placed in it.
+#[test]
+fn appended_positions_are_where_appended_puts_each_hash() {
+    for (start, end) in [
+        (0, 1),
+        (0, 70),
+        (1, 2),
+        (3, 4),
+        (5, 17),
+        (7, 64),
+        (64, 65),
+        (63, 200),
+    ] {
+        let run = appended_run(start, end);
+        assert_eq!(
+            run.len() as u128,
+            stored_count(end) - stored_count(start),
+            "{start}..{end}"
+        );
+        for (pos, &(level, index)) in run.iter().enumerate() {
+            assert_eq!(
+                appended_position(start, level, index),
+                Some(pos as u64),
+                "({level}, {index}) in {start}..{end}"
+            );
+        }
+        for (level, index) in appended_run(0, start) {
+            assert_eq!(appended_position(start, level, index), None);
+        }
+    }
+    // Subtrees past what a u64 numbers have no completing leaf.
+    assert_eq!(completing_leaf(64, 0), None);
+    assert_eq!(completing_leaf(0, u64::MAX), None);
+    assert_eq!(completing_leaf(1, 1 << 62), Some((1 << 63) + 1));
+    assert_eq!(completing_leaf(1, 1 << 63), None);
+    assert_eq!(completing_leaf(63, 0), Some((1 << 63) - 1));
+    assert_eq!(completing_leaf(63, 1), None);
+    assert_eq!(completing_leaf(0, u64::MAX - 1), Some(u64::MAX - 1));
+    assert_eq!(stored_count(u64::MAX), 2 * u128::from(u64::MAX) - 64);
+}
+
+proptest::proptest! {
+    /// The position of every hash of a run of appended leaves, against `appended` itself.
+    #[test]
+    fn appended_positions_match_appended(start in 0u64..600, len in 1u64..300) {
+        let run = appended_run(start, start + len);
+        for (pos, &(level, index)) in run.iter().enumerate() {
+            proptest::prop_assert_eq!(appended_position(start, level, index), Some(pos as u64));
+        }
+    }
+
+    /// The closed form of the count against the sum it stands for, Σ_ℓ (⌊L/2^ℓ⌋ −
+    /// ⌊start/2^ℓ⌋) hashes added by leaves start..L, at any size.
+    #[test]
+    fn stored_counts_are_the_sum_over_levels(
+        start in proptest::num::u64::ANY,
+        len in 0u64..1 << 20,
+        level in 0u8..64,
+    ) {
+        let leaf = start.saturating_add(len);
+        let sum: u128 = (0..64).map(|l| u128::from((leaf >> l) - (start >> l))).sum();
+        proptest::prop_assert_eq!(stored_count(leaf) - stored_count(start), sum);
+        // The subtree at `level` that `leaf` completes, when it completes one.
+        if leaf != u64::MAX && (leaf + 1).trailing_zeros() >= u32::from(level) {
+            let index = leaf >> level;
+            proptest::prop_assert_eq!(completing_leaf(level, index), Some(leaf));
+            proptest::prop_assert_eq!(
+                appended_position(start, level, index),
+                u64::try_from(sum + u128::from(level)).ok()
+            );
+        }
+    }
+}

@@ -408,9 +408,11 @@ async fn a_head_or_chain_index_out_of_step_fails() {
 async fn a_record_tree_out_of_step_with_the_blocks_fails() {
     let (f, clock, _) = node_with(3).await;
     passes(&full(&f, &*clock));
-    let key = crate::store::merkle_key(&gd(), 0, 1);
+    let (key, at) = f.store.stored_hash_place(&gd(), 0, 1).expect("a place");
     let stored = f.store.raw("merkle", &key).expect("a stored leaf hash");
-    f.store.corrupt("merkle", &key, Some(&[7u8; 32]));
+    let mut wrong = stored.clone();
+    wrong[at..at + 32].copy_from_slice(&[7u8; 32]);
+    f.store.corrupt("merkle", &key, Some(&wrong));
     fails_with(
         &full(&f, &*clock),
         "record tree of gd.transport: 1 stored hashes differ",
