@@ -794,6 +794,18 @@ impl<'v, V: ChainView> Overlay<'v, V> {
         Ok(next)
     }
 
+    /// What the admitted records changed, for a view of the chain as it will be once
+    /// their block is appended (block production prepares the next block on it while
+    /// this one is written): each licence's final state and each transfer entry.
+    pub fn into_changes(
+        self,
+    ) -> (
+        HashMap<LicenceId, LicenceState>,
+        HashMap<LicenceId, Transfer>,
+    ) {
+        (self.licences, self.transfers)
+    }
+
     /// The final state of each licence the records touched, in first-touched order, and
     /// the credentials the records replaced.
     fn into_parts(self) -> (Vec<(LicenceId, LicenceState)>, Vec<(LicenceId, Superseded)>) {

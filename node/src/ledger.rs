@@ -404,13 +404,13 @@ impl Ledger {
         serials: &[(LicenceType, u64)],
         now_ms: u64,
         records_max: usize,
-    ) -> Result<Head, AppendError> {
+    ) -> Result<(Head, Block), AppendError> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let gov = self.governance();
         let v = validate_own_block(&*gov, &*self.store, block, now_ms, records_max)
             .map_err(AppendError::Refused)?;
         self.store.append(&v, credentials, serials)?;
-        Ok(v.head())
+        Ok((v.head(), v.into_block()))
     }
 
     /// Keeps evidence a peer sent (`Equivocation` exists only once proven); true if it
@@ -683,7 +683,7 @@ pub(crate) mod tests {
     fn own_blocks_are_checked_before_they_are_written() {
         let t = TestLedger::new();
         let b1 = t.block(GD, GD, 1, vec![TestLedger::issue(GD, 1)]);
-        let head = t
+        let (head, _) = t
             .ledger
             .append_own(b1, &[], &[], NOW, 100)
             .expect("appended");

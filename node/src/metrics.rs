@@ -105,6 +105,9 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     pub blocks_produced: Counter,
+    /// Blocks the producer signed, written or not: one ahead of `blocks_produced` while
+    /// a block is prepared as the one before is written; more only after failed writes.
+    pub blocks_signed: Counter,
     pub records_produced: Counter,
     pub producer_clock_behind: Counter,
     pub producer_stopped: Gauge,
@@ -178,6 +181,12 @@ impl Metrics {
             "huren_ledger_blocks_produced_total",
             "Blocks this node signed and stored.",
             self.blocks_produced.get(),
+        );
+        counter(
+            &mut out,
+            "huren_producer_blocks_signed_total",
+            "Blocks the producer signed, including those never written (prepared on a block whose write then failed).",
+            self.blocks_signed.get(),
         );
         counter(
             &mut out,

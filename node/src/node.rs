@@ -197,11 +197,11 @@ pub fn assemble_with_clock(cfg: &Config, clock: SharedClock) -> anyhow::Result<A
                 },
                 metrics.clone(),
                 match handle.clone() {
-                    Some(h) => Box::new(move |p| match p {
+                    Some(h) => std::sync::Arc::new(move |p| match p {
                         producer::Published::Block(b) => h.publish_block(&b),
                         producer::Published::Checkpoint(note) => h.publish_checkpoint(&note),
                     }),
-                    None => Box::new(|_| {}),
+                    None => std::sync::Arc::new(|_| {}),
                 },
             );
             (Some(id), Some(handle), dept.region)

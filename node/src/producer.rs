@@ -1,23 +1,34 @@
-//! Block production by group commit.
+//! Block production by group commit, in two stages.
 //!
 //! Department requests (issue, bulk import, the licence's later records: suspend,
 //! reinstate, revoke, renew, reissue, amend, transfer, annul) queue on a bounded
-//! channel. One thread takes the first waiting request, keeps collecting for
+//! channel. The producer thread takes the first waiting request, keeps collecting for
 //! `batch_window_ms` or until `block_records_max` records, checks each request on its own
 //! against the chain plus the records already in the batch (so a bad request fails alone),
-//! signs the credentials and the block, applies the block in one sled transaction, flushes,
-//! and only then answers every waiting request. One signature and one fsync cover the lot.
+//! signs the credentials and the block. The committer thread then applies the block in
+//! one sled transaction, flushes, moves the signing record, and only then answers every
+//! waiting request and publishes the block. One signature and one fsync cover the lot.
 //!
-//! It must never answer success for a record that is not flushed to disk.
+//! The stages overlap: while the committer writes block h, the producer prepares block
+//! h+1 on the chain as it will be once h is appended (`Ahead`: h's changes over the
+//! store, h's hash as `prev`). Block h+1 goes to the committer only after h is durable;
+//! if h failed, h+1 is dropped unsent and its requests are refused, and serials go back.
+//! So at most one block is being written and one prepared.
+//!
+//! Invariants: it never answers success for a record that is not flushed to disk; it
+//! never builds a block that leaves the process on a block that is not durable; the
+//! signing record reaches a height before any block at that height leaves the process
+//! (a block signed in the producer but never written, after a crash, was seen by no one).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use huren_core::issuance::Change;
 use huren_core::ledger::{AnnulReason, BlockHeader, Issue, Record, RevokeReason, SuspendReason};
-use huren_core::validate::{BlockError, ChainView, LicenceState, Overlay, Place};
+use huren_core::validate::{BlockError, ChainView, Head, LicenceState, Overlay, Place, Transfer};
 use huren_core::{
     Block, Credential, DecodeError, DepartmentId, Hash32, LicenceId, LicenceType, Network,
     OfficerId, SecretKey,
@@ -176,6 +187,10 @@ impl ProducerHandle {
 /// time): small steps of time synchronisation, not a clock set back.
 const CLOCK_BEHIND_TOLERANCE_MS: u64 = 1_000;
 
+/// How often the producer looks whether the block in flight was written while it waits
+/// for the next request (it wakes as soon as a request comes).
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(1);
+
 pub struct ProducerConfig {
     pub department: DepartmentId,
     /// The department's issuer keys this node holds: its key in force, and the one a
@@ -209,15 +224,48 @@ pub enum Published {
     Checkpoint(String),
 }
 
-/// Starts the producer thread. `on_publish` is called with every block after it is
-/// durable and with every checkpoint signed (the network layer gossips them).
+/// Called with every block after it is durable and with every checkpoint signed (the
+/// network layer gossips them), from the committer and the producer threads.
+pub type OnPublish = Arc<dyn Fn(Published) + Send + Sync>;
+
+/// Starts the producer and committer threads.
 pub fn spawn(
     ledger: Arc<Ledger>,
     cfg: ProducerConfig,
     metrics: Arc<Metrics>,
-    on_publish: Box<dyn Fn(Published) + Send>,
+    on_publish: OnPublish,
 ) -> ProducerHandle {
     let (tx, rx) = sync_channel(cfg.queue_max);
+    // One block in the committer's hands at a time: the producer sends the next only
+    // after the one before answered.
+    let (commit_tx, commit_rx) = sync_channel::<Prepared>(1);
+    let (done_tx, done_rx) = sync_channel::<Committed>(1);
+    let signed = Arc::new(AtomicU64::new(cfg.signing.highest()));
+    let ProducerConfig {
+        department,
+        keys,
+        batch_window,
+        block_records_max,
+        queue_max: _,
+        signing,
+        clock,
+        checkpoints,
+        checkpoint_spacing,
+        checkpoint_interval,
+        protocol_max,
+    } = cfg;
+    let committer = Committer {
+        ledger: ledger.clone(),
+        signing,
+        signed: signed.clone(),
+        metrics: metrics.clone(),
+        on_publish: on_publish.clone(),
+        records_max: block_records_max,
+    };
+    std::thread::Builder::new()
+        .name("huren-committer".into())
+        .spawn(move || committer.run(commit_rx, done_tx))
+        .expect("spawning the committer thread");
     std::thread::Builder::new()
         .name("huren-producer".into())
         .spawn(move || {
@@ -225,11 +273,26 @@ pub fn spawn(
                 net: ledger.network().clone(),
                 store: ledger.store().clone(),
                 ledger,
-                cfg,
+                cfg: Settings {
+                    department,
+                    keys,
+                    batch_window,
+                    block_records_max,
+                    clock,
+                    checkpoints,
+                    checkpoint_spacing,
+                    checkpoint_interval,
+                    protocol_max,
+                },
                 metrics,
                 on_publish,
                 serials: HashMap::new(),
                 stopped: false,
+                signed,
+                commit_tx,
+                done_rx,
+                in_flight: None,
+                last_checkpoint: Instant::now(),
             }
             .run(rx)
         })
@@ -237,20 +300,219 @@ pub fn spawn(
     ProducerHandle { tx }
 }
 
+/// The producer's part of `ProducerConfig` (the signing record is the committer's).
+struct Settings {
+    department: DepartmentId,
+    keys: Vec<SecretKey>,
+    batch_window: Duration,
+    block_records_max: usize,
+    clock: crate::clock::SharedClock,
+    checkpoints: Arc<crate::checkpoints::Checkpoints>,
+    checkpoint_spacing: Duration,
+    checkpoint_interval: Duration,
+    protocol_max: u32,
+}
+
 struct Producer {
     net: Arc<Network>,
     /// For reads: heads, licence states, serial counters.
     store: Arc<Store>,
-    /// The only way this producer's blocks reach the store.
+    /// Governance, and checkpoints' reads; blocks reach the store through the committer.
     ledger: Arc<Ledger>,
-    cfg: ProducerConfig,
+    cfg: Settings,
     metrics: Arc<Metrics>,
-    on_publish: Box<dyn Fn(Published) + Send>,
+    on_publish: OnPublish,
     /// Next serial per type, loaded from the store on first use and written with blocks.
     serials: HashMap<LicenceType, u64>,
     /// Set when a block's flush failed: the state on disk is unknown, so this producer
     /// signs nothing more until the node is restarted (and `huren-node check` run).
     stopped: bool,
+    /// The highest height the signing record holds (the committer moves it).
+    signed: Arc<AtomicU64>,
+    commit_tx: SyncSender<Prepared>,
+    done_rx: Receiver<Committed>,
+    /// The block the committer is writing, as the next block is prepared on it.
+    in_flight: Option<InFlight>,
+    /// When checkpoints were last looked at: under a load that keeps a block always in
+    /// flight, the producer waits for it once a spacing to sign a checkpoint.
+    last_checkpoint: Instant,
+}
+
+/// The block the committer is writing: what the chain will be once it is appended.
+struct InFlight {
+    head: Head,
+    licences: HashMap<LicenceId, LicenceState>,
+    transfers: HashMap<LicenceId, Transfer>,
+    credentials: HashMap<LicenceId, Vec<u8>>,
+    /// The serial counters before it: what they go back to if it fails.
+    serials_before: HashMap<LicenceType, u64>,
+}
+
+/// The chain as the next block sees it: the block in flight (if any) over the store.
+struct Ahead<'a> {
+    store: &'a Store,
+    department: &'a DepartmentId,
+    in_flight: Option<&'a InFlight>,
+}
+
+impl ChainView for Ahead<'_> {
+    fn head(&self, department: &DepartmentId) -> Option<Head> {
+        match self.in_flight {
+            Some(f) if department == self.department => Some(f.head),
+            _ => self.store.head(department),
+        }
+    }
+    fn licence(&self, id: &LicenceId) -> Option<LicenceState> {
+        self.in_flight
+            .and_then(|f| f.licences.get(id).copied())
+            .or_else(|| self.store.licence(id))
+    }
+    fn transfer(&self, origin: &LicenceId) -> Option<Transfer> {
+        self.in_flight
+            .and_then(|f| f.transfers.get(origin).cloned())
+            .or_else(|| self.store.transfer(origin))
+    }
+}
+
+impl Ahead<'_> {
+    /// The credential in force of a licence this department issued.
+    fn credential(&self, id: &LicenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.in_flight.and_then(|f| f.credentials.get(id)) {
+            Some(c) => Ok(Some(c.clone())),
+            None => self.store.credential(id),
+        }
+    }
+}
+
+/// A signed block on its way to the committer, with the answers it owes.
+struct Prepared {
+    block: Block,
+    credentials: Vec<(LicenceId, Vec<u8>)>,
+    serials: Vec<(LicenceType, u64)>,
+    now: u64,
+    started: Instant,
+    replies: Vec<(Reply, Vec<Answer>)>,
+}
+
+/// One request's answer once its block is durable (or not).
+enum Answer {
+    /// Settled without the block (refused, or failed on its own).
+    Done(Result<Receipt, ProduceError>),
+    /// Good if and only if the block is durable.
+    Pending(Receipt),
+}
+
+/// Answers every request: pending ones with their receipts, or with `failure`.
+fn answer(replies: Vec<(Reply, Vec<Answer>)>, failure: Option<&ProduceError>) {
+    for (reply, answers) in replies {
+        let answers = answers
+            .into_iter()
+            .map(|a| match (a, failure) {
+                (Answer::Done(r), _) => r,
+                (Answer::Pending(receipt), None) => Ok(receipt),
+                (Answer::Pending(_), Some(e)) => Err(e.clone()),
+            })
+            .collect();
+        // A requester that went away (client disconnected) is fine: the record is durable.
+        let _ = reply.send(answers);
+    }
+}
+
+/// The committer's word on a block: durable, or failed (and whether issuing stops).
+type Committed = Result<(), Stop>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The block was not written; the next one may be tried.
+    No,
+    /// Whether the block is on disk is unknown, or the signing record could not move:
+    /// nothing more is signed until the node restarts.
+    Yes,
+}
+
+/// The second stage: writes each prepared block, moves the signing record, answers and
+/// publishes; the only writer of this department's chain.
+struct Committer {
+    ledger: Arc<Ledger>,
+    /// The highest height the issuer key has signed, kept beside the key.
+    signing: crate::signing::SigningRecord,
+    signed: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    on_publish: OnPublish,
+    records_max: usize,
+}
+
+impl Committer {
+    fn run(mut self, rx: Receiver<Prepared>, done: SyncSender<Committed>) {
+        // Ends when the producer goes (the node is stopping).
+        for prepared in rx {
+            let outcome = self.commit(prepared);
+            if done.send(outcome).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn commit(&mut self, p: Prepared) -> Committed {
+        let Prepared {
+            block,
+            credentials,
+            serials,
+            now,
+            started,
+            replies,
+        } = p;
+        let written = self
+            .ledger
+            .append_own(block, &credentials, &serials, now, self.records_max)
+            .map_err(ProduceError::from)
+            .and_then(|(head, block)| {
+                // Durable before the block is acknowledged or gossiped.
+                self.signing
+                    .signed(head.height)
+                    .map_err(|e| ProduceError::SigningRecord(e.to_string()))?;
+                self.signed.store(head.height, Ordering::Release);
+                Ok(block)
+            });
+        match written {
+            Ok(block) => {
+                let n = block.header.records.len();
+                self.metrics.blocks_produced.inc();
+                self.metrics.records_produced.add(n as u64);
+                self.metrics
+                    .block_production_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(height = block.height(), records = n, "block produced");
+                answer(replies, None);
+                (self.on_publish)(Published::Block(block));
+                Ok(())
+            }
+            Err(e) => {
+                let stop = match &e {
+                    ProduceError::SigningRecord(_) => {
+                        tracing::error!(error = %e, "issuing stops until the node is restarted");
+                        Stop::Yes
+                    }
+                    ProduceError::Storage(StoreError::Flush(_)) => {
+                        // Fail-stop: the block may or may not be on disk. Acknowledging it,
+                        // building the next block on it or letting a retry issue the same
+                        // licence again would each be wrong in one of the two cases.
+                        tracing::error!(error = %e, "flushing a block failed; the state on disk is unknown: issuing stops until the node is restarted and checked");
+                        Stop::Yes
+                    }
+                    _ => {
+                        tracing::error!(error = %e, "block production failed; nothing in the batch was acknowledged");
+                        Stop::No
+                    }
+                };
+                if stop == Stop::Yes {
+                    self.metrics.producer_stopped.set(1);
+                }
+                answer(replies, Some(&e));
+                Err(stop)
+            }
+        }
+    }
 }
 
 /// What a credential-changing request becomes on the ledger.
@@ -298,25 +560,41 @@ fn sign_all(
     })
 }
 
-/// One request's slot in the block being built.
-enum Slot {
-    Done(Result<Receipt, ProduceError>),
-    /// Index of its record in the block, and its QR text for issuance.
-    Pending(usize, Option<String>),
-}
-
 impl Producer {
     fn run(mut self, rx: Receiver<(Vec<Job>, Reply)>) {
         let mut carry: Option<(Vec<Job>, Reply)> = None;
         loop {
-            self.checkpoint();
+            // Checkpoints read the tree, the status set and the head together: only with
+            // no block in flight. Under a load that always has one, wait for it once a
+            // spacing.
+            if self.in_flight.is_none()
+                || self.last_checkpoint.elapsed() >= self.cfg.checkpoint_spacing
+            {
+                self.settle();
+                self.checkpoint();
+                self.last_checkpoint = Instant::now();
+            }
             let first = match carry.take() {
                 Some(m) => m,
-                // Idle: wake for the next checkpoint that is due.
+                // A block is being written: take the next request as soon as it comes (it
+                // is prepared on the block in flight), or notice that the write finished.
+                None if self.in_flight.is_some() => match rx.recv_timeout(IN_FLIGHT_POLL) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.poll_settled();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // The node is stopping: let the block in flight finish.
+                        self.settle();
+                        return;
+                    }
+                },
+                // Idle: wake for the next checkpoint due.
                 None => match rx.recv_timeout(self.cfg.checkpoint_spacing) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return, // the node is stopping
+                    Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
             let mut batch = vec![first];
@@ -340,13 +618,65 @@ impl Producer {
         }
     }
 
+    /// Waits for the block in flight, if any. False if it failed: then serials go back to
+    /// before it, and after a failure of unknown outcome issuing stops.
+    fn settle(&mut self) -> bool {
+        let Some(f) = self.in_flight.take() else {
+            return true;
+        };
+        let word = self.done_rx.recv();
+        self.settled(f, word)
+    }
+
+    /// Takes the committer's word on the block in flight if it has come.
+    fn poll_settled(&mut self) {
+        let Some(f) = self.in_flight.take() else {
+            return;
+        };
+        match self.done_rx.try_recv() {
+            Ok(word) => {
+                self.settled(f, Ok(word));
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => self.in_flight = Some(f),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.settled(f, Err(std::sync::mpsc::RecvError));
+            }
+        }
+    }
+
+    fn settled(
+        &mut self,
+        f: InFlight,
+        word: Result<Committed, std::sync::mpsc::RecvError>,
+    ) -> bool {
+        match word {
+            Ok(Ok(())) => true,
+            Ok(Err(stop)) => {
+                // Serials handed out in the failed block (and any prepared on it) are
+                // reused: nothing was written.
+                self.serials = f.serials_before;
+                if stop == Stop::Yes {
+                    self.stopped = true;
+                }
+                false
+            }
+            Err(_) => {
+                tracing::error!("the committer thread is gone; issuing stops");
+                self.stopped = true;
+                self.metrics.producer_stopped.set(1);
+                false
+            }
+        }
+    }
+
     /// Signs and publishes a checkpoint of this chain if one is due (the chain moved a
-    /// spacing ago, or the interval passed). On this thread, the chain's only writer, so
-    /// the tree, the status set and the head it reads belong together.
+    /// spacing ago, or the interval passed). Only with no block in flight, so the tree,
+    /// the status set and the head it reads belong together.
     fn checkpoint(&mut self) {
         if self.stopped {
             return;
         }
+        debug_assert!(self.in_flight.is_none());
         let gov = self.ledger.governance().height();
         let signed = self.cfg.checkpoints.sign_own(
             &self.cfg.department,
@@ -361,6 +691,8 @@ impl Producer {
         }
     }
 
+    /// Prepares a block from `batch` on the chain as it will be after the block in
+    /// flight, then hands it to the committer once that one is durable.
     fn produce(&mut self, batch: Vec<(Vec<Job>, Reply)>) {
         if self.stopped {
             for (jobs, reply) in batch {
@@ -368,9 +700,52 @@ impl Producer {
             }
             return;
         }
+        let in_flight = self.in_flight.take();
+        let prepared = self.prepare(batch, in_flight.as_ref());
+        self.in_flight = in_flight;
+        let Some((prepared, next)) = prepared else {
+            return;
+        };
+        if !self.settle() {
+            // Built on a block that did not become durable: dropped unsent, and its
+            // requests refused (a retry goes into a block on the real chain).
+            let e = if self.stopped {
+                ProduceError::Stopped
+            } else {
+                ProduceError::Unavailable
+            };
+            let Prepared { replies, .. } = prepared;
+            answer(replies, Some(&e));
+            return;
+        }
+        if let Err(std::sync::mpsc::SendError(p)) = self.commit_tx.send(prepared) {
+            tracing::error!("the committer thread is gone; issuing stops");
+            self.stopped = true;
+            self.serials = next.serials_before;
+            answer(p.replies, Some(&ProduceError::Stopped));
+            return;
+        }
+        self.in_flight = Some(next);
+    }
+
+    /// Checks, drafts, signs and admits `batch` on the chain as `in_flight` leaves it:
+    /// the block for the committer and what it will change, or `None` when every request
+    /// was answered here (refused, or nothing could be signed).
+    fn prepare(
+        &mut self,
+        batch: Vec<(Vec<Job>, Reply)>,
+        in_flight: Option<&InFlight>,
+    ) -> Option<(Prepared, InFlight)> {
         let started = Instant::now();
         let now = self.cfg.clock.now_ms();
-        let head = self.store.head(&self.cfg.department);
+        let store = self.store.clone();
+        let department = self.cfg.department.clone();
+        let ahead = Ahead {
+            store: &store,
+            department: &department,
+            in_flight,
+        };
+        let head = ahead.head(&department);
         let height = head.map_or(1, |h| h.height + 1);
         // The network in force for this whole block: a governance record arriving
         // meanwhile applies from the next one.
@@ -378,6 +753,11 @@ impl Producer {
         let gov_height = gov.height();
         self.net = gov.newest().clone();
         let version = self.net.protocol_version();
+        let refuse = |batch: Vec<(Vec<Job>, Reply)>, e: ProduceError| {
+            for (jobs, reply) in batch {
+                let _ = reply.send(vec![Err(e.clone()); jobs.len()]);
+            }
+        };
         if version > self.cfg.protocol_max {
             // Never sign a block this release cannot write correctly: say so, and keep
             // following the network (the ledger refuses nothing it cannot read).
@@ -386,18 +766,14 @@ impl Producer {
                 supported: self.cfg.protocol_max,
             };
             tracing::error!(error = %e, "not signing");
-            for (jobs, reply) in batch {
-                let _ = reply.send(vec![Err(e.clone()); jobs.len()]);
-            }
-            return;
+            refuse(batch, e);
+            return None;
         }
         let key = match self.key_for(height, gov_height) {
             Ok(k) => k,
             Err(e) => {
-                for (jobs, reply) in batch {
-                    let _ = reply.send(vec![Err(e.clone()); jobs.len()]);
-                }
-                return;
+                refuse(batch, e);
+                return None;
             }
         };
         let local = head.map_or(0, |h| h.height);
@@ -414,34 +790,26 @@ impl Producer {
                 head_ms,
                 "clock behind the chain's head; not signing"
             );
-            for (jobs, reply) in batch {
-                let _ = reply.send(vec![
-                    Err(ProduceError::ClockBehind {
-                        now_ms: now,
-                        head_ms
-                    });
-                    jobs.len()
-                ]);
-            }
-            return;
+            refuse(
+                batch,
+                ProduceError::ClockBehind {
+                    now_ms: now,
+                    head_ms,
+                },
+            );
+            return None;
         }
-        let signed = self.cfg.signing.highest();
+        let signed = self.signed.load(Ordering::Acquire);
         if local < signed {
             // Never sign at a height the key already used: this data directory is behind
             // the key (restored, copied or lost). Catch-up brings our own signed blocks
             // back from peers; then signing goes on.
-            for (jobs, reply) in batch {
-                let _ = reply.send(vec![
-                    Err(ProduceError::CatchingUp { local, signed });
-                    jobs.len()
-                ]);
-            }
-            return;
+            refuse(batch, ProduceError::CatchingUp { local, signed });
+            return None;
         }
         let mut records: Vec<Record> = Vec::new();
         let mut credentials: Vec<(LicenceId, Vec<u8>)> = Vec::new();
-        let store = self.store.clone();
-        let mut overlay = Overlay::new(&*store);
+        let mut overlay = Overlay::new(&ahead);
         let block_ms = now.max(head_ms);
         let serials_before = self.serials.clone();
         let mut used_types: Vec<LicenceType> = Vec::new();
@@ -452,7 +820,7 @@ impl Producer {
         for (jobs, _) in &batch {
             let mut d = Vec::with_capacity(jobs.len());
             for job in jobs {
-                d.push(self.draft(job, now, &mut used_types));
+                d.push(self.draft(&ahead, job, now, &mut used_types));
             }
             drafts.push(d);
         }
@@ -468,14 +836,15 @@ impl Producer {
         let mut signed = sign_all(&key, &to_sign).into_iter();
         let kid = key.public().key_id();
         let place = Place {
-            department: &self.cfg.department,
+            department: &department,
             height,
             time_ms: block_ms,
             version,
             key: &kid,
         };
         // Pass 3, in order: records, and each one checked against the chain plus the batch.
-        let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(batch.len());
+        let mut slots: Vec<Vec<Result<(usize, Option<String>), ProduceError>>> =
+            Vec::with_capacity(batch.len());
         for d in drafts {
             let mut out = Vec::with_capacity(d.len());
             for draft in d {
@@ -535,125 +904,112 @@ impl Producer {
                         admit(&self.net, &place, &mut overlay, record, index).map(|r| (r, None))
                     }
                 };
-                out.push(match prepared {
-                    Ok((record, cred)) => {
-                        let qr = cred.as_ref().map(|(_, _, qr)| qr.clone());
-                        if let Some((id, cose, _)) = cred {
-                            credentials.push((id, cose));
-                        }
-                        records.push(record);
-                        Slot::Pending(records.len() - 1, qr)
+                out.push(prepared.map(|(record, cred)| {
+                    let qr = cred.as_ref().map(|(_, _, qr)| qr.clone());
+                    if let Some((id, cose, _)) = cred {
+                        credentials.push((id, cose));
                     }
-                    Err(e) => Slot::Done(Err(e)),
-                });
+                    records.push(record);
+                    (records.len() - 1, qr)
+                }));
             }
             slots.push(out);
         }
 
-        // `None` when no request made it into the block: then no slot is pending.
-        let outcome: Option<Result<(Block, BlockRef), ProduceError>> =
-            (!records.is_empty()).then(|| {
-                let header = BlockHeader {
-                    version,
-                    genesis: self.net.hash(),
-                    department: self.cfg.department.clone(),
-                    height,
-                    prev: head.map_or(self.net.hash(), |h| h.hash),
-                    time_ms: block_ms,
-                    gov: gov_height,
-                    records,
-                };
-                let block = header.sign(&key);
-                let serials: Vec<(LicenceType, u64)> = used_types
-                    .iter()
-                    .map(|t| (t.clone(), self.serials[t]))
+        if records.is_empty() {
+            // No request made it into a block: each failed on its own.
+            self.serials = serials_before;
+            for ((_, reply), slots) in batch.into_iter().zip(slots) {
+                let answers = slots
+                    .into_iter()
+                    .map(|s| s.map(|_| unreachable!("no record is in the block")))
                     .collect();
-                let head = self.ledger.append_own(
-                    block.clone(),
-                    &credentials,
-                    &serials,
-                    now,
-                    self.cfg.block_records_max,
-                )?;
-                // Durable before the block is acknowledged or gossiped.
-                self.cfg
-                    .signing
-                    .signed(head.height)
-                    .map_err(|e| ProduceError::SigningRecord(e.to_string()))?;
-                let block_ref = BlockRef {
-                    department: self.cfg.department.clone(),
-                    height: head.height,
-                    hash: head.hash,
-                };
-                Ok((block, block_ref))
-            });
-
-        match &outcome {
-            Some(Ok((block, block_ref))) => {
-                let n = block.header.records.len();
-                self.metrics.blocks_produced.inc();
-                self.metrics.records_produced.add(n as u64);
-                self.metrics
-                    .block_production_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                tracing::debug!(height = block_ref.height, records = n, "block produced");
+                let _ = reply.send(answers);
             }
-            Some(Err(e @ ProduceError::SigningRecord(_))) => {
-                tracing::error!(error = %e, "issuing stops until the node is restarted");
-                self.stopped = true;
-                self.metrics.producer_stopped.set(1);
-            }
-            Some(Err(ProduceError::Storage(StoreError::Flush(e)))) => {
-                // Fail-stop: the block may or may not be on disk. Acknowledging it, building
-                // the next block on it or letting a retry issue the same licence again
-                // would each be wrong in one of the two cases.
-                tracing::error!(error = %e, "flushing a block failed; the state on disk is unknown: issuing stops until the node is restarted and checked");
-                self.stopped = true;
-                self.metrics.producer_stopped.set(1);
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "block production failed; nothing in the batch was acknowledged");
-                // Serials handed out in the failed block are reused: nothing was written.
-                self.serials = serials_before;
-            }
-            None => {}
+            return None;
         }
-
-        for ((_, reply), slots) in batch.into_iter().zip(slots) {
-            let answers = slots
-                .into_iter()
-                .map(|slot| match slot {
-                    Slot::Done(r) => r,
-                    Slot::Pending(i, qr) => match &outcome {
-                        Some(Ok((block, block_ref))) => {
+        let header = BlockHeader {
+            version,
+            genesis: self.net.hash(),
+            department: department.clone(),
+            height,
+            prev: head.map_or(self.net.hash(), |h| h.hash),
+            time_ms: block_ms,
+            gov: gov_height,
+            records,
+        };
+        let block = header.sign(&key);
+        self.metrics.blocks_signed.inc();
+        let block_ref = BlockRef {
+            department: department.clone(),
+            height,
+            hash: block.hash(),
+        };
+        let replies = batch
+            .into_iter()
+            .zip(slots)
+            .map(|((_, reply), slots)| {
+                let answers = slots
+                    .into_iter()
+                    .map(|slot| match slot {
+                        Err(e) => Answer::Done(Err(e)),
+                        Ok((i, qr)) => {
                             let id = block.header.records[i].licence_id().clone();
                             let state = overlay
                                 .licence(&id)
-                                .expect("every pending record updated the overlay");
-                            Ok(Receipt {
+                                .expect("every record in the block updated the overlay");
+                            Answer::Pending(Receipt {
                                 licence_id: id,
                                 qr,
                                 state,
                                 block: block_ref.clone(),
                             })
                         }
-                        Some(Err(e)) => Err(e.clone()),
-                        None => unreachable!("a pending slot put its record in the block"),
-                    },
-                })
-                .collect();
-            // A requester that went away (client disconnected) is fine: the record is durable.
-            let _ = reply.send(answers);
-        }
-        if let Some(Ok((block, _))) = outcome {
-            (self.on_publish)(Published::Block(block));
-        }
+                    })
+                    .collect();
+                (reply, answers)
+            })
+            .collect();
+        let (licences, transfers) = overlay.into_changes();
+        let next = InFlight {
+            head: Head {
+                height,
+                hash: block_ref.hash,
+                time_ms: block_ms,
+                gov: gov_height,
+            },
+            licences,
+            transfers,
+            credentials: credentials.iter().cloned().collect(),
+            serials_before,
+        };
+        let serials = used_types
+            .iter()
+            .map(|t| (t.clone(), self.serials[t]))
+            .collect();
+        Some((
+            Prepared {
+                block,
+                credentials,
+                serials,
+                now,
+                started,
+                replies,
+            },
+            next,
+        ))
     }
 
     /// Checks one job on its own and drafts what it needs: for issuance the credential to
     /// sign (with a fresh serial), for a lifecycle change its record.
-    fn draft(&mut self, job: &Job, now_ms: u64, used_types: &mut Vec<LicenceType>) -> Draft {
-        match self.try_draft(job, now_ms, used_types) {
+    fn draft(
+        &mut self,
+        ahead: &Ahead<'_>,
+        job: &Job,
+        now_ms: u64,
+        used_types: &mut Vec<LicenceType>,
+    ) -> Draft {
+        match self.try_draft(ahead, job, now_ms, used_types) {
             Ok(d) => d,
             Err(e) => Draft::Failed(e),
         }
@@ -661,6 +1017,7 @@ impl Producer {
 
     fn try_draft(
         &mut self,
+        ahead: &Ahead<'_>,
         job: &Job,
         now_ms: u64,
         used_types: &mut Vec<LicenceType>,
@@ -677,8 +1034,7 @@ impl Producer {
                 // The counter is a hint: after restoring an old backup it may lag behind
                 // the chain (caught up from peers), so skip serials already taken.
                 let mut serial = serial;
-                while self
-                    .store
+                while ahead
                     .licence(&LicenceId::new(dept.clone(), t.clone(), serial))
                     .is_some()
                 {
@@ -703,8 +1059,7 @@ impl Producer {
                 change,
                 officer,
             } => {
-                let cose = self
-                    .store
+                let cose = ahead
                     .credential(licence_id)?
                     .ok_or_else(|| ProduceError::NoCredential(licence_id.clone()))?;
                 let previous = huren_core::UnverifiedCredential::from_cose(&cose)?.credential;
@@ -751,8 +1106,7 @@ impl Producer {
                     // The record it annuls is the one the licence's status stands on now;
                     // a change in the same batch before it makes admission refuse it.
                     Action::Annul(reason) => {
-                        let (height, index) = self
-                            .store
+                        let (height, index) = ahead
                             .licence(&licence_id)
                             .map_or((0, 0), |s| (s.status_height, s.status_index));
                         Record::Annul {
@@ -802,7 +1156,7 @@ impl Producer {
 fn admit(
     net: &Network,
     place: &Place<'_>,
-    overlay: &mut Overlay<'_, Store>,
+    overlay: &mut Overlay<'_, Ahead<'_>>,
     record: Record,
     index: usize,
 ) -> Result<Record, ProduceError> {

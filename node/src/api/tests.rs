@@ -796,6 +796,92 @@ async fn a_failed_flush_stops_issuing_until_restart() {
     assert_eq!(st["status"]["status"], "active", "{st}");
 }
 
+/// The block prepared while the one before is written (the producer's pipeline) is built
+/// on a block that is not durable yet: when that one's flush fails, the prepared block is
+/// dropped unwritten and unpublished, its request is refused, and the signing record never
+/// reaches either height.
+#[tokio::test]
+async fn a_block_signed_ahead_of_a_failed_flush_is_never_written() {
+    let f = fixture();
+    f.issue().await;
+    let metric = |text: &[u8], name: &str| -> Option<u64> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    // Block 2's flush waits for the test, then fails.
+    let release = f.store.hold_next_flush();
+    f.store.fail_next_flush();
+    let (first, second, ()) = tokio::join!(
+        f.call("POST", "/v1/licences", Some(TOKEN), Some(driving())),
+        async {
+            // Block 2 is with the committer once it is signed.
+            loop {
+                let (_, _, m) = f.send("GET", "/metrics", None, None).await;
+                if metric(&m, "huren_producer_blocks_signed_total") == Some(2) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            f.call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
+                .await
+        },
+        async {
+            // Block 3 is signed on block 2 while block 2 is still being written.
+            loop {
+                let (_, _, m) = f.send("GET", "/metrics", None, None).await;
+                if metric(&m, "huren_producer_blocks_signed_total") == Some(3) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            release.send(()).expect("the flush waits");
+        },
+    );
+    assert_error(
+        first.0,
+        &first.1,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    );
+    assert_error(
+        second.0,
+        &second.1,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "producer_stopped",
+    );
+    let dept = huren_core::DepartmentId::parse("gd.transport").expect("department");
+    assert!(
+        f.store.block_at(&dept, 3).expect("read").is_none(),
+        "the block signed ahead was never written"
+    );
+    let (_, _, m) = f.send("GET", "/metrics", None, None).await;
+    assert_eq!(metric(&m, "huren_producer_blocks_signed_total"), Some(3));
+    assert_eq!(
+        metric(&m, "huren_ledger_blocks_produced_total"),
+        Some(1),
+        "only block 1 was acknowledged and published"
+    );
+    assert_eq!(metric(&m, "huren_producer_stopped"), Some(1));
+    // The licence the third block would have issued does not exist.
+    let (s, _) = f
+        .call("GET", "/v1/licences/gd.transport:mvdl:00000003", None, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The signing record stayed at block 1: neither block 2 (unknown on disk) nor block
+    // 3 (never written) left the process.
+    let record = std::fs::read_to_string(crate::signing::record_path(
+        &f.dir.issuer_key("gd.transport"),
+    ))
+    .expect("signing record");
+    assert_eq!(
+        record.lines().nth(2).map(|l| l.trim().parse::<u64>()),
+        Some(Ok(1)),
+        "{record}"
+    );
+}
+
 /// One HTTP/1.1 exchange on a fresh connection; returns the status line.
 async fn raw_http(addr: std::net::SocketAddr, request: String) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
