@@ -3,7 +3,9 @@
 # limits, verify and issue rates of one node, scale at 10k and 1M licences, catch-up,
 # 4-node replication, QR sizes, and a central-database baseline (PostgreSQL behind
 # bench/baseline). Writes bench/results.json and bench/results.md.
-# Usage: scripts/bench.sh [--quick] [--licences N] [--seconds S] [--out DIR]
+# Usage: scripts/bench.sh [--quick] [--licences N | --scale 10m] [--seconds S] [--out DIR]
+# (--scale 10m grows the ledger to 10 million licences: about an hour on 2 cores and
+# ~15 GB of disk, so it is not part of the default run.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The verify load comes from wrk (Debian) when it is installed: it costs the shared cores

@@ -35,6 +35,8 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
         "/one_node/issue_bulk/per_s",
         "/scale/small/disk_bytes_per_licence",
         "/scale/large/verify_p99_ms",
+        "/scale/large/import_seconds",
+        "/scale/large/node_rss_bytes",
         "/catch_up/records_per_s",
         "/replication/1/records_per_s_all_nodes",
         "/replication/1/propagation_p99_ms_le",

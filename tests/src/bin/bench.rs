@@ -48,14 +48,50 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Ledger size for the scale and catch-up figures (10,000,000 is possible, slowly).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scale")]
     licences: Option<u64>,
+    /// The same as --licences, written as `1m`, `10m` or `500k`: `--scale 10m` is the
+    /// 10-million run (about an hour on 2 cores, not part of the default run).
+    #[arg(long, value_parser = parse_scale)]
+    scale: Option<u64>,
     /// Seconds per throughput measurement.
     #[arg(long)]
     seconds: Option<u64>,
     /// Where to write results.json and results.md.
     #[arg(long, default_value = "bench")]
     out: std::path::PathBuf,
+}
+
+/// `10m`, `1m`, `500k` or a plain number of licences.
+fn parse_scale(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let (digits, unit) = match t.strip_suffix('m') {
+        Some(d) => (d, 1_000_000),
+        None => match t.strip_suffix('k') {
+            Some(d) => (d, 1_000),
+            None => (t.as_str(), 1),
+        },
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|n| *n >= 20_000)
+        .ok_or_else(|| format!("{text}: give a number of licences of at least 20k, such as 10m"))
+}
+
+/// Resident memory of process `pid` in bytes (VmRSS), if it can be read.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 // ----------------------------------------------------------------------------------------
@@ -637,9 +673,10 @@ impl Run {
         let secs = args
             .seconds
             .map_or(if quick { 2.0 } else { 10.0 }, |s| s as f64);
-        let licences = args
-            .licences
-            .unwrap_or(if quick { 20_000 } else { 1_000_000 });
+        let licences =
+            args.licences
+                .or(args.scale)
+                .unwrap_or(if quick { 20_000 } else { 1_000_000 });
         let started = Instant::now();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
@@ -874,6 +911,8 @@ fn qr_sizes(run: &Run) -> anyhow::Result<Vec<QrSize>> {
 /// The node the one-node phases measure, and the load generator for its verify figures.
 struct Target {
     url: String,
+    /// The node's process, for its resident memory.
+    pid: u32,
     data_dir: std::path::PathBuf,
     generator: Generator,
 }
@@ -913,7 +952,7 @@ impl OneNode {
         let (small, large, spread) = (&self.small.load, &self.large.load, &self.large.spread);
         json!({
             "small": {"licences": self.small.licences, "verify_p99_ms": small.p99_ms, "verify_per_s": small.per_s(), "disk_bytes_per_licence": self.small.disk_bytes_per_licence},
-            "large": {"licences": self.large.licences, "verify_p99_ms": large.p99_ms, "verify_per_s": large.per_s(), "disk_bytes_per_licence": self.large.disk_bytes_per_licence},
+            "large": {"licences": self.large.licences, "verify_p99_ms": large.p99_ms, "verify_per_s": large.per_s(), "disk_bytes_per_licence": self.large.disk_bytes_per_licence, "import_seconds": self.large.import_seconds, "node_rss_bytes": self.large.rss_bytes},
             "p99_ratio_large_to_small": large.p99_ms / small.p99_ms,
             "spread": {"licences_sampled": self.large.spread_sampled, "verify_p99_ms": spread.p99_ms, "verify_per_s": spread.per_s()},
             "p99_ratio_spread_to_small": spread.p99_ms / small.p99_ms,
@@ -936,6 +975,7 @@ async fn one_node(run: &Run) -> anyhow::Result<(NodeProcess, OneNode)> {
     )?)?;
     let target = Target {
         url: node.url.clone(),
+        pid: node.pid(),
         data_dir: run.net.dir.path().join("gd.transport").join("data"),
         generator: Generator::detect(run.net.dir.path()),
     };
@@ -1096,6 +1136,10 @@ struct LargeScale {
     /// Licences sampled across the whole ledger.
     spread: Load,
     spread_sampled: usize,
+    /// Seconds to grow the ledger to this size through the batch API.
+    import_seconds: f64,
+    /// The node's resident memory after both measurements (the warm-up included).
+    rss_bytes: Option<u64>,
 }
 
 /// Grows the ledger from `have` licences to `--licences` and measures again.
@@ -1107,8 +1151,8 @@ async fn scale_large(
 ) -> anyhow::Result<LargeScale> {
     let (generator, http, url, big) = (&target.generator, &run.http, &target.url, run.licences);
     let mut ledger_qrs = first_qrs.to_vec();
+    let t0 = Instant::now();
     if big > have {
-        let t0 = Instant::now();
         let chunk = 100_000;
         let mut done = 0;
         while done < big - have {
@@ -1131,13 +1175,16 @@ async fn scale_large(
     // measurement): the licences measured at 10,000, then licences spread across the
     // whole ledger.
     settle(&target.data_dir).await;
+    let import_seconds = t0.elapsed().as_secs_f64();
     let large = scale_load(generator, http, url, first_qrs.clone(), run.secs).await?;
     let spread_n = ledger_qrs.len();
     let spread = scale_load(generator, http, url, Arc::new(ledger_qrs), run.secs).await?;
+    let rss = rss_bytes(target.pid);
     let large_disk = dir_bytes(&target.data_dir) as f64 / total_licences.max(1) as f64;
     eprintln!(
-        "at {total_licences} licences: verify p99 {:.2} ms, {large_disk:.0} bytes/licence on disk",
-        large.p99_ms
+        "at {total_licences} licences: verify p99 {:.2} ms, {large_disk:.0} bytes/licence on disk, node RSS {} MiB",
+        large.p99_ms,
+        rss.map_or(0, |b| b >> 20)
     );
     Ok(LargeScale {
         licences: total_licences,
@@ -1145,6 +1192,8 @@ async fn scale_large(
         disk_bytes_per_licence: large_disk,
         spread,
         spread_sampled: spread_n,
+        import_seconds,
+        rss_bytes: rss,
     })
 }
 
@@ -1815,11 +1864,13 @@ fn markdown(r: &Value) -> String {
         f(&r["catch_up"]["replica_disk_bytes_per_licence"])
     ));
     md.push_str(&format!(
-        "\nScale latency at {} concurrent requests, after a warm-up pass; small and large verify the same 2,000 licences, \"large, spread\" verifies {} licences sampled across the whole ledger.\n\n| scale | licences | verify /s | verify p99 ms | disk bytes/licence |\n|---|---|---|---|---|\n| small | {} | {} | {} | {} |\n| large | {} | {} | {} | {} |\n| large, spread | {} | {} | {} | – |\n\np99 ratio large/small: {} (target ≤ 1.5); spread/small: {}; disk target ≤ 400 bytes/licence.\n",
+        "\nScale latency at {} concurrent requests, after a warm-up pass; small and large verify the same 2,000 licences, \"large, spread\" verifies {} licences sampled across the whole ledger.\n\n| scale | licences | verify /s | verify p99 ms | disk bytes/licence |\n|---|---|---|---|---|\n| small | {} | {} | {} | {} |\n| large | {} | {} | {} | {} |\n| large, spread | {} | {} | {} | – |\n\np99 ratio large/small: {} (target ≤ 1.5); spread/small: {}; disk target ≤ 400 bytes/licence. Growing the ledger to {} licences took {} s; the node's resident memory after the measurements: {} MiB (goal at 10 M: ≤ 1 GiB).\n",
         s["concurrency"], s["spread"]["licences_sampled"], s["small"]["licences"], f(&s["small"]["verify_per_s"]), f(&s["small"]["verify_p99_ms"]), f(&s["small"]["disk_bytes_per_licence"]),
         s["large"]["licences"], f(&s["large"]["verify_per_s"]), f(&s["large"]["verify_p99_ms"]), f(&s["large"]["disk_bytes_per_licence"]),
         s["large"]["licences"], f(&s["spread"]["verify_per_s"]), f(&s["spread"]["verify_p99_ms"]),
-        f(&s["p99_ratio_large_to_small"]), f(&s["p99_ratio_spread_to_small"])
+        f(&s["p99_ratio_large_to_small"]), f(&s["p99_ratio_spread_to_small"]),
+        s["large"]["licences"], f(&s["large"]["import_seconds"]),
+        s["large"]["node_rss_bytes"].as_f64().map_or("?".to_owned(), |b| format!("{:.0}", b / 1048576.0))
     ));
     for (side, what) in [
         ("issuing", "the issuing node (gd.transport)"),
