@@ -36,6 +36,7 @@ fn quick_benchmark_reports_every_figure() -> anyhow::Result<()> {
         "/scale/small/disk_bytes_per_licence",
         "/scale/large/verify_p99_ms",
         "/scale/large/import_seconds",
+        "/scale/alternated/p99_ratio_median",
         "/scale/large/node_rss_bytes",
         "/catch_up/records_per_s",
         "/replication/1/records_per_s_all_nodes",
