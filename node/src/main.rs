@@ -102,8 +102,9 @@ struct RunArgs {
     batch_window_ms: Option<u64>,
 }
 
+/// Which data directory a command reads: a node's config, or a directory and genesis.
 #[derive(Args)]
-struct CheckArgs {
+struct DataArgs {
     /// Config file (for data_dir and genesis).
     #[arg(long, short, required_unless_present = "data")]
     config: Option<PathBuf>,
@@ -112,6 +113,30 @@ struct CheckArgs {
     data: Option<PathBuf>,
     #[arg(long)]
     genesis: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The data directory, the genesis file, and the config when one was given.
+    fn resolve(self) -> anyhow::Result<(PathBuf, PathBuf, Option<Config>)> {
+        match (self.config, self.data, self.genesis) {
+            (Some(c), None, g) => {
+                let cfg = Config::load(&c)?;
+                Ok((
+                    cfg.data_dir.clone(),
+                    g.unwrap_or(cfg.genesis.clone()),
+                    Some(cfg),
+                ))
+            }
+            (None, Some(d), Some(g)) => Ok((d, g, None)),
+            _ => anyhow::bail!("give --config, or --data with --genesis"),
+        }
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    source: DataArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -130,14 +155,8 @@ struct CheckArgs {
 
 #[derive(Args)]
 struct UsageArgs {
-    /// Config file (for data_dir and genesis).
-    #[arg(long, short, required_unless_present = "data")]
-    config: Option<PathBuf>,
-    /// Data directory (with --genesis, instead of --config).
-    #[arg(long, requires = "genesis")]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    genesis: Option<PathBuf>,
+    #[command(flatten)]
+    source: DataArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -277,14 +296,7 @@ async fn shutdown_signal() {
 }
 
 fn usage(a: UsageArgs) -> anyhow::Result<()> {
-    let (data, genesis) = match (a.config, a.data, a.genesis) {
-        (Some(c), None, g) => {
-            let cfg = Config::load(&c)?;
-            (cfg.data_dir, g.unwrap_or(cfg.genesis))
-        }
-        (None, Some(d), Some(g)) => (d, g),
-        _ => anyhow::bail!("give --config, or --data with --genesis"),
-    };
+    let (data, genesis, _) = a.source.resolve()?;
     let net = huren_genesis::load(&genesis)
         .with_context(|| format!("loading genesis {}", genesis.display()))?;
     let store = Store::open(&data, &net).with_context(|| format!("opening {}", data.display()))?;
@@ -360,21 +372,15 @@ fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
 
 fn check_cmd(a: CheckArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<check::Summary> {
-        let (data, genesis, own) = match (a.config, a.data, a.genesis) {
-            (Some(c), None, g) => {
-                let cfg = Config::load(&c)?;
-                (cfg.data_dir, g.unwrap_or(cfg.genesis), cfg.department)
-            }
-            (None, Some(d), Some(g)) => {
-                let own = a
-                    .department
-                    .as_deref()
-                    .map(DepartmentId::parse)
-                    .transpose()
-                    .context("--department")?;
-                (d, g, own)
-            }
-            _ => anyhow::bail!("give --config, or --data with --genesis"),
+        let (data, genesis, cfg) = a.source.resolve()?;
+        let own = match cfg {
+            Some(cfg) => cfg.department,
+            None => a
+                .department
+                .as_deref()
+                .map(DepartmentId::parse)
+                .transpose()
+                .context("--department")?,
         };
         let since = a
             .since
