@@ -548,13 +548,12 @@ fn unreachable_node_exits_69() {
         .port();
     let node = &format!("http://127.0.0.1:{port}");
     // Normally the connection is refused. Some sandboxes accept every connection and drop
-    // it; then the client must say that instead (see node_that_hangs_up_exits_69).
-    let refused = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
-    let expected = if refused {
-        format!("cannot reach the node at {node}/")
-    } else {
-        format!("the node at {node}/ closed the connection")
-    };
+    // it; then the client must say that instead (see node_that_hangs_up_exits_69). The
+    // port may also be taken meanwhile by a server of a test running beside this one
+    // (seen once: a connection accepted and dropped), so either answer is right, and
+    // nothing else is.
+    let refused = format!("cannot reach the node at {node}/");
+    let hung_up = format!("the node at {node}/ closed the connection");
     for args in [
         &["verify", "--node", node, &qr][..],
         &["verify", "--node", node, "--image", "genesis.json"],
@@ -602,7 +601,11 @@ fn unreachable_node_exits_69() {
     ] {
         let out = n.huren(args);
         assert_eq!(out.code, 69, "{args:?}: {out:?}");
-        assert!(out.stderr.contains(&expected), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&refused) || out.stderr.contains(&hung_up),
+            "{}",
+            out.stderr
+        );
     }
     // The token comes from HUREN_TOKEN too; without either, issuing is a usage error.
     let env = n.huren_env(
@@ -632,7 +635,7 @@ fn unreachable_node_exits_69() {
     // Nothing was sent, and the import says so; a connection that opened and dropped
     // leaves the row's fate unknown, and the import says that.
     let import = n.huren(&["import", "--node", node, "--token", "t", "in.csv"]);
-    let fate = if refused {
+    let fate = if import.stderr.contains(&refused) {
         "row 2: not imported"
     } else {
         "row 2: may or may not have been imported"
