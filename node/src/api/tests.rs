@@ -810,6 +810,19 @@ async fn a_block_signed_ahead_of_a_failed_flush_is_never_written() {
             .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
             .and_then(|v| v.trim().parse().ok())
     };
+    // Waits until the producer has signed `n` blocks, written or not.
+    let signed = |n: u64| {
+        let f = &f;
+        async move {
+            loop {
+                let (_, _, m) = f.send("GET", "/metrics", None, None).await;
+                if metric(&m, "huren_producer_blocks_signed_total") == Some(n) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
     // Block 2's flush waits for the test, then fails.
     let release = f.store.hold_next_flush();
     f.store.fail_next_flush();
@@ -817,25 +830,13 @@ async fn a_block_signed_ahead_of_a_failed_flush_is_never_written() {
         f.call("POST", "/v1/licences", Some(TOKEN), Some(driving())),
         async {
             // Block 2 is with the committer once it is signed.
-            loop {
-                let (_, _, m) = f.send("GET", "/metrics", None, None).await;
-                if metric(&m, "huren_producer_blocks_signed_total") == Some(2) {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            signed(2).await;
             f.call("POST", "/v1/licences", Some(TOKEN), Some(driving()))
                 .await
         },
         async {
             // Block 3 is signed on block 2 while block 2 is still being written.
-            loop {
-                let (_, _, m) = f.send("GET", "/metrics", None, None).await;
-                if metric(&m, "huren_producer_blocks_signed_total") == Some(3) {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            signed(3).await;
             release.send(()).expect("the flush waits");
         },
     );
